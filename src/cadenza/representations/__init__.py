@@ -1,0 +1,62 @@
+"""Representation registry: a new representation is one module plus one line here."""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from ..errors import CadenzaError
+from .base import Grammar, Representation
+
+_REGISTRY = {
+    "seed": "cadenza.representations.seed:SeedRepresentation",
+    "remi": "cadenza.representations.midi_tokens:REMIRepresentation",
+    "tsd": "cadenza.representations.midi_tokens:TSDRepresentation",
+    "midilike": "cadenza.representations.midi_tokens:MIDILikeRepresentation",
+    "structured": "cadenza.representations.midi_tokens:StructuredRepresentation",
+}
+NAMES = tuple(_REGISTRY)
+_META_FILE = "representation.json"
+
+
+def _class_for(name: str) -> type[Representation]:
+    if name not in _REGISTRY:
+        raise CadenzaError(f"unknown representation {name!r}; choose one of {', '.join(NAMES)}")
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(name: str, **options) -> Representation:
+    """A fresh (unfitted) representation; ``options`` are its configuration."""
+    return _class_for(name)(**options)
+
+
+def save(rep: Representation, directory: Path) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rep.save(directory)
+    (directory / _META_FILE).write_text(json.dumps({"name": rep.name, "vocab_size": rep.vocab_size}))
+
+
+def load(directory: Path) -> Representation:
+    directory = Path(directory)
+    meta_path = directory / _META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+        name = meta["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CadenzaError(f"cannot read the tokenizer description {meta_path}: {exc}") from None
+    try:
+        rep = _class_for(name).load(directory)
+    except CadenzaError:
+        raise
+    except Exception as exc:  # a damaged tokenizer file in any of its forms
+        raise CadenzaError(f"cannot load the {name} tokenizer from {directory}: {exc}") from None
+    if rep.vocab_size != meta.get("vocab_size", rep.vocab_size):
+        raise CadenzaError(
+            f"tokenizer in {directory} has {rep.vocab_size} tokens but {meta_path.name} says "
+            f"{meta['vocab_size']}")
+    return rep
+
+
+__all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load"]

@@ -1,0 +1,95 @@
+"""The interface every representation implements.
+
+A representation turns one merged piano part (a symusic ``Score`` with one track) into
+token ids and back. Encoding is split in two so the expensive part runs in parallel
+worker processes before the vocabulary exists:
+
+    pretokens = rep.pretokenize(score)      # in a worker; picklable result
+    rep.fit(train_pretokens)                # once, on the training split
+    ids = rep.to_ids(pretokens)             # fast, in the parent
+
+A representation saves itself into a run directory and loads back from it alone, so the
+vocabulary always travels with the weights.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+from symusic import Score
+
+
+class Grammar(ABC):
+    """Which tokens may follow a prefix: a small state machine used to mask sampling.
+
+    ``start(prefix_ids)`` returns a state after reading ``prefix_ids``; ``allowed(state)``
+    returns a boolean mask over the vocabulary; ``advance(state, token_id)`` returns the
+    next state. States must be cheap to copy (tuples / small dataclasses).
+    """
+
+    @abstractmethod
+    def start(self, prefix_ids: Sequence[int]) -> Any: ...
+
+    @abstractmethod
+    def allowed(self, state: Any) -> np.ndarray: ...
+
+    @abstractmethod
+    def advance(self, state: Any, token_id: int) -> Any: ...
+
+
+class Representation(ABC):
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    def bos_id(self) -> int | None:
+        """Token placed before each piece in the prepared data (None: pieces are simply
+        concatenated, as the seed notebook does)."""
+        return None
+
+    def config_dict(self) -> dict:
+        """What identifies this representation's configuration (part of the data cache key)."""
+        return {"name": self.name}
+
+    @abstractmethod
+    def pretokenize(self, score: Score) -> Any:
+        """Vocabulary-independent encoding of one piece (runs in worker processes)."""
+
+    def fit(self, train_pretokens: Sequence[Any]) -> None:
+        """Build whatever depends on the training data (vocabulary, BPE merges)."""
+
+    @abstractmethod
+    def to_ids(self, pretokens: Any) -> np.ndarray: ...
+
+    def encode(self, score: Score) -> np.ndarray:
+        return self.to_ids(self.pretokenize(score))
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> Score:
+        """Token ids back to a one-track piano ``Score``; never raises on a valid-grammar
+        sequence."""
+
+    def describe(self, ids: Sequence[int]) -> list[str]:
+        """Human-readable token strings (for --verbose and debugging)."""
+        return [str(int(i)) for i in ids]
+
+    def grammar(self) -> Grammar | None:
+        """Constraint on which tokens may follow which; None when any order decodes."""
+        return None
+
+    def transposition_table(self, semitones: int) -> np.ndarray | None:
+        """``table[id]`` = id of the token transposed by ``semitones``, or -1 where the
+        result does not exist. None when the representation cannot be transposed."""
+        return None
+
+    @abstractmethod
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> "Representation": ...
