@@ -1,0 +1,159 @@
+"""Musical sanity measures of one piece (all non-drum tracks merged; times in beats).
+
+``scale_consistency``
+    max over the 24 major and natural-minor scales of the share of notes whose pitch class is in
+    the scale (1.0 = every note fits one key); ``best_scale`` names it (major wins ties).
+``polyphony``
+    mean, over the distinct onset times, of the number of notes sounding at that instant
+    (notes with ``start <= t < end``, the ones starting at ``t`` included): 1.0 for a melody,
+    3.0 for block triads.
+``repeated_4bar_share``
+    bars come from the score's time signatures (4/4 where none); each bar is represented by the
+    set of its notes' (onset in bar rounded to 1/12 beat, pitch). Over the windows of 4
+    consecutive bars (hop one bar) from the first to the last bar holding an onset, the share of
+    windows equal to an earlier window. NaN for pieces shorter than 4 bars.
+``longest_repeat_run``
+    longest run of consecutive identical onset groups (the sorted pitches starting at one onset,
+    i.e. the same note or chord repeated); :func:`longest_run` does the same for any sequence,
+    e.g. token ids.
+``empty_bar_rate``
+    share of the bars from the first to the last onset that hold no onset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from cadenza.evaluate.features import PITCH_NAMES
+from cadenza.evaluate.notes import ScoreLike, bar_index, bar_starts, load_score, merged_notes
+
+MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
+
+MEASURES = {
+    "scale_consistency": "scale consistency",
+    "polyphony": "polyphony (notes sounding per onset)",
+    "repeated_4bar_share": "repeated 4-bar patterns (share)",
+    "longest_repeat_run": "longest run of one repeated note/chord",
+    "empty_bar_rate": "empty-bar rate",
+}
+
+
+def _scales() -> tuple[np.ndarray, list[str]]:
+    masks, names = [], []
+    for mode, steps in (("major", MAJOR), ("minor", MINOR)):
+        for root in range(12):
+            m = np.zeros(12, dtype=bool)
+            m[(root + steps) % 12] = True
+            masks.append(m)
+            names.append(f"{PITCH_NAMES[root]} {mode}")
+    return np.array(masks), names
+
+
+_SCALE_MASKS, _SCALE_NAMES = _scales()
+
+
+def scale_consistency(pitches: np.ndarray) -> tuple[float, str]:
+    """(best share of notes in one scale, that scale's name); (nan, "") without notes."""
+    pitches = np.asarray(pitches, dtype=np.int64)
+    if len(pitches) == 0:
+        return math.nan, ""
+    hist = np.bincount(pitches % 12, minlength=12)
+    shares = (_SCALE_MASKS * hist).sum(axis=1) / len(pitches)
+    best = int(np.argmax(shares))
+    return float(shares[best]), _SCALE_NAMES[best]
+
+
+def polyphony(onsets: np.ndarray, offsets: np.ndarray) -> float:
+    """Mean number of notes sounding at each distinct onset time."""
+    if len(onsets) == 0:
+        return math.nan
+    t = np.unique(onsets)
+    starts, ends = np.sort(onsets), np.sort(offsets)
+    sounding = np.searchsorted(starts, t + 1e-9, side="right") - np.searchsorted(ends, t + 1e-9, side="right")
+    return float(np.mean(sounding))
+
+
+def longest_run(seq: Sequence) -> int:
+    """Length of the longest run of consecutive equal items (0 for an empty sequence)."""
+    best = run = 0
+    prev = object()
+    for item in seq:
+        run = run + 1 if item == prev else 1
+        prev = item
+        best = max(best, run)
+    return best
+
+
+def onset_groups(onsets: np.ndarray, pitches: np.ndarray) -> list[tuple[int, ...]]:
+    """Sorted pitches of each distinct onset time, in time order (input sorted by onset)."""
+    if len(onsets) == 0:
+        return []
+    key = np.round(onsets, 6)
+    cuts = np.flatnonzero(np.diff(key)) + 1
+    return [tuple(sorted(int(p) for p in g)) for g in np.split(pitches.astype(np.int64), cuts)]
+
+
+def _bars(onsets: np.ndarray, pitches: np.ndarray, starts: np.ndarray):
+    idx = bar_index(onsets, starts)
+    first, last = int(idx.min()), int(idx.max())
+    pos = np.round((onsets - starts[idx]) * 12).astype(np.int64)
+    bars: list[set] = [set() for _ in range(last - first + 1)]
+    for b, p, k in zip(idx - first, pitches.astype(np.int64), pos):
+        bars[b].add((int(k), int(p)))
+    return [frozenset(b) for b in bars]
+
+
+def repeated_window_share(bars: list[frozenset], window: int = 4) -> float:
+    """Share of windows of ``window`` consecutive bars that occurred earlier in the piece."""
+    n = len(bars) - window + 1
+    if n <= 0:
+        return math.nan
+    seen: set = set()
+    repeats = 0
+    for i in range(n):
+        w = tuple(bars[i : i + window])
+        repeats += w in seen
+        seen.add(w)
+    return repeats / n
+
+
+def sanity_measures(score: ScoreLike) -> dict[str, float | str]:
+    """All measures of the module docstring for one piece."""
+    score = load_score(score)
+    notes = merged_notes(score)
+    onsets, pitches = notes["time"], notes["pitch"]
+    offsets = onsets + notes["duration"]
+    sc, scale = scale_consistency(pitches)
+    if len(onsets):
+        starts = bar_starts(score, float(offsets.max()))
+        bars = _bars(onsets, pitches, starts)
+        repeated = repeated_window_share(bars)
+        empty = sum(1 for b in bars if not b) / len(bars)
+    else:
+        repeated = empty = math.nan
+    return {
+        "scale_consistency": sc,
+        "best_scale": scale,
+        "polyphony": polyphony(onsets, offsets),
+        "repeated_4bar_share": repeated,
+        "longest_repeat_run": float(longest_run(onset_groups(onsets, pitches))),
+        "empty_bar_rate": empty,
+    }
+
+
+def summarise(measures: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean and std (NaNs ignored) of each numeric measure over a set of pieces."""
+    out = {}
+    for key in MEASURES:
+        vals = np.array([m[key] for m in measures], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[key] = {
+            "mean": float(vals.mean()) if len(vals) else math.nan,
+            "std": float(vals.std()) if len(vals) else math.nan,
+            "n": int(len(vals)),
+        }
+    return out

@@ -1,0 +1,131 @@
+"""Piano-roll pictures with matplotlib (Agg, no pyplot state).
+
+Time axis rule: a piece is drawn in **bars** (from its time signatures, 4/4 where it has none)
+when it is *quantised*, i.e. at least :data:`GRID_SHARE` of its note onsets lie within 1/64 beat
+of a 16th-note or 8th-triplet position of the beat grid (a random onset does so with a
+probability of about 0.19). Otherwise - live performances recorded against a default 120 bpm
+grid, say - bar numbers are meaningless and the roll is drawn in **seconds**.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402  (before anything imports pyplot)
+import numpy as np
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.figure import Figure
+
+from cadenza.evaluate.notes import ScoreLike, bar_starts, load_score, merged_notes
+
+FIGSIZE = (16, 6)
+DPI = 100
+GRID_SHARE = 0.8
+_GRID = np.array([0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0])
+_TOLERANCE = 1 / 64
+VELOCITY_CMAP = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.35, 1.0, 256)), name="velocity")
+
+
+def pitch_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI pitch with middle C (60) = C4."""
+    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    return f"{names[pitch % 12]}{pitch // 12 - 1}"
+
+
+def is_quantised(onsets_beats: np.ndarray) -> bool:
+    """True if at least GRID_SHARE of the onsets sit on a 16th / 8th-triplet grid (see module)."""
+    if len(onsets_beats) == 0:
+        return True
+    frac = np.mod(onsets_beats, 1.0)
+    dist = np.abs(frac[:, None] - _GRID[None, :]).min(axis=1)
+    return bool(np.mean(dist <= _TOLERANCE + 1e-9) >= GRID_SHARE)
+
+
+def _fmt_seconds(sec: float) -> str:
+    sec = int(round(sec))
+    return f"{sec // 60}:{sec % 60:02d}"
+
+
+def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) -> dict:
+    """Draw a piano roll of ``score`` on a matplotlib Axes; returns ``{"mode", "bars", "seconds"}``.
+
+    ``mode`` is "bars" or "seconds" (see the module docstring); the Axes title is
+    ``name - m:ss, N bars`` (or ``m:ss, unquantised``).
+    """
+    score = load_score(score)
+    beats = merged_notes(score)
+    secs = merged_notes(score, "second")
+    n = len(beats["pitch"])
+    seconds = float((secs["time"] + secs["duration"]).max()) if n else 0.0
+    info = {"mode": "bars", "bars": 0, "seconds": seconds}
+    if n == 0:
+        ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        ax.set_title(f"{name} - empty" if name else "empty")
+        return info
+    end_beats = float((beats["time"] + beats["duration"]).max())
+    if is_quantised(beats["time"]):
+        starts = bar_starts(score, end_beats + 64.0)  # bars past the end so every time maps
+        numbers = np.arange(len(starts)) + 1.0
+        x0 = np.interp(beats["time"], starts, numbers)
+        x1 = np.interp(beats["time"] + beats["duration"], starts, numbers)
+        nbars = int(np.ceil(np.interp(end_beats, starts, numbers) - 1 - 1e-9))
+        nbars = max(nbars, 1)
+        info["bars"] = nbars
+        lines = np.arange(1, nbars + 2)
+        ax.vlines(lines, 0, 128, colors="0.85", linewidth=0.6, zorder=0)
+        ax.vlines(lines[(lines - 1) % 4 == 0], 0, 128, colors="0.6", linewidth=0.9, zorder=0)
+        step = next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 10**9) if nbars / s <= 32)
+        ax.set_xticks(np.arange(1, nbars + 2, step))
+        ax.set_xlim(1, nbars + 1)
+        ax.set_xlabel("bar")
+        length = f"{_fmt_seconds(seconds)}, {nbars} bar{'s' if nbars != 1 else ''}"
+    else:
+        info["mode"] = "seconds"
+        x0, x1 = secs["time"], secs["time"] + secs["duration"]
+        ax.set_xlim(0, max(seconds, 1e-3))
+        ax.grid(axis="x", color="0.85", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.set_xlabel("time (s)")
+        length = f"{_fmt_seconds(seconds)}, unquantised"
+    x1 = np.maximum(x1, x0 + 1e-3)
+    pitch = beats["pitch"]
+    y0, y1 = pitch - 0.4, pitch + 0.4
+    verts = np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1), np.stack([x1, y1], 1), np.stack([x1, y0], 1)], 1)
+    coll = PolyCollection(verts, array=beats["velocity"], cmap=VELOCITY_CMAP, norm=Normalize(0, 127), linewidths=0)
+    ax.add_collection(coll)
+    lo, hi = int(pitch.min()), int(pitch.max())
+    if hi - lo < 24:  # show at least two octaves so a melody is not blown up
+        mid = (lo + hi) / 2
+        lo, hi = int(np.floor(mid - 12)), int(np.ceil(mid + 12))
+    ax.set_ylim(lo - 1.5, hi + 1.5)
+    cs = [p for p in range(0, 128, 12) if lo - 1 <= p <= hi + 1]
+    ax.set_yticks(cs, [pitch_name(p) for p in cs])
+    ax.hlines(cs, *ax.get_xlim(), colors="0.75", linewidth=0.5, linestyles=":", zorder=0)
+    ax.set_ylabel("pitch")
+    ax.set_title(f"{name} - {length}" if name else length)
+    if colorbar:
+        ax.figure.colorbar(coll, ax=ax, pad=0.01, fraction=0.03, label="velocity")
+    return info
+
+
+def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None = None) -> Path:
+    """Write a 1600x600 px piano-roll PNG of a MIDI file or Score; returns the PNG path.
+
+    The title is ``title`` (if given) and the file name with the piece's length.
+    """
+    png_path = Path(png_path)
+    if isinstance(midi_path_or_score, (str, Path)):
+        name = Path(midi_path_or_score).name
+    else:
+        name = png_path.with_suffix(".mid").name
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    label = f"{title}: {name}" if title else name
+    draw_pianoroll(ax, midi_path_or_score, label)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=DPI)
+    return png_path
