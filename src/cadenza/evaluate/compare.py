@@ -60,13 +60,17 @@ def inter_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def make_grid(*samples: np.ndarray, points: int = GRID_POINTS) -> np.ndarray:
-    """A grid covering all samples with a margin of a quarter of their span on each side."""
-    values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in samples] + [np.zeros(0)])
+    """A grid covering all samples plus a margin: a quarter of their span or three Scott
+    bandwidths, whichever is wider, so the KDE tails are not cut off."""
+    arrays = [np.asarray(s, dtype=np.float64).ravel() for s in samples]
+    values = np.concatenate(arrays + [np.zeros(0)])
     if len(values) == 0:
         return np.linspace(0.0, 1.0, points)
     lo, hi = float(values.min()), float(values.max())
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return np.linspace(lo - 0.25 * span, hi + 0.25 * span, points)
+    bandwidth = max([a.std() * len(a) ** -0.2 for a in arrays if len(a) > 1] + [0.0])
+    margin = max(0.25 * span, 3.0 * bandwidth)
+    return np.linspace(lo - margin, hi + margin, points)
 
 
 def kde(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:

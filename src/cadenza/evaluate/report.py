@@ -1,0 +1,206 @@
+"""Evaluation report: report.md, report.json and figures for generated vs held-out real pieces."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+
+from cadenza.evaluate.compare import compare_sets
+from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
+from cadenza.evaluate.notes import load_score
+from cadenza.evaluate.sanity import MEASURES, sanity_measures, summarise
+
+PITCH_CLASS_PNG = "report_pitch_classes.png"
+KDE_PNG = "report_kde.png"
+NLL_KEYS = (
+    ("nll_per_token", "held-out NLL per token (nats)"),
+    ("perplexity", "perplexity"),
+    ("nll_per_note", "NLL per note (nats)"),
+    ("tokens", "tokens"),
+    ("notes", "notes"),
+)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        return "n/a"
+    if x == int(x):
+        return str(int(x))
+    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def _pm(mean, std) -> str:
+    return "n/a" if mean is None or not math.isfinite(float(mean)) else f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def _pitch_class_figure(path: Path, gen_feats, ref_feats, generated, reference) -> None:
+    from cadenza.render.pianoroll import draw_pianoroll
+
+    fig = Figure(figsize=(16, 13), dpi=100, layout="constrained")
+    axes = fig.subplots(3, 1, height_ratios=[1, 1.3, 1.3])
+    ax = axes[0]
+    x = np.arange(12)
+    for offset, feats, label, color in ((-0.2, gen_feats, "generated", "tab:orange"), (0.2, ref_feats, "real", "tab:blue")):
+        if feats:
+            h = np.stack([f["pitch_class_histogram"] for f in feats])
+            ax.bar(x + offset, h.mean(0), width=0.4, yerr=h.std(0), capsize=2, color=color, label=f"{label} ({len(feats)})")
+    ax.set_xticks(x, PITCH_NAMES)
+    ax.set_ylabel("share of notes")
+    ax.set_title("pitch-class histogram (mean ± std over pieces)")
+    ax.legend()
+    for ax, scores, label in ((axes[1], generated, "generated"), (axes[2], reference, "real")):
+        if scores:
+            draw_pianoroll(ax, scores[0], f"{label} piece 1 of {len(scores)}")
+        else:
+            ax.text(0.5, 0.5, f"no {label} pieces", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+    fig.savefig(path, dpi=100)
+
+
+def _kde_figure(path: Path, comparison: dict) -> None:
+    keys = list(FEATURES)
+    cols = 3
+    rows = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(15, 4 * rows), dpi=100, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, key in zip(axes, keys):
+        c = comparison[key]
+        for name, label, style in (
+            ("intra_real", "intra-set real", dict(color="tab:blue")),
+            ("intra_generated", "intra-set generated", dict(color="tab:orange")),
+            ("inter", "inter-set", dict(color="tab:green", linestyle="--")),
+        ):
+            if len(c[name]):
+                ax.plot(c["grid"], c["kde"][name], label=label, **style)
+        ax.set_title(f"{c['label']}\nOA {_fmt(c['oa'])}, KL {_fmt(c['kl'])}", fontsize=10)
+        ax.set_xlabel("distance")
+        ax.set_yticks([])
+    for ax in axes[len(keys):]:
+        ax.set_axis_off()
+    axes[0].legend(fontsize=8)
+    fig.suptitle("distance distributions (Gaussian KDE) per feature")
+    fig.savefig(path, dpi=100)
+
+
+def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str) -> dict:
+    """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
+
+    ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
+    ``{"nll_per_token", "perplexity", "nll_per_note", "tokens", "notes"}`` or None ("not
+    computed"). Writes ``report.md``, ``report.json``, ``report_pitch_classes.png`` and
+    ``report_kde.png`` into ``out_dir``; returns the dict saved as report.json.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    generated = [load_score(s) for s in generated]
+    reference = [load_score(s) for s in reference]
+    gen_feats, ref_feats = set_features(generated), set_features(reference)
+    comparison = compare_sets(gen_feats, ref_feats)
+    gen_sanity = [sanity_measures(s) for s in generated]
+    ref_sanity = [sanity_measures(s) for s in reference]
+    sanity = {"generated": summarise(gen_sanity), "real": summarise(ref_sanity)}
+
+    _pitch_class_figure(out / PITCH_CLASS_PNG, gen_feats, ref_feats, generated, reference)
+    _kde_figure(out / KDE_PNG, comparison)
+
+    features = {}
+    for key, c in comparison.items():
+        features[key] = {
+            k: c[k]
+            for k in (
+                "label", "vector", "generated", "real", "oa", "kl",
+                "intra_generated_mean", "intra_generated_std", "intra_real_mean", "intra_real_std",
+                "inter_mean", "inter_std",
+            )
+        }
+    result = _jsonable(
+        {
+            "title": title,
+            "n_generated": len(generated),
+            "n_real": len(reference),
+            "likelihood": dict(nll) if nll is not None else None,
+            "features": features,
+            "sanity": sanity,
+            "pieces": {"generated": gen_sanity, "real": ref_sanity},
+            "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG},
+        }
+    )
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "report.md").write_text(_markdown(result))
+    return result
+
+
+def _markdown(r: dict) -> str:
+    lines = [f"# {r['title']}", "", f"{r['n_generated']} generated pieces against {r['n_real']} held-out real pieces.", ""]
+    lines += ["## Likelihood", ""]
+    nll = r["likelihood"]
+    if nll is None:
+        lines += ["Held-out NLL per token, perplexity and NLL per note: not computed.", ""]
+    else:
+        lines += ["| measure | value |", "|---|---|"]
+        lines += [f"| {label} | {_fmt(nll.get(key))} |" for key, label in NLL_KEYS]
+        lines += [""]
+    lines += [
+        "## Features",
+        "",
+        "Features of Yang & Lerch (2020). OA: overlapping area of the intra-set (real) and "
+        "inter-set distance distributions (closer to 1 is better); KL: KL(intra-set real || "
+        "inter-set) in nats (closer to 0 is better).",
+        "",
+        "| feature | generated mean ± std | real mean ± std | OA | KL |",
+        "|---|---|---|---|---|",
+    ]
+    any_vector = False
+    for f in r["features"].values():
+        if f["vector"]:
+            any_vector = True
+            gen = _pm(f["intra_generated_mean"], f["intra_generated_std"])
+            real = _pm(f["intra_real_mean"], f["intra_real_std"])
+            label = f"{f['label']} †"
+        else:
+            gen = _pm(f["generated"]["mean"], f["generated"]["std"])
+            real = _pm(f["real"]["mean"], f["real"]["std"])
+            label = f["label"]
+        lines.append(f"| {label} | {gen} | {real} | {_fmt(f['oa'])} | {_fmt(f['kl'])} |")
+    if any_vector:
+        lines += ["", "† vector feature: mean ± std of the Euclidean intra-set distances between pieces."]
+    lines += ["", "## Sanity", "", "| measure | generated mean ± std | real mean ± std |", "|---|---|---|"]
+    for key, label in MEASURES.items():
+        g, s = r["sanity"]["generated"][key], r["sanity"]["real"][key]
+        lines.append(f"| {label} | {_pm(g['mean'], g['std'])} | {_pm(s['mean'], s['std'])} |")
+    lines += [
+        "",
+        "## Figures",
+        "",
+        f"![pitch-class histograms and piano rolls]({r['figures']['pitch_classes']})",
+        "",
+        f"![distance distributions per feature]({r['figures']['kde']})",
+        "",
+    ]
+    return "\n".join(lines)
