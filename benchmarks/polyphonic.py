@@ -1,0 +1,147 @@
+"""Polyphonic-music benchmark: cadenza's frame model on JSB / Nottingham / Piano-midi.de / MuseData.
+
+    python benchmarks/polyphonic.py --dataset jsb|nottingham|piano|muse|all [--minutes M]
+        [--quick] [--data-dir D] [--out FILE.md] [--seed S]
+
+Trains on train, early-stops on valid (best weights kept), reports exact NLL in nats
+per time step on valid and test, and writes a Markdown table beside published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cadenza.errors import CadenzaError  # noqa: E402
+from cadenza.polyphonic.data import DATASETS, load_dataset  # noqa: E402
+from cadenza.polyphonic.model import FrameModel, ModelConfig  # noqa: E402
+from cadenza.polyphonic.train import TrainConfig, evaluate, fit  # noqa: E402
+
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "polyphonic"
+NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "piano": "Piano-midi.de", "muse": "MuseData"}
+# nats per time step, lower is better (Boulanger-Lewandowski et al. 2012; Bai et al. 2018)
+PUBLISHED = {
+    "RNN-NADE": {"jsb": 5.19, "nottingham": 2.31, "piano": 7.05, "muse": 5.60},
+    "TCN": {"jsb": 8.10, "nottingham": 3.07},
+    "LSTM": {"nottingham": 3.29},
+}
+
+# Chosen on the valid splits only.
+PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    "jsb": (ModelConfig(hidden=256, mlp=256, dropout=0.3), TrainConfig(max_shift=0)),
+    "nottingham": (ModelConfig(hidden=256, mlp=256, dropout=0.3), TrainConfig(max_shift=0)),
+    "piano": (ModelConfig(hidden=256, mlp=256, dropout=0.3), TrainConfig(max_shift=0)),
+    "muse": (ModelConfig(hidden=256, mlp=256, dropout=0.3), TrainConfig(max_shift=0)),
+}
+QUICK = (ModelConfig(input_dim=16, hidden=16, mlp=16, conv_radius=4, dropout=0.0),
+         TrainConfig(batch_size=8, chunk=50, lr=5e-3, eval_interval_s=1.0))
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2, no usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv):
+    p = Parser(prog="polyphonic.py", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, choices=[*DATASETS, "all"])
+    p.add_argument("--minutes", type=float, default=30.0, help="budget per data set (default 30)")
+    p.add_argument("--quick", action="store_true", help="tiny JSB slice and model, a few seconds")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    args = p.parse_args(argv)
+    if not args.minutes > 0:
+        p.error(f"--minutes must be positive, got {args.minutes:g}")
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    if not args.data_dir.is_dir():
+        p.error(f"--data-dir {args.data_dir} is not a folder")
+    if args.out is not None and not args.out.parent.is_dir():
+        p.error(f"--out {args.out}: folder {args.out.parent} does not exist")
+    return args
+
+
+def run_one(name: str, args) -> dict:
+    t0 = time.monotonic()
+    data = load_dataset(name, args.data_dir)
+    if args.quick:
+        data = {"train": data["train"][:24], "valid": data["valid"][:8], "test": data["test"][:8]}
+        mcfg, tcfg = QUICK
+        budget = 4.0
+    else:
+        mcfg, tcfg = PRESETS[name]
+        budget = args.minutes * 60
+    torch.manual_seed(args.seed)
+    model = FrameModel(mcfg)
+    steps = {k: sum(len(r) for r in v) for k, v in data.items()}
+    print(f"{NAMES[name]}: {steps['train']} / {steps['valid']} / {steps['test']} train/valid/test steps; "
+          f"budget {budget / 60:.1f} min", flush=True)
+    res = fit(model, data["train"], data["valid"], tcfg, budget - (time.monotonic() - t0),
+              final_eval_ratio=steps["test"] / steps["valid"], seed=args.seed,
+              log=lambda s: print(s, flush=True))
+    test = evaluate(model, data["test"])
+    minutes = (time.monotonic() - t0) / 60
+    print(f"{NAMES[name]}: valid {res['valid']:.3f} test {test:.3f} ({minutes:.1f} min)", flush=True)
+    return {"name": name, "valid": res["valid"], "test": test, "minutes": minutes,
+            "model": mcfg.describe(), "train": tcfg.describe(), "epochs": res["epochs"],
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def table(results, args) -> str:
+    cmd = "python benchmarks/polyphonic.py " + " ".join(sys.argv[1:])
+    lines = [
+        "| data set | cadenza valid | cadenza test | bar (best published -10%) | meets bar | "
+        "RNN-NADE | TCN | LSTM | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        n = r["name"]
+        pub = [PUBLISHED[m].get(n) for m in PUBLISHED]
+        bar = 0.9 * min(p for p in pub if p is not None)
+        meets = "yes" if r["test"] <= bar else f"no ({r['test']:.2f} > {bar:.2f})"
+        cells = [NAMES[n], f"{r['valid']:.2f}", f"{r['test']:.2f}", f"{bar:.2f}", meets,
+                 *[f"{p:.2f}" if p is not None else "" for p in pub], f"{r['minutes']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "NLL in nats per time step (exact, frame representation, lower is better); "
+              "published figures are test NLL.", "", f"Command: `{cmd}`"]
+    if args.quick:
+        lines.append("**--quick mode: tiny slice of JSB and a tiny model; figures are not benchmark results.**")
+    lines.append(f"Machine: {platform.machine()} CPU, torch {torch.__version__}, "
+                 f"{torch.get_num_threads()} thread(s), seed {args.seed}.")
+    lines.append("")
+    for r in results:
+        lines.append(f"- {NAMES[r['name']]}: {r['params']:,} parameters, {r['epochs']} epoch(s); "
+                     f"model: {r['model']}; training: {r['train']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    np.random.seed(args.seed)
+    names = ["jsb"] if args.quick else (list(DATASETS) if args.dataset == "all" else [args.dataset])
+    try:
+        results = [run_one(name, args) for name in names]
+    except CadenzaError as exc:
+        print(f"polyphonic.py: error: {exc}", file=sys.stderr)
+        return 2
+    md = table(results, args)
+    print(md)
+    if args.out is not None:
+        args.out.write_text(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Frame model: an LSTM over time steps plus a masked within-step token distribution.
+
+For step t the LSTM reads the previous frame (and a start flag at t = 0) and gives
+h_t, a summary of frames < t. The step's tokens (ascending pitches, then EOS) are
+predicted one after another from h_t and the frame-so-far: since pitches ascend,
+the partial frame fully determines the within-step state, so every token of a
+piece can be scored in parallel under teacher forcing. Pitches at or below the
+last one emitted in the step are masked to -inf before the softmax, so the
+distribution is normalised over exactly the valid frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cadenza.polyphonic.frames import N_PITCHES, roll_tokens
+
+
+@dataclass
+class ModelConfig:
+    n_pitches: int = N_PITCHES
+    input_dim: int = 128  # embedding of the previous frame
+    hidden: int = 256  # LSTM units
+    layers: int = 1
+    mlp: int = 256  # width of the within-step network
+    conv_radius: int = 24  # semitones seen by the pitch-relative (convolutional) logit term
+    dropout: float = 0.3
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "n_pitches")
+
+
+class FrameModel(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ModelConfig()
+        n, m = cfg.n_pitches, cfg.mlp
+        self.inp = nn.Linear(n + 1, cfg.input_dim)  # previous frame + start flag
+        self.lstm = nn.LSTM(cfg.input_dim, cfg.hidden, cfg.layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.from_h = nn.Linear(cfg.hidden, m)
+        self.from_partial = nn.Linear(n, m, bias=False)
+        self.from_last = nn.Embedding(n + 1, m)  # index n: nothing emitted yet in this step
+        self.hid = nn.Linear(m, m)
+        self.out = nn.Linear(m, n + 1)
+        r = cfg.conv_radius
+        self.conv = nn.Conv1d(2, 1, 2 * r + 1, padding=r, bias=False)  # over (prev, partial)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def run_steps(self, prev: torch.Tensor, start: torch.Tensor, state=None):
+        """prev (B, T, n) previous frames, start (B, T) flags -> (B, T, mlp) step features, state."""
+        x = self.inp(torch.cat([prev, start.unsqueeze(-1)], dim=-1))
+        h, state = self.lstm(self.drop(torch.tanh(x)), state)
+        return self.from_h(self.drop(h)), state
+
+    def token_log_probs(self, hfeat: torch.Tensor, frame: torch.Tensor, prev: torch.Tensor,
+                        targets: torch.Tensor) -> torch.Tensor:
+        """log p(target | history, frame so far) for N tokens.
+
+        hfeat (N, mlp): run_steps features of each token's step; frame (N, n): that
+        step's full frame; prev (N, n): the previous frame; targets (N,) token ids.
+        The frame-so-far is `frame` restricted to pitches below the target (all of it
+        for EOS), which is exactly what precedes the target in the serialisation.
+        """
+        n = self.cfg.n_pitches
+        pitch = torch.arange(n, device=frame.device)
+        partial = frame * (pitch < targets.unsqueeze(1))
+        # last pitch emitted in this step, -1 if none
+        last = ((partial > 0) * (pitch + 1)).amax(dim=1) - 1
+        z = F.relu(hfeat + self.from_partial(partial) + self.from_last(torch.where(last < 0, n, last)))
+        z = z + F.relu(self.hid(self.drop(z)))
+        logits = self.out(self.drop(z))
+        rel = self.conv(torch.stack([prev, partial], dim=1)).squeeze(1)
+        logits = logits + F.pad(rel, (0, 1))
+        invalid = pitch.unsqueeze(0) <= last.unsqueeze(1)  # only pitches above the last may follow
+        logits = torch.cat([logits[:, :n].masked_fill(invalid, float("-inf")), logits[:, n:]], dim=1)
+        return F.log_softmax(logits, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
+
+    @torch.no_grad()
+    def frame_log_probs(self, roll) -> torch.Tensor:
+        """(T, n) binary roll -> (T,) exact log p(frame_t | frames_<t)."""
+        roll = torch.as_tensor(roll, dtype=torch.float32)
+        steps, targets = (torch.from_numpy(a) for a in roll_tokens(roll.numpy()))
+        prev = torch.cat([torch.zeros_like(roll[:1]), roll[:-1]])
+        start = torch.zeros(len(roll))
+        start[0] = 1
+        hfeat, _ = self.run_steps(prev[None], start[None])
+        logp = self.token_log_probs(hfeat[0, steps], roll[steps], prev[steps], targets)
+        return torch.zeros(len(roll)).index_add_(0, steps, logp)

@@ -1,0 +1,168 @@
+"""Training (TBPTT over whole pieces, state carried across chunks) and exact evaluation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from cadenza.polyphonic.frames import roll_tokens, transpose, transpose_range
+from cadenza.polyphonic.model import FrameModel
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 16  # pieces per batch (grouped by length)
+    chunk: int = 100  # time steps per truncated-BPTT chunk; LSTM state carried across chunks
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    max_shift: int = 0  # transposition augmentation: random shift in [-max_shift, max_shift]
+    patience: int = 6  # validations without improvement before stopping
+    eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
+    clip: float = 1.0
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+class Batch:
+    """Pieces padded to (B, T, n) with their tokens sorted by time step."""
+
+    def __init__(self, rolls: list[np.ndarray]):
+        n = rolls[0].shape[1]
+        self.lengths = torch.tensor([len(r) for r in rolls])
+        T = int(self.lengths.max())
+        frames = np.zeros((len(rolls), T, n), dtype=np.float32)
+        bs, ts, ys = [], [], []
+        for b, roll in enumerate(rolls):
+            frames[b, : len(roll)] = roll
+            steps, targets = roll_tokens(roll)
+            bs.append(np.full(len(steps), b))
+            ts.append(steps)
+            ys.append(targets)
+        t = np.concatenate(ts)
+        order = np.argsort(t, kind="stable")
+        self.b = torch.from_numpy(np.concatenate(bs)[order])
+        self.t = torch.from_numpy(t[order])
+        self.y = torch.from_numpy(np.concatenate(ys)[order])
+        self.frames = torch.from_numpy(frames)
+        self.prev = torch.cat([torch.zeros_like(self.frames[:, :1]), self.frames[:, :-1]], dim=1)
+        self.start = torch.zeros(len(rolls), T)
+        self.start[:, 0] = 1
+
+
+def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float = 1.0) -> float:
+    """Sum of -log p over the batch's tokens; one optimiser step per chunk if opt is given."""
+    T = batch.frames.shape[1]
+    state, total = None, 0.0
+    bounds = torch.searchsorted(batch.t, torch.arange(0, T + chunk, chunk).clamp(max=T))
+    for i, c0 in enumerate(range(0, T, chunk)):
+        c1 = min(T, c0 + chunk)
+        hfeat, state = model.run_steps(batch.prev[:, c0:c1], batch.start[:, c0:c1], state)
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        b, t, y = batch.b[lo:hi], batch.t[lo:hi], batch.y[lo:hi]
+        logp = model.token_log_probs(hfeat[b, t - c0], batch.frames[b, t], batch.prev[b, t], y)
+        loss = -logp.sum()
+        if opt is not None:
+            n_steps = (batch.lengths - c0).clamp(0, c1 - c0).sum()
+            opt.zero_grad(set_to_none=True)
+            (loss / n_steps).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            state = tuple(s.detach() for s in state)
+        total += float(loss.detach())
+    return total
+
+
+def batches(rolls: list[np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
+    """Group pieces of similar length (jittered when rng is given) into batches."""
+    lengths = np.array([len(r) for r in rolls], dtype=float)
+    if rng is not None:
+        lengths = lengths * rng.uniform(0.8, 1.25, len(rolls))
+    order = np.argsort(lengths)
+    groups = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(groups)
+    return [[rolls[j] for j in g] for g in groups]
+
+
+@torch.no_grad()
+def evaluate(model: FrameModel, rolls: list[np.ndarray], batch_size: int = 32, chunk: int = 1000) -> float:
+    """Exact NLL in nats per time step: sum over pieces of -log p(frame_t | frames_<t) / total steps."""
+    was_training = model.training
+    model.eval()
+    total = sum(run_batch(model, Batch(group), chunk) for group in batches(rolls, batch_size))
+    model.train(was_training)
+    return total / sum(len(r) for r in rolls)
+
+
+def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator) -> list[np.ndarray]:
+    if max_shift <= 0:
+        return rolls
+    out = []
+    for roll in rolls:
+        lo, hi = transpose_range(roll, max_shift)
+        out.append(transpose(roll, int(rng.integers(lo, hi + 1))))
+    return out
+
+
+def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
+        budget_s: float, final_eval_ratio: float = 0.0, seed: int = 0, log=print) -> dict:
+    """Train until early stopping or the time budget runs out.
+
+    The budget covers validations and a final evaluation costing about
+    final_eval_ratio validations (e.g. test steps / valid steps). Keeps and restores
+    the weights with the best validation NLL.
+    """
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    t0 = time.monotonic()
+    deadline = t0 + budget_s
+    st = {"best": math.inf, "state": None, "bad": 0, "cost": 0.0, "last": t0, "history": []}
+
+    def validate(note: str) -> bool:
+        """Validate, keep the best weights; True when early stopping says stop."""
+        e0 = time.monotonic()
+        v = evaluate(model, valid)
+        st["last"] = now = time.monotonic()
+        st["cost"] = max(st["cost"], now - e0)
+        sched.step(v)
+        st["history"].append((round(now - t0, 1), v))
+        log(f"  {note} valid {v:.3f} lr {opt.param_groups[0]['lr']:.2g} [{now - t0:.0f}s]")
+        if v < st["best"] - 1e-4:
+            st.update(best=v, state=copy.deepcopy(model.state_dict()), bad=0)
+        else:
+            st["bad"] += 1
+        return st["bad"] >= cfg.patience
+
+    epoch, stop, dirty = 0, False, False
+    while not stop:
+        epoch += 1
+        train_nll, train_steps = 0.0, 0
+        groups = batches(augment(train, cfg.max_shift, rng), cfg.batch_size, rng)
+        for gi, group in enumerate(groups):
+            if time.monotonic() + (1.5 + final_eval_ratio) * st["cost"] > deadline:
+                stop = True
+                break
+            model.train()
+            batch = Batch(group)
+            train_nll += run_batch(model, batch, cfg.chunk, opt, cfg.clip)
+            train_steps += int(batch.lengths.sum())
+            dirty = True
+            if gi == len(groups) - 1 or time.monotonic() - st["last"] > cfg.eval_interval_s:
+                note = f"epoch {epoch} ({gi + 1}/{len(groups)}) train {train_nll / train_steps:.3f}"
+                dirty = False
+                if validate(note):
+                    stop = True
+                    break
+    if dirty or st["state"] is None:  # out of time mid-epoch: validate the latest weights too
+        validate(f"epoch {epoch} (time up)")
+    model.load_state_dict(st["state"])
+    return {"valid": st["best"], "epochs": epoch, "seconds": time.monotonic() - t0,
+            "history": st["history"]}

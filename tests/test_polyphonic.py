@@ -1,0 +1,150 @@
+"""Polyphonic benchmark: exact masked frame distribution, .mat loader, --quick end to end."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from cadenza.errors import CadenzaError
+from cadenza.polyphonic.data import load_mat
+from cadenza.polyphonic.frames import frame_to_tokens, roll_tokens, tokens_to_frame, transpose_range
+from cadenza.polyphonic.model import FrameModel, ModelConfig
+from cadenza.polyphonic.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "polyphonic"
+
+
+def small_model(n=5, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(n_pitches=n, input_dim=8, hidden=12, mlp=10, conv_radius=2, **kw)
+    return FrameModel(cfg).eval()
+
+
+def all_frames(n):
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_masked_distribution_sums_to_one_over_all_frames(seed):
+    n = 5
+    model = small_model(n, seed)
+    with torch.no_grad():  # make the random model far from uniform
+        for p in model.parameters():
+            p.mul_(3)
+    history = np.random.default_rng(seed).integers(0, 2, (3, n)).astype(np.uint8)
+    frames = all_frames(n)
+    first = torch.stack([model.frame_log_probs(f[None])[0] for f in frames])
+    after = torch.stack([model.frame_log_probs(np.vstack([history, f]))[-1] for f in frames])
+    assert torch.isfinite(first).all() and torch.isfinite(after).all()  # every frame is possible
+    assert first.double().exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert after.double().exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_two_step_sequences_sum_to_one():
+    n = 4
+    model = small_model(n, 3)
+    frames = all_frames(n)
+    total = sum(model.frame_log_probs(np.vstack([a, b])).sum().exp().item() for a in frames for b in frames)
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_evaluate_matches_per_piece_log_probs():
+    rng = np.random.default_rng(0)
+    rolls = [rng.integers(0, 2, (t, 6)).astype(np.uint8) for t in (1, 7, 30)]
+    model = small_model(6, 4)
+    direct = -sum(model.frame_log_probs(r).sum().item() for r in rolls) / 38
+    assert evaluate(model, rolls, batch_size=2, chunk=4) == pytest.approx(direct, rel=1e-5)
+
+
+def test_frame_tokens_round_trip():
+    frame = np.zeros(88, dtype=np.uint8)
+    frame[[3, 40, 87]] = 1
+    toks = frame_to_tokens(frame)
+    assert toks.tolist() == [3, 40, 87, 88]
+    assert (tokens_to_frame(toks) == frame).all()
+    assert frame_to_tokens(np.zeros(88)).tolist() == [88]
+    with pytest.raises(ValueError):
+        tokens_to_frame([40, 3, 88])
+    steps, targets = roll_tokens(np.stack([frame, np.zeros(88, np.uint8)]))
+    assert steps.tolist() == [0, 0, 0, 0, 1] and targets.tolist() == [3, 40, 87, 88, 88]
+    assert transpose_range(np.stack([frame]), 6) == (-3, 0)
+
+
+def write_mat(path, **arrays):
+    scipy.io.savemat(str(path), arrays)
+    return path
+
+
+def cell(*rolls):
+    out = np.empty((1, len(rolls)), dtype=object)
+    for i, r in enumerate(rolls):
+        out[0, i] = r
+    return out
+
+
+def test_loader_accepts_good_file(tmp_path):
+    roll = np.zeros((5, 88), np.uint8)
+    roll[1, 10] = 1
+    path = write_mat(tmp_path / "ok.mat", traindata=cell(roll, roll), validdata=cell(roll), testdata=cell(roll))
+    data = load_mat(path)
+    assert len(data["train"]) == 2 and data["valid"][0].shape == (5, 88)
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing", "no such data file"),
+    ("not_mat", "not a readable MATLAB .mat file"),
+    ("wrong_keys", "missing key"),
+    ("wrong_shape", r"shape \(5, 12\)"),
+    ("not_binary", "not a binary piano roll"),
+])
+def test_loader_rejects_bad_files(tmp_path, case, pattern):
+    good = np.zeros((5, 88), np.uint8)
+    path = tmp_path / f"{case}.mat"
+    if case == "not_mat":
+        path.write_text("this is not a MATLAB file\n")
+    elif case == "wrong_keys":
+        write_mat(path, traindata=cell(good), valid=cell(good))
+    elif case == "wrong_shape":
+        write_mat(path, traindata=cell(good), validdata=cell(np.zeros((5, 12), np.uint8)), testdata=cell(good))
+    elif case == "not_binary":
+        write_mat(path, traindata=cell(good + 3), validdata=cell(good), testdata=cell(good))
+    with pytest.raises(CadenzaError, match=pattern) as info:
+        load_mat(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+
+
+def run_bench(*args):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "polyphonic.py"), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_arguments_one_line_exit_2(tmp_path):
+    for args in (["--dataset", "bach"], ["--dataset", "jsb", "--minutes", "0"],
+                 ["--dataset", "jsb", "--data-dir", str(tmp_path / "nope")],
+                 ["--dataset", "jsb", "--data-dir", str(tmp_path)]):
+        proc = run_bench(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not (DATA / "JSB_Chorales.mat").is_file(), reason=f"shared data folder {DATA} absent")
+def test_quick_benchmark_end_to_end(tmp_path):
+    out = tmp_path / "table.md"
+    proc = run_bench("--dataset", "jsb", "--quick", "--out", str(out), "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md = out.read_text()
+    assert md in proc.stdout
+    row = next(line for line in md.splitlines() if line.startswith("| JSB Chorales"))
+    valid, test = (float(x) for x in row.split("|")[2:4])
+    assert 0 < valid < 30 and 0 < test < 30
+    assert re.search(r"\| 5\.19 \| 8\.10 \|", row)
