@@ -1,0 +1,291 @@
+"""Token grammars for the MidiTok representations: small state machines that mask the
+tokens which cannot follow a prefix, so that constrained sampling only produces
+sequences MidiTok decodes without errors (``tokenizer.tokens_errors(...) == 0``).
+
+Every grammar works on *base* (pre-BPE) token ids; :class:`BPEGrammar` lifts one onto a
+trained BPE vocabulary by checking the whole base sequence of each candidate token.
+States are hashable tuples; masks are cached per state (the number of distinct states is
+small: a phase, a position in the bar, a time signature; MIDILike adds the set of sounding
+pitches, handled without the cache).
+
+Special tokens (PAD, BOS, EOS) are never allowed; BOS in a prefix resets the state.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .base import Grammar
+
+_SPECIAL = ("PAD", "BOS", "EOS", "MASK")
+
+
+class _TokenGrammar(Grammar):
+    """Shared machinery: token types/values per base id, per-type masks, a mask cache."""
+
+    #: phase -> token types that may follow it (refined by ``_mask``)
+    FOLLOW: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, tokenizer) -> None:
+        vocab = tokenizer.vocab  # base vocabulary: token string -> id
+        self.size = len(vocab)
+        self.types: list[str] = [""] * self.size
+        self.values: list[str] = [""] * self.size
+        for token, i in vocab.items():
+            kind, _, value = token.partition("_")
+            self.types[i], self.values[i] = kind, value
+        self.type_mask: dict[str, np.ndarray] = {}
+        for i, kind in enumerate(self.types):
+            self.type_mask.setdefault(kind, np.zeros(self.size, dtype=bool))[i] = True
+        self.pos_per_beat = tokenizer.config.max_num_pos_per_beat
+        self._cache: dict[Any, np.ndarray] = {}
+
+    def _types(self, *kinds: str) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        for kind in kinds:
+            if kind in self.type_mask and kind not in _SPECIAL:
+                mask |= self.type_mask[kind]
+        return mask
+
+    # -- Grammar interface -------------------------------------------------------
+    def initial(self) -> tuple:
+        return ("start",)
+
+    def start(self, prefix_ids: Sequence[int]) -> Any:
+        state = self.initial()
+        for token_id in prefix_ids:
+            state = self.advance(state, int(token_id))
+        return state
+
+    def allowed(self, state: Any) -> np.ndarray:
+        mask = self._cache.get(state)
+        if mask is None:
+            mask = self._mask(state)
+            if not mask.any():  # never leave the sampler without a choice
+                mask = self._types(*self.FOLLOW["start"])
+            mask.setflags(write=False)
+            self._cache[state] = mask
+        return mask
+
+    def advance(self, state: Any, token_id: int) -> Any:
+        if not 0 <= token_id < self.size:
+            return state
+        kind = self.types[token_id]
+        if kind == "BOS":
+            return self.initial()
+        if kind in _SPECIAL:
+            return state
+        return self._advance(state, kind, self.values[token_id], token_id)
+
+    # -- per-representation rules -----------------------------------------------
+    def _mask(self, state: tuple) -> np.ndarray:
+        return self._types(*self.FOLLOW[state[0]])
+
+    def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
+        return (kind,) + state[1:]
+
+
+class REMIGrammar(_TokenGrammar):
+    """Bar [TimeSig] then, inside the bar, Position tokens strictly increasing (and
+    within the bar of the current time signature), each followed by [Tempo] and notes
+    Pitch Velocity Duration; Rest tokens between notes. After a Rest the next Position
+    may be any position of its bar (the grammar does not track note ends in ticks).
+
+    State: (phase, position in bar or -1, positions per bar).
+    """
+
+    FOLLOW = {
+        "start": ("Bar", "Rest"),
+        "Bar": ("TimeSig",),  # replaced below when time signatures are off
+        "TimeSig": ("Position", "Bar", "Rest"),
+        "Position": ("Pitch", "Tempo"),
+        "Tempo": ("Pitch", "Position", "Bar"),
+        "Pitch": ("Velocity",),
+        "Velocity": ("Duration",),
+        "Duration": ("Pitch", "Position", "Bar", "Rest"),
+        "Rest": ("Rest", "Position", "Bar"),
+    }
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__(tokenizer)
+        self.FOLLOW = dict(self.FOLLOW)
+        if "TimeSig" not in self.type_mask:
+            self.FOLLOW["Bar"] = ("Position", "Bar", "Rest")
+        self.position_ids = np.flatnonzero(self.type_mask["Position"])
+        self.position_values = np.array([int(self.values[i]) for i in self.position_ids])
+
+    def initial(self) -> tuple:
+        return ("start", -1, 4 * self.pos_per_beat)
+
+    def _mask(self, state: tuple) -> np.ndarray:
+        phase, pos, per_bar = state
+        mask = self._types(*self.FOLLOW[phase])
+        if mask[self.position_ids].any():
+            lowest = -1 if phase == "Rest" else pos
+            keep = (self.position_values > lowest) & (self.position_values < per_bar)
+            mask[self.position_ids[~keep]] = False
+        return mask
+
+    def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
+        _, pos, per_bar = state
+        if kind == "Bar":
+            return ("Bar", -1, per_bar)
+        if kind == "TimeSig":
+            return ("TimeSig", -1, int(value.split("/")[0]) * self.pos_per_beat)
+        if kind == "Position":
+            return ("Position", int(value), per_bar)
+        return (kind, pos, per_bar)
+
+
+class TSDGrammar(_TokenGrammar):
+    """Notes Pitch Velocity Duration; TimeShift / Rest between notes; Tempo and TimeSig
+    after a time move (MidiTok's type graph without special tokens)."""
+
+    FOLLOW = {
+        "start": ("TimeSig", "Tempo", "Pitch", "TimeShift", "Rest"),
+        "TimeSig": ("Tempo", "Pitch", "TimeShift", "Rest"),
+        "Tempo": ("Pitch", "TimeShift", "Rest"),
+        "Pitch": ("Velocity",),
+        "Velocity": ("Duration",),
+        "Duration": ("Pitch", "TimeShift", "Rest"),
+        "TimeShift": ("TimeSig", "Tempo", "Pitch", "TimeShift"),
+        "Rest": ("Rest", "TimeSig", "Tempo", "Pitch", "TimeShift"),
+    }
+
+
+class StructuredGrammar(_TokenGrammar):
+    """The fixed cycle Pitch Velocity Duration TimeShift (a piece starts with either a
+    TimeShift or a Pitch)."""
+
+    FOLLOW = {
+        "start": ("TimeShift", "Pitch"),
+        "Pitch": ("Velocity",),
+        "Velocity": ("Duration",),
+        "Duration": ("TimeShift",),
+        "TimeShift": ("Pitch",),
+    }
+
+
+class MIDILikeGrammar(_TokenGrammar):
+    """NoteOn Velocity; NoteOff only for a sounding pitch, NoteOn only for a silent one;
+    Rest only when nothing sounds; TimeShift / Tempo / TimeSig as in MidiTok's graph.
+
+    State: (phase, frozenset of sounding pitches). A sequence cut while notes sound has
+    unended notes: :meth:`closing` gives the tokens that end them.
+    """
+
+    FOLLOW = {
+        "start": ("TimeSig", "Tempo", "NoteOn", "TimeShift", "Rest"),
+        "TimeSig": ("Tempo", "NoteOn", "TimeShift", "Rest", "NoteOff"),
+        "Tempo": ("NoteOn", "TimeShift", "Rest", "NoteOff"),
+        "NoteOn": ("Velocity",),
+        "Velocity": ("NoteOn", "TimeShift"),
+        "TimeShift": ("TimeSig", "Tempo", "NoteOn", "NoteOff", "TimeShift"),
+        "NoteOff": ("NoteOn", "NoteOff", "TimeShift", "Rest"),
+        "Rest": ("Rest", "TimeSig", "Tempo", "NoteOn", "TimeShift"),
+    }
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__(tokenizer)
+        self.on_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOn"])}
+        self.off_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOff"])}
+        self.shift_id = min(
+            (i for i in np.flatnonzero(self.type_mask["TimeShift"])),
+            key=lambda i: tokenizer._time_token_to_ticks(self.values[i], tokenizer.time_division))
+
+    def initial(self) -> tuple:
+        return ("start", frozenset())
+
+    def allowed(self, state: Any) -> np.ndarray:
+        phase, active = state
+        key = (phase, bool(active))
+        mask = self._cache.get(key)
+        if mask is None:
+            mask = self._types(*self.FOLLOW[phase])
+            mask[list(self.off_id.values())] = False
+            if active:
+                mask &= ~self.type_mask.get("Rest", np.zeros(self.size, dtype=bool))
+            mask.setflags(write=False)
+            self._cache[key] = mask
+        if active:
+            mask = mask.copy()
+            may_off = "NoteOff" in self.FOLLOW[phase]
+            for pitch in active:
+                mask[self.on_id[pitch]] = False
+                if may_off:
+                    mask[self.off_id[pitch]] = True
+            if not mask.any():  # all pitches sounding right after a Velocity
+                mask[self.shift_id] = True
+        return mask
+
+    def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
+        _, active = state
+        if kind == "NoteOn":
+            active = active | {int(value)}
+        elif kind == "NoteOff":
+            active = active - {int(value)}
+        return (kind, active)
+
+    def closing(self, state: tuple) -> list[int]:
+        """Base ids that end every sounding note (a TimeShift first if needed)."""
+        phase, active = state
+        if not active:
+            return []
+        ids = [] if phase in ("TimeShift", "NoteOff", "Tempo", "TimeSig") else [self.shift_id]
+        return ids + [self.off_id[p] for p in sorted(active)]
+
+
+class BPEGrammar(Grammar):
+    """A base grammar lifted onto a BPE vocabulary: a BPE token is allowed when every
+    base token of its expansion is allowed in turn from the current state. Masks are
+    cached per base state (hashable), so each distinct state costs one pass over the
+    vocabulary."""
+
+    def __init__(self, base: _TokenGrammar, expansions: Sequence[tuple[int, ...]],
+                 cache_size: int = 20000) -> None:
+        self.base = base
+        self.expansions = [tuple(e) for e in expansions]
+        self.size = len(self.expansions)
+        self.first = np.array([e[0] if e else 0 for e in self.expansions], dtype=np.int64)
+        self.special = np.array(
+            [not e or base.types[e[0]] in _SPECIAL for e in self.expansions], dtype=bool)
+        self._cache: dict[Any, np.ndarray] = {}
+        self._cache_size = cache_size
+
+    def start(self, prefix_ids: Sequence[int]) -> Any:
+        state = self.base.initial()
+        for token_id in prefix_ids:
+            state = self.advance(state, int(token_id))
+        return state
+
+    def advance(self, state: Any, token_id: int) -> Any:
+        if not 0 <= token_id < self.size:
+            return state
+        for base_id in self.expansions[token_id]:
+            state = self.base.advance(state, base_id)
+        return state
+
+    def allowed(self, state: Any) -> np.ndarray:
+        mask = self._cache.get(state)
+        if mask is not None:
+            return mask
+        first_ok = self.base.allowed(state)[self.first] & ~self.special
+        mask = np.zeros(self.size, dtype=bool)
+        for token_id in np.flatnonzero(first_ok):
+            expansion = self.expansions[token_id]
+            s = self.base.advance(state, expansion[0])
+            ok = True
+            for base_id in expansion[1:]:
+                if not self.base.allowed(s)[base_id]:
+                    ok = False
+                    break
+                s = self.base.advance(s, base_id)
+            mask[token_id] = ok
+        if not mask.any():
+            mask = first_ok.copy()
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        mask.setflags(write=False)
+        self._cache[state] = mask
+        return mask

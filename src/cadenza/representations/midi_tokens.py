@@ -1,0 +1,304 @@
+"""Expressive tokens from MidiTok: REMI (default), TSD, MIDI-Like and Structured.
+
+One merged piano track (program 0) per piece, no program tokens; velocities
+(``num_velocities`` bins), durations and onsets on the ``beat_res`` grid; rests, tempos
+and time signatures where the tokenizer supports them. Special tokens PAD, BOS, EOS (BOS
+separates pieces in the prepared data).
+
+``pretokenize`` gives MidiTok's base ids; ``fit`` optionally trains MidiTok's BPE to
+``vocab_size`` tokens; ``to_ids`` applies it. Saved as MidiTok's own JSON plus a small
+JSON of the cadenza options. With BPE trained, ``transposition_table`` is None (merged
+tokens cannot be transposed token by token) and the grammar checks each BPE token's
+whole base sequence (see :mod:`.grammar`).
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+from miditok import MIDILike, REMI, TSD, Structured, TokenizerConfig, TokSequence
+from miditok.midi_tokenizer import MusicTokenizer
+from symusic import Score, Track
+
+from ..errors import CadenzaError
+from .base import Grammar, Representation
+from .grammar import BPEGrammar, MIDILikeGrammar, REMIGrammar, StructuredGrammar, TSDGrammar
+
+DEFAULT_BEAT_RES = {(0, 4): 8, (4, 12): 4}
+SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
+_PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
+
+
+def _merge_piano(score: Score) -> Score:
+    """A copy of ``score`` with its non-drum tracks merged into one piano track."""
+    merged = Score(score.tpq)
+    merged.tempos = score.tempos.copy()
+    merged.time_signatures = score.time_signatures.copy()
+    track = Track("Piano", 0, False)
+    for t in score.tracks:
+        if not t.is_drum:
+            track.notes.extend(t.notes)
+            track.pedals.extend(t.pedals)
+    track.notes.sort()
+    merged.tracks.append(track)
+    return merged
+
+
+class _TrainingIterator:
+    """Base ids of the training pieces as MidiTok's byte strings (what its own
+    ``TokTrainingIterator`` yields), split per bar as configured."""
+
+    def __init__(self, tokenizer: MusicTokenizer, pieces: Sequence[np.ndarray]) -> None:
+        self.tokenizer, self.pieces = tokenizer, [p for p in pieces if len(p)]
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def __iter__(self):
+        for ids in self.pieces:
+            seq = TokSequence(ids=[int(i) for i in ids])
+            self.tokenizer.complete_sequence(seq)
+            if self.tokenizer.config.encode_ids_split == "bar":
+                chunks = [s.ids for s in seq.split_per_bars() if len(s)]
+            else:
+                chunks = [seq.ids]
+            yield [self.tokenizer._ids_to_bytes(c, as_one_str=True) for c in chunks]
+
+
+class MidiTokRepresentation(Representation):
+    """A MidiTok tokenizer behind cadenza's :class:`Representation` interface."""
+
+    name: ClassVar[str] = "miditok"
+    tokenizer_class: ClassVar[type[MusicTokenizer]] = REMI
+    grammar_class: ClassVar[type] = REMIGrammar
+    supports: ClassVar[frozenset[str]] = frozenset({"rests", "tempos", "time_signatures"})
+    TOKENIZER_FILE = "miditok_tokenizer.json"
+    OPTIONS_FILE = "cadenza_tokens.json"
+
+    def __init__(self, beat_res: dict | Sequence | None = None, num_velocities: int = 16,
+                 use_rests: bool | None = None, use_tempos: bool | None = None,
+                 use_time_signatures: bool | None = None, vocab_size: int | None = None,
+                 *, _tokenizer: MusicTokenizer | None = None) -> None:
+        if beat_res is None:
+            beat_res = DEFAULT_BEAT_RES
+        if not isinstance(beat_res, dict):  # JSON form: [[start, end, res], ...]
+            beat_res = {(int(a), int(b)): int(r) for a, b, r in beat_res}
+        self.beat_res = {(int(a), int(b)): int(r) for (a, b), r in beat_res.items()}
+        self.num_velocities = int(num_velocities)
+        self.use_rests = self._supported("rests", use_rests)
+        self.use_tempos = self._supported("tempos", use_tempos)
+        self.use_time_signatures = self._supported("time_signatures", use_time_signatures)
+        if vocab_size is not None and int(vocab_size) <= 0:
+            raise CadenzaError(f"vocab_size must be positive, not {vocab_size}")
+        self.bpe_vocab_size = None if vocab_size is None else int(vocab_size)
+        self.tokenizer = _tokenizer if _tokenizer is not None else self.tokenizer_class(
+            self._tokenizer_config())
+        config = self.tokenizer.config  # what MidiTok actually enabled
+        self.use_rests, self.use_tempos = bool(config.use_rests), bool(config.use_tempos)
+        self.use_time_signatures = bool(config.use_time_signatures)
+        self._refresh()
+
+    def _supported(self, what: str, value: bool | None) -> bool:
+        if value and what not in self.supports:
+            raise CadenzaError(f"the {self.name} representation has no {what.replace('_', ' ')}")
+        return (what in self.supports) if value is None else bool(value)
+
+    def _tokenizer_config(self) -> TokenizerConfig:
+        return TokenizerConfig(
+            pitch_range=(21, 109), beat_res=self.beat_res, num_velocities=self.num_velocities,
+            special_tokens=list(SPECIAL_TOKENS), use_velocities=True,
+            use_rests=self.use_rests, use_tempos=self.use_tempos,
+            use_time_signatures=self.use_time_signatures, use_programs=False,
+            use_pitchdrum_tokens=False, use_chords=False, use_sustain_pedals=False,
+            use_pitch_bends=False, use_control_changes=False)
+
+    def _refresh(self) -> None:
+        """Tables derived from the tokenizer: each id's base-id expansion, BOS id."""
+        tk = self.tokenizer
+        self._base_size = len(tk.vocab)
+        if tk.is_trained:
+            expansions: list[tuple[int, ...]] = [()] * len(tk)
+            for byte_, i in tk.vocab_model.items():
+                expansions[i] = tuple(tk.vocab[t] for t in tk._vocab_learned_bytes_to_tokens[byte_])
+        else:
+            expansions = [(i,) for i in range(self._base_size)]
+        self._expansions = expansions
+        single = {e[0]: i for i, e in enumerate(expansions) if len(e) == 1}
+        self._special_ids = {single[tk.vocab[f"{t}_None"]] for t in SPECIAL_TOKENS}
+        self._bos_id = single[tk.vocab["BOS_None"]]
+        self._grammar: Grammar | None = None
+
+    # -- configuration ----------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    @property
+    def bos_id(self) -> int:
+        return self._bos_id
+
+    @property
+    def is_trained(self) -> bool:
+        return self.tokenizer.is_trained
+
+    def options(self) -> dict:
+        return {"beat_res": [[a, b, r] for (a, b), r in sorted(self.beat_res.items())],
+                "num_velocities": self.num_velocities, "use_rests": self.use_rests,
+                "use_tempos": self.use_tempos, "use_time_signatures": self.use_time_signatures,
+                "vocab_size": self.bpe_vocab_size}
+
+    def config_dict(self) -> dict:
+        return {"name": self.name, "tokenizer": self.tokenizer_class.__name__, **self.options()}
+
+    # -- encoding -------------------------------------------------------------------
+    def pretokenize(self, score: Score) -> np.ndarray:
+        merged = _merge_piano(score)
+        if not len(merged.tracks[0].notes):
+            return np.zeros(0, dtype=np.int32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seqs = self.tokenizer.encode(merged, encode_ids=False)
+        if isinstance(seqs, TokSequence):
+            seqs = [seqs]
+        ids = [i for s in seqs for i in s.ids]
+        return np.asarray(ids, dtype=np.int32)
+
+    def fit(self, train_pretokens: Sequence[Any]) -> None:
+        """Train MidiTok's BPE on the training pieces when ``vocab_size`` is set."""
+        if self.bpe_vocab_size is None:
+            return
+        if self.bpe_vocab_size <= self._base_size:
+            raise CadenzaError(
+                f"vocab_size {self.bpe_vocab_size} must exceed the {self._base_size} base "
+                f"tokens of {self.name}")
+        iterator = _TrainingIterator(self.tokenizer, train_pretokens)
+        if not len(iterator):
+            raise CadenzaError("no training pieces to learn BPE from")
+        self.tokenizer.train(vocab_size=self.bpe_vocab_size, model="BPE", iterator=iterator)
+        self._refresh()
+
+    def to_ids(self, pretokens: Any) -> np.ndarray:
+        base = [int(i) for i in pretokens]
+        if not self.is_trained or not base:
+            return np.asarray(base, dtype=np.int64)
+        seq = TokSequence(ids=base)
+        self.tokenizer.complete_sequence(seq)
+        self.tokenizer.encode_token_ids(seq)
+        return np.asarray(seq.ids, dtype=np.int64)
+
+    def base_ids(self, ids: Sequence[int]) -> list[int]:
+        """Base ids of ``ids`` (BPE expanded), dropping special and unknown ids."""
+        n = len(self._expansions)
+        out: list[int] = []
+        for i in ids:
+            i = int(i)
+            if 0 <= i < n and i not in self._special_ids:
+                out.extend(self._expansions[i])
+        return out
+
+    def describe(self, ids: Sequence[int]) -> list[str]:
+        tk, n = self.tokenizer, len(self._expansions)
+        return ["+".join(tk[b] for b in self._expansions[int(i)]) if 0 <= int(i) < n
+                else f"<unknown {int(i)}>" for i in ids]
+
+    def decode(self, ids: Sequence[int]) -> Score:
+        base = self.base_ids(ids)
+        score = None
+        if base:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    score = self.tokenizer.decode([TokSequence(ids=base)])
+            except Exception:  # garbage in: MidiTok skips most errors, not all
+                score = None
+        if score is None:
+            score = Score(self.tokenizer.time_division)
+        track = Track("Piano", 0, False)
+        for t in score.tracks:
+            track.notes.extend(t.notes)
+        track.notes.sort()
+        score.tracks = [track]
+        return score
+
+    # -- constraints ------------------------------------------------------------------
+    def grammar(self) -> Grammar:
+        """Base-token grammar; with BPE, lifted onto BPE tokens (each candidate's whole
+        base sequence must be valid from the current state)."""
+        if self._grammar is None:
+            base = self.grammar_class(self.tokenizer)
+            self._grammar = BPEGrammar(base, self._expansions) if self.is_trained else base
+        return self._grammar
+
+    def transposition_table(self, semitones: int) -> np.ndarray | None:
+        """Pitch-carrying tokens moved by ``semitones`` (-1 outside the pitch range),
+        other tokens unchanged. None once BPE is trained: a merged token may mix pitches
+        and other tokens, and its transposed sequence need not be one BPE token."""
+        if self.is_trained:
+            return None
+        vocab = self.tokenizer.vocab
+        table = np.arange(self._base_size, dtype=np.int64)
+        for token, i in vocab.items():
+            kind, _, value = token.partition("_")
+            if kind in _PITCH_TYPES:
+                table[i] = vocab.get(f"{kind}_{int(value) + semitones}", -1)
+        return table
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(directory / self.TOKENIZER_FILE)
+        (directory / self.OPTIONS_FILE).write_text(
+            json.dumps({"name": self.name, **self.options()}, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> "MidiTokRepresentation":
+        directory = Path(directory)
+        options_path = directory / cls.OPTIONS_FILE
+        try:
+            options = json.loads(options_path.read_text())
+            if options.pop("name") != cls.name:
+                raise ValueError(f"it describes another representation")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CadenzaError(f"cannot read the token options {options_path}: {exc}") from None
+        path = directory / cls.TOKENIZER_FILE
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tokenizer = cls.tokenizer_class(params=path)
+            rep = cls(**options, _tokenizer=tokenizer)
+        except CadenzaError:
+            raise
+        except Exception as exc:
+            raise CadenzaError(f"cannot load the MidiTok tokenizer {path}: {exc}") from None
+        if rep.bpe_vocab_size is not None and not rep.is_trained:
+            raise CadenzaError(f"the MidiTok tokenizer {path} has lost its BPE model")
+        return rep
+
+
+class REMIRepresentation(MidiTokRepresentation):
+    name = "remi"
+    tokenizer_class = REMI
+    grammar_class = REMIGrammar
+
+
+class TSDRepresentation(MidiTokRepresentation):
+    name = "tsd"
+    tokenizer_class = TSD
+    grammar_class = TSDGrammar
+
+
+class MIDILikeRepresentation(MidiTokRepresentation):
+    name = "midilike"
+    tokenizer_class = MIDILike
+    grammar_class = MIDILikeGrammar
+
+
+class StructuredRepresentation(MidiTokRepresentation):
+    name = "structured"
+    tokenizer_class = Structured
+    grammar_class = StructuredGrammar
+    supports = frozenset()
