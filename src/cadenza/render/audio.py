@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import wave
 from pathlib import Path
 
+import numpy as np
 import symusic
 
 from cadenza.errors import CadenzaError
@@ -27,6 +29,10 @@ SOUNDFONT_CANDIDATES = (
 )
 GAIN = 0.5
 TIMEOUT_S = 600
+#: seconds of release kept after the last note ends (FluidSynth renders ~3 s of reverb tail)
+TAIL_S = 0.75
+FADE_S = 0.5
+PEAK = 10 ** (-1 / 20)  # normalise to -1 dBFS
 
 
 class AudioUnavailable(CadenzaError):
@@ -73,8 +79,10 @@ def find_soundfont(soundfont=None) -> Path:
 def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100) -> Path:
     """Synthesise a MIDI file or Score to a WAV file with FluidSynth; returns the WAV path.
 
-    Runs ``fluidsynth -ni -g GAIN -F WAV -r RATE SOUNDFONT MIDI``. Raises AudioUnavailable
-    when FluidSynth or a SoundFont is missing and CadenzaError when FluidSynth fails.
+    Runs ``fluidsynth -ni -g GAIN -F WAV -r RATE SOUNDFONT MIDI``, then keeps TAIL_S seconds
+    after the end of the music (fading out) and normalises the peak to -1 dBFS. Raises
+    AudioUnavailable when FluidSynth or a SoundFont is missing and CadenzaError when FluidSynth
+    fails.
     """
     exe = find_fluidsynth()
     sf = find_soundfont(soundfont)
@@ -82,11 +90,12 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cadenza-wav-") as tmp:
         if isinstance(midi_path_or_score, symusic.Score):
+            score = midi_path_or_score
             midi = Path(tmp) / "in.mid"
-            midi_path_or_score.dump_midi(str(midi))
+            score.dump_midi(str(midi))
         else:
             midi = Path(midi_path_or_score)
-            load_score(midi)  # one-line error for a missing or unreadable file
+            score = load_score(midi)  # one-line error for a missing or unreadable file
         cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(wav_path), "-r", str(int(sample_rate)), str(sf), str(midi)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp)
@@ -98,4 +107,32 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
         lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         detail = lines[-1] if lines else f"exit code {proc.returncode}"
         raise CadenzaError(f"fluidsynth failed to write {wav_path}: {detail}")
+    _finish_wav(wav_path, float(score.to("second").end()) + TAIL_S)
     return wav_path
+
+
+def _finish_wav(path: Path, seconds: float) -> None:
+    """Cut the WAV to ``seconds`` with a short fade-out and normalise its peak to -1 dBFS.
+
+    Only 16-bit PCM (FluidSynth's default) is touched; other formats are left as written.
+    """
+    with wave.open(str(path), "rb") as w:
+        params = w.getparams()
+        if params.sampwidth != 2:
+            return
+        frames = w.readframes(params.nframes)
+    audio = np.frombuffer(frames, dtype="<i2").reshape(-1, params.nchannels).astype(np.float64)
+    n = min(len(audio), max(int(round(seconds * params.framerate)), 1))
+    audio = audio[:n]
+    fade = min(int(FADE_S * params.framerate), n)
+    if n < params.nframes and fade > 0:
+        audio[n - fade :] *= np.linspace(1.0, 0.0, fade)[:, None]
+    peak = np.abs(audio).max() if audio.size else 0.0
+    if peak > 0:
+        audio *= PEAK * 32767 / peak
+    out = np.clip(np.round(audio), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(params.nchannels)
+        w.setsampwidth(2)
+        w.setframerate(params.framerate)
+        w.writeframes(out.tobytes())
