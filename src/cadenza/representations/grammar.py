@@ -232,7 +232,11 @@ class MIDILikeGrammar(_TokenGrammar):
         phase, active = state
         if not active:
             return []
-        ids = [] if phase in ("TimeShift", "NoteOff", "Tempo", "TimeSig") else [self.shift_id]
+        ids = []
+        if phase == "NoteOn":  # finish the note: its Velocity, then a time move
+            ids.append(int(np.flatnonzero(self.type_mask["Velocity"])[-1]))
+        if phase not in ("TimeShift", "NoteOff", "Tempo", "TimeSig"):
+            ids.append(int(self.shift_id))
         return ids + [self.off_id[p] for p in sorted(active)]
 
 
