@@ -204,8 +204,12 @@ class MidiTokRepresentation(Representation):
         return ["+".join(tk[b] for b in self._expansions[int(i)]) if 0 <= int(i) < n
                 else f"<unknown {int(i)}>" for i in ids]
 
+    def _complete(self, base: list[int]) -> list[int]:
+        """Base ids made decodable as a whole (hook for MIDI-Like's sounding notes)."""
+        return base
+
     def decode(self, ids: Sequence[int]) -> Score:
-        base = self.base_ids(ids)
+        base = self._complete(self.base_ids(ids))
         score = None
         if base:
             try:
@@ -292,9 +296,17 @@ class TSDRepresentation(MidiTokRepresentation):
 
 
 class MIDILikeRepresentation(MidiTokRepresentation):
+    """MIDI-Like: NoteOn Velocity ... NoteOff. ``decode`` ends the notes still sounding
+    at the end of the sequence (a generated piece cut at its length) instead of
+    dropping them as MidiTok does."""
+
     name = "midilike"
     tokenizer_class = MIDILike
     grammar_class = MIDILikeGrammar
+
+    def _complete(self, base: list[int]) -> list[int]:
+        grammar = MIDILikeGrammar(self.tokenizer) if self.is_trained else self.grammar()
+        return base + grammar.closing(grammar.start(base))
 
 
 class StructuredRepresentation(MidiTokRepresentation):
