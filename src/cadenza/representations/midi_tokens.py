@@ -265,7 +265,7 @@ class MidiTokRepresentation(Representation):
         try:
             options = json.loads(options_path.read_text())
             if options.pop("name") != cls.name:
-                raise ValueError(f"it describes another representation")
+                raise ValueError("it describes another representation")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CadenzaError(f"cannot read the token options {options_path}: {exc}") from None
         path = directory / cls.TOKENIZER_FILE
