@@ -1,0 +1,211 @@
+"""The ``cadenza`` command: a thin layer over the Python API.
+
+Usage and data errors print one line and exit with code 2; nothing is written first.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import CadenzaError
+
+
+def _add_train(sub) -> None:
+    from .config import PRESETS
+    from .models import NAMES as MODELS
+    from .representations import NAMES as REPS
+
+    p = sub.add_parser("train", help="train a composer on a MIDI file, folder or built-in corpus")
+    p.add_argument("source", nargs="?", help="MIDI file, folder (searched recursively) or built-in corpus (default: bach)")
+    p.add_argument("--run-dir", required=True, type=Path, help="where the run is written")
+    p.add_argument("--preset", default="base", choices=sorted(PRESETS))
+    p.add_argument("--representation", choices=REPS, help="token representation (default from the preset)")
+    p.add_argument("--vocab-size", type=int, help="train BPE on the training split up to this many tokens")
+    p.add_argument("--model", choices=MODELS)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--transpose", type=int, help="random transposition within +-N semitones (0: off)")
+    p.add_argument("--patience", type=int, help="stop after N epochs without validation improvement (0: off)")
+    p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
+    p.add_argument("--workers", type=int, help="processes for reading MIDI (default: all cores)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="write new music from a trained run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-o", "--output", required=True, type=Path, help="output .mid (out-1.mid ... with --num)")
+    p.add_argument("--length", type=float, help="how much to generate (default from the run)")
+    p.add_argument("--unit", choices=("tokens", "bars", "seconds"), default="tokens")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch")
+    p.add_argument("--primer", type=Path, help="continue this MIDI file")
+    p.add_argument("--continuation-only", action="store_true", help="write only the new part after a primer")
+    p.add_argument("--no-constraints", action="store_true", help="do not mask tokens the grammar forbids")
+    p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
+    p.add_argument("--soundfont", type=Path)
+    p.add_argument("--verbose", action="store_true")
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser("render", help="draw a piano roll and/or synthesise audio of a MIDI file")
+    p.add_argument("midi", type=Path)
+    p.add_argument("--png", type=Path)
+    p.add_argument("--wav", type=Path)
+    p.add_argument("--soundfont", type=Path)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="held-out likelihood and musical statistics of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--data", help="held-out SOURCE (default: the run's validation split)")
+    p.add_argument("--samples", type=int, default=8, help="pieces to generate and compare")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="train on the built-in bach corpus and write a piece")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
+    p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadenza", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo):
+        add(sub)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from .config import preset
+    from .train import train
+
+    overrides = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+                     val_fraction=args.val_fraction, transpose=args.transpose, max_minutes=args.max_minutes,
+                     steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile,
+                     patience=None if args.patience is None else (args.patience or None))
+    if args.patience == 0:
+        overrides["patience"] = 0
+    config = None
+    if not args.resume:
+        config = preset(args.preset)
+        if args.representation:
+            config = config.replace(representation=args.representation)
+        if args.vocab_size:
+            config = config.replace(representation_options={**config.representation_options, "vocab_size": args.vocab_size})
+        if args.model:
+            config = config.replace(model=args.model)
+    result = train(args.source, args.run_dir, config, resume=args.resume, overrides=overrides,
+                   quiet=args.quiet, workers=args.workers, device=args.device)
+    print(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
+          f"(epoch {result.best_epoch})  stopped: {result.stopped}")
+    print(f"weights: {result.run_dir / 'best.safetensors'}")
+    print(f"loss plot: {result.run_dir / 'loss.png'}")
+    return 130 if result.stopped == "interrupted" else 0
+
+
+def _render_formats(text: str) -> set[str]:
+    formats = {f.strip().lower() for f in text.split(",") if f.strip()}
+    unknown = formats - {"png", "wav"}
+    if unknown:
+        raise CadenzaError(f"--render takes png and/or wav, not {', '.join(sorted(unknown))}")
+    return formats
+
+
+def cmd_generate(args) -> int:
+    from .generate import generate, output_paths, to_scores
+    from .rundir import load_run
+    from .sampling import check_sampling_args
+
+    formats = _render_formats(args.render)
+    paths = output_paths(args.output, args.num)
+    if args.num < 1:
+        raise CadenzaError("--num must be >= 1")
+    if args.length is not None and args.length <= 0:
+        raise CadenzaError(f"--length must be positive, got {args.length:g}")
+    check_sampling_args(args.temperature if args.temperature is not None else 1.0,
+                        args.top_k if args.top_k is not None else 0, args.top_p if args.top_p is not None else 1.0)
+    if args.primer is not None and not args.primer.is_file():
+        raise CadenzaError(f"primer not found: {args.primer}")
+    run = load_run(args.run_dir)
+    result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
+                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
+                      constrained=not args.no_constraints)
+    scores = to_scores(run, result, args.continuation_only, args.length, args.unit)
+    for path, score, new in zip(paths, scores, result.new):
+        score.dump_midi(str(path))
+        print(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
+        if formats:
+            from .render import render_outputs
+
+            for kind, out in render_outputs(path, formats, args.soundfont).items():
+                print(f"  {kind}: {out}")
+    if args.verbose:
+        print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .render import render_pianoroll, render_wav
+
+    if not args.png and not args.wav:
+        raise CadenzaError("say what to render: --png OUT.png and/or --wav OUT.wav")
+    if not args.midi.is_file():
+        raise CadenzaError(f"no such MIDI file: {args.midi}")
+    for out in (args.png, args.wav):
+        if out is not None and not out.parent.exists() and str(out.parent) not in ("", "."):
+            raise CadenzaError(f"output folder {out.parent} does not exist")
+    if args.png:
+        print(f"wrote {render_pianoroll(args.midi, args.png)}")
+    if args.wav:
+        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont)}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate.run import evaluate_run
+
+    paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.run_dir, args.output)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
+            "evaluate": cmd_evaluate, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CadenzaError as exc:
+        print(f"cadenza: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cadenza: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""One typed configuration for a training run, and the named presets."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CadenzaError
+
+
+@dataclass
+class Config:
+    preset: str = "base"
+    source: str | None = None     # the corpus the run was trained on
+    # representation
+    representation: str = "remi"
+    representation_options: dict = field(default_factory=dict)
+    # model
+    model: str = "lstm"
+    model_options: dict = field(default_factory=lambda: {"dim": 512, "layers": 3, "dropout": 0.2})
+    # data
+    seq_len: int = 256
+    val_fraction: float = 0.1
+    transpose: int = 5            # random transposition within +-N semitones (0: off)
+    # optimisation
+    optimizer: str = "adamw"      # adamw | rmsprop
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    schedule: str = "cosine"      # cosine | constant
+    grad_clip: float = 1.0
+    batch_size: int = 32
+    epochs: int = 30
+    steps_per_epoch: int | None = None  # None: the whole training set once per epoch
+    patience: int | None = 5     # early stopping on validation loss (None: off)
+    max_minutes: float | None = None
+    checkpoint_minutes: float = 5.0  # also save the training state mid-epoch this often
+    seed: int = 0
+    compile: bool = False
+    # generation defaults
+    gen_length: int = 512
+    gen_temperature: float = 1.0
+    gen_top_k: int = 0
+    gen_top_p: float = 0.95
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise CadenzaError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise CadenzaError(f"cannot read the run configuration {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise CadenzaError(f"{path} is not a cadenza run configuration")
+        return cls.from_dict(data)
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+PRESETS: dict[str, dict] = {
+    # The notebook, faithfully: see models/seed_lstm.py and representations/seed.py.
+    "seed": dict(representation="seed", model="seed_lstm",
+                 model_options={"hidden": 512, "layers": 3, "dense": 256, "dropout": 0.3},
+                 seq_len=100, transpose=0, optimizer="rmsprop", lr=1e-3, weight_decay=0.0,
+                 warmup_steps=0, schedule="constant", grad_clip=0.0, batch_size=128, epochs=200,
+                 patience=None, gen_length=500, gen_temperature=0.0, gen_top_k=0, gen_top_p=1.0),
+    # The default: REMI tokens, 3 x 512 LSTM trained on every position.
+    "base": dict(),
+    # A smaller LSTM that trains in minutes on a laptop CPU.
+    "small": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
+                  lr=3e-3, epochs=20),
+    # `make demo`: the small LSTM on the bach corpus within the 5-minute budget.
+    "demo": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
+                 lr=3e-3, epochs=40, patience=None, max_minutes=3.5, warmup_steps=50),
+    "transformer": dict(model="transformer",
+                        model_options={"dim": 256, "layers": 4, "heads": 4, "dropout": 0.1},
+                        lr=1e-3, seq_len=512, batch_size=16),
+}
+
+
+def preset(name: str, **overrides) -> Config:
+    if name not in PRESETS:
+        raise CadenzaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return Config(preset=name, **PRESETS[name]).replace(**overrides)

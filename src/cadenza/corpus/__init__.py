@@ -1,0 +1,139 @@
+"""Corpus: which MIDI files a SOURCE names, and reading them in parallel into pieces.
+
+SOURCE is a MIDI file, a folder searched recursively for ``.mid``/``.midi``, or the name of
+a built-in corpus (``bach``). Files that cannot be used are skipped with a reason.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import CadenzaError
+from .reader import SkipFile, merge_piano, read_piano_score
+
+BUILTIN = ("bach",)
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def find_midi_files(source: str | os.PathLike) -> list[Path]:
+    """The MIDI files SOURCE names, sorted; raises ``CadenzaError`` for a missing path."""
+    text = os.fspath(source)
+    path = Path(text)
+    if text in BUILTIN and not path.exists():
+        from .bach import bach_chorales
+
+        return bach_chorales()
+    if not path.exists() and not path.is_symlink():
+        hint = f" (built-in corpora: {', '.join(BUILTIN)})" if os.sep not in text else ""
+        raise CadenzaError(f"no such file or folder: {text}{hint}")
+    if not path.is_dir():
+        return [path]
+    found = []
+    # os.walk does not follow symlinked folders, so a symlink loop cannot trap it; a
+    # looping symlink shows up as a file entry and is skipped with its reason later.
+    for root, dirs, files in os.walk(path, onerror=None):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith(MIDI_SUFFIXES):
+                found.append(Path(root) / name)
+    return sorted(found)
+
+
+@dataclass
+class Piece:
+    path: str
+    notes: int
+    pretokens: Any
+
+
+@dataclass
+class CorpusSummary:
+    files_read: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: int = 0
+    tokens: int = 0
+    val_files: int = 0
+    note_on_split: str = ""
+
+    def lines(self, show: int = 5) -> list[str]:
+        out = [f"corpus: {self.files_read} files read, {len(self.skipped)} skipped, "
+               f"{self.notes:,} notes, {self.tokens:,} tokens"]
+        for path, reason in self.skipped[:show]:
+            out.append(f"  skipped {path}: {reason}")
+        if len(self.skipped) > show:
+            out.append(f"  ... and {len(self.skipped) - show} more skipped files")
+        if self.note_on_split:
+            out.append(self.note_on_split)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"files_read": self.files_read, "skipped": [list(s) for s in self.skipped],
+                "notes": self.notes, "tokens": self.tokens, "val_files": self.val_files,
+                "note_on_split": self.note_on_split}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CorpusSummary":
+        return cls(d["files_read"], [tuple(s) for s in d["skipped"]], d["notes"], d["tokens"],
+                   d.get("val_files", 0), d.get("note_on_split", ""))
+
+
+def _display(path: Path) -> str:
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_worker_fn: Callable | None = None
+
+
+def _init_worker(fn: Callable) -> None:
+    global _worker_fn
+    _worker_fn = fn
+
+
+def _read_one(path: Path) -> tuple[str, Any, int, str | None]:
+    try:
+        score = read_piano_score(path)
+        notes = len(score.tracks[0].notes)
+        return str(path), _worker_fn(score), notes, None
+    except SkipFile as exc:
+        return str(path), None, 0, str(exc)
+    except Exception as exc:  # a file that breaks the tokenizer is skipped, not fatal
+        return str(path), None, 0, f"cannot tokenize: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[list[Piece], CorpusSummary]:
+    """Read and pretokenize files in parallel; bad files become (path, reason) skips."""
+    paths = list(paths)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
+    pieces, summary = [], CorpusSummary()
+    if workers == 1 or len(paths) < 8:
+        _init_worker(pretokenize)
+        results = map(_read_one, paths)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   initargs=(pretokenize,))
+        results = pool.map(_read_one, paths, chunksize=max(1, len(paths) // (workers * 8)))
+    try:
+        for k, (path, pretokens, notes, reason) in enumerate(results):
+            if reason is None and (pretokens is None or len(pretokens) == 0):
+                reason = "no tokens after tokenization"
+            if reason is None:
+                pieces.append(Piece(path, notes, pretokens))
+                summary.files_read += 1
+                summary.notes += notes
+            else:
+                summary.skipped.append((_display(Path(path)), reason))
+            if progress:
+                progress(k + 1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return pieces, summary
+
+
+__all__ = ["BUILTIN", "CorpusSummary", "Piece", "SkipFile", "find_midi_files", "merge_piano",
+           "read_piano_score", "read_pieces"]

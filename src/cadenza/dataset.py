@@ -1,0 +1,216 @@
+"""Prepare a corpus once into flat token files, then read training windows from disk.
+
+A prepared data set is a folder in the cache, keyed by the corpus content and the
+representation's configuration:
+
+    meta.json            sizes, dtype, the corpus summary, the split
+    representation/      the fitted tokenizer (vocabulary, BPE merges)
+    train.bin, val.bin   every piece's token ids back to back (uint16, or uint32)
+    train.idx.npy, ...   where each piece starts, and its note count
+
+Training windows are read through ``np.memmap``: memory stays flat as the corpus grows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import representations
+from .corpus import CorpusSummary, find_midi_files, read_pieces
+from .corpus.cache import cache_root
+from .errors import CadenzaError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val")
+
+
+def _corpus_digest(paths: list[Path]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        h.update(os.fsencode(path.name))
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as exc:  # unreadable files are skipped later; hash the reason
+            h.update(str(exc.errno).encode())
+    return h.hexdigest()
+
+
+def split_files(paths: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str], str]:
+    """Hold out ``val_fraction`` of the files (seeded); none when there are too few."""
+    n_val = int(len(paths) * val_fraction)
+    if val_fraction <= 0:
+        return list(paths), [], "no validation split (--val-fraction 0): best weights chosen by training loss"
+    if n_val < 1 or len(paths) - n_val < 1:
+        return list(paths), [], (f"no validation split: {len(paths)} usable file(s) is too few for "
+                                 f"{val_fraction:.0%}; best weights chosen by training loss")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    val = sorted(paths[i] for i in order[:n_val])
+    val_set = set(val)
+    return [p for p in paths if p not in val_set], val, ""
+
+
+@dataclass
+class PreparedData:
+    directory: Path
+    meta: dict
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+    @property
+    def summary(self) -> CorpusSummary:
+        return CorpusSummary.from_dict(self.meta["summary"])
+
+    def tokens(self, split: str) -> np.ndarray:
+        n = self.meta["splits"][split]["tokens"]
+        if n == 0:
+            return np.zeros(0, dtype=self.meta["dtype"])
+        return np.memmap(self.directory / f"{split}.bin", dtype=self.meta["dtype"], mode="r", shape=(n,))
+
+    def index(self, split: str) -> np.ndarray:
+        """``[n_pieces, 2]``: start offset and note count of each piece."""
+        return np.load(self.directory / f"{split}.idx.npy")
+
+    def representation(self) -> representations.Representation:
+        return representations.load(self.directory / "representation")
+
+
+def _write_split(directory: Path, split: str, ids_list: list[np.ndarray], notes: list[int],
+                 bos: int | None, dtype: str) -> int:
+    offset, index = 0, []
+    with open(directory / f"{split}.bin", "wb") as f:
+        for ids, n_notes in zip(ids_list, notes):
+            seq = ids if bos is None else np.concatenate([[bos], ids])
+            f.write(np.asarray(seq, dtype=dtype).tobytes())
+            index.append((offset, n_notes))
+            offset += len(seq)
+    np.save(directory / f"{split}.idx.npy", np.asarray(index, dtype=np.int64).reshape(-1, 2))
+    return offset
+
+
+def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fraction: float = 0.1,
+            seed: int = 0, workers: int | None = None, cache_dir: Path | None = None,
+            log=print, progress_bar: bool = True) -> PreparedData:
+    """Tokenise SOURCE once (in parallel) and return the cached prepared data."""
+    rep_options = dict(rep_options or {})
+    rep = representations.create(rep_name, **rep_options)
+    paths = find_midi_files(source)
+    if not paths:
+        raise CadenzaError(f"no .mid or .midi files found in {source}")
+    key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(paths), "rep": rep.config_dict(),
+                          "val": val_fraction, "seed": seed}, sort_keys=True, default=str)
+    key = hashlib.blake2b(key_src.encode(), digest_size=12).hexdigest()
+    directory = Path(cache_dir or cache_root() / "prepared") / f"{rep_name}-{key}"
+    if (directory / "meta.json").exists():
+        return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
+
+    log = log or (lambda msg: None)
+    log(f"preparing {len(paths)} files with the {rep_name} representation ...")
+    progress = _progress_bar(len(paths), progress_bar)
+    pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None)
+    if progress:
+        progress.close()
+    if not pieces:
+        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
+        raise CadenzaError(f"no readable notes in {source} ({len(summary.skipped)} files skipped: {reasons})")
+    train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction, seed)
+    by_path = {p.path: p for p in pieces}
+    train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
+    rep.fit([p.pretokens for p in train])
+    dtype = "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32"
+
+    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    representations.save(rep, tmp / "representation")
+    splits = {}
+    for name, group in (("train", train), ("val", val)):
+        ids = [rep.to_ids(p.pretokens) for p in group]
+        n = _write_split(tmp, name, ids, [p.notes for p in group], rep.bos_id, dtype)
+        splits[name] = {"tokens": n, "pieces": len(group), "notes": sum(p.notes for p in group),
+                        "files": [p.path for p in group]}
+    summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
+    summary.val_files, summary.note_on_split = len(val), note
+    meta = {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
+            "vocab_size": rep.vocab_size, "dtype": dtype, "splits": splits, "summary": summary.to_dict(),
+            "val_fraction": val_fraction, "seed": seed}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    try:
+        os.replace(tmp, directory)
+    except OSError:  # another process prepared the same data meanwhile: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled or total < 50 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="reading", leave=False)
+
+
+class TokenWindows:
+    """Windows of a flat token array, as training batches.
+
+    ``every_position``: the input is ``seq_len`` tokens and the target is the same window
+    shifted by one (teacher forcing on every position). Otherwise the target is only the
+    token after the window, as the seed notebook trains.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, every_position: bool,
+                 transpose_tables: np.ndarray | None = None):
+        self.tokens, self.seq_len, self.every_position = tokens, seq_len, every_position
+        self.tables = transpose_tables  # [n_shifts, vocab]; row 0 is the identity
+        self.n_starts = max(0, len(tokens) - seq_len)
+
+    def epoch_starts(self, rng: np.random.Generator, all_windows: bool) -> np.ndarray:
+        """All window starts shuffled (the notebook's epoch), or ``len/seq_len`` random ones."""
+        if all_windows:
+            return rng.permutation(self.n_starts)
+        return rng.integers(0, self.n_starts, size=max(1, len(self.tokens) // self.seq_len))
+
+    def batch(self, starts: np.ndarray, rng: np.random.Generator | None = None):
+        span = np.arange(self.seq_len + 1)
+        windows = np.asarray(self.tokens[starts[:, None] + span], dtype=np.int64)
+        if self.tables is not None and rng is not None and len(self.tables) > 1:
+            shifts = rng.integers(0, len(self.tables), size=len(starts))
+            moved = np.take_along_axis(self.tables[shifts], windows, axis=1)
+            ok = (moved >= 0).all(axis=1)  # only where every pitch stays in range
+            windows[ok] = moved[ok]
+        x = torch.from_numpy(windows[:, :-1])
+        y = torch.from_numpy(windows[:, 1:] if self.every_position else windows[:, -1:])
+        return x, y
+
+    def eval_starts(self, max_windows: int) -> np.ndarray:
+        """Deterministic evaluation windows: non-overlapping for every-position models,
+        evenly spaced single-target windows otherwise."""
+        if self.n_starts <= 0:
+            return np.zeros(0, dtype=np.int64)
+        step = self.seq_len if self.every_position else max(1, self.n_starts // max_windows)
+        return np.arange(0, self.n_starts, step)[:max_windows]
+
+
+def transpose_tables(rep: representations.Representation, max_shift: int) -> np.ndarray | None:
+    if max_shift <= 0:
+        return None
+    rows = [np.arange(rep.vocab_size)]
+    for s in range(-max_shift, max_shift + 1):
+        if s == 0:
+            continue
+        table = rep.transposition_table(s)
+        if table is None:
+            return None
+        rows.append(table)
+    return np.stack(rows)

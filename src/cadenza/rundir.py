@@ -1,0 +1,192 @@
+"""The run directory: one self-describing folder per training run.
+
+    config.json        the Config the run was trained with
+    tokenizer/         the fitted representation (vocabulary, BPE merges)
+    best.safetensors   weights with the best validation loss (training loss without a split)
+    state.pt           the last training state: model, optimizer, epoch, step, RNG
+    primers.npy        a few training windows to start generation from
+    metrics.csv        one row per epoch; loss.png: the curves
+    run.lock           held while a training process writes here
+
+Every write is atomic (write a temporary file, then rename), so a crash at any moment
+leaves the previous checkpoint loadable. Nothing here is unpickled: weights are
+safetensors and the state is read with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pickle
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+from . import models, representations
+from .config import Config
+from .errors import CadenzaError
+
+CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
+METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
+METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp))
+
+
+def save_state(state: dict, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_state(path: Path) -> dict:
+    """The training state, loaded without executing anything stored in it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CadenzaError(f"missing training state {path}") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CadenzaError(f"refusing to load {path}: it holds objects other than tensors and "
+                           f"plain values (possible code payload). {first}") from None
+    except Exception as exc:
+        raise CadenzaError(f"cannot read the training state {path}: {exc}".splitlines()[0]) from None
+
+
+def write_metrics(rows: list[dict], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        out.append({"epoch": int(row["epoch"]), "train_loss": float(row["train_loss"]),
+                    "val_loss": float(row["val_loss"]) if row["val_loss"] not in ("", "None", "nan") else None,
+                    "lr": float(row["lr"]), "tokens_per_s": float(row["tokens_per_s"]),
+                    "elapsed_s": float(row["elapsed_s"]), "best": row["best"] == "True"})
+    return out
+
+
+class RunLock:
+    """An exclusive lock on a run directory; a lock left by a dead process is taken over."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.held = False
+
+    def _owner_alive(self) -> tuple[bool, str]:
+        try:
+            host, pid = self.path.read_text().split()[:2]
+        except (OSError, ValueError):
+            return False, "?"
+        if host != socket.gethostname():
+            return True, f"{pid} on {host}"
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False, pid
+        except (PermissionError, ValueError):
+            return True, pid
+        return True, pid
+
+    def acquire(self) -> "RunLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                alive, who = self._owner_alive()
+                if alive:
+                    raise CadenzaError(f"{self.path.parent} is in use by another training (process {who}); "
+                                       f"wait for it or use another --run-dir") from None
+                self.path.unlink(missing_ok=True)  # stale lock of a dead process
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")
+            self.held = True
+            return self
+        raise CadenzaError(f"cannot lock {self.path}")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+@dataclass
+class Run:
+    directory: Path
+    config: Config
+    representation: representations.Representation
+    model: torch.nn.Module
+    primers: np.ndarray | None
+
+
+def load_run(run_dir: Path, device: str = "cpu") -> Run:
+    """A trained run from its directory alone; a damaged or foreign run is a clear error."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CadenzaError(f"no such run directory: {run_dir}")
+    missing = [name for name in (CONFIG, TOKENIZER, BEST) if not (run_dir / name).exists()]
+    if missing:
+        raise CadenzaError(f"{run_dir} is not a complete cadenza run: missing {', '.join(missing)}")
+    config = Config.load(run_dir / CONFIG)
+    rep = representations.load(run_dir / TOKENIZER)
+    model = models.create(config.model, rep.vocab_size, config.model_options)
+    try:
+        load_model(model, str(run_dir / BEST), strict=True, device=device)
+    except Exception as exc:
+        raise CadenzaError(f"weights {run_dir / BEST} do not match the {config.model} model with the "
+                           f"{rep.vocab_size}-token vocabulary in {run_dir / TOKENIZER} and {run_dir / CONFIG}: "
+                           f"{str(exc).splitlines()[0][:200]}") from None
+    model.to(device).eval()
+    primers = None
+    if (run_dir / PRIMERS).exists():
+        try:
+            primers = np.load(run_dir / PRIMERS, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
+        if primers.size and (primers.max() >= rep.vocab_size or primers.min() < 0):
+            raise CadenzaError(f"{run_dir / PRIMERS} holds token ids outside the vocabulary of {run_dir / TOKENIZER}")
+    return Run(run_dir, config, rep, model, primers)
