@@ -37,6 +37,7 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
     p.add_argument("--workers", type=int, help="processes for reading MIDI (default: all cores)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
 
 
@@ -95,7 +96,7 @@ def cmd_train(args) -> int:
 
     overrides = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                      val_fraction=args.val_fraction, transpose=args.transpose, max_minutes=args.max_minutes,
-                     steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile,
+                     steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                      patience=None if args.patience is None else (args.patience or None))
     if args.patience == 0:
         overrides["patience"] = 0

@@ -37,6 +37,7 @@ class Config:
     max_minutes: float | None = None
     checkpoint_minutes: float = 5.0  # also save the training state mid-epoch this often
     seed: int = 0
+    threads: int | None = None    # torch CPU threads (None: torch's default)
     compile: bool = False
     # generation defaults
     gen_length: int = 512
@@ -83,7 +84,8 @@ PRESETS: dict[str, dict] = {
                   lr=3e-3, epochs=20),
     # `make demo`: the small LSTM on the bach corpus within the 5-minute budget.
     "demo": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
-                 lr=3e-3, epochs=40, patience=None, max_minutes=3.5, warmup_steps=50),
+                 lr=3e-3, epochs=28, steps_per_epoch=25, patience=None, max_minutes=3.5, warmup_steps=50,
+                 threads=1),
     "transformer": dict(model="transformer",
                         model_options={"dim": 256, "layers": 4, "heads": 4, "dropout": 0.1},
                         lr=1e-3, seq_len=512, batch_size=16),

@@ -148,6 +148,9 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
 
 def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bool, workers, dist, say) -> TrainResult:
     torch.manual_seed(config.seed)
+    if config.threads:
+        # one thread per process avoids OpenMP spin-waiting when the cores are shared
+        torch.set_num_threads(config.threads)
     data = None
     if dist.is_main:
         data = prepare(source, config.representation, config.representation_options, config.val_fraction,

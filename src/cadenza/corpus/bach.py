@@ -9,13 +9,33 @@ from pathlib import Path
 from .cache import cache_root
 
 
-def _convert(args: tuple[str, str]) -> None:
+def _drop_repeats(score) -> None:
+    """Remove repeat barlines (a few chorales have repeats music21 cannot expand)."""
+    from music21 import bar, stream
+
+    for measure in score.recurse().getElementsByClass(stream.Measure):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(measure, side), bar.Repeat):
+                setattr(measure, side, None)
+
+
+def _convert(args: tuple[str, str]) -> str | None:
+    """Write one chorale as MIDI; returns an error message instead of raising."""
     name, target = args
     from music21 import corpus
 
     tmp = target + ".part"
-    corpus.parse(name).write("midi", fp=tmp)
-    os.replace(tmp, target)
+    try:
+        score = corpus.parse(name)
+        try:
+            score.write("midi", fp=tmp)
+        except Exception:
+            _drop_repeats(score)
+            score.write("midi", fp=tmp)
+        os.replace(tmp, target)
+    except Exception as exc:  # keep the rest of the corpus
+        return f"{name}: {type(exc).__name__}: {exc}".splitlines()[0]
+    return None
 
 
 def bach_chorales(workers: int | None = None) -> list[Path]:
@@ -36,6 +56,8 @@ def bach_chorales(workers: int | None = None) -> list[Path]:
             print(f"building the bach corpus: converting {len(todo)} music21 chorales to MIDI "
                   f"(once) into {folder}", flush=True)
             with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-                list(pool.map(_convert, todo, chunksize=8))
+                failed = [msg for msg in pool.map(_convert, todo, chunksize=8) if msg]
+            for msg in failed:
+                print(f"  could not convert {msg}", flush=True)
         done.write_text(f"{len(jobs)}\n")
     return sorted(folder.glob("*.mid"))

@@ -86,7 +86,7 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
     """
     exe = find_fluidsynth()
     sf = find_soundfont(soundfont)
-    wav_path = Path(wav_path)
+    wav_path = Path(wav_path).resolve()  # fluidsynth runs in a temporary folder
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cadenza-wav-") as tmp:
         if isinstance(midi_path_or_score, symusic.Score):
@@ -94,7 +94,7 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
             midi = Path(tmp) / "in.mid"
             score.dump_midi(str(midi))
         else:
-            midi = Path(midi_path_or_score)
+            midi = Path(midi_path_or_score).resolve()
             score = load_score(midi)  # one-line error for a missing or unreadable file
         cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(wav_path), "-r", str(int(sample_rate)), str(sf), str(midi)]
         try:
