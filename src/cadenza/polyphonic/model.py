@@ -27,7 +27,10 @@ class ModelConfig:
     hidden: int = 256  # LSTM units
     layers: int = 1
     mlp: int = 256  # width of the within-step network
-    conv_radius: int = 24  # semitones seen by the pitch-relative (convolutional) logit term
+    conv_radius: int = 24  # semitones seen by the pitch-relative (convolutional) logit terms
+    rel_channels: int = 0  # extra pitch-relative feature maps, mixed per token by learned gates
+    periods: tuple = ()  # step-index periods given to the LSTM as sin/cos phase features
+    key_range: int = 0  # >0: the LSTM is told each piece's transposition (|shift| <= key_range)
     dropout: float = 0.3
 
     def describe(self) -> str:
@@ -39,7 +42,7 @@ class FrameModel(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
         n, m = cfg.n_pitches, cfg.mlp
-        self.inp = nn.Linear(n + 1, cfg.input_dim)  # previous frame + start flag
+        self.inp = nn.Linear(n + 1 + 2 * len(cfg.periods), cfg.input_dim)  # prev frame, start, phases
         self.lstm = nn.LSTM(cfg.input_dim, cfg.hidden, cfg.layers, batch_first=True,
                             dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.from_h = nn.Linear(cfg.hidden, m)
@@ -48,12 +51,26 @@ class FrameModel(nn.Module):
         self.hid = nn.Linear(m, m)
         self.out = nn.Linear(m, n + 1)
         r = cfg.conv_radius
-        self.conv = nn.Conv1d(2, 1, 2 * r + 1, padding=r, bias=False)  # over (prev, partial)
+        self.conv = nn.Conv1d(2, 1 + cfg.rel_channels, 2 * r + 1, padding=r, bias=False)  # (prev, partial)
+        self.key = nn.Embedding(2 * cfg.key_range + 1, cfg.input_dim) if cfg.key_range else None
+        self.gate = nn.Linear(m, cfg.rel_channels) if cfg.rel_channels else None
         self.drop = nn.Dropout(cfg.dropout)
 
-    def run_steps(self, prev: torch.Tensor, start: torch.Tensor, state=None):
-        """prev (B, T, n) previous frames, start (B, T) flags -> (B, T, mlp) step features, state."""
-        x = self.inp(torch.cat([prev, start.unsqueeze(-1)], dim=-1))
+    def run_steps(self, prev: torch.Tensor, start: torch.Tensor, state=None, t0: int = 0,
+                  shift: torch.Tensor | None = None):
+        """prev (B, T, n) previous frames, start (B, T) flags, t0 index of the first step,
+        shift (B,) transposition applied to each piece (None: untransposed data)
+        -> (B, T, mlp) step features, LSTM state."""
+        feats = [prev, start.unsqueeze(-1)]
+        if self.cfg.periods:
+            t = torch.arange(t0, t0 + prev.shape[1], dtype=torch.float32, device=prev.device)
+            ang = 2 * torch.pi * t[:, None] / torch.tensor(self.cfg.periods, dtype=torch.float32)
+            feats.append(torch.cat([ang.sin(), ang.cos()], -1).expand(prev.shape[0], -1, -1))
+        x = self.inp(torch.cat(feats, dim=-1))
+        if self.key is not None:
+            if shift is None:
+                shift = torch.zeros(prev.shape[0], dtype=torch.long, device=prev.device)
+            x = x + self.key(shift + self.cfg.key_range).unsqueeze(1)
         h, state = self.lstm(self.drop(torch.tanh(x)), state)
         return self.from_h(self.drop(h)), state
 
@@ -74,7 +91,11 @@ class FrameModel(nn.Module):
         z = F.relu(hfeat + self.from_partial(partial) + self.from_last(torch.where(last < 0, n, last)))
         z = z + F.relu(self.hid(self.drop(z)))
         logits = self.out(self.drop(z))
-        rel = self.conv(torch.stack([prev, partial], dim=1)).squeeze(1)
+        rel = self.conv(torch.stack([prev, partial], dim=1))  # (N, 1 + rel_channels, n)
+        if self.gate is None:
+            rel = rel[:, 0]
+        else:
+            rel = rel[:, 0] + torch.einsum("nk,nkp->np", self.gate(z), rel[:, 1:])
         logits = logits + F.pad(rel, (0, 1))
         invalid = pitch.unsqueeze(0) <= last.unsqueeze(1)  # only pitches above the last may follow
         logits = torch.cat([logits[:, :n].masked_fill(invalid, float("-inf")), logits[:, n:]], dim=1)

@@ -22,6 +22,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_shift: int = 0  # transposition augmentation: random shift in [-max_shift, max_shift]
     patience: int = 6  # validations without improvement before stopping
+    lr_patience: int = 1  # validations without improvement before halving the learning rate
+    ema: float = 0.0  # >0: validate/keep an exponential moving average of the weights
     eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
     clip: float = 1.0
 
@@ -32,8 +34,9 @@ class TrainConfig:
 class Batch:
     """Pieces padded to (B, T, n) with their tokens sorted by time step."""
 
-    def __init__(self, rolls: list[np.ndarray]):
+    def __init__(self, rolls: list[np.ndarray], shifts: list[int] | None = None):
         n = rolls[0].shape[1]
+        self.shift = torch.tensor(shifts) if shifts is not None else None
         self.lengths = torch.tensor([len(r) for r in rolls])
         T = int(self.lengths.max())
         frames = np.zeros((len(rolls), T, n), dtype=np.float32)
@@ -62,7 +65,7 @@ def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float
     bounds = torch.searchsorted(batch.t, torch.arange(0, T + chunk, chunk).clamp(max=T))
     for i, c0 in enumerate(range(0, T, chunk)):
         c1 = min(T, c0 + chunk)
-        hfeat, state = model.run_steps(batch.prev[:, c0:c1], batch.start[:, c0:c1], state)
+        hfeat, state = model.run_steps(batch.prev[:, c0:c1], batch.start[:, c0:c1], state, c0, batch.shift)
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         b, t, y = batch.b[lo:hi], batch.t[lo:hi], batch.y[lo:hi]
         logp = model.token_log_probs(hfeat[b, t - c0], batch.frames[b, t], batch.prev[b, t], y)
@@ -79,7 +82,7 @@ def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float
 
 
 def batches(rolls: list[np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
-    """Group pieces of similar length (jittered when rng is given) into batches."""
+    """Group piece indices of similar length (jittered when rng is given) into batches."""
     lengths = np.array([len(r) for r in rolls], dtype=float)
     if rng is not None:
         lengths = lengths * rng.uniform(0.8, 1.25, len(rolls))
@@ -87,7 +90,7 @@ def batches(rolls: list[np.ndarray], batch_size: int, rng: np.random.Generator |
     groups = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(groups)
-    return [[rolls[j] for j in g] for g in groups]
+    return groups
 
 
 @torch.no_grad()
@@ -95,19 +98,20 @@ def evaluate(model: FrameModel, rolls: list[np.ndarray], batch_size: int = 32, c
     """Exact NLL in nats per time step: sum over pieces of -log p(frame_t | frames_<t) / total steps."""
     was_training = model.training
     model.eval()
-    total = sum(run_batch(model, Batch(group), chunk) for group in batches(rolls, batch_size))
+    total = sum(run_batch(model, Batch([rolls[i] for i in g]), chunk) for g in batches(rolls, batch_size))
     model.train(was_training)
     return total / sum(len(r) for r in rolls)
 
 
-def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator) -> list[np.ndarray]:
-    if max_shift <= 0:
-        return rolls
-    out = []
-    for roll in rolls:
-        lo, hi = transpose_range(roll, max_shift)
-        out.append(transpose(roll, int(rng.integers(lo, hi + 1))))
-    return out
+def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator):
+    """Each piece shifted by a random amount within [-max_shift, max_shift] that keeps all
+    its notes on the keyboard -> (rolls, shifts)."""
+    shifts = [0] * len(rolls)
+    if max_shift > 0:
+        for i, roll in enumerate(rolls):
+            lo, hi = transpose_range(roll, max_shift)
+            shifts[i] = int(rng.integers(lo, hi + 1))
+    return [transpose(r, k) for r, k in zip(rolls, shifts)], shifts
 
 
 def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
@@ -121,7 +125,17 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
+    params = list(model.parameters())
+    ema = [p.detach().clone() for p in params] if cfg.ema else None
+
+    def swap_ema():
+        if ema is not None:
+            for p, e in zip(params, ema):
+                tmp = p.detach().clone()
+                p.data.copy_(e)
+                e.copy_(tmp)
+
     t0 = time.monotonic()
     deadline = t0 + budget_s
     st = {"best": math.inf, "state": None, "bad": 0, "cost": 0.0, "last": t0, "history": []}
@@ -129,6 +143,7 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
     def validate(note: str) -> bool:
         """Validate, keep the best weights; True when early stopping says stop."""
         e0 = time.monotonic()
+        swap_ema()
         v = evaluate(model, valid)
         st["last"] = now = time.monotonic()
         st["cost"] = max(st["cost"], now - e0)
@@ -139,21 +154,27 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
             st.update(best=v, state=copy.deepcopy(model.state_dict()), bad=0)
         else:
             st["bad"] += 1
+        swap_ema()
         return st["bad"] >= cfg.patience
 
     epoch, stop, dirty = 0, False, False
     while not stop:
         epoch += 1
         train_nll, train_steps = 0.0, 0
-        groups = batches(augment(train, cfg.max_shift, rng), cfg.batch_size, rng)
+        rolls, shifts = augment(train, cfg.max_shift, rng)
+        groups = batches(rolls, cfg.batch_size, rng)
         for gi, group in enumerate(groups):
             if time.monotonic() + (1.5 + final_eval_ratio) * st["cost"] > deadline:
                 stop = True
                 break
             model.train()
-            batch = Batch(group)
+            batch = Batch([rolls[i] for i in group], [shifts[i] for i in group])
             train_nll += run_batch(model, batch, cfg.chunk, opt, cfg.clip)
             train_steps += int(batch.lengths.sum())
+            if ema is not None:
+                with torch.no_grad():
+                    for p, e in zip(params, ema):
+                        e.lerp_(p, 1 - cfg.ema)
             dirty = True
             if gi == len(groups) - 1 or time.monotonic() - st["last"] > cfg.eval_interval_s:
                 note = f"epoch {epoch} ({gi + 1}/{len(groups)}) train {train_nll / train_steps:.3f}"
