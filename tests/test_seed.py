@@ -1,0 +1,118 @@
+"""The seed preset reproduces the notebook: its tokens, its decoding, its network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from symusic import Score
+
+from cadenza import models, representations
+from cadenza.models.seed_lstm import SeedLSTM
+from cadenza.representations.seed import parse_pitch_name, pitch_name, score_to_seed_tokens
+
+from midifiles import write_piece
+
+
+def notebook_tokens(path) -> list[str]:
+    """The notebook's own obtain_notes() loop, on one file."""
+    from music21 import chord, converter, instrument, note
+
+    notes = []
+    parsed_song = converter.parse(str(path))
+    try:
+        s2 = instrument.partitionByInstrument(parsed_song)
+        intermediate_notes = s2.parts[0].recurse()
+    except Exception:
+        intermediate_notes = parsed_song.flat.notes
+    for individual_note in intermediate_notes:
+        if isinstance(individual_note, note.Note):
+            notes.append(str(individual_note.pitch))
+        elif isinstance(individual_note, chord.Chord):
+            notes.append(".".join(str(n) for n in individual_note.normalOrder))
+    return notes
+
+
+Q = 480
+CASES = {
+    # single notes with sharps and flats in several octaves
+    "melody": [(k * Q, Q, p, 80) for k, p in enumerate([60, 61, 63, 66, 70, 72, 49, 84])],
+    # chords of equal length, in different octaves and inversions
+    "chords": [(0, Q, p, 80) for p in (60, 64, 67)] + [(Q, Q, p, 80) for p in (52, 55, 60)]
+              + [(2 * Q, 2 * Q, p, 80) for p in (62, 65, 69, 72)] + [(4 * Q, Q, 71, 80)],
+    # a note that crosses the barline becomes two tied notes in music21
+    "tied": [(0, Q, 60, 80), (3 * Q + Q // 2, Q, 62, 80), (5 * Q, Q, 64, 80)],
+    # notes that start together but end apart are separate voices, not a chord
+    "voices": [(0, Q, 65, 80), (0, 2 * Q, 69, 80), (2 * Q, Q, 67, 80)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_tokens_match_the_notebooks_music21_extraction(tmp_path, name):
+    path = write_piece(tmp_path / f"{name}.mid", CASES[name])
+    assert score_to_seed_tokens(Score(str(path))) == notebook_tokens(path)
+
+
+def test_two_hand_file_matches_music21_and_keeps_the_left_hand(tmp_path):
+    right = [(k * Q, Q, p, 80) for k, p in enumerate([72, 74, 76, 77])]
+    left = [(0, 2 * Q, 48, 80), (2 * Q, 2 * Q, 43, 80)]
+    path = write_piece(tmp_path / "two_hands.mid", None, tracks=[right, left])
+    tokens = score_to_seed_tokens(Score(str(path)))
+    assert tokens == notebook_tokens(path)
+    assert "C3" in tokens and "G2" in tokens
+
+
+def test_pitch_names_round_trip():
+    for midi in range(21, 109):
+        assert parse_pitch_name(pitch_name(midi)) == midi
+    assert pitch_name(63) == "E-4" and pitch_name(61) == "C#4"
+
+
+def test_decoding_writes_one_token_every_half_beat_with_chords_in_octave_4():
+    rep = representations.create("seed")
+    rep.fit([["C#5", "4.9", "E-3"]])
+    score = rep.decode(rep.to_ids(["C#5", "4.9", "E-3"]))
+    notes = score.tracks[0].notes.numpy()
+    step = score.tpq // 2
+    assert sorted(set(notes["time"].tolist())) == [0, step, 2 * step]
+    assert sorted(notes["pitch"][notes["time"] == step].tolist()) == [64, 69]  # E4, A4
+    assert notes["pitch"][notes["time"] == 0].tolist() == [73]
+    assert notes["pitch"][notes["time"] == 2 * step].tolist() == [51]
+    assert score.tracks[0].program == 0
+
+
+def test_vocabulary_is_the_sorted_set_and_survives_save_and_load(tmp_path):
+    rep = representations.create("seed")
+    rep.fit([["E4", "C4", "0.4.7"], ["C4", "G2"]])
+    assert rep.vocab == ["0.4.7", "C4", "E4", "G2"]
+    representations.save(rep, tmp_path / "tok")
+    again = representations.load(tmp_path / "tok")
+    assert again.vocab == rep.vocab
+
+
+def test_transposition_table_moves_notes_and_chords():
+    rep = representations.create("seed")
+    rep.fit([["C4", "D4", "0.4.7", "2.6.9"]])
+    table = rep.transposition_table(2)
+    assert rep.vocab[table[rep.vocab.index("C4")]] == "D4"
+    assert rep.vocab[table[rep.vocab.index("0.4.7")]] == "2.6.9"
+    assert table[rep.vocab.index("D4")] == -1  # E4 is not in the vocabulary
+
+
+def test_seed_network_has_the_notebooks_parameter_count():
+    vocab = 358
+    model = models.create("seed_lstm", vocab, {"hidden": 512, "layers": 3, "dense": 256, "dropout": 0.3})
+    trainable = sum(p.numel() for p in model.parameters())
+    keras = SeedLSTM.keras_parameter_count(vocab)
+    # Keras: LSTM 1,052,672 + 2,099,200 + 2,099,200; BN 1,024; Dense 131,328; BN 512; Dense 257*vocab
+    assert keras == 1_052_672 + 2 * 2_099_200 + 1_024 + 131_328 + 512 + 257 * vocab
+    assert trainable == keras + 3 * 4 * 512  # PyTorch's second LSTM bias per gate and layer
+
+
+def test_seed_network_reads_the_index_over_vocabulary_size_and_predicts_every_token():
+    model = models.create("seed_lstm", 50, {"hidden": 16, "layers": 3, "dense": 8}).eval()
+    ids = torch.randint(0, 50, (4, 100))
+    logits, _ = model(ids, last_only=True)
+    assert logits.shape == (4, 1, 50)
+    full, _ = model(ids)
+    assert torch.allclose(full[:, -1:], logits, atol=1e-6)
+    assert model.lstm.input_size == 1
