@@ -5,6 +5,7 @@ Usage and data errors print one line and exit with code 2; nothing is written fi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def cmd_train(args) -> int:
             config = config.replace(model=args.model)
     result = train(args.source, args.run_dir, config, resume=args.resume, overrides=overrides,
                    quiet=args.quiet, workers=args.workers, device=args.device)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     print(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
           f"(epoch {result.best_epoch})  stopped: {result.stopped}")
     print(f"weights: {result.run_dir / 'best.safetensors'}")
