@@ -1,0 +1,111 @@
+"""``cadenza evaluate RUN_DIR``: held-out likelihood plus generated-vs-real statistics."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..corpus import SkipFile, find_midi_files, read_piano_score
+from ..dataset import prepare
+from ..errors import CadenzaError
+from ..generate import generate, to_scores
+from ..rundir import Run, load_run
+
+MAX_WINDOW_TARGETS = 2000  # the seed network needs one 100-token window per predicted token
+
+
+@torch.no_grad()
+def piece_nll(model, ids: np.ndarray, seq_len: int, every_position: bool) -> tuple[float, int]:
+    """Summed NLL (nats) of a piece's tokens after the first, and how many were scored.
+
+    Every-position models read the piece in chunks of ``seq_len`` carrying their state
+    (LSTM) or restarting it (transformer: context up to one chunk). The seed network is
+    scored as it was trained: each target after a full window of ``seq_len`` tokens
+    (evenly spaced targets when there are more than ``MAX_WINDOW_TARGETS``).
+    """
+    x = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    if len(x) < 2:
+        return 0.0, 0
+    if not every_position:
+        targets = np.arange(seq_len, len(x))
+        if len(targets) == 0:
+            return 0.0, 0
+        if len(targets) > MAX_WINDOW_TARGETS:
+            targets = targets[np.linspace(0, len(targets) - 1, MAX_WINDOW_TARGETS).astype(int)]
+        total = 0.0
+        for k in range(0, len(targets), 256):
+            t = torch.as_tensor(targets[k:k + 256])
+            windows = x[t[:, None] - seq_len + torch.arange(seq_len)]
+            logits, _ = model(windows, last_only=True)
+            total += torch.nn.functional.cross_entropy(logits[:, -1].float(), x[t], reduction="sum").item()
+        return total, len(targets)
+    carries = not hasattr(model, "max_len")
+    state, total = None, 0.0
+    for start in range(0, len(x) - 1, seq_len):
+        chunk = x[start:start + seq_len + 1]
+        logits, new_state = model(chunk[None, :-1], state=state)
+        total += torch.nn.functional.cross_entropy(logits[0].float(), chunk[1:], reduction="sum").item()
+        state = new_state if carries else None
+    return total, len(x) - 1
+
+
+def heldout_nll(run: Run, pieces: list[tuple[np.ndarray, int]]) -> dict:
+    """NLL per token, perplexity and NLL per note over (token ids, note count) pieces."""
+    every = getattr(run.model, "trains_every_position", True)
+    total, scored, tokens, notes = 0.0, 0, 0, 0
+    for ids, n_notes in pieces:
+        nll, n = piece_nll(run.model, ids, run.config.seq_len, every)
+        total, scored = total + nll, scored + n
+        tokens, notes = tokens + max(0, len(ids) - 1), notes + n_notes
+    if scored == 0:
+        return {"nll_per_token": None, "perplexity": None, "nll_per_note": None, "tokens": 0, "notes": notes}
+    per_token = total / scored
+    # scale to every token of the held-out pieces when only a sample of positions was scored
+    return {"nll_per_token": per_token, "perplexity": math.exp(per_token),
+            "nll_per_note": per_token * tokens / max(1, notes), "tokens": tokens, "notes": notes}
+
+
+def _heldout_pieces(run: Run, data: str | None, limit: int | None = None):
+    """(ids, notes, score) of held-out pieces: --data files, else the run's validation split."""
+    rep = run.representation
+    if data is not None:
+        paths = find_midi_files(data)
+    else:
+        source = run.config.source or "bach"
+        prepared = prepare(source, run.config.representation, run.config.representation_options,
+                           run.config.val_fraction, run.config.seed, log=None, progress_bar=False)
+        paths = [Path(p) for p in prepared.meta["splits"]["val"]["files"]]
+        if not paths:
+            raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
+    out = []
+    for path in paths[:limit]:
+        try:
+            score = read_piano_score(path)
+        except SkipFile:
+            continue
+        ids = rep.encode(score)
+        if rep.bos_id is not None:
+            ids = np.concatenate([[rep.bos_id], ids])
+        if len(ids):
+            out.append((ids, len(score.tracks[0].notes), score))
+    if not out:
+        raise CadenzaError(f"no readable held-out pieces in {data or 'the validation split'}")
+    return out
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8, seed: int = 0,
+                 max_pieces: int | None = 200) -> list[Path]:
+    from .report import write_report
+
+    if samples < 1:
+        raise CadenzaError("--samples must be >= 1")
+    run = load_run(run_dir)
+    held = _heldout_pieces(run, data, max_pieces)
+    nll = heldout_nll(run, [(ids, notes) for ids, notes, _ in held])
+    generated = to_scores(run, generate(run, num=samples, seed=seed))
+    reference = [score for _, _, score in held[:max(samples, 2)]]
+    write_report(run.directory, generated, reference, nll,
+                 f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens")
+    return [run.directory / name for name in ("report.md", "report.json")]
