@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ def _corpus_digest(paths: list[Path]) -> str:
     for path in paths:
         h.update(os.fsencode(path.name))
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would block forever
+                h.update(b"not a regular file")
+                continue
             with open(path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)

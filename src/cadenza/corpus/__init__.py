@@ -58,13 +58,22 @@ class CorpusSummary:
     val_files: int = 0
     note_on_split: str = ""
 
-    def lines(self, show: int = 5) -> list[str]:
+    def lines(self, show: int = 30) -> list[str]:
+        """The summary for the log: every skipped file with its reason up to ``show``,
+        then the rest counted by reason, so no skip goes unexplained."""
         out = [f"corpus: {self.files_read} files read, {len(self.skipped)} skipped, "
                f"{self.notes:,} notes, {self.tokens:,} tokens"]
         for path, reason in self.skipped[:show]:
             out.append(f"  skipped {path}: {reason}")
-        if len(self.skipped) > show:
-            out.append(f"  ... and {len(self.skipped) - show} more skipped files")
+        rest = self.skipped[show:]
+        if rest:
+            out.append(f"  ... and {len(rest)} more skipped files:")
+            counts: dict[str, int] = {}
+            for _, reason in rest:
+                kind = reason.split(":")[0]
+                counts[kind] = counts.get(kind, 0) + 1
+            for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+                out.append(f"    {n} x {kind}")
         if self.note_on_split:
             out.append(self.note_on_split)
         return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,11 @@ from symusic import Note, Score, Track
 
 PIANO_LOW, PIANO_HIGH = 21, 108
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Bounds that keep one file from holding a worker for minutes or filling memory with
+# tokens: half a million notes is hours of piano; 100,000 quarter notes is ~14 hours at
+# 120 bpm (a few bytes of huge delta-times otherwise become millions of Bar tokens).
+MAX_NOTES = 500_000
+MAX_QUARTERS = 100_000
 
 
 class SkipFile(Exception):
@@ -42,22 +48,36 @@ def merge_piano(score: Score) -> Score:
     return merged
 
 
-def read_piano_score(path: Path) -> Score:
-    """The merged piano part of one MIDI file; raises ``SkipFile`` with a reason."""
-    path = Path(path)
+def _read_file(path: Path) -> bytes:
+    """The bytes of a regular file; opening never blocks (a FIFO named .mid)."""
     try:
-        size = os.stat(path).st_size
-        if not path.is_file():
-            raise SkipFile("not a regular file")
-        if size == 0:
-            raise SkipFile("empty file (0 bytes)")
-        if size > MAX_FILE_BYTES:
-            raise SkipFile(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-        data = path.read_bytes()
-    except SkipFile:
-        raise
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise SkipFile(f"cannot open: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SkipFile("not a regular file")
+        if info.st_size == 0:
+            raise SkipFile("empty file (0 bytes)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise SkipFile(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if not data:
+        raise SkipFile("empty file (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise SkipFile(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
+    return data
+
+
+def read_piano_score(path: Path) -> Score:
+    """The merged piano part of one MIDI file; raises ``SkipFile`` with a reason."""
+    data = _read_file(Path(path))
     if not data.startswith(b"MThd"):
         raise SkipFile("not a MIDI file (no MThd header)")
     try:
@@ -65,12 +85,23 @@ def read_piano_score(path: Path) -> Score:
     except Exception as exc:  # symusic reports any malformed input as an exception
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SkipFile(f"unreadable MIDI: {reason}") from None
+    if score.tpq < 1:
+        raise SkipFile(f"invalid MIDI header: {score.tpq} ticks per quarter note")
     tracks = [t for t in score.tracks if len(t.notes)]
     if not tracks:
         raise SkipFile("no notes")
     if all(t.is_drum for t in tracks):
         raise SkipFile("drum tracks only")
+    notes = sum(len(t.notes) for t in tracks if not t.is_drum)
+    if notes > MAX_NOTES:
+        raise SkipFile(f"too many notes: {notes:,} (limit {MAX_NOTES:,})")
     merged = merge_piano(score)
-    if not len(merged.tracks[0].notes):
+    piano = merged.tracks[0].notes
+    if not len(piano):
         raise SkipFile("no playable piano notes (all outside 21-108 or zero length)")
+    cols = piano.numpy()
+    quarters = int((cols["time"].astype(np.int64) + cols["duration"]).max()) / merged.tpq
+    if quarters > MAX_QUARTERS:
+        raise SkipFile(f"too long: {quarters:,.0f} quarter notes (limit {MAX_QUARTERS:,}; "
+                       f"huge delta-times or note lengths)")
     return merged
