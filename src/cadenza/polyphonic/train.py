@@ -23,7 +23,7 @@ class TrainConfig:
     max_shift: int = 0  # transposition augmentation: random shift in [-max_shift, max_shift]
     patience: int = 6  # validations without improvement before stopping
     lr_patience: int = 1  # validations without improvement before halving the learning rate
-    ema: float = 0.0  # >0: validate/keep an exponential moving average of the weights
+    ema: float = 0.0  # >0: validate/keep this exponential moving average (per step) of the weights
     eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
     clip: float = 1.0
 
@@ -58,7 +58,8 @@ class Batch:
         self.start[:, 0] = 1
 
 
-def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float = 1.0) -> float:
+def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float = 1.0,
+              after_step=None) -> float:
     """Sum of -log p over the batch's tokens; one optimiser step per chunk if opt is given."""
     T = batch.frames.shape[1]
     state, total = None, 0.0
@@ -76,6 +77,8 @@ def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float
             (loss / n_steps).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
+            if after_step is not None:
+                after_step()
             state = tuple(s.detach() for s in state)
         total += float(loss.detach())
     return total
@@ -115,12 +118,15 @@ def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator):
 
 
 def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
-        budget_s: float, final_eval_ratio: float = 0.0, seed: int = 0, log=print) -> dict:
+        budget_s: float, final_eval_ratio: float = 0.0, seed: int = 0, log=print,
+        clock=time.process_time) -> dict:
     """Train until early stopping or the time budget runs out.
 
     The budget covers validations and a final evaluation costing about
     final_eval_ratio validations (e.g. test steps / valid steps). Keeps and restores
-    the weights with the best validation NLL.
+    the weights with the best validation NLL. The budget is measured with `clock`:
+    by default this process's CPU time, so that other programs sharing the CPU do not
+    eat into it (with several torch threads CPU time runs faster than wall time).
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -136,16 +142,25 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
                 p.data.copy_(e)
                 e.copy_(tmp)
 
-    t0 = time.monotonic()
+    def update_ema():
+        if ema is not None:
+            st["updates"] += 1
+            decay = min(cfg.ema, (1 + st["updates"]) / (10 + st["updates"]))  # warm-up
+            with torch.no_grad():
+                for p, e in zip(params, ema):
+                    e.lerp_(p, 1 - decay)
+
+    t0 = clock()
     deadline = t0 + budget_s
-    st = {"best": math.inf, "state": None, "bad": 0, "cost": 0.0, "last": t0, "history": []}
+    st = {"best": math.inf, "state": None, "bad": 0, "cost": 0.0, "last": t0, "history": [],
+          "updates": 0}
 
     def validate(note: str) -> bool:
         """Validate, keep the best weights; True when early stopping says stop."""
-        e0 = time.monotonic()
+        e0 = clock()
         swap_ema()
         v = evaluate(model, valid)
-        st["last"] = now = time.monotonic()
+        st["last"] = now = clock()
         st["cost"] = max(st["cost"], now - e0)
         sched.step(v)
         st["history"].append((round(now - t0, 1), v))
@@ -164,19 +179,15 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
         rolls, shifts = augment(train, cfg.max_shift, rng)
         groups = batches(rolls, cfg.batch_size, rng)
         for gi, group in enumerate(groups):
-            if time.monotonic() + (1.5 + final_eval_ratio) * st["cost"] > deadline:
+            if clock() + (1.5 + final_eval_ratio) * st["cost"] > deadline:
                 stop = True
                 break
             model.train()
             batch = Batch([rolls[i] for i in group], [shifts[i] for i in group])
-            train_nll += run_batch(model, batch, cfg.chunk, opt, cfg.clip)
+            train_nll += run_batch(model, batch, cfg.chunk, opt, cfg.clip, update_ema)
             train_steps += int(batch.lengths.sum())
-            if ema is not None:
-                with torch.no_grad():
-                    for p, e in zip(params, ema):
-                        e.lerp_(p, 1 - cfg.ema)
             dirty = True
-            if gi == len(groups) - 1 or time.monotonic() - st["last"] > cfg.eval_interval_s:
+            if gi == len(groups) - 1 or clock() - st["last"] > cfg.eval_interval_s:
                 note = f"epoch {epoch} ({gi + 1}/{len(groups)}) train {train_nll / train_steps:.3f}"
                 dirty = False
                 if validate(note):
@@ -185,5 +196,5 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
     if dirty or st["state"] is None:  # out of time mid-epoch: validate the latest weights too
         validate(f"epoch {epoch} (time up)")
     model.load_state_dict(st["state"])
-    return {"valid": st["best"], "epochs": epoch, "seconds": time.monotonic() - t0,
+    return {"valid": st["best"], "epochs": epoch, "seconds": clock() - t0,
             "history": st["history"]}
