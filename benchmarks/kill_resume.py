@@ -1,0 +1,305 @@
+"""Kill training with SIGKILL at random moments, resume it, and check nothing is lost.
+
+    python benchmarks/kill_resume.py --kills 20 --seed 0
+
+1. Generates a small corpus and trains an uninterrupted reference run
+   (``python -m cadenza train``, the small preset, a checkpoint after every step).
+2. Trains the same run again in a subprocess and kills it with SIGKILL at random:
+   some kills land while a checkpoint file is being written (the benchmark watches the
+   run directory for the temporary file of an atomic write and kills at once), some at
+   a random moment between writes (during a step), some during start-up / data
+   preparation. After each kill it checks the run directory: ``load_state`` reads
+   state.pt, ``load_run`` loads the run once best.safetensors exists, metrics.csv
+   parses with consecutive epochs that agree with the state, loss.png is a whole PNG,
+   and no temporary file is left behind. Then it resumes with ``--resume`` (or starts
+   again when no state was saved yet) and repeats until the training finishes; a new
+   round begins until ``--kills`` kills were made.
+3. At the end of each round the final weights (best.safetensors and the model in
+   state.pt) must equal the reference run's bit for bit (training is deterministic on
+   CPU with one thread and the same seed), and metrics.csv must hold the same epochs
+   with the same losses.
+
+Prints the figures and exits 1 if any check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def make_corpus(folder: Path, files: int = 6, notes: int = 160) -> None:
+    from symusic import Note, Score, Track
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(files):
+        rng = np.random.default_rng(k)
+        score, track = Score(480), Track("Piano", 0, False)
+        t = 0
+        for _ in range(notes):
+            dur = int(rng.choice([120, 240, 480]))
+            for p in rng.choice(np.arange(48, 80), size=int(rng.integers(1, 3)), replace=False):
+                track.notes.append(Note(t, dur, int(p), int(rng.integers(50, 100))))
+            t += dur
+        score.tracks.append(track)
+        score.dump_midi(str(folder / f"piece{k}.mid"))
+
+
+def train_cmd(corpus: Path, run_dir: Path, args, resume: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "cadenza", "train", str(corpus), "--run-dir", str(run_dir)]
+    if resume:
+        return cmd + ["--resume", "--quiet", "--workers", "1", "--device", "cpu"]
+    return cmd + ["--preset", "small", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps),
+                  "--seq-len", "32", "--batch-size", "4", "--val-fraction", "0.34", "--seed", str(args.seed),
+                  "--patience", "0", "--threads", "1", "--checkpoint-minutes", "0",
+                  "--quiet", "--workers", "1", "--device", "cpu"]
+
+
+def temp_files(run_dir: Path) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(run_dir) if ".tmp" in n)
+    except FileNotFoundError:
+        return []
+
+
+class Failure(Exception):
+    pass
+
+
+def check_run_dir(run_dir: Path, final: bool = False) -> dict:
+    """Everything a kill may have touched must still load. Returns what was found."""
+    from cadenza import rundir
+    from cadenza.errors import CadenzaError
+
+    found = {"state_epoch": None, "metric_epochs": []}
+    state_path = run_dir / rundir.STATE
+    try:
+        if state_path.exists():
+            state = rundir.load_state(state_path)
+            for key in ("model", "optimizer", "epoch", "step", "torch_rng", "data_key"):
+                if key not in state:
+                    raise Failure(f"state.pt lacks {key}")
+            found["state_epoch"], found["state_step"] = state["epoch"], state["step"]
+        if (run_dir / rundir.BEST).exists():
+            rundir.load_run(run_dir)
+        elif found["state_epoch"] not in (None, 1):
+            raise Failure("state.pt is past epoch 1 but best.safetensors is missing")
+        if (run_dir / rundir.PRIMERS).exists():
+            np.load(run_dir / rundir.PRIMERS, allow_pickle=False)
+        rows = rundir.read_metrics(run_dir / rundir.METRICS)
+    except CadenzaError as exc:
+        raise Failure(f"run directory does not load: {exc}") from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise Failure(f"run directory damaged: {type(exc).__name__}: {exc}") from None
+    epochs = [r["epoch"] for r in rows]
+    found["metric_epochs"] = epochs
+    if epochs != list(range(1, len(epochs) + 1)):
+        raise Failure(f"metrics.csv epochs are not consecutive: {epochs}")
+    if found["state_epoch"] is not None and not found["state_epoch"] - 1 <= len(epochs) <= found["state_epoch"]:
+        raise Failure(f"metrics.csv has {len(epochs)} epochs but state.pt is at epoch {found['state_epoch']}")
+    if (run_dir / rundir.LOSS_PLOT).exists() and not (run_dir / rundir.LOSS_PLOT).read_bytes().endswith(PNG_END):
+        raise Failure("loss.png is truncated")
+    return found
+
+
+def compare_with_reference(run_dir: Path, ref_dir: Path) -> float:
+    """Max |difference| between the round's final weights and the reference's."""
+    from safetensors.torch import load_file
+
+    from cadenza import rundir
+
+    worst = 0.0
+    a, b = load_file(str(run_dir / rundir.BEST)), load_file(str(ref_dir / rundir.BEST))
+    sa, sb = rundir.load_state(run_dir / rundir.STATE), rundir.load_state(ref_dir / rundir.STATE)
+    pairs = [(a, b), (sa["model"], sb["model"])]
+    for x, y in pairs:
+        if x.keys() != y.keys():
+            raise Failure("final weights have different tensors than the reference")
+        for k in x:
+            worst = max(worst, (x[k].float() - y[k].float()).abs().max().item())
+    for key in ("epoch", "step", "best_epoch", "best_loss"):
+        if sa[key] != sb[key]:
+            raise Failure(f"final state {key} = {sa[key]} but the reference has {sb[key]}")
+    ma, mb = rundir.read_metrics(run_dir / rundir.METRICS), rundir.read_metrics(ref_dir / rundir.METRICS)
+    la = [(m["epoch"], m["train_loss"], m["val_loss"], m["best"]) for m in ma]
+    lb = [(m["epoch"], m["train_loss"], m["val_loss"], m["best"]) for m in mb]
+    if la != lb:
+        raise Failure(f"metrics.csv differs from the reference:\n  {la}\n  {lb}")
+    return worst
+
+
+def run_campaign(args) -> int:
+    rnd = random.Random(args.seed)
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cadenza-kill-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus"
+    if not corpus.exists():
+        make_corpus(corpus)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1", "CADENZA_CACHE": str(work / "cache-ref")}
+    t_start = time.time()
+
+    ref_dir = work / "reference"
+    shutil.rmtree(ref_dir, ignore_errors=True)
+    t0 = time.time()
+    ref = subprocess.run(train_cmd(corpus, ref_dir, args, False), env=env, capture_output=True, text=True)
+    ref_seconds = time.time() - t0
+    if ref.returncode != 0:
+        print(ref.stderr, file=sys.stderr)
+        print("reference run failed", file=sys.stderr)
+        return 1
+    print(f"reference run: {args.epochs} epochs x {args.steps} steps in {ref_seconds:.1f} s", flush=True)
+
+    env["CADENZA_CACHE"] = str(work / "cache")  # the campaign prepares its own data: kills can hit that too
+    kills, kinds, failures, rounds, starts = 0, {"mid-write": 0, "between-writes": 0, "start-up": 0}, [], 0, 0
+    stray_seen, max_diff, files_written_at_kill = 0, 0.0, {}
+    while kills < args.kills:
+        rounds += 1
+        run_dir = work / f"run{rounds}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        finished = False
+        while not finished:
+            from cadenza import rundir
+
+            resume = (run_dir / rundir.STATE).exists()
+            starts += 1
+            want_kill = kills < args.kills
+            kind = rnd.choices(["mid-write", "between-writes", "start-up"], weights=[5, 4, 1])[0] if want_kill else None
+            stderr_path = work / "stderr.txt"
+            with open(stderr_path, "wb") as err:
+                proc = subprocess.Popen(train_cmd(corpus, run_dir, args, resume), env=env,
+                                        stdout=subprocess.DEVNULL, stderr=err)
+                if kind == "start-up":
+                    time.sleep(rnd.uniform(0.0, 3.0))
+                elif kind is not None:
+                    # wait for this process's n-th checkpoint write to begin
+                    n, seen, mark = rnd.randint(1, 2 * args.steps), 0, f"tmp{proc.pid}"
+                    inside = False
+                    while proc.poll() is None:
+                        now = [t for t in temp_files(run_dir) if t.endswith(mark)]
+                        if now and not inside:
+                            seen += 1
+                            if seen >= n and kind == "mid-write":
+                                break
+                        inside = bool(now)
+                        if seen >= n and kind == "between-writes":
+                            time.sleep(rnd.uniform(0.0, 0.2))
+                            break
+                        time.sleep(0.0005)
+                if kind is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    kills += 1
+                    # where it landed: a temporary file of this process left behind means mid-write
+                    mark = f"tmp{proc.pid}"
+                    left = [t for t in temp_files(run_dir) if t.endswith(mark)]
+                    left += [f"prepared data ({t})" for t in temp_files(work / "cache" / "prepared") if t.endswith(mark)]
+                    landed = "mid-write" if left else ("start-up" if kind == "start-up" else "between-writes")
+                    for name in left:
+                        name = name.split(".tmp")[0].lstrip(".") if not name.startswith("prepared") else "prepared data"
+                        files_written_at_kill[name] = files_written_at_kill.get(name, 0) + 1
+                    kinds[landed] += 1
+                else:
+                    proc.wait()
+            text = stderr_path.read_text(errors="replace")
+            if "Traceback" in text:
+                failures.append(f"traceback in the training's stderr:\n{text[-2000:]}")
+                print(failures[-1], file=sys.stderr)
+                return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
+                              files_written_at_kill, t_start, ref_seconds)
+            if proc.returncode == 0:
+                finished = True
+            elif proc.returncode != -signal.SIGKILL:
+                failures.append(f"training exited with {proc.returncode}: {text.strip().splitlines()[-1:]}")
+                print(failures[-1], file=sys.stderr)
+                return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
+                              files_written_at_kill, t_start, ref_seconds)
+            try:
+                found = check_run_dir(run_dir)
+                if finished:
+                    leftover = temp_files(run_dir)
+                    stray_seen += len(leftover)
+                    if leftover:
+                        raise Failure(f"temporary files left in the finished run: {leftover}")
+            except Failure as exc:
+                failures.append(f"after kill {kills} ({kind}): {exc}")
+                print(failures[-1], file=sys.stderr, flush=True)
+                if not args.keep_going:
+                    return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
+                                  files_written_at_kill, t_start, ref_seconds)
+            if not finished:
+                print(f"kill {kills:3d} ({kind:14s}) state at epoch {found['state_epoch']} step "
+                      f"{found.get('state_step')}, metrics epochs {len(found['metric_epochs'])}: loads", flush=True)
+        try:
+            diff = compare_with_reference(run_dir, ref_dir)
+            max_diff = max(max_diff, diff)
+            if diff > args.tolerance:
+                raise Failure(f"final weights differ from the reference by {diff:g}")
+            print(f"round {rounds}: finished after {starts} starts; final weights equal the reference "
+                  f"(max |diff| {diff:g}); metrics equal", flush=True)
+        except Failure as exc:
+            failures.append(f"round {rounds}: {exc}")
+            print(failures[-1], file=sys.stderr, flush=True)
+            if not args.keep_going:
+                break
+    return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff, files_written_at_kill,
+                  t_start, ref_seconds)
+
+
+def report(args, kills, kinds, failures, rounds, starts, stray, max_diff, at_kill, t_start, ref_seconds) -> int:
+    survived = kills if not failures else "not all"
+    print()
+    print(f"kills survived:        {survived} of {kills} (seed {args.seed}; {rounds} training round(s), {starts} starts)")
+    print(f"  killed mid-write:    {kinds['mid-write']} (" +
+          ", ".join(f"{k}: {v}" for k, v in sorted(at_kill.items())) + ")")
+    print(f"  killed between writes (in a step): {kinds['between-writes']}")
+    print(f"  killed at start-up:  {kinds['start-up']}")
+    print(f"bytes lost:            {'0' if not failures else 'see failures'} "
+          f"(run dir loaded after every kill; metrics rows and final weights equal the uninterrupted run, "
+          f"max |diff| {max_diff:g})")
+    print(f"temp files left:       {stray}")
+    print(f"time:                  {time.time() - t_start:.1f} s (uninterrupted reference run {ref_seconds:.1f} s)")
+    if failures:
+        print(f"FAILED: {len(failures)} check(s)")
+        for f in failures:
+            print("  " + f.splitlines()[0])
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps", type=int, default=8, help="steps per epoch")
+    p.add_argument("--tolerance", type=float, default=0.0, help="allowed max |weight difference|")
+    p.add_argument("--workdir", help="keep everything here (default: a temporary folder, removed)")
+    p.add_argument("--keep-going", action="store_true", help="do not stop at the first failed check")
+    args = p.parse_args(argv)
+    remove = args.workdir is None
+    if remove:
+        args.workdir = tempfile.mkdtemp(prefix="cadenza-kill-")
+    try:
+        return run_campaign(args)
+    finally:
+        if remove:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
