@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import pickle
+import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,9 +75,10 @@ def load_state(path: Path) -> dict:
     except FileNotFoundError:
         raise CadenzaError(f"missing training state {path}") from None
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        what = f"; it references {found.group(1)}" if found else ""
         raise CadenzaError(f"refusing to load {path}: it holds objects other than tensors and "
-                           f"plain values (possible code payload). {first}") from None
+                           f"plain values (possible code payload){what}") from None
     except Exception as exc:
         raise CadenzaError(f"cannot read the training state {path}: {exc}".splitlines()[0]) from None
 
@@ -139,8 +141,16 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()}\n")
             self.held = True
+            self._remove_stale_temp_files()
             return self
         raise CadenzaError(f"cannot lock {self.path}")
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temporary files of atomic writes cut short by a killed process: no one else
+        writes here while we hold the lock, so every one of them is garbage."""
+        for tmp in self.path.parent.glob(".*.tmp*"):
+            if re.fullmatch(r"\..+\.tmp\d+", tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:

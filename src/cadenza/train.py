@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -141,6 +142,10 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
         return _train_locked(source, run_dir, config, resume, quiet, workers, dist, say)
+    except OSError as exc:  # disk full, permissions ...: every write is atomic, so say so
+        name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+$", r"\1\2", str(exc.filename or ""))
+        raise CadenzaError(f"training stopped: {exc.strerror or exc}{': ' + name if name else ''}; the last "
+                           f"checkpoint in {run_dir} is intact: fix this, then continue with --resume") from None
     finally:
         lock.release()
         dist.close()
@@ -290,11 +295,11 @@ def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bo
                             "elapsed_s": elapsed_before + time.time() - t0, "best": improved})
             loss_sum, loss_count, step_in_epoch, next_step = 0.0, 0, 0, 0
             epoch += 1
-            if dist.is_main:
-                rundir.save_state(snapshot(0), run_dir / rundir.STATE)
-                last_checkpoint = time.time()
+            if dist.is_main:  # the state last: a crash before it replays this epoch, rows included
                 rundir.write_metrics(metrics, run_dir / rundir.METRICS)
                 plot_loss(metrics, run_dir / rundir.LOSS_PLOT)
+                rundir.save_state(snapshot(0), run_dir / rundir.STATE)
+                last_checkpoint = time.time()
                 vl = "-" if val_loss is None else f"{val_loss:.4f}"
                 say(f"epoch {epoch - 1}/{config.epochs}: train {train_loss:.4f}  val {vl}  "
                     f"{metrics[-1]['tokens_per_s']:,.0f} tok/s{'  (best)' if improved else ''}")
