@@ -1,0 +1,90 @@
+"""Prepared data: flat token files read through np.memmap, cached, split by file."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cadenza import dataset, preset, train
+from cadenza.dataset import TokenWindows, prepare, split_files, transpose_tables
+
+
+def test_prepare_writes_flat_uint16_files_with_a_piece_index(corpus_dir):
+    data = prepare(str(corpus_dir), "remi", log=None)
+    assert data.meta["dtype"] == "uint16"
+    train_tokens = data.tokens("train")
+    assert isinstance(train_tokens, np.memmap)
+    index = data.index("train")
+    rep = data.representation()
+    assert len(index) == data.meta["splits"]["train"]["pieces"] == 11  # 10% of 12 files held out
+    assert (train_tokens[index[:, 0]] == rep.bos_id).all()  # every piece starts with BOS
+    assert index[:, 1].sum() == data.meta["splits"]["train"]["notes"]
+    assert (data.directory / "train.bin").stat().st_size == 2 * len(train_tokens)
+    val_files = data.meta["splits"]["val"]["files"]
+    assert len(val_files) == 1 and val_files[0] not in data.meta["splits"]["train"]["files"]
+
+
+def test_preparing_the_same_data_again_reads_the_cache(corpus_dir, monkeypatch):
+    first = prepare(str(corpus_dir), "remi", log=None)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the corpus was read again")
+
+    monkeypatch.setattr(dataset, "read_pieces", no_reading)
+    again = prepare(str(corpus_dir), "remi", log=None)
+    assert again.directory == first.directory
+    with pytest.raises(AssertionError):  # another representation config is another key
+        prepare(str(corpus_dir), "remi", {"num_velocities": 8}, log=None)
+    (corpus_dir / "piece00.mid").write_bytes((corpus_dir / "piece01.mid").read_bytes())
+    with pytest.raises(AssertionError):  # changed content is another key
+        prepare(str(corpus_dir), "remi", log=None)
+
+
+def test_windows_teacher_force_every_position_or_predict_the_next_token():
+    tokens = np.arange(100, dtype=np.uint16)
+    every = TokenWindows(tokens, 10, every_position=True)
+    x, y = every.batch(np.array([0, 5]))
+    assert x.shape == (2, 10) and y.shape == (2, 10)
+    assert (y == x + 1).all()
+    last = TokenWindows(tokens, 10, every_position=False)
+    x, y = last.batch(np.array([3]))
+    assert x[0].tolist() == list(range(3, 13)) and y.tolist() == [[13]]
+    assert len(last.epoch_starts(np.random.default_rng(0), all_windows=True)) == 90  # the notebook's epoch
+    assert len(every.epoch_starts(np.random.default_rng(0), all_windows=False)) == 10
+
+
+def test_transposition_augmentation_stays_in_range(corpus_dir):
+    data = prepare(str(corpus_dir), "remi", log=None)
+    rep = data.representation()
+    tables = transpose_tables(rep, 5)
+    assert tables.shape == (11, rep.vocab_size)
+    windows = TokenWindows(data.tokens("train"), 64, True, tables)
+    rng = np.random.default_rng(0)
+    x, y = windows.batch(windows.epoch_starts(rng, False)[:16], rng)
+    plain, _ = TokenWindows(data.tokens("train"), 64, True).batch(windows.epoch_starts(np.random.default_rng(0), False)[:16])
+    assert (x >= 0).all()
+    assert not np.array_equal(x.numpy(), plain.numpy())  # some windows were transposed
+    names = rep.describe(x.flatten().tolist())
+    assert all(21 <= int(n.split("_")[1]) <= 108 for n in names if n.startswith("Pitch_"))
+
+
+def test_split_is_by_file_seeded_and_absent_for_few_files():
+    files = [f"f{k}.mid" for k in range(30)]
+    a = split_files(files, 0.1, seed=0)
+    assert len(a[1]) == 3 and set(a[0]) | set(a[1]) == set(files) and not set(a[0]) & set(a[1])
+    assert split_files(files, 0.1, seed=0) == a and split_files(files, 0.1, seed=1)[1] != a[1]
+    train_files, val, note = split_files(files[:5], 0.1, seed=0)
+    assert val == [] and "no validation split" in note
+
+
+@pytest.mark.parametrize("model,options", [
+    ("lstm", {"dim": 32, "layers": 2, "dropout": 0.1}),
+    ("transformer", {"dim": 32, "layers": 2, "heads": 2, "dropout": 0.1}),
+    ("seed_lstm", {"hidden": 16, "layers": 3, "dense": 8, "dropout": 0.3}),
+])
+def test_one_tiny_epoch_for_each_model(corpus_dir, tmp_path, model, options):
+    rep = "seed" if model == "seed_lstm" else "remi"
+    cfg = preset("small", model=model, representation=rep, model_options=options, seq_len=32, batch_size=4,
+                 steps_per_epoch=3, epochs=1, threads=1)
+    result = train(str(corpus_dir), tmp_path / model, cfg, quiet=True)
+    assert result.epochs_done == 1 and np.isfinite(result.metrics[0]["train_loss"])
+    assert (tmp_path / model / "best.safetensors").exists()
