@@ -88,3 +88,21 @@ def test_one_tiny_epoch_for_each_model(corpus_dir, tmp_path, model, options):
     result = train(str(corpus_dir), tmp_path / model, cfg, quiet=True)
     assert result.epochs_done == 1 and np.isfinite(result.metrics[0]["train_loss"])
     assert (tmp_path / model / "best.safetensors").exists()
+
+
+def test_tempo_stretch_moves_only_tempo_tokens(corpus_dir):
+    data = prepare(str(corpus_dir), "remi", log=None)
+    rep = data.representation()
+    table = rep.tempo_table(2)
+    names = rep.describe(range(rep.vocab_size))
+    tempos = sorted((float(n.split("_")[1]), i) for i, n in enumerate(names) if n.startswith("Tempo_"))
+    assert table[tempos[0][1]] == tempos[2][1] and table[tempos[-1][1]] == tempos[-1][1]  # clamped at the top
+    others = [i for i, n in enumerate(names) if not n.startswith("Tempo_")]
+    assert (table[others] == others).all()
+    windows = TokenWindows(data.tokens("train"), 64, True, None, dataset.tempo_tables(rep, 3))
+    rng = np.random.default_rng(1)
+    starts = windows.epoch_starts(rng, False)[:32]
+    x, _ = windows.batch(starts, rng)
+    plain = np.asarray(data.tokens("train")[starts[:, None] + np.arange(64)], dtype=np.int64)
+    changed = x.numpy() != plain
+    assert changed.any() and all(names[i].startswith("Tempo_") for i in plain[changed])

@@ -30,6 +30,7 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--transpose", type=int, help="random transposition within +-N semitones (0: off)")
+    p.add_argument("--tempo-stretch", type=int, help="random tempo change within +-N tempo bins (0: off)")
     p.add_argument("--patience", type=int, help="stop after N epochs without validation improvement (0: off)")
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
     p.add_argument("--checkpoint-minutes", type=float, help="also save the training state mid-epoch this often")
@@ -97,7 +98,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     overrides = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-                     val_fraction=args.val_fraction, transpose=args.transpose, max_minutes=args.max_minutes,
+                     val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch, max_minutes=args.max_minutes,
                      checkpoint_minutes=args.checkpoint_minutes,
                      steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                      patience=None if args.patience is None else (args.patience or None))

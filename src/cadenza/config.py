@@ -23,6 +23,7 @@ class Config:
     seq_len: int = 256
     val_fraction: float = 0.1
     transpose: int = 5            # random transposition within +-N semitones (0: off)
+    tempo_stretch: int = 0        # random tempo change within +-N tempo bins (0: off)
     # optimisation
     optimizer: str = "adamw"      # adamw | rmsprop
     lr: float = 2e-3

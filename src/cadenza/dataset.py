@@ -174,9 +174,10 @@ class TokenWindows:
     """
 
     def __init__(self, tokens: np.ndarray, seq_len: int, every_position: bool,
-                 transpose_tables: np.ndarray | None = None):
+                 transpose_tables: np.ndarray | None = None, tempo_tables: np.ndarray | None = None):
         self.tokens, self.seq_len, self.every_position = tokens, seq_len, every_position
         self.tables = transpose_tables  # [n_shifts, vocab]; row 0 is the identity
+        self.tempo_tables = tempo_tables  # [n_stretches, vocab]; row 0 is the identity
         self.n_starts = max(0, len(tokens) - seq_len)
 
     def epoch_starts(self, rng: np.random.Generator, all_windows: bool) -> np.ndarray:
@@ -193,6 +194,9 @@ class TokenWindows:
             moved = np.take_along_axis(self.tables[shifts], windows, axis=1)
             ok = (moved >= 0).all(axis=1)  # only where every pitch stays in range
             windows[ok] = moved[ok]
+        if self.tempo_tables is not None and rng is not None and len(self.tempo_tables) > 1:
+            stretch = rng.integers(0, len(self.tempo_tables), size=len(starts))
+            windows = np.take_along_axis(self.tempo_tables[stretch], windows, axis=1)
         x = torch.from_numpy(windows[:, :-1])
         y = torch.from_numpy(windows[:, 1:] if self.every_position else windows[:, -1:])
         return x, y
@@ -206,15 +210,26 @@ class TokenWindows:
         return np.arange(0, self.n_starts, step)[:max_windows]
 
 
-def transpose_tables(rep: representations.Representation, max_shift: int) -> np.ndarray | None:
+def _shift_tables(make, vocab_size: int, max_shift: int) -> np.ndarray | None:
+    """Identity first, then ``make(s)`` for s in -max_shift..max_shift (s != 0)."""
     if max_shift <= 0:
         return None
-    rows = [np.arange(rep.vocab_size)]
+    rows = [np.arange(vocab_size)]
     for s in range(-max_shift, max_shift + 1):
         if s == 0:
             continue
-        table = rep.transposition_table(s)
+        table = make(s)
         if table is None:
             return None
         rows.append(table)
     return np.stack(rows)
+
+
+def transpose_tables(rep: representations.Representation, max_shift: int) -> np.ndarray | None:
+    """Random transposition within +-max_shift semitones (-1 marks out-of-range pitches)."""
+    return _shift_tables(rep.transposition_table, rep.vocab_size, max_shift)
+
+
+def tempo_tables(rep: representations.Representation, max_bins: int) -> np.ndarray | None:
+    """Random tempo stretch within +-max_bins tempo bins."""
+    return _shift_tables(rep.tempo_table, rep.vocab_size, max_bins)

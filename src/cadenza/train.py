@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from . import models, representations, rundir
 from .config import Config, preset
-from .dataset import PreparedData, TokenWindows, prepare, transpose_tables
+from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transpose_tables
 from .distributed import Dist
 from .errors import CadenzaError
 from .plots import plot_loss
@@ -90,10 +90,19 @@ def evaluate_loss(model, windows: TokenWindows, batch_size: int, device, autocas
 def _check_config(config: Config) -> None:
     if config.seq_len < 2 or config.batch_size < 1 or config.epochs < 1:
         raise CadenzaError("seq-len must be >= 2, batch-size >= 1 and epochs >= 1")
-    if config.lr <= 0:
-        raise CadenzaError("the learning rate must be positive")
     if not 0 <= config.val_fraction < 1:
         raise CadenzaError("val-fraction must be in [0, 1)")
+    if not 0 < config.lr < math.inf:
+        raise CadenzaError(f"the learning rate must be a positive number, got {config.lr}")
+    if not 0 <= config.seed < 2**63:
+        raise CadenzaError(f"--seed must be in [0, 2**63), got {config.seed}")
+    for name in ("transpose", "patience", "steps_per_epoch", "threads"):
+        if (getattr(config, name) or 0) < 0:
+            raise CadenzaError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.max_minutes is not None and not 0 < config.max_minutes <= math.inf:
+        raise CadenzaError(f"--max-minutes must be positive, got {config.max_minutes}")
+    if not 0 <= config.checkpoint_minutes <= math.inf:
+        raise CadenzaError(f"--checkpoint-minutes must be >= 0, got {config.checkpoint_minutes}")
 
 
 def _save_primers(data: PreparedData, seq_len: int, path: Path, seed: int) -> None:
@@ -119,11 +128,19 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     ``max_minutes``, ``patience``) change it in either case. SOURCE defaults to the one
     the run was trained on, then to the built-in ``bach`` corpus.
     """
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise CadenzaError(f"unknown --device {device!r}; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+            raise CadenzaError(f"--device {device}: no such CUDA device on this machine")
     dist = Dist.from_env(device)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     say = log if dist.is_main else (lambda msg: None)
     run_dir = Path(run_dir)
     lock = rundir.RunLock(run_dir)
+    created, finished = False, False
     if dist.is_main:
         if resume:
             if not (run_dir / rundir.STATE).exists():
@@ -136,12 +153,17 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         config = config.replace(**(overrides or {}))
         source = source or config.source or "bach"
         config = config.replace(source=str(source))
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     try:
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
-        return _train_locked(source, run_dir, config, resume, quiet, workers, dist, say)
+        result = _train_locked(source, run_dir, config, resume, quiet, workers, dist, say)
+        finished = True
+        return result
+    except MemoryError:
+        raise CadenzaError("out of memory: lower --batch-size or --seq-len, or use a smaller --preset") from None
     except OSError as exc:  # disk full, permissions ...: every write is atomic, so say so
         name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+$", r"\1\2", str(exc.filename or ""))
         raise CadenzaError(f"training stopped: {exc.strerror or exc}{': ' + name if name else ''}; the last "
@@ -149,6 +171,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     finally:
         lock.release()
         dist.close()
+        if created and not finished and not (run_dir / rundir.STATE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves nothing behind
 
 
 def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bool, workers, dist, say) -> TrainResult:
@@ -189,8 +213,10 @@ def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bo
         os.replace(tok_tmp, run_dir / rundir.TOKENIZER)
         _save_primers(data, config.seq_len, run_dir / rundir.PRIMERS, config.seed)
 
-    tables = transpose_tables(rep, config.transpose)
-    train_w = TokenWindows(data.tokens("train"), config.seq_len, every_position, tables)
+    train_w = TokenWindows(data.tokens("train"), config.seq_len, every_position,
+                           transpose_tables(rep, config.transpose), tempo_tables(rep, config.tempo_stretch))
+    if dist.is_main and config.tempo_stretch and train_w.tempo_tables is None:
+        say(f"tempo stretch is off: the {config.representation} tokens have no tempo tokens to move")
     val_w = TokenWindows(data.tokens("val"), config.seq_len, every_position)
     if train_w.n_starts <= 0:
         raise CadenzaError(f"the training split has {len(train_w.tokens)} tokens, fewer than one window of "

@@ -87,6 +87,12 @@ class Representation(ABC):
         result does not exist. None when the representation cannot be transposed."""
         return None
 
+    def tempo_table(self, steps: int) -> np.ndarray | None:
+        """``table[id]`` = id of the token with its tempo moved ``steps`` bins (clamped to
+        the tempo range), other tokens unchanged: a tempo stretch of the same music. None
+        when the representation has no tempo tokens."""
+        return None
+
     @abstractmethod
     def save(self, directory: Path) -> None: ...
 

@@ -250,6 +250,18 @@ class MidiTokRepresentation(Representation):
                 table[i] = vocab.get(f"{kind}_{int(value) + semitones}", -1)
         return table
 
+    def tempo_table(self, steps: int) -> np.ndarray | None:
+        """Tempo tokens moved ``steps`` bins up or down (clamped); None without tempo
+        tokens or once BPE is trained (merged tokens may hold a tempo)."""
+        vocab = self.tokenizer.vocab
+        tempos = sorted((float(t.partition("_")[2]), i) for t, i in vocab.items() if t.startswith("Tempo_"))
+        if self.is_trained or not tempos:
+            return None
+        table = np.arange(self._base_size, dtype=np.int64)
+        for k, (_, i) in enumerate(tempos):
+            table[i] = tempos[min(len(tempos) - 1, max(0, k + steps))][1]
+        return table
+
     # -- persistence ------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         directory = Path(directory)
