@@ -85,8 +85,15 @@ def _add_demo(sub) -> None:
     p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other cadenza error (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"cadenza: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cadenza", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="cadenza", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo):
         add(sub)
@@ -212,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cadenza: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("cadenza: error: out of memory", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

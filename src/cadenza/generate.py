@@ -2,6 +2,7 @@
 across pieces, masked by the representation's grammar so every output decodes."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .sampling import check_sampling_args, sample_next
 
 LENGTH_UNITS = ("tokens", "bars", "seconds")
 MAX_TOKENS_FOR_TIMED = 20000
+MAX_NUM, MAX_BATCH_TOKENS = 4096, 2**26
 CHUNK = 64
 
 
@@ -84,8 +86,17 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     check_sampling_args(temperature, top_k, top_p)
     if unit not in LENGTH_UNITS:
         raise CadenzaError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
-    if length <= 0 or num < 1:
-        raise CadenzaError("--length and --num must be positive")
+    if not 0 < length < math.inf or num < 1:
+        raise CadenzaError("--length and --num must be positive (and finite)")
+    if not math.isfinite(temperature):
+        raise CadenzaError(f"--temperature must be a finite number >= 0, got {temperature}")
+    if seed is not None and seed < 0:
+        raise CadenzaError(f"--seed must be >= 0, got {seed}")
+    if unit == "tokens" and length < 1:
+        raise CadenzaError(f"--length {length:g} is less than one token")
+    if num > MAX_NUM or num * (length if unit == "tokens" else MAX_TOKENS_FOR_TIMED) > MAX_BATCH_TOKENS:
+        raise CadenzaError(f"--num {num} x --length {length:g} {unit} is too much for one call "
+                           f"(at most {MAX_NUM} pieces and {MAX_BATCH_TOKENS:,} tokens in all)")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     context, from_primer = _context(run, num, primer, rng)
