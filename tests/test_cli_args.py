@@ -1,0 +1,182 @@
+"""Bad command-line arguments: one line `cadenza: error: ...`, exit code 2, nothing written."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Track
+
+from cadenza.cli import main
+from cadenza.config import preset
+from cadenza.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    for k in range(3):
+        rng = np.random.default_rng(k)
+        score, track = Score(480), Track("Piano", 0, False)
+        for i in range(100):
+            track.notes.append(Note(i * 240, 240, int(rng.integers(48, 80)), 80))
+        score.tracks.append(track)
+        score.dump_midi(str(corpus / f"p{k}.mid"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CADENZA_CACHE", str(base / "cache"))
+    try:
+        train(str(corpus), base / "run", preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0},
+                                                seq_len=32, batch_size=4, steps_per_epoch=2, epochs=1, threads=1),
+              quiet=True, workers=1)
+    finally:
+        mp.undo()
+    (base / "text.mid").write_text("not a MIDI file\n")
+    (base / "out").mkdir()
+    return base
+
+
+@pytest.fixture(autouse=True)
+def cache(setup, monkeypatch):
+    monkeypatch.setenv("CADENZA_CACHE", str(setup / "cache"))
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def run_cli(args, capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    errors = [ln for ln in lines if "error" in ln]
+    assert len(errors) == 1 and lines[-1].startswith("cadenza: error: "), err
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+
+
+GENERATE_CASES = {
+    "length zero": (["--length", "0"], "--length"),
+    "length negative": (["--length", "-3"], "--length"),
+    "length nan": (["--length", "nan"], "--length"),
+    "length inf": (["--length", "inf"], "--length"),
+    "length below one token": (["--length", "0.5"], "--length"),
+    "temperature negative": (["--temperature", "-0.5"], "--temperature"),
+    "temperature nan": (["--temperature", "nan"], "--temperature"),
+    "top-p zero": (["--top-p", "0"], "--top-p"),
+    "top-p above one": (["--top-p", "1.5"], "--top-p"),
+    "top-p negative": (["--top-p", "-0.1"], "--top-p"),
+    "top-k negative": (["--top-k", "-1"], "--top-k"),
+    "num zero": (["--num", "0"], "--num"),
+    "num huge": (["--num", "100000"], "--num"),
+    "seed negative": (["--seed", "-1"], "--seed"),
+    "length not a number": (["--length", "ten"], "--length"),
+    "unit unknown": (["--unit", "furlongs"], "--unit"),
+    "render unknown": (["--render", "gif"], "--render"),
+    "primer not MIDI": (["--primer", "{base}/text.mid"], "not a MIDI file"),
+    "primer missing": (["--primer", "{base}/nope.mid"], "primer not found"),
+    "primer a folder": (["--primer", "{base}/out"], "primer"),
+}
+
+
+@pytest.mark.parametrize("case", list(GENERATE_CASES))
+def test_generate_bad_argument(setup, capsys, case):
+    extra, needle = GENERATE_CASES[case]
+    extra = [a.format(base=setup) for a in extra]
+    before = snapshot(setup)
+    code, err = run_cli(["generate", setup / "run", "-o", setup / "out" / "x.mid", *extra], capsys)
+    assert_one_line_error(code, err, needle)
+    assert snapshot(setup) == before
+
+
+@pytest.mark.parametrize("output,needle", [("missing/x.mid", "does not exist"), ("out/x.txt", ".mid")])
+def test_generate_bad_output(setup, capsys, output, needle):
+    before = snapshot(setup)
+    code, err = run_cli(["generate", setup / "run", "-o", setup / output, "--length", "8"], capsys)
+    assert_one_line_error(code, err, needle)
+    assert snapshot(setup) == before and not (setup / "missing").exists()
+
+
+def test_generate_missing_run(setup, capsys):
+    code, err = run_cli(["generate", setup / "no-run", "-o", setup / "out" / "x.mid"], capsys)
+    assert_one_line_error(code, err, "no such run directory")
+
+
+def test_generate_good_arguments_write(setup, capsys, tmp_path):
+    """The same command with sound arguments works (the failures above are not vacuous)."""
+    code, err = run_cli(["generate", setup / "run", "-o", tmp_path / "x.mid", "--length", "8", "--top-p", "1",
+                         "--top-k", "0", "--temperature", "0", "--seed", "0"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "x.mid").stat().st_size > 0
+
+
+TRAIN_CASES = {
+    "unknown preset": (["--preset", "nope"], "--preset"),
+    "unknown representation": (["--representation", "nope"], "--representation"),
+    "unknown model": (["--model", "nope"], "--model"),
+    "epochs zero": (["--epochs", "0"], "epochs"),
+    "lr nan": (["--lr", "nan"], "learning rate"),
+    "lr negative": (["--lr", "-1"], "learning rate"),
+    "seed negative": (["--seed", "-1"], "--seed"),
+    "val-fraction one": (["--val-fraction", "1"], "val-fraction"),
+    "transpose negative": (["--transpose", "-2"], "--transpose"),
+    "max-minutes negative": (["--max-minutes", "-1"], "--max-minutes"),
+    "checkpoint-minutes nan": (["--checkpoint-minutes", "nan"], "--checkpoint-minutes"),
+    "threads negative": (["--threads", "-1"], "--threads"),
+    "unknown device": (["--device", "abacus"], "--device"),
+    "seq-len beyond the data": (["--seq-len", "100000"], "--seq-len"),
+    "vocab-size too small": (["--vocab-size", "5"], "vocab_size"),
+    "missing run-dir": ([None], "--run-dir"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_train_bad_argument(setup, capsys, case, tmp_path):
+    extra, needle = TRAIN_CASES[case]
+    run = tmp_path / "new-run"
+    args = ["train", setup / "corpus", "--run-dir", run, "--preset", "small", "--epochs", "1",
+            "--steps-per-epoch", "1", "--quiet", "--workers", "1"]
+    if extra == [None]:
+        args = args[:2] + args[4:]
+    else:
+        # later options win in argparse, so the bad value overrides the defaults above
+        args += extra
+    before = snapshot(setup)
+    code, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, needle)
+    assert not run.exists(), "a refused training must not leave a run directory"
+    assert snapshot(setup) == before
+
+
+def test_train_missing_source(setup, capsys, tmp_path):
+    code, err = run_cli(["train", tmp_path / "nothing-here", "--run-dir", tmp_path / "run"], capsys)
+    assert_one_line_error(code, err, "no such file or folder")
+    assert not (tmp_path / "run").exists()
+
+
+def test_subprocess_bad_arguments_exit_2_one_line(setup, tmp_path):
+    """The real process: exit status 2, one stderr line, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for args in (["train", "--run-dir", str(tmp_path / "r"), "--preset", "nope"],
+                 ["generate", str(setup / "run"), "-o", str(setup / "out" / "x.mid"), "--top-p", "2"]):
+        proc = subprocess.run([sys.executable, "-m", "cadenza", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cadenza: error: "), proc.stderr
+        assert proc.stdout == ""
+    assert not (tmp_path / "r").exists() and os.listdir(setup / "out") == []
