@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,22 @@ def temp_files(run_dir: Path) -> list[str]:
 
 class Failure(Exception):
     pass
+
+
+@dataclass
+class Stats:
+    kills: int = 0
+    kinds: dict = field(default_factory=lambda: {"mid-write": 0, "between-writes": 0, "start-up": 0})
+    written_at_kill: dict = field(default_factory=dict)  # file -> kills that landed while writing it
+    failures: list = field(default_factory=list)
+    rounds: int = 0
+    starts: int = 0
+    stray: int = 0
+    stale_locks: int = 0
+    cache_tmp: int = 0
+    max_diff: float = 0.0
+    ref_seconds: float = 0.0
+    t_start: float = field(default_factory=time.time)
 
 
 def check_run_dir(run_dir: Path, final: bool = False) -> dict:
@@ -151,13 +168,13 @@ def run_campaign(args) -> int:
         make_corpus(corpus)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1", "CADENZA_CACHE": str(work / "cache-ref")}
-    t_start = time.time()
+    st = Stats()
 
     ref_dir = work / "reference"
     shutil.rmtree(ref_dir, ignore_errors=True)
     t0 = time.time()
     ref = subprocess.run(train_cmd(corpus, ref_dir, args, False), env=env, capture_output=True, text=True)
-    ref_seconds = time.time() - t0
+    st.ref_seconds = ref_seconds = time.time() - t0
     if ref.returncode != 0:
         print(ref.stderr, file=sys.stderr)
         print("reference run failed", file=sys.stderr)
@@ -165,19 +182,18 @@ def run_campaign(args) -> int:
     print(f"reference run: {args.epochs} epochs x {args.steps} steps in {ref_seconds:.1f} s", flush=True)
 
     env["CADENZA_CACHE"] = str(work / "cache")  # the campaign prepares its own data: kills can hit that too
-    kills, kinds, failures, rounds, starts = 0, {"mid-write": 0, "between-writes": 0, "start-up": 0}, [], 0, 0
-    stray_seen, max_diff, files_written_at_kill = 0, 0.0, {}
-    while kills < args.kills:
-        rounds += 1
-        run_dir = work / f"run{rounds}"
+    while st.kills < args.kills:
+        st.rounds += 1
+        run_dir = work / f"run{st.rounds}"
         shutil.rmtree(run_dir, ignore_errors=True)
-        finished = False
+        finished, round_starts = False, 0
         while not finished:
             from cadenza import rundir
 
             resume = (run_dir / rundir.STATE).exists()
-            starts += 1
-            want_kill = kills < args.kills
+            st.starts += 1
+            round_starts += 1
+            want_kill = st.kills < args.kills
             kind = rnd.choices(["mid-write", "between-writes", "start-up"], weights=[5, 4, 1])[0] if want_kill else None
             stderr_path = work / "stderr.txt"
             with open(stderr_path, "wb") as err:
@@ -203,7 +219,7 @@ def run_campaign(args) -> int:
                 if kind is not None and proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
-                    kills += 1
+                    st.kills += 1
                     # where it landed: a temporary file of this process left behind means mid-write
                     mark = f"tmp{proc.pid}"
                     left = [t for t in temp_files(run_dir) if t.endswith(mark)]
@@ -211,71 +227,69 @@ def run_campaign(args) -> int:
                     landed = "mid-write" if left else ("start-up" if kind == "start-up" else "between-writes")
                     for name in left:
                         name = name.split(".tmp")[0].lstrip(".") if not name.startswith("prepared") else "prepared data"
-                        files_written_at_kill[name] = files_written_at_kill.get(name, 0) + 1
-                    kinds[landed] += 1
+                        st.written_at_kill[name] = st.written_at_kill.get(name, 0) + 1
+                    st.kinds[landed] += 1
+                    st.stale_locks += (run_dir / "run.lock").exists()  # the next start must take it over
                 else:
                     proc.wait()
             text = stderr_path.read_text(errors="replace")
             if "Traceback" in text:
-                failures.append(f"traceback in the training's stderr:\n{text[-2000:]}")
-                print(failures[-1], file=sys.stderr)
-                return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
-                              files_written_at_kill, t_start, ref_seconds)
+                st.failures.append(f"traceback in the training's stderr:\n{text[-2000:]}")
+                print(st.failures[-1], file=sys.stderr)
+                return report(args, st, work)
             if proc.returncode == 0:
                 finished = True
             elif proc.returncode != -signal.SIGKILL:
-                failures.append(f"training exited with {proc.returncode}: {text.strip().splitlines()[-1:]}")
-                print(failures[-1], file=sys.stderr)
-                return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
-                              files_written_at_kill, t_start, ref_seconds)
+                st.failures.append(f"training exited with {proc.returncode}: {text.strip().splitlines()[-1:]}")
+                print(st.failures[-1], file=sys.stderr)
+                return report(args, st, work)
             try:
                 found = check_run_dir(run_dir)
                 if finished:
                     leftover = temp_files(run_dir)
-                    stray_seen += len(leftover)
+                    st.stray += len(leftover)
                     if leftover:
                         raise Failure(f"temporary files left in the finished run: {leftover}")
             except Failure as exc:
-                failures.append(f"after kill {kills} ({kind}): {exc}")
-                print(failures[-1], file=sys.stderr, flush=True)
+                st.failures.append(f"after kill {st.kills} ({kind}): {exc}")
+                print(st.failures[-1], file=sys.stderr, flush=True)
                 if not args.keep_going:
-                    return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff,
-                                  files_written_at_kill, t_start, ref_seconds)
+                    return report(args, st, work)
             if not finished:
-                print(f"kill {kills:3d} ({kind:14s}) state at epoch {found['state_epoch']} step "
+                print(f"kill {st.kills:3d} ({kind:14s}) state at epoch {found['state_epoch']} step "
                       f"{found.get('state_step')}, metrics epochs {len(found['metric_epochs'])}: loads", flush=True)
         try:
             diff = compare_with_reference(run_dir, ref_dir)
-            max_diff = max(max_diff, diff)
+            st.max_diff = max(st.max_diff, diff)
             if diff > args.tolerance:
                 raise Failure(f"final weights differ from the reference by {diff:g}")
-            print(f"round {rounds}: finished after {starts} starts; final weights equal the reference "
+            print(f"round {st.rounds}: finished after {round_starts} starts; final weights equal the reference "
                   f"(max |diff| {diff:g}); metrics equal", flush=True)
         except Failure as exc:
-            failures.append(f"round {rounds}: {exc}")
-            print(failures[-1], file=sys.stderr, flush=True)
+            st.failures.append(f"round {st.rounds}: {exc}")
+            print(st.failures[-1], file=sys.stderr, flush=True)
             if not args.keep_going:
                 break
-    return report(args, kills, kinds, failures, rounds, starts, stray_seen, max_diff, files_written_at_kill,
-                  t_start, ref_seconds)
+    return report(args, st, work)
 
 
-def report(args, kills, kinds, failures, rounds, starts, stray, max_diff, at_kill, t_start, ref_seconds) -> int:
-    survived = kills if not failures else "not all"
+def report(args, st: Stats, work: Path) -> int:
+    st.cache_tmp = len(temp_files(work / "cache" / "prepared"))
     print()
-    print(f"kills survived:        {survived} of {kills} (seed {args.seed}; {rounds} training round(s), {starts} starts)")
-    print(f"  killed mid-write:    {kinds['mid-write']} (" +
-          ", ".join(f"{k}: {v}" for k, v in sorted(at_kill.items())) + ")")
-    print(f"  killed between writes (in a step): {kinds['between-writes']}")
-    print(f"  killed at start-up:  {kinds['start-up']}")
-    print(f"bytes lost:            {'0' if not failures else 'see failures'} "
-          f"(run dir loaded after every kill; metrics rows and final weights equal the uninterrupted run, "
-          f"max |diff| {max_diff:g})")
-    print(f"temp files left:       {stray}")
-    print(f"time:                  {time.time() - t_start:.1f} s (uninterrupted reference run {ref_seconds:.1f} s)")
-    if failures:
-        print(f"FAILED: {len(failures)} check(s)")
-        for f in failures:
+    print(f"kills survived:         {st.kills if not st.failures else 'not all'} of {st.kills} "
+          f"(seed {args.seed}; {st.rounds} training round(s), {st.starts} starts)")
+    print(f"  killed mid-write:     {st.kinds['mid-write']} (" +
+          ", ".join(f"{k}: {v}" for k, v in sorted(st.written_at_kill.items())) + ")")
+    print(f"  killed between writes (in a step): {st.kinds['between-writes']}")
+    print(f"  killed at start-up:   {st.kinds['start-up']}")
+    print(f"bytes lost:             {'0' if not st.failures else 'see failures'} (run dir loaded after every "
+          f"kill; metrics rows and final weights equal the uninterrupted run, max |diff| {st.max_diff:g})")
+    print(f"temp files left:        {st.stray} in finished runs; {st.cache_tmp} unfinished prepared-data folders in the cache")
+    print(f"stale locks taken over: {st.stale_locks} (run.lock of a killed process; the next start went ahead)")
+    print(f"time:                   {time.time() - st.t_start:.1f} s (uninterrupted reference run {st.ref_seconds:.1f} s)")
+    if st.failures:
+        print(f"FAILED: {len(st.failures)} check(s)")
+        for f in st.failures:
             print("  " + f.splitlines()[0])
         return 1
     return 0
