@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,11 @@ def train_cmd(corpus: Path, run_dir: Path, args, resume: bool) -> list[str]:
                   "--seq-len", "32", "--batch-size", "4", "--val-fraction", "0.34", "--seed", str(args.seed),
                   "--patience", "0", "--threads", "1", "--checkpoint-minutes", "0",
                   "--quiet", "--workers", "1", "--device", "cpu"]
+
+
+def of_process(name: str, pid: int) -> bool:
+    """Whether ``name`` is a temporary file of an atomic write by process ``pid``."""
+    return re.search(rf"\.tmp{pid}(\.\w+)?$", name) is not None
 
 
 def temp_files(run_dir: Path) -> list[str]:
@@ -203,10 +209,9 @@ def run_campaign(args) -> int:
                     time.sleep(rnd.uniform(0.0, 3.0))
                 elif kind is not None:
                     # wait for this process's n-th checkpoint write to begin
-                    n, seen, mark = rnd.randint(1, 2 * args.steps), 0, f"tmp{proc.pid}"
-                    inside = False
+                    n, seen, inside = rnd.randint(1, 2 * args.steps), 0, False
                     while proc.poll() is None:
-                        now = [t for t in temp_files(run_dir) if t.endswith(mark)]
+                        now = [t for t in temp_files(run_dir) if of_process(t, proc.pid)]
                         if now and not inside:
                             seen += 1
                             if seen >= n and kind == "mid-write":
@@ -221,9 +226,9 @@ def run_campaign(args) -> int:
                     proc.wait()
                     st.kills += 1
                     # where it landed: a temporary file of this process left behind means mid-write
-                    mark = f"tmp{proc.pid}"
-                    left = [t for t in temp_files(run_dir) if t.endswith(mark)]
-                    left += [f"prepared data ({t})" for t in temp_files(work / "cache" / "prepared") if t.endswith(mark)]
+                    left = [t for t in temp_files(run_dir) if of_process(t, proc.pid)]
+                    left += [f"prepared data ({t})" for t in temp_files(work / "cache" / "prepared")
+                             if of_process(t, proc.pid)]
                     landed = "mid-write" if left else ("start-up" if kind == "start-up" else "between-writes")
                     for name in left:
                         name = name.split(".tmp")[0].lstrip(".") if not name.startswith("prepared") else "prepared data"

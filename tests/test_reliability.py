@@ -104,6 +104,24 @@ def test_crash_between_state_and_metrics_loses_no_epoch(corpus, tmp_path, monkey
     assert [m["epoch"] for m in rundir.read_metrics(run / rundir.METRICS)] == [1, 2, 3]
 
 
+def test_crash_while_plotting_keeps_the_previous_plot(corpus, tmp_path, monkeypatch):
+    train_module = sys.modules["cadenza.train"]  # (cadenza.train the attribute is the function)
+
+    run = tmp_path / "run"
+    train(str(corpus), run, config(epochs=1), quiet=True, workers=1)
+    before = (run / rundir.LOSS_PLOT).read_bytes()
+
+    def half_a_png(metrics, path):
+        pathlib.Path(path).write_bytes(before[: len(before) // 2])
+        raise Killed()
+
+    monkeypatch.setattr(train_module, "plot_loss", half_a_png)
+    with pytest.raises(Killed):
+        train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1)
+    assert (run / rundir.LOSS_PLOT).read_bytes() == before
+    assert rundir.load_state(run / rundir.STATE)["epoch"] == 2  # epoch 2 is replayed on resume
+
+
 def test_resume_after_crash_equals_uninterrupted(corpus, tmp_path, monkeypatch):
     """Crash in the middle of epoch 2 (after a mid-epoch checkpoint): the resumed run ends
     with exactly the weights of an uninterrupted one."""
@@ -167,7 +185,7 @@ def test_disk_full_during_checkpoint_keeps_previous(corpus, tmp_path, monkeypatc
 
 def test_temp_files_of_a_killed_writer_are_removed(corpus, tmp_path, trained):
     run = copy_run(trained / "remi", tmp_path / "run")
-    junk = [run / ".state.pt.tmp999999", run / ".best.safetensors.tmp999998"]
+    junk = [run / ".state.pt.tmp999999", run / ".best.safetensors.tmp999998", run / ".loss.png.tmp999997.png"]
     for j in junk:
         j.write_bytes(b"\0" * 1000)
     train(None, run, resume=True, overrides={"epochs": 3}, quiet=True, workers=1)

@@ -38,10 +38,11 @@ METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "tokens_per_s", "elaps
 
 
 @contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+def atomic_path(path: Path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+    ``suffix`` ends the temporary name, for writers that pick the format from it."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -149,7 +150,7 @@ class RunLock:
         """Temporary files of atomic writes cut short by a killed process: no one else
         writes here while we hold the lock, so every one of them is garbage."""
         for tmp in self.path.parent.glob(".*.tmp*"):
-            if re.fullmatch(r"\..+\.tmp\d+", tmp.name) and tmp.is_file():
+            if re.fullmatch(r"\..+\.tmp\d+(\.\w+)?", tmp.name) and tmp.is_file():
                 tmp.unlink(missing_ok=True)
 
     def release(self) -> None:

@@ -323,7 +323,8 @@ def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bo
             epoch += 1
             if dist.is_main:  # the state last: a crash before it replays this epoch, rows included
                 rundir.write_metrics(metrics, run_dir / rundir.METRICS)
-                plot_loss(metrics, run_dir / rundir.LOSS_PLOT)
+                with rundir.atomic_path(run_dir / rundir.LOSS_PLOT, suffix=".png") as tmp:
+                    plot_loss(metrics, tmp)
                 rundir.save_state(snapshot(0), run_dir / rundir.STATE)
                 last_checkpoint = time.time()
                 vl = "-" if val_loss is None else f"{val_loss:.4f}"
