@@ -328,3 +328,33 @@ def test_mutated_midi_is_read_or_skipped(tmp_path, data):
     assert notes["duration"].min() > 0 and notes["time"].min() >= 0
     assert np.all(np.diff(notes["time"]) >= 0)
     assert len(_remi().pretokenize(score)) > 0
+
+
+# ------------------------------------------------------------- a crashing worker
+
+_real_read_one = None
+
+
+def _read_one_or_die(path):
+    if Path(path).name == "crash.mid":
+        os._exit(11)  # what a segfault in the MIDI parser looks like from the pool
+    return _real_read_one(path)
+
+
+def test_file_that_kills_its_worker_is_skipped(tmp_path, monkeypatch):
+    import cadenza.corpus as corpus_module
+    from cadenza import representations
+
+    global _real_read_one
+    _real_read_one = corpus_module._read_one
+    monkeypatch.setattr(corpus_module, "_read_one", _read_one_or_die)
+    folder = tmp_path / "c"
+    folder.mkdir()
+    for k in range(12):
+        (folder / f"g{k:02d}.mid").write_bytes(good_midi(k, n=16))
+    (folder / "crash.mid").write_bytes(good_midi(99, n=16))
+    rep = representations.create("remi")
+    pieces, summary = corpus_module.read_pieces(find_midi_files(folder), rep.pretokenize, workers=2)
+    assert sorted(Path(p.path).name for p in pieces) == [f"g{k:02d}.mid" for k in range(12)]
+    assert len(summary.skipped) == 1 and summary.skipped[0][0].endswith("crash.mid")
+    assert "crashed" in summary.skipped[0][1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -114,32 +115,47 @@ def _read_one(path: Path) -> tuple[str, Any, int, str | None]:
 
 def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | None = None,
                 progress: Callable[[int], None] | None = None) -> tuple[list[Piece], CorpusSummary]:
-    """Read and pretokenize files in parallel; bad files become (path, reason) skips."""
+    """Read and pretokenize files in parallel; bad files become (path, reason) skips.
+
+    A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
+    too: the files not yet read are read again one process at a time to find it."""
     paths = list(paths)
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
     pieces, summary = [], CorpusSummary()
+    done = 0
+
+    def take(result) -> None:
+        nonlocal done
+        path, pretokens, notes, reason = result
+        if reason is None and (pretokens is None or len(pretokens) == 0):
+            reason = "no tokens after tokenization"
+        if reason is None:
+            pieces.append(Piece(path, notes, pretokens))
+            summary.files_read += 1
+            summary.notes += notes
+        else:
+            summary.skipped.append((_display(Path(path)), reason))
+        done += 1
+        if progress:
+            progress(done)
+
     if workers == 1 or len(paths) < 8:
         _init_worker(pretokenize)
-        results = map(_read_one, paths)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                   initargs=(pretokenize,))
-        results = pool.map(_read_one, paths, chunksize=max(1, len(paths) // (workers * 8)))
-    try:
-        for k, (path, pretokens, notes, reason) in enumerate(results):
-            if reason is None and (pretokens is None or len(pretokens) == 0):
-                reason = "no tokens after tokenization"
-            if reason is None:
-                pieces.append(Piece(path, notes, pretokens))
-                summary.files_read += 1
-                summary.notes += notes
-            else:
-                summary.skipped.append((_display(Path(path)), reason))
-            if progress:
-                progress(k + 1)
-    finally:
-        if pool is not None:
+        for result in map(_read_one, paths):
+            take(result)
+        return pieces, summary
+    chunksize = max(1, len(paths) // (workers * 8))
+    while done < len(paths):
+        rest = paths[done:]
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(pretokenize,))
+        try:
+            for result in pool.map(_read_one, rest, chunksize=chunksize):
+                take(result)
+        except BrokenProcessPool:
+            if workers == 1 and chunksize == 1:  # alone and in order: the next file is the culprit
+                take((str(paths[done]), None, 0, "the MIDI reader crashed on this file (its process died)"))
+            workers, chunksize = 1, 1
+        finally:
             pool.shutdown(cancel_futures=True)
     return pieces, summary
 
