@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from cadenza.errors import CadenzaError  # noqa: E402
 from cadenza.polyphonic.data import DATASETS, load_dataset  # noqa: E402
 from cadenza.polyphonic.model import FrameModel, ModelConfig  # noqa: E402
-from cadenza.polyphonic.train import TrainConfig, evaluate, fit  # noqa: E402
+from cadenza.polyphonic.train import TrainConfig, fit_ensemble, mixture_nll, step_log_probs  # noqa: E402
 
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "polyphonic"
 NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "piano": "Piano-midi.de", "muse": "MuseData"}
@@ -38,11 +38,11 @@ PUBLISHED = {
 # Chosen on the valid splits only.
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "jsb": (ModelConfig(hidden=384, mlp=384, dropout=0.5),
-            TrainConfig(ema=0.99, lr_patience=2, patience=8)),
+            TrainConfig(ema=0.99, lr_patience=2, patience=8, members=16)),
     "nottingham": (ModelConfig(hidden=384, mlp=384, dropout=0.3, rel_channels=8, periods=(2, 4, 8, 16)),
                    TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
     "piano": (ModelConfig(hidden=384, mlp=384, dropout=0.5, rel_channels=8, periods=(2, 4, 8, 16)),
-              TrainConfig(ema=0.995, weight_decay=0.1, lr_patience=2)),
+              TrainConfig(ema=0.995, weight_decay=0.1, lr_patience=2, members=16)),
     "muse": (ModelConfig(hidden=384, mlp=384, dropout=0.3, rel_channels=8, periods=(2, 4, 8, 16)),
              TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
 }
@@ -87,21 +87,19 @@ def run_one(name: str, args) -> dict:
     else:
         mcfg, tcfg = PRESETS[name]
         budget = args.minutes * 60
-    torch.manual_seed(args.seed)
-    model = FrameModel(mcfg)
     steps = {k: sum(len(r) for r in v) for k, v in data.items()}
     print(f"{NAMES[name]}: {steps['train']} / {steps['valid']} / {steps['test']} train/valid/test steps; "
-          f"budget {budget / 60:.1f} min", flush=True)
-    res = fit(model, data["train"], data["valid"], tcfg, budget - (time.process_time() - t0),
-              final_eval_ratio=steps["test"] / steps["valid"], seed=args.seed,
-              log=lambda s: print(s, flush=True))
-    test = evaluate(model, data["test"])
+          f"budget {budget / 60:.1f} CPU min", flush=True)
+    res = fit_ensemble(lambda: FrameModel(mcfg), data["train"], data["valid"], tcfg,
+                       budget - (time.process_time() - t0), test_ratio=steps["test"] / steps["valid"],
+                       seed=args.seed, log=lambda s: print(s, flush=True))
+    test = mixture_nll([step_log_probs(m, data["test"]) for m in res["models"]])
     minutes, wall = (time.process_time() - t0) / 60, (time.monotonic() - w0) / 60
     print(f"{NAMES[name]}: valid {res['valid']:.3f} test {test:.3f} "
           f"({minutes:.1f} CPU min, {wall:.1f} wall min)", flush=True)
     return {"name": name, "valid": res["valid"], "test": test, "minutes": minutes, "wall": wall,
-            "model": mcfg.describe(), "train": tcfg.describe(), "epochs": res["epochs"],
-            "params": sum(p.numel() for p in model.parameters())}
+            "model": mcfg.describe(), "train": tcfg.describe(), "member_valid": res["member_valid"],
+            "params": sum(p.numel() for p in res["models"][0].parameters())}
 
 
 def table(results, args) -> str:
@@ -129,8 +127,9 @@ def table(results, args) -> str:
                  f"{torch.get_num_threads()} thread(s), seed {args.seed}.")
     lines.append("")
     for r in results:
-        lines.append(f"- {NAMES[r['name']]}: {r['params']:,} parameters, {r['epochs']} epoch(s); "
-                     f"model: {r['model']}; training: {r['train']}")
+        members = ", ".join(f"{v:.3f}" for v in r["member_valid"])
+        lines.append(f"- {NAMES[r['name']]}: {len(r['member_valid'])} member(s) of {r['params']:,} parameters "
+                     f"(member valid NLL {members}); model: {r['model']}; training: {r['train']}")
     return "\n".join(lines) + "\n"
 
 

@@ -148,3 +148,17 @@ def test_quick_benchmark_end_to_end(tmp_path):
     valid, test = (float(x) for x in row.split("|")[2:4])
     assert 0 < valid < 30 and 0 < test < 30
     assert re.search(r"\| 5\.19 \| 8\.10 \|", row)
+
+
+def test_ensemble_mixture_is_exact_and_budgeted():
+    from cadenza.polyphonic.train import TrainConfig, fit_ensemble, mixture_nll, step_log_probs
+
+    rng = np.random.default_rng(0)
+    rolls = [(rng.random((t, 6)) < 0.3).astype(np.uint8) for t in (5, 9, 12, 7)]
+    cfg = TrainConfig(batch_size=2, chunk=4, patience=1, eval_interval_s=0.0, members=3)
+    res = fit_ensemble(lambda: small_model(6), rolls, rolls[:2], cfg, budget_s=20.0, log=lambda s: None)
+    assert 1 <= len(res["models"]) <= 3
+    lps = [step_log_probs(m, rolls[:2]) for m in res["models"]]
+    assert len(lps[0]) == 14
+    assert res["valid"] == pytest.approx(mixture_nll(lps))
+    assert mixture_nll(lps[:1] * 2) == pytest.approx(evaluate(res["models"][0], rolls[:2]), rel=1e-5)

@@ -103,7 +103,9 @@ class FrameModel(nn.Module):
 
     @torch.no_grad()
     def frame_log_probs(self, roll) -> torch.Tensor:
-        """(T, n) binary roll -> (T,) exact log p(frame_t | frames_<t)."""
+        """(T, n) binary roll -> (T,) exact log p(frame_t | frames_<t) (in eval mode)."""
+        was_training = self.training
+        self.eval()
         roll = torch.as_tensor(roll, dtype=torch.float32)
         steps, targets = (torch.from_numpy(a) for a in roll_tokens(roll.numpy()))
         prev = torch.cat([torch.zeros_like(roll[:1]), roll[:-1]])
@@ -111,4 +113,5 @@ class FrameModel(nn.Module):
         start[0] = 1
         hfeat, _ = self.run_steps(prev[None], start[None])
         logp = self.token_log_probs(hfeat[0, steps], roll[steps], prev[steps], targets)
+        self.train(was_training)
         return torch.zeros(len(roll)).index_add_(0, steps, logp)

@@ -26,6 +26,7 @@ class TrainConfig:
     ema: float = 0.0  # >0: validate/keep this exponential moving average (per step) of the weights
     eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
     clip: float = 1.0
+    members: int = 1  # ensemble: train up to this many seeds while the budget allows (fit_ensemble)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
@@ -59,8 +60,11 @@ class Batch:
 
 
 def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float = 1.0,
-              after_step=None) -> float:
-    """Sum of -log p over the batch's tokens; one optimiser step per chunk if opt is given."""
+              after_step=None, per_step: torch.Tensor | None = None) -> float:
+    """Sum of -log p over the batch's tokens; one optimiser step per chunk if opt is given.
+
+    per_step (B, T), if given, accumulates each step's log p(frame_t | frames_<t).
+    """
     T = batch.frames.shape[1]
     state, total = None, 0.0
     bounds = torch.searchsorted(batch.t, torch.arange(0, T + chunk, chunk).clamp(max=T))
@@ -71,6 +75,8 @@ def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float
         b, t, y = batch.b[lo:hi], batch.t[lo:hi], batch.y[lo:hi]
         logp = model.token_log_probs(hfeat[b, t - c0], batch.frames[b, t], batch.prev[b, t], y)
         loss = -logp.sum()
+        if per_step is not None:
+            per_step.index_put_((b, t), logp.detach().to(per_step.dtype), accumulate=True)
         if opt is not None:
             n_steps = (batch.lengths - c0).clamp(0, c1 - c0).sum()
             opt.zero_grad(set_to_none=True)
@@ -104,6 +110,32 @@ def evaluate(model: FrameModel, rolls: list[np.ndarray], batch_size: int = 32, c
     total = sum(run_batch(model, Batch([rolls[i] for i in g]), chunk) for g in batches(rolls, batch_size))
     model.train(was_training)
     return total / sum(len(r) for r in rolls)
+
+
+@torch.no_grad()
+def step_log_probs(model: FrameModel, rolls: list[np.ndarray], batch_size: int = 32,
+                   chunk: int = 1000) -> torch.Tensor:
+    """log p(frame_t | frames_<t) for every step of every piece, pieces concatenated in order."""
+    was_training = model.training
+    model.eval()
+    out = [None] * len(rolls)
+    for g in batches(rolls, batch_size):
+        batch = Batch([rolls[i] for i in g])
+        per_step = torch.zeros(batch.frames.shape[:2], dtype=torch.float64)
+        run_batch(model, batch, chunk, per_step=per_step)
+        for row, i in enumerate(g):
+            out[i] = per_step[row, : len(rolls[i])]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def mixture_nll(member_log_probs: list[torch.Tensor]) -> float:
+    """NLL per step of the equal-weight mixture p(frame_t | frames_<t) = mean_k p_k(...).
+
+    Each p_k is normalised over the valid frames, so the mixture is too.
+    """
+    lp = torch.stack(member_log_probs)
+    return float(-(torch.logsumexp(lp, 0) - math.log(len(member_log_probs))).mean())
 
 
 def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator):
@@ -198,3 +230,44 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
     model.load_state_dict(st["state"])
     return {"valid": st["best"], "epochs": epoch, "seconds": clock() - t0,
             "history": st["history"]}
+
+
+def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
+                 budget_s: float, test_ratio: float = 0.0, seed: int = 0,
+                 log=print, clock=time.process_time) -> dict:
+    """Train members (seeds seed, seed+1, ...) while the budget allows one more, keeping a
+    member only if the equal-weight mixture's valid NLL improves.
+
+    test_ratio (test steps / valid steps) reserves time to evaluate every member on test.
+    Returns {"models", "valid", "valid_log_probs", "member_valid", "seconds"}.
+    """
+    t0 = clock()
+    models, valid_lps, member_valid, best, cost = [], [], [], math.inf, 0.0
+    while len(models) < cfg.members:
+        k = len(models)
+        remaining = budget_s - (clock() - t0)
+        if k and remaining < 1.2 * cost + (k + 1) * test_ratio * eval_cost:
+            break
+        m0 = clock()
+        torch.manual_seed(seed + k)
+        model = make_model()
+        if cfg.members > 1:
+            log(f" member {k + 1} (seed {seed + k})")
+        res = fit(model, train, valid, cfg, remaining, final_eval_ratio=1 + (k + 1) * test_ratio,
+                  seed=seed + k, log=log, clock=clock)
+        e0 = clock()
+        lp = step_log_probs(model, valid)
+        eval_cost = clock() - e0
+        cost = clock() - m0
+        mix = mixture_nll(valid_lps + [lp])
+        if mix >= best:
+            log(f" member {k + 1}: valid {res['valid']:.3f}; mixture would be {mix:.3f}, dropped")
+            break
+        models.append(model)
+        valid_lps.append(lp)
+        member_valid.append(res["valid"])
+        best = mix
+        if cfg.members > 1:
+            log(f" member {k + 1}: valid {res['valid']:.3f}, mixture of {k + 1}: {mix:.3f}")
+    return {"models": models, "valid": best, "valid_log_probs": valid_lps,
+            "member_valid": member_valid, "seconds": clock() - t0}
