@@ -96,7 +96,7 @@ def _check_config(config: Config) -> None:
         raise CadenzaError(f"the learning rate must be a positive number, got {config.lr}")
     if not 0 <= config.seed < 2**63:
         raise CadenzaError(f"--seed must be in [0, 2**63), got {config.seed}")
-    for name in ("transpose", "patience", "steps_per_epoch", "threads"):
+    for name in ("transpose", "tempo_stretch", "patience", "steps_per_epoch", "threads"):
         if (getattr(config, name) or 0) < 0:
             raise CadenzaError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
     if config.max_minutes is not None and not 0 < config.max_minutes <= math.inf:
