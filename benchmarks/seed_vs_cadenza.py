@@ -104,7 +104,9 @@ def parse_args(argv):
 
 def notebook_notes(path: Path) -> tuple[list[str], list[str], float]:
     """The notebook's ``obtain_notes`` loop for one file, verbatim but for ``.flat``
-    (removed in music21 10; ``.flatten()`` is its replacement).
+    (removed in music21 10; ``.flatten()`` is its replacement) and ``forceSource=True``:
+    music21 keeps a pickle of every file it parsed in its scratch folder, across runs, so
+    without it a second benchmark run would time unpickling, not the notebook's parse.
 
     Also returns, untimed, the same loop over the first partition that *has* notes (not
     what the notebook does: its ``parts[0]`` can be an empty instrument part) and the
@@ -120,7 +122,7 @@ def notebook_notes(path: Path) -> tuple[list[str], list[str], float]:
                 notes.append(".".join(str(n) for n in individual_note.normalOrder))
         return notes
 
-    parsed_song = converter.parse(str(path))
+    parsed_song = converter.parse(str(path), forceSource=True)
     s2 = None
     try:  # file has instrument parts
         s2 = instrument.partitionByInstrument(parsed_song)
@@ -542,7 +544,7 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         "",
         "Protocol:",
         "- 1: the notebook's `obtain_notes` loop per file (`converter.parse`, `partitionByInstrument`, "
-        "`parts[0].recurse()`) vs `cadenza.corpus.read_pieces` with the seed representation's `pretokenize`, "
+        "`parts[0].recurse()`; `forceSource=True` so music21's own cache of earlier parses is not used) vs `cadenza.corpus.read_pieces` with the seed representation's `pretokenize`, "
         "both in one process on the same files. cadenza merges every non-drum track where the notebook keeps "
         "the first instrument part, so multi-track files may differ.",
         "- 2: both models on the same prepared seed tokens and split. The val loss in each run's metrics.csv "
