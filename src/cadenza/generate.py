@@ -3,6 +3,8 @@ across pieces, masked by the representation's grammar so every output decodes.""
 from __future__ import annotations
 
 import math
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,19 @@ def _trim(score: Score, length: float, unit: str) -> Score:
     return score.clip(0, int(length * score.tpq * 4 * num / den), clip_end=True)
 
 
+@contextmanager
+def _one_step_kernels(device: torch.device):
+    """oneDNN's LSTM costs milliseconds per call whatever its length: for one-token steps on
+    the CPU PyTorch's plain kernels are several times faster."""
+    if device.type != "cpu":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
 @torch.no_grad()
 def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
@@ -128,7 +143,8 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
             logits, state = model(torch.from_numpy(recent).to(device), last_only=True)
             cached = recent.shape[1]
         else:
-            logits, state = model(ids[:, None].to(device), state=state)
+            with _one_step_kernels(device):
+                logits, state = model(ids[:, None].to(device), state=state)
             cached += 1
     return Generated(list(context), [new[k, :done] for k in range(num)], masked / max(1, num * done), from_primer)
 
