@@ -14,6 +14,7 @@ Prints one Markdown table (and writes it to --out) followed by the protocol note
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -409,15 +410,24 @@ def generation(args, runs) -> dict:
         return generate(run, num=1, length=GEN_TOKENS, unit="tokens", temperature=0.0, seed=args.seed)
 
     t_state, res = best_of(stateful, reps)
-    with torch.backends.mkldnn.flags(enabled=False):
-        t_plain, res_plain = best_of(stateful, reps)
+    # generate.py runs one-token steps with oneDNN off on the CPU (0736b42); for comparison,
+    # the same call with those steps through oneDNN again, as before that change
+    gen_module = importlib.import_module("cadenza.generate")
+    t_onednn = res_onednn = None
+    if hasattr(gen_module, "_one_step_kernels"):
+        original = gen_module._one_step_kernels
+        gen_module._one_step_kernels = lambda device: contextlib.nullcontext()
+        try:
+            t_onednn, res_onednn = best_of(stateful, reps)
+        finally:
+            gen_module._one_step_kernels = original
     stateful_ids = [int(i) for i in res.new[0]]
     primer = [int(i) for i in res.context[0][-CONTEXT:]]
     t_window, rerun = best_of(lambda: window_rerun(run.model, primer, GEN_TOKENS), reps)
     prefix = next((k for k, (a, b) in enumerate(zip(rerun, stateful_ids)) if a != b), GEN_TOKENS)
-    out = {"t_window": t_window, "t_state": t_state, "t_plain": t_plain, "prefix": prefix,
+    out = {"t_window": t_window, "t_state": t_state, "t_onednn": t_onednn, "prefix": prefix,
            "agree": sum(a == b for a, b in zip(rerun, stateful_ids)),
-           "plain_same": [int(i) for i in res_plain.new[0]] == stateful_ids,
+           "onednn_same": res_onednn is None or [int(i) for i in res_onednn.new[0]] == stateful_ids,
            "distinct": (len(set(rerun)), len(set(stateful_ids)))}
     for key, r in (("t_lstm_seed", lstm_run), ("t_lstm_remi", remi_run)):
         run_l = load_run(r["dir"])
@@ -516,9 +526,10 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         ("seed network, same primer, argmax", f"{gen['t_window']:.2f} s ({1000 * gen['t_window'] / GEN_TOKENS:.1f} ms/token)",
          f"{gen['t_state']:.2f} s ({1000 * gen['t_state'] / GEN_TOKENS:.2f} ms/token)",
          ratio(gen["t_window"], gen["t_state"])),
-        ("same, oneDNN off for the one-token steps (a proposed generate.py change)", "–",
-         f"{gen['t_plain']:.2f} s ({1000 * gen['t_plain'] / GEN_TOKENS:.2f} ms/token)"
-         + ("" if gen["plain_same"] else "; tokens differ"), ratio(gen["t_window"], gen["t_plain"])),
+        ("same, one-token steps through oneDNN (generate.py before 0736b42)", "–",
+         "–" if gen["t_onednn"] is None else
+         f"{gen['t_onednn']:.2f} s ({1000 * gen['t_onednn'] / GEN_TOKENS:.2f} ms/token)"
+         + ("" if gen["onednn_same"] else "; tokens differ"), ratio(gen["t_window"], gen["t_onednn"])),
         ("same tokens as the window re-run", "reference",
          f"first {gen['prefix']} identical; {gen['agree']}/{GEN_TOKENS} positions equal", "state outlives the window"),
         ("distinct tokens among the 500", f"{gen['distinct'][0]}", f"{gen['distinct'][1]}", ""),
@@ -544,7 +555,8 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         "",
         "Protocol:",
         "- 1: the notebook's `obtain_notes` loop per file (`converter.parse`, `partitionByInstrument`, "
-        "`parts[0].recurse()`; `forceSource=True` so music21's own cache of earlier parses is not used) vs `cadenza.corpus.read_pieces` with the seed representation's `pretokenize`, "
+        "`parts[0].recurse()`; `forceSource=True` so music21's own cache of earlier parses is not used) vs "
+        "`cadenza.corpus.read_pieces` with the seed representation's `pretokenize`, "
         "both in one process on the same files. cadenza merges every non-drum track where the notebook keeps "
         "the first instrument part, so multi-track files may differ.",
         "- 2: both models on the same prepared seed tokens and split. The val loss in each run's metrics.csv "
@@ -565,9 +577,9 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         f"- 4: same best seed-network weights and the same 100-token primer; `cadenza.generate.generate` "
         "(temperature 0 = argmax) vs the notebook's loop (whole window per token); each time is the fastest of "
         f"{args.gen_repeats} repeats. After the first 100 tokens the stateful LSTM remembers more than the window, "
-        "so the outputs may diverge. PyTorch's oneDNN LSTM costs a few ms per call whatever its length on this "
-        "CPU, which is why one step per token is not ~100× cheaper than a 100-step window; the oneDNN-off row "
-        "measures the same generate() call inside `torch.backends.mkldnn.flags(enabled=False)`.",
+        "so the outputs may diverge. PyTorch's oneDNN LSTM costs milliseconds per call whatever its length on "
+        "this CPU, so generate() runs its one-token steps on PyTorch's plain kernels; the oneDNN row measures "
+        "the same call with those steps through oneDNN, as before commit 0736b42.",
     ]
     return "\n".join(lines) + "\n"
 
