@@ -104,13 +104,12 @@ def cmd_train(args) -> int:
     from .config import preset
     from .train import train
 
-    overrides = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-                     val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch, max_minutes=args.max_minutes,
-                     checkpoint_minutes=args.checkpoint_minutes,
-                     steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
-                     patience=None if args.patience is None else (args.patience or None))
-    if args.patience == 0:
-        overrides["patience"] = 0
+    given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
+                 val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
+                 max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+                 steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
+                 patience=args.patience)  # --patience 0: off
+    overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
     config = None
     if not args.resume:
         config = preset(args.preset)

@@ -68,7 +68,12 @@ class Config:
         return cls.from_dict(data)
 
     def replace(self, **changes) -> "Config":
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes`` applied (``None`` is a value too: ``patience=None`` turns
+        early stopping off)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise CadenzaError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
 
 
 PRESETS: dict[str, dict] = {
