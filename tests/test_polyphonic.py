@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from cadenza.polyphonic.model import FrameModel, ModelConfig
 from cadenza.polyphonic.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "polyphonic"
+# the shared benchmark data is never committed: $CADENZA_POLYPHONIC_DATA, else ../shared beside the project
+DATA = Path(os.environ.get("CADENZA_POLYPHONIC_DATA") or ROOT.parent / "shared" / "data" / "polyphonic")
 
 
 def small_model(n=5, seed=0, **kw):
@@ -140,7 +142,7 @@ def test_bad_arguments_one_line_exit_2(tmp_path):
 @pytest.mark.skipif(not (DATA / "JSB_Chorales.mat").is_file(), reason=f"shared data folder {DATA} absent")
 def test_quick_benchmark_end_to_end(tmp_path):
     out = tmp_path / "table.md"
-    proc = run_bench("--dataset", "jsb", "--quick", "--out", str(out), "--threads", "1")
+    proc = run_bench("--dataset", "jsb", "--quick", "--out", str(out), "--threads", "1", "--data-dir", str(DATA))
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = out.read_text()
     assert md in proc.stdout
