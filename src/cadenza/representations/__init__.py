@@ -10,10 +10,10 @@ from .base import Grammar, Representation
 
 _REGISTRY = {
     "seed": "cadenza.representations.seed:SeedRepresentation",
-    "remi": "cadenza.representations.midi_tokens:REMIRepresentation",
-    "tsd": "cadenza.representations.midi_tokens:TSDRepresentation",
-    "midilike": "cadenza.representations.midi_tokens:MIDILikeRepresentation",
-    "structured": "cadenza.representations.midi_tokens:StructuredRepresentation",
+    "remi": "cadenza.representations.remi:REMIRepresentation",
+    "tsd": "cadenza.representations.tsd:TSDRepresentation",
+    "midilike": "cadenza.representations.midilike:MIDILikeRepresentation",
+    "structured": "cadenza.representations.structured:StructuredRepresentation",
 }
 NAMES = tuple(_REGISTRY)
 _META_FILE = "representation.json"

@@ -1,4 +1,4 @@
-"""Expressive tokens from MidiTok: REMI (default), TSD, MIDI-Like and Structured.
+"""The shared base of the MidiTok representations (remi.py, tsd.py, midilike.py, structured.py).
 
 One merged piano track (program 0) per piece, no program tokens; velocities
 (``num_velocities`` bins), durations and onsets on the ``beat_res`` grid; rests, tempos
@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
-from miditok import MIDILike, REMI, TSD, Structured, TokenizerConfig, TokSequence
+from miditok import TokenizerConfig, TokSequence
 from miditok.midi_tokenizer import MusicTokenizer
 from symusic import Score, Track
 
 from ..errors import CadenzaError
 from .base import Grammar, Representation
-from .grammar import BPEGrammar, MIDILikeGrammar, REMIGrammar, StructuredGrammar, TSDGrammar
+from .grammar import BPEGrammar
 
 DEFAULT_BEAT_RES = {(0, 4): 8, (4, 12): 4}
 SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
@@ -72,8 +72,8 @@ class MidiTokRepresentation(Representation):
     """A MidiTok tokenizer behind cadenza's :class:`Representation` interface."""
 
     name: ClassVar[str] = "miditok"
-    tokenizer_class: ClassVar[type[MusicTokenizer]] = REMI
-    grammar_class: ClassVar[type] = REMIGrammar
+    tokenizer_class: ClassVar[type[MusicTokenizer]]  # set by each subclass
+    grammar_class: ClassVar[type]
     supports: ClassVar[frozenset[str]] = frozenset({"rests", "tempos", "time_signatures"})
     TOKENIZER_FILE = "miditok_tokenizer.json"
     OPTIONS_FILE = "cadenza_tokens.json"
@@ -294,35 +294,3 @@ class MidiTokRepresentation(Representation):
             raise CadenzaError(f"the MidiTok tokenizer {path} has lost its BPE model")
         return rep
 
-
-class REMIRepresentation(MidiTokRepresentation):
-    name = "remi"
-    tokenizer_class = REMI
-    grammar_class = REMIGrammar
-
-
-class TSDRepresentation(MidiTokRepresentation):
-    name = "tsd"
-    tokenizer_class = TSD
-    grammar_class = TSDGrammar
-
-
-class MIDILikeRepresentation(MidiTokRepresentation):
-    """MIDI-Like: NoteOn Velocity ... NoteOff. ``decode`` ends the notes still sounding
-    at the end of the sequence (a generated piece cut at its length) instead of
-    dropping them as MidiTok does."""
-
-    name = "midilike"
-    tokenizer_class = MIDILike
-    grammar_class = MIDILikeGrammar
-
-    def _complete(self, base: list[int]) -> list[int]:
-        grammar = MIDILikeGrammar(self.tokenizer) if self.is_trained else self.grammar()
-        return base + grammar.closing(grammar.start(base))
-
-
-class StructuredRepresentation(MidiTokRepresentation):
-    name = "structured"
-    tokenizer_class = Structured
-    grammar_class = StructuredGrammar
-    supports = frozenset()
