@@ -1,0 +1,34 @@
+"""Ctrl-C during training saves the state and exits cleanly; --resume continues."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from cadenza import rundir
+
+
+def test_ctrl_c_saves_and_resume_continues(corpus_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cadenza", "train", str(corpus_dir), "--run-dir", str(run_dir), "--preset", "small",
+           "--epochs", "1000", "--steps-per-epoch", "2", "--seq-len", "32", "--batch-size", "4", "--threads", "1",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.time() + 120
+    while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert (run_dir / "metrics.csv").exists(), "training did not finish an epoch"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: state saved" in err and "Traceback" not in err
+    assert not (run_dir / "run.lock").exists()
+    state = rundir.load_state(run_dir / "state.pt")
+    done = state["epoch"]
+    resumed = subprocess.run([sys.executable, "-m", "cadenza", "train", "--run-dir", str(run_dir), "--resume",
+                              "--epochs", str(done + 1), "--quiet", "--threads", "1"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert rundir.load_state(run_dir / "state.pt")["epoch"] == done + 2
