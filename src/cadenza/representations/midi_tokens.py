@@ -23,6 +23,7 @@ from miditok import TokenizerConfig, TokSequence
 from miditok.midi_tokenizer import MusicTokenizer
 from symusic import Score, Track
 
+from ..corpus.reader import merge_piano
 from ..errors import CadenzaError
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
@@ -30,21 +31,6 @@ from .grammar import BPEGrammar
 DEFAULT_BEAT_RES = {(0, 4): 8, (4, 12): 4}
 SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
 _PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
-
-
-def _merge_piano(score: Score) -> Score:
-    """A copy of ``score`` with its non-drum tracks merged into one piano track."""
-    merged = Score(score.tpq)
-    merged.tempos = score.tempos.copy()
-    merged.time_signatures = score.time_signatures.copy()
-    track = Track("Piano", 0, False)
-    for t in score.tracks:
-        if not t.is_drum:
-            track.notes.extend(t.notes)
-            track.pedals.extend(t.pedals)
-    track.notes.sort()
-    merged.tracks.append(track)
-    return merged
 
 
 class _TrainingIterator:
@@ -155,7 +141,7 @@ class MidiTokRepresentation(Representation):
 
     # -- encoding -------------------------------------------------------------------
     def pretokenize(self, score: Score) -> np.ndarray:
-        merged = _merge_piano(score)
+        merged = merge_piano(score)
         if not len(merged.tracks[0].notes):
             return np.zeros(0, dtype=np.int32)
         with warnings.catch_warnings():
