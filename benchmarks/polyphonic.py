@@ -43,8 +43,8 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
                    TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
     "piano": (ModelConfig(hidden=384, mlp=384, dropout=0.5, rel_channels=8, periods=(2, 4, 8, 16)),
               TrainConfig(ema=0.995, weight_decay=0.1, lr_patience=2, members=16)),
-    "muse": (ModelConfig(hidden=384, mlp=384, dropout=0.3, rel_channels=8, periods=(2, 4, 8, 16)),
-             TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
+    "muse": (ModelConfig(hidden=384, mlp=384, dropout=0.5, rel_channels=8, periods=(2, 4, 8, 16)),
+             TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180, members=4)),
 }
 QUICK = (ModelConfig(input_dim=16, hidden=16, mlp=16, conv_radius=4, dropout=0.0),
          TrainConfig(batch_size=8, chunk=50, lr=5e-3, eval_interval_s=1.0))
