@@ -35,7 +35,7 @@ PUBLISHED = {
     "LSTM": {"nottingham": 3.29},
 }
 
-# Chosen on the valid splits only.
+# Chosen on the valid splits only (MuseData: dropout 0.5 gave valid 5.31 vs 5.21 for 0.3).
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "jsb": (ModelConfig(hidden=384, mlp=384, dropout=0.5),
             TrainConfig(ema=0.99, lr_patience=2, patience=8, members=16)),
@@ -43,8 +43,8 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
                    TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
     "piano": (ModelConfig(hidden=384, mlp=384, dropout=0.5, rel_channels=8, periods=(2, 4, 8, 16)),
               TrainConfig(ema=0.995, weight_decay=0.1, lr_patience=2, members=16)),
-    "muse": (ModelConfig(hidden=384, mlp=384, dropout=0.5, rel_channels=8, periods=(2, 4, 8, 16)),
-             TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180, members=4)),
+    "muse": (ModelConfig(hidden=384, mlp=384, dropout=0.3, rel_channels=8, periods=(2, 4, 8, 16)),
+             TrainConfig(ema=0.995, lr_patience=2, eval_interval_s=180)),
 }
 QUICK = (ModelConfig(input_dim=16, hidden=16, mlp=16, conv_radius=4, dropout=0.0),
          TrainConfig(batch_size=8, chunk=50, lr=5e-3, eval_interval_s=1.0))
@@ -113,8 +113,8 @@ def table(results, args) -> str:
         n = r["name"]
         pub = [PUBLISHED[m].get(n) for m in PUBLISHED]
         bar = 0.9 * min(p for p in pub if p is not None)
-        meets = "yes" if r["test"] <= bar else f"no ({r['test']:.2f} > {bar:.2f})"
-        cells = [NAMES[n], f"{r['valid']:.2f}", f"{r['test']:.2f}", f"{bar:.2f}", meets,
+        meets = "yes" if r["test"] <= bar else f"no ({r['test']:.3f} > {bar:.3f})"
+        cells = [NAMES[n], f"{r['valid']:.3f}", f"{r['test']:.3f}", f"{bar:.3f}", meets,
                  *[f"{p:.2f}" if p is not None else "" for p in pub],
                  f"{r['minutes']:.1f}", f"{r['wall']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -185,7 +185,7 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
     t0 = clock()
     deadline = t0 + budget_s
     st = {"best": math.inf, "state": None, "bad": 0, "cost": 0.0, "last": t0, "history": [],
-          "updates": 0}
+          "updates": 0, "batch_cost": 0.0}
 
     def validate(note: str) -> bool:
         """Validate, keep the best weights; True when early stopping says stop."""
@@ -211,12 +211,14 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
         rolls, shifts = augment(train, cfg.max_shift, rng)
         groups = batches(rolls, cfg.batch_size, rng)
         for gi, group in enumerate(groups):
-            if clock() + (1.5 + final_eval_ratio) * st["cost"] > deadline:
+            if clock() + st["batch_cost"] + (1.5 + final_eval_ratio) * st["cost"] > deadline:
                 stop = True
                 break
             model.train()
+            b0 = clock()
             batch = Batch([rolls[i] for i in group], [shifts[i] for i in group])
             train_nll += run_batch(model, batch, cfg.chunk, opt, cfg.clip, update_ema)
+            st["batch_cost"] = max(st["batch_cost"], clock() - b0)
             train_steps += int(batch.lengths.sum())
             dirty = True
             if gi == len(groups) - 1 or clock() - st["last"] > cfg.eval_interval_s:
