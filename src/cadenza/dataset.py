@@ -180,11 +180,15 @@ class TokenWindows:
         self.tempo_tables = tempo_tables  # [n_stretches, vocab]; row 0 is the identity
         self.n_starts = max(0, len(tokens) - seq_len)
 
+    def windows_per_epoch(self, all_windows: bool) -> int:
+        """Every window (the notebook's epoch), or ``len/seq_len`` of them."""
+        return self.n_starts if all_windows else max(1, len(self.tokens) // self.seq_len)
+
     def epoch_starts(self, rng: np.random.Generator, all_windows: bool) -> np.ndarray:
         """All window starts shuffled (the notebook's epoch), or ``len/seq_len`` random ones."""
         if all_windows:
             return rng.permutation(self.n_starts)
-        return rng.integers(0, self.n_starts, size=max(1, len(self.tokens) // self.seq_len))
+        return rng.integers(0, self.n_starts, size=self.windows_per_epoch(False))
 
     def batch(self, starts: np.ndarray, rng: np.random.Generator | None = None):
         span = np.arange(self.seq_len + 1)

@@ -226,7 +226,7 @@ def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bo
         say(f"validation split too short for one window of {config.seq_len + 1} tokens: best weights by training loss")
 
     steps_per_epoch = config.steps_per_epoch or math.ceil(
-        len(train_w.epoch_starts(np.random.default_rng(0), not every_position)) / (config.batch_size * dist.world))
+        train_w.windows_per_epoch(not every_position) / (config.batch_size * dist.world))
     total_steps = steps_per_epoch * config.epochs
     device_type = dist.device.type
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device_type == "cuda" else \
