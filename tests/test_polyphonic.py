@@ -35,10 +35,10 @@ def all_frames(n):
     return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_masked_distribution_sums_to_one_over_all_frames(seed):
+@pytest.mark.parametrize("seed, descending", [(0, False), (1, False), (2, True)])
+def test_masked_distribution_sums_to_one_over_all_frames(seed, descending):
     n = 5
-    model = small_model(n, seed)
+    model = small_model(n, seed, descending=descending)
     with torch.no_grad():  # make the random model far from uniform
         for p in model.parameters():
             p.mul_(3)
@@ -147,8 +147,9 @@ def test_quick_benchmark_end_to_end(tmp_path):
     md = out.read_text()
     assert md in proc.stdout
     row = next(line for line in md.splitlines() if line.startswith("| JSB Chorales"))
-    valid, test = (float(x) for x in row.split("|")[2:4])
-    assert 0 < valid < 30 and 0 < test < 30
+    valid, test, static_valid, static_test = (float(x) for x in row.split("|")[2:6])
+    assert 0 < valid <= static_valid < 30 and 0 < test < 30 and 0 < static_test < 30
+    assert "2 member(s) (1 descending)" in md  # the quick run trains both serialisation orders
     assert re.search(r"\| 5\.19 \| 8\.10 \|", row)
 
 
@@ -158,9 +159,66 @@ def test_ensemble_mixture_is_exact_and_budgeted():
     rng = np.random.default_rng(0)
     rolls = [(rng.random((t, 6)) < 0.3).astype(np.uint8) for t in (5, 9, 12, 7)]
     cfg = TrainConfig(batch_size=2, chunk=4, patience=1, eval_interval_s=0.0, members=3)
-    res = fit_ensemble(lambda: small_model(6), rolls, rolls[:2], cfg, budget_s=20.0, log=lambda s: None)
+    res = fit_ensemble(lambda k: small_model(6, k, descending=k % 2 == 1), rolls, rolls[:2], cfg,
+                       budget_s=20.0, log=lambda s: None)
     assert 1 <= len(res["models"]) <= 3
     lps = [step_log_probs(m, rolls[:2]) for m in res["models"]]
     assert len(lps[0]) == 14
     assert res["valid"] == pytest.approx(mixture_nll(lps))
     assert mixture_nll(lps[:1] * 2) == pytest.approx(evaluate(res["models"][0], rolls[:2]), rel=1e-5)
+
+
+def test_descending_model_scores_the_same_frames():
+    rng = np.random.default_rng(1)
+    rolls = [(rng.random((t, 6)) < 0.4).astype(np.uint8) for t in (4, 11)]
+    model = small_model(6, 5, descending=True)
+    direct = -sum(model.frame_log_probs(r).sum().item() for r in rolls) / 15
+    assert evaluate(model, rolls, batch_size=2, chunk=3) == pytest.approx(direct, rel=1e-5)
+    # reading the roll upside down is what makes it descending: the same weights ascending differ
+    ascending = small_model(6, 5)
+    assert ascending.frame_log_probs(rolls[1]).sum().item() != pytest.approx(-direct * 15, rel=1e-3)
+    flipped = [np.ascontiguousarray(r[:, ::-1]) for r in rolls]
+    assert evaluate(ascending, flipped) == pytest.approx(direct, rel=1e-5)
+
+
+def hot_model(n, seed, **kw):
+    model = small_model(n, seed, **kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    return model
+
+
+@pytest.mark.parametrize("segment", [1, 2])
+def test_dynamic_evaluation_is_normalised_over_sequences(segment):
+    from cadenza.polyphonic.dynamic import dynamic_log_probs
+
+    n = 3
+    model = hot_model(n, 6)
+    frames = all_frames(n)
+    seqs = [np.vstack([a, b, c]) for a in frames for b in frames for c in frames]
+    lp = dynamic_log_probs(model, seqs, lr=0.5, segment=segment).view(len(seqs), 3)
+    static = torch.stack([model.frame_log_probs(s) for s in seqs]).double()
+    assert lp.sum(1).exp().sum().item() == pytest.approx(1.0, abs=1e-6)
+    # the first segment is scored before any update; later steps are adapted
+    assert torch.allclose(lp[:, :segment], static[:, :segment], atol=1e-5)
+    assert (lp[:, segment:] - static[:, segment:]).abs().max() > 1e-3
+
+
+def test_dynamic_evaluation_is_causal_and_leaves_the_model_unchanged():
+    from cadenza.polyphonic.dynamic import dynamic_log_probs
+    from cadenza.polyphonic.train import step_log_probs
+
+    rng = np.random.default_rng(2)
+    roll = (rng.random((12, 6)) < 0.4).astype(np.uint8)
+    other = roll.copy()
+    other[7:] = 1 - other[7:]  # a different future from step 7 on
+    model = hot_model(6, 7)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b = (dynamic_log_probs(model, [r], lr=0.3, segment=2) for r in (roll, other))
+    assert torch.equal(a[:7], b[:7]) and not torch.allclose(a[7:], b[7:])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    # pieces are independent: the same piece scores the same after another one
+    pair = dynamic_log_probs(model, [other, roll], lr=0.3, segment=2)
+    assert torch.allclose(pair[12:], a, atol=1e-6)
+    assert torch.allclose(dynamic_log_probs(model, [roll], lr=0.0), step_log_probs(model, [roll]).double(), atol=1e-5)

@@ -6,13 +6,16 @@ predicted one after another from h_t and the frame-so-far: since pitches ascend,
 the partial frame fully determines the within-step state, so every token of a
 piece can be scored in parallel under teacher forcing. Pitches at or below the
 last one emitted in the step are masked to -inf before the softmax, so the
-distribution is normalised over exactly the valid frames.
+distribution is normalised over exactly the valid frames. A `descending` model reads
+the pitch axis reversed, so it serialises each step from the top pitch down: the same
+frames, factorised in the other order (members of both kinds make a diverse ensemble).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -32,6 +35,7 @@ class ModelConfig:
     periods: tuple = ()  # step-index periods given to the LSTM as sin/cos phase features
     key_range: int = 0  # >0: the LSTM is told each piece's transposition (|shift| <= key_range)
     dropout: float = 0.3
+    descending: bool = False  # serialise each step's pitches from the top down instead
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "n_pitches")
@@ -55,6 +59,13 @@ class FrameModel(nn.Module):
         self.key = nn.Embedding(2 * cfg.key_range + 1, cfg.input_dim) if cfg.key_range else None
         self.gate = nn.Linear(m, cfg.rel_channels) if cfg.rel_channels else None
         self.drop = nn.Dropout(cfg.dropout)
+
+    def orient(self, rolls: list[np.ndarray]) -> list[np.ndarray]:
+        """The rolls as this model reads them: pitch axis reversed for a descending model,
+        so that "ascending" in its serialisation is top-down on the keyboard."""
+        if not self.cfg.descending:
+            return rolls
+        return [np.ascontiguousarray(r[:, ::-1]) for r in rolls]
 
     def run_steps(self, prev: torch.Tensor, start: torch.Tensor, state=None, t0: int = 0,
                   shift: torch.Tensor | None = None):
@@ -106,7 +117,7 @@ class FrameModel(nn.Module):
         """(T, n) binary roll -> (T,) exact log p(frame_t | frames_<t) (in eval mode)."""
         was_training = self.training
         self.eval()
-        roll = torch.as_tensor(roll, dtype=torch.float32)
+        roll = torch.as_tensor(self.orient([np.asarray(roll)])[0], dtype=torch.float32)
         steps, targets = (torch.from_numpy(a) for a in roll_tokens(roll.numpy()))
         prev = torch.cat([torch.zeros_like(roll[:1]), roll[:-1]])
         start = torch.zeros(len(roll))

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from cadenza.polyphonic.dynamic import DynamicConfig, dynamic_log_probs
 from cadenza.polyphonic.frames import roll_tokens, transpose, transpose_range
 from cadenza.polyphonic.model import FrameModel
 
@@ -26,6 +27,7 @@ class TrainConfig:
     ema: float = 0.0  # >0: validate/keep this exponential moving average (per step) of the weights
     eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
     clip: float = 1.0
+    max_epochs: int = 0  # >0: stop each member after this many epochs
     members: int = 1  # ensemble: train up to this many seeds while the budget allows (fit_ensemble)
 
     def describe(self) -> str:
@@ -107,6 +109,7 @@ def evaluate(model: FrameModel, rolls: list[np.ndarray], batch_size: int = 32, c
     """Exact NLL in nats per time step: sum over pieces of -log p(frame_t | frames_<t) / total steps."""
     was_training = model.training
     model.eval()
+    rolls = model.orient(rolls)
     total = sum(run_batch(model, Batch([rolls[i] for i in g]), chunk) for g in batches(rolls, batch_size))
     model.train(was_training)
     return total / sum(len(r) for r in rolls)
@@ -119,6 +122,7 @@ def step_log_probs(model: FrameModel, rolls: list[np.ndarray], batch_size: int =
     was_training = model.training
     model.eval()
     out = [None] * len(rolls)
+    rolls = model.orient(rolls)
     for g in batches(rolls, batch_size):
         batch = Batch([rolls[i] for i in g])
         per_step = torch.zeros(batch.frames.shape[:2], dtype=torch.float64)
@@ -150,18 +154,19 @@ def augment(rolls: list[np.ndarray], max_shift: int, rng: np.random.Generator):
 
 
 def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
-        budget_s: float, final_eval_ratio: float = 0.0, seed: int = 0, log=print,
+        budget_s: float, reserve_s: float = 0.0, seed: int = 0, log=print,
         clock=time.process_time) -> dict:
     """Train until early stopping or the time budget runs out.
 
-    The budget covers validations and a final evaluation costing about
-    final_eval_ratio validations (e.g. test steps / valid steps). Keeps and restores
+    The budget covers validations and leaves reserve_s seconds for whatever the caller
+    does after training (e.g. evaluating on test). Keeps and restores
     the weights with the best validation NLL. The budget is measured with `clock`:
     by default this process's CPU time, so that other programs sharing the CPU do not
     eat into it (with several torch threads CPU time runs faster than wall time).
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    train = model.orient(train)  # valid is oriented by evaluate()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.lr_patience)
     params = list(model.parameters())
@@ -211,7 +216,7 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
         rolls, shifts = augment(train, cfg.max_shift, rng)
         groups = batches(rolls, cfg.batch_size, rng)
         for gi, group in enumerate(groups):
-            if clock() + st["batch_cost"] + (1.5 + final_eval_ratio) * st["cost"] > deadline:
+            if clock() + st["batch_cost"] + 1.5 * st["cost"] + reserve_s > deadline:
                 stop = True
                 break
             model.train()
@@ -224,7 +229,7 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
             if gi == len(groups) - 1 or clock() - st["last"] > cfg.eval_interval_s:
                 note = f"epoch {epoch} ({gi + 1}/{len(groups)}) train {train_nll / train_steps:.3f}"
                 dirty = False
-                if validate(note):
+                if validate(note) or epoch == cfg.max_epochs:
                     stop = True
                     break
     if dirty or st["state"] is None:  # out of time mid-epoch: validate the latest weights too
@@ -234,42 +239,91 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
             "history": st["history"]}
 
 
-def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
-                 budget_s: float, test_ratio: float = 0.0, seed: int = 0,
-                 log=print, clock=time.process_time) -> dict:
-    """Train members (seeds seed, seed+1, ...) while the budget allows one more, keeping a
-    member only if the equal-weight mixture's valid NLL improves.
+def per_step_cost(model: FrameModel, rolls: list[np.ndarray], lr: float, segment: int,
+                  clock=time.process_time, steps: int = 1500) -> float:
+    """CPU seconds per time step of scoring `rolls` with dynamic_log_probs (lr 0: static
+    evaluation, batched), measured on the first pieces covering about `steps` steps."""
+    sample, n = [], 0
+    for roll in rolls:
+        if n >= steps:
+            break
+        sample.append(roll)
+        n += len(roll)
+    c0 = clock()
+    if lr > 0:
+        dynamic_log_probs(model, sample, lr, segment)
+    else:
+        step_log_probs(model, sample)
+    return (clock() - c0) / n
 
-    test_ratio (test steps / valid steps) reserves time to evaluate every member on test.
-    Returns {"models", "valid", "valid_log_probs", "member_valid", "seconds"}.
+
+def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], cfg: TrainConfig,
+                 budget_s: float, test_steps: int = 0, dynamic: DynamicConfig | None = None,
+                 seed: int = 0, log=print, clock=time.process_time) -> dict:
+    """Train members make_model(0), make_model(1), ... (seeds seed, seed+1, ...) while the
+    budget allows one more, keeping a member only if the equal-weight mixture's valid NLL
+    improves.
+
+    With `dynamic`, members are scored by dynamic evaluation; its learning rate is chosen
+    among dynamic.lrs on valid with the first member. The budget keeps time to score
+    every kept member on test_steps test steps, with and without dynamic evaluation.
+    Returns {"models", "valid", "valid_static", "lr", "member_valid", "seconds"}.
     """
+    dynamic = dynamic or DynamicConfig()
     t0 = clock()
-    models, valid_lps, member_valid, best, cost = [], [], [], math.inf, 0.0
+    valid_steps = sum(len(r) for r in valid)
+    probe = make_model(0)
+    static_cost = per_step_cost(probe, valid, 0.0, dynamic.segment, clock)
+    dyn_cost = max(static_cost, per_step_cost(probe, valid, max(dynamic.lrs), dynamic.segment, clock))
+    models, valid_lps, static_lps, member_valid = [], [], [], []
+    best, lr, cost = math.inf, None, 0.0
     while len(models) < cfg.members:
         k = len(models)
+        trials = len(dynamic.lrs) if lr is None else 1
+        # after training: score this member on valid, then every member on test (twice)
+        reserve = 1.25 * (dyn_cost * (trials * valid_steps + (k + 1) * test_steps)
+                          + static_cost * (valid_steps + (k + 1) * test_steps))
         remaining = budget_s - (clock() - t0)
-        if k and remaining < 1.2 * cost + (k + 1) * test_ratio * eval_cost:
+        if k and remaining < 1.1 * cost:
             break
         m0 = clock()
         torch.manual_seed(seed + k)
-        model = make_model()
+        model = make_model(k)
         if cfg.members > 1:
-            log(f" member {k + 1} (seed {seed + k})")
-        res = fit(model, train, valid, cfg, remaining, final_eval_ratio=1 + (k + 1) * test_ratio,
-                  seed=seed + k, log=log, clock=clock)
-        e0 = clock()
-        lp = step_log_probs(model, valid)
-        eval_cost = clock() - e0
+            log(f" member {k + 1} (seed {seed + k}{', descending' if model.cfg.descending else ''})")
+        res = fit(model, train, valid, cfg, remaining, reserve_s=reserve, seed=seed + k, log=log, clock=clock)
+        static = step_log_probs(model, valid)
+        if lr is None:  # choose the dynamic-evaluation learning rate on valid
+            scores = {}
+            for cand in dynamic.lrs:
+                lp = static if cand == 0 else dynamic_log_probs(model, valid, cand, dynamic.segment, dynamic.decay)
+                scores[cand] = (float(-lp.mean()), lp)
+                log(f"  dynamic evaluation lr {cand:g}: valid {scores[cand][0]:.3f}")
+            lr = min(scores, key=lambda c: scores[c][0])
+            lp = scores[lr][1]
+        else:
+            lp = static if lr == 0 else dynamic_log_probs(model, valid, lr, dynamic.segment, dynamic.decay)
         cost = clock() - m0
         mix = mixture_nll(valid_lps + [lp])
         if mix >= best:
-            log(f" member {k + 1}: valid {res['valid']:.3f}; mixture would be {mix:.3f}, dropped")
+            log(f" member {k + 1}: valid {float(-lp.mean()):.3f}; mixture would be {mix:.3f}, dropped")
             break
         models.append(model)
         valid_lps.append(lp)
-        member_valid.append(res["valid"])
+        static_lps.append(static)
+        member_valid.append(float(-lp.mean()))
         best = mix
-        if cfg.members > 1:
-            log(f" member {k + 1}: valid {res['valid']:.3f}, mixture of {k + 1}: {mix:.3f}")
-    return {"models": models, "valid": best, "valid_log_probs": valid_lps,
+        log(f" member {k + 1}: valid {member_valid[-1]:.3f} ({res['valid']:.3f} static), "
+            f"mixture of {k + 1}: {mix:.3f}")
+    return {"models": models, "valid": best, "valid_static": mixture_nll(static_lps), "lr": lr,
             "member_valid": member_valid, "seconds": clock() - t0}
+
+
+def score(models: list[FrameModel], rolls: list[np.ndarray], lr: float = 0.0,
+          dynamic: DynamicConfig | None = None) -> float:
+    """NLL per step of the equal-weight mixture of `models` on `rolls` (dynamic
+    evaluation with learning rate lr when lr > 0)."""
+    dynamic = dynamic or DynamicConfig()
+    if lr > 0:
+        return mixture_nll([dynamic_log_probs(m, rolls, lr, dynamic.segment, dynamic.decay) for m in models])
+    return mixture_nll([step_log_probs(m, rolls) for m in models])
