@@ -24,6 +24,7 @@ class DynamicConfig:
     segment: int = 1  # time steps per adaptation step
     lrs: tuple = (0.0,)  # SGD learning rates to choose from on valid (0: static evaluation)
     decay: float = 0.0  # per segment, fraction of the way back to the trained weights
+    tune_steps: int = 0  # choose the learning rate on the first valid pieces covering this many steps (0: all)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())

@@ -59,6 +59,18 @@ class FrameModel(nn.Module):
         self.key = nn.Embedding(2 * cfg.key_range + 1, cfg.input_dim) if cfg.key_range else None
         self.gate = nn.Linear(m, cfg.rel_channels) if cfg.rel_channels else None
         self.drop = nn.Dropout(cfg.dropout)
+        # the convolution as one matrix product: kernel tap of (input pitch q, output pitch p)
+        tap = torch.arange(n)[:, None] - torch.arange(n)[None, :] + r
+        self.register_buffer("tap", tap.clamp(0, 2 * r), persistent=False)
+        self.register_buffer("in_reach", (tap >= 0) & (tap <= 2 * r), persistent=False)
+
+    def relative_logits(self, prev: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
+        """self.conv over (prev, partial) as (N, 2n) @ (2n, C n): the same cross-correlation
+        with zero padding, much faster than a 2-channel convolution on the CPU -> (N, C, n)."""
+        n = self.cfg.n_pitches
+        w = self.conv.weight[:, :, self.tap] * self.in_reach  # (C, 2, q, p)
+        matrix = w.permute(1, 2, 0, 3).reshape(2 * n, -1)
+        return (torch.cat([prev, partial], dim=1) @ matrix).view(len(prev), -1, n)
 
     def orient(self, rolls: list[np.ndarray]) -> list[np.ndarray]:
         """The rolls as this model reads them: pitch axis reversed for a descending model,
@@ -102,7 +114,7 @@ class FrameModel(nn.Module):
         z = F.relu(hfeat + self.from_partial(partial) + self.from_last(torch.where(last < 0, n, last)))
         z = z + F.relu(self.hid(self.drop(z)))
         logits = self.out(self.drop(z))
-        rel = self.conv(torch.stack([prev, partial], dim=1))  # (N, 1 + rel_channels, n)
+        rel = self.relative_logits(prev, partial)  # (N, 1 + rel_channels, n)
         if self.gate is None:
             rel = rel[:, 0]
         else:

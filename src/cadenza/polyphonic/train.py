@@ -28,6 +28,7 @@ class TrainConfig:
     eval_interval_s: float = 120.0  # validate at least this often (and after every epoch)
     clip: float = 1.0
     max_epochs: int = 0  # >0: stop each member after this many epochs
+    member_s: float = 0.0  # >0: train each member for at most this many CPU seconds
     members: int = 1  # ensemble: train up to this many seeds while the budget allows (fit_ensemble)
 
     def describe(self) -> str:
@@ -275,35 +276,45 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
     probe = make_model(0)
     static_cost = per_step_cost(probe, valid, 0.0, dynamic.segment, clock)
     dyn_cost = max(static_cost, per_step_cost(probe, valid, max(dynamic.lrs), dynamic.segment, clock))
+    tune = valid
+    if dynamic.tune_steps:
+        ends = np.cumsum([len(r) for r in valid])
+        tune = valid[: int(np.searchsorted(ends, dynamic.tune_steps)) + 1]
+    tune_steps = sum(len(r) for r in tune)
     models, valid_lps, static_lps, member_valid = [], [], [], []
-    best, lr, cost = math.inf, None, 0.0
+    best, lr, train_cost = math.inf, None, 0.0
     while len(models) < cfg.members:
         k = len(models)
-        trials = len(dynamic.lrs) if lr is None else 1
-        # after training: score this member on valid, then every member on test (twice)
-        reserve = 1.25 * (dyn_cost * (trials * valid_steps + (k + 1) * test_steps)
+        trials = len(dynamic.lrs) if lr is None else 0
+        # after training: choose lr (first member), score this member on valid, every member on test
+        reserve = 1.25 * (dyn_cost * (trials * tune_steps + valid_steps + (k + 1) * test_steps)
                           + static_cost * (valid_steps + (k + 1) * test_steps))
         remaining = budget_s - (clock() - t0)
-        if k and remaining < 1.1 * cost:
+        if k and remaining < reserve + 0.6 * train_cost:
             break
-        m0 = clock()
         torch.manual_seed(seed + k)
         model = make_model(k)
         if cfg.members > 1:
             log(f" member {k + 1} (seed {seed + k}{', descending' if model.cfg.descending else ''})")
-        res = fit(model, train, valid, cfg, remaining, reserve_s=reserve, seed=seed + k, log=log, clock=clock)
+        res = fit(model, train, valid, cfg, min(remaining, cfg.member_s + reserve) if cfg.member_s else remaining,
+                  reserve_s=reserve, seed=seed + k, log=log, clock=clock)
         static = step_log_probs(model, valid)
-        if lr is None:  # choose the dynamic-evaluation learning rate on valid
-            scores = {}
+        if lr is None:  # choose the dynamic-evaluation learning rate on (the first pieces of) valid
+            scores, tuned = {}, {}
             for cand in dynamic.lrs:
-                lp = static if cand == 0 else dynamic_log_probs(model, valid, cand, dynamic.segment, dynamic.decay)
-                scores[cand] = (float(-lp.mean()), lp)
-                log(f"  dynamic evaluation lr {cand:g}: valid {scores[cand][0]:.3f}")
-            lr = min(scores, key=lambda c: scores[c][0])
-            lp = scores[lr][1]
+                tuned[cand] = static[:tune_steps] if cand == 0 else dynamic_log_probs(
+                    model, tune, cand, dynamic.segment, dynamic.decay)
+                scores[cand] = float(-tuned[cand].mean())
+                log(f"  dynamic evaluation lr {cand:g}: valid {scores[cand]:.3f}"
+                    f"{'' if tune is valid else f' (first {tune_steps} steps)'}")
+            lr = min(scores, key=scores.get)
+        if lr == 0:
+            lp = static
+        elif tune is valid and len(models) == 0:
+            lp = tuned[lr]
         else:
-            lp = static if lr == 0 else dynamic_log_probs(model, valid, lr, dynamic.segment, dynamic.decay)
-        cost = clock() - m0
+            lp = dynamic_log_probs(model, valid, lr, dynamic.segment, dynamic.decay)
+        train_cost = res["seconds"]
         mix = mixture_nll(valid_lps + [lp])
         if mix >= best:
             log(f" member {k + 1}: valid {float(-lp.mean()):.3f}; mixture would be {mix:.3f}, dropped")
