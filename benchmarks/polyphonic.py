@@ -1,10 +1,12 @@
 """Polyphonic-music benchmark: cadenza's frame model on JSB / Nottingham / Piano-midi.de / MuseData.
 
     python benchmarks/polyphonic.py --dataset jsb|nottingham|piano|muse|all [--minutes M]
-        [--quick] [--data-dir D] [--out FILE.md] [--seed S]
+        [--quick] [--data-dir D] [--out FILE.md] [--seed S] [--threads N] [--no-dynamic]
 
-Trains on train, early-stops on valid (best weights kept), reports exact NLL in nats
-per time step on valid and test, and writes a Markdown table beside published figures.
+Trains an ensemble on train (members alternate ascending / descending serialisation,
+each early-stopped on valid with its best weights kept), chooses the dynamic-evaluation
+learning rate on valid, reports exact NLL in nats per time step on valid and test, with
+and without dynamic evaluation, and writes a Markdown table beside published figures.
 """
 
 from __future__ import annotations

@@ -154,17 +154,23 @@ def test_quick_benchmark_end_to_end(tmp_path):
 
 
 def test_ensemble_mixture_is_exact_and_budgeted():
-    from cadenza.polyphonic.train import TrainConfig, fit_ensemble, mixture_nll, step_log_probs
+    from cadenza.polyphonic.dynamic import DynamicConfig, dynamic_log_probs
+    from cadenza.polyphonic.train import TrainConfig, fit_ensemble, mixture_nll, score, step_log_probs
 
     rng = np.random.default_rng(0)
     rolls = [(rng.random((t, 6)) < 0.3).astype(np.uint8) for t in (5, 9, 12, 7)]
     cfg = TrainConfig(batch_size=2, chunk=4, patience=1, eval_interval_s=0.0, members=3)
+    dyn = DynamicConfig(segment=2, lrs=(0.0, 0.05, 0.5), tune_steps=5)  # tuned on the first piece only
     res = fit_ensemble(lambda k: small_model(6, k, descending=k % 2 == 1), rolls, rolls[:2], cfg,
-                       budget_s=20.0, log=lambda s: None)
-    assert 1 <= len(res["models"]) <= 3
+                       budget_s=20.0, test_steps=14, dynamic=dyn, log=lambda s: None)
+    assert 1 <= len(res["models"]) <= 3 and res["lr"] in dyn.lrs
+    assert [m.cfg.descending for m in res["models"]] == [k % 2 == 1 for k in range(len(res["models"]))]
     lps = [step_log_probs(m, rolls[:2]) for m in res["models"]]
     assert len(lps[0]) == 14
-    assert res["valid"] == pytest.approx(mixture_nll(lps))
+    assert res["valid_static"] == pytest.approx(mixture_nll(lps))
+    dyn_lps = [dynamic_log_probs(m, rolls[:2], res["lr"], 2) for m in res["models"]]
+    assert res["valid"] == pytest.approx(mixture_nll(dyn_lps), rel=1e-5)
+    assert score(res["models"], rolls[:2], res["lr"], dyn) == pytest.approx(res["valid"], rel=1e-5)
     assert mixture_nll(lps[:1] * 2) == pytest.approx(evaluate(res["models"][0], rolls[:2]), rel=1e-5)
 
 
