@@ -35,6 +35,7 @@ class ModelConfig:
     periods: tuple = ()  # step-index periods given to the LSTM as sin/cos phase features
     key_range: int = 0  # >0: the LSTM is told each piece's transposition (|shift| <= key_range)
     dropout: float = 0.3
+    input_dropout: float = 0.0  # training only: drop notes of the previous frame the LSTM reads
     descending: bool = False  # serialise each step's pitches from the top down instead
 
     def describe(self) -> str:
@@ -84,6 +85,8 @@ class FrameModel(nn.Module):
         """prev (B, T, n) previous frames, start (B, T) flags, t0 index of the first step,
         shift (B,) transposition applied to each piece (None: untransposed data)
         -> (B, T, mlp) step features, LSTM state."""
+        if self.training and self.cfg.input_dropout:
+            prev = prev * (torch.rand_like(prev) >= self.cfg.input_dropout)
         feats = [prev, start.unsqueeze(-1)]
         if self.cfg.periods:
             t = torch.arange(t0, t0 + prev.shape[1], dtype=torch.float32, device=prev.device)
