@@ -228,3 +228,17 @@ def test_dynamic_evaluation_is_causal_and_leaves_the_model_unchanged():
     pair = dynamic_log_probs(model, [other, roll], lr=0.3, segment=2)
     assert torch.allclose(pair[12:], a, atol=1e-6)
     assert torch.allclose(dynamic_log_probs(model, [roll], lr=0.0), step_log_probs(model, [roll]).double(), atol=1e-5)
+
+
+def test_input_dropout_only_while_training():
+    rng = np.random.default_rng(3)
+    roll = (rng.random((20, 6)) < 0.5).astype(np.uint8)
+    plain, noisy = small_model(6, 8, dropout=0.0), small_model(6, 8, dropout=0.0, input_dropout=0.5)
+    assert torch.equal(plain.frame_log_probs(roll), noisy.frame_log_probs(roll))  # exact scores unaffected
+    prev = torch.as_tensor(roll, dtype=torch.float32)[None]
+    start = torch.zeros(1, 20)
+    plain.train()
+    noisy.train()
+    a, b = (noisy.run_steps(prev, start)[0] for _ in range(2))
+    assert not torch.allclose(a, b)  # fresh notes dropped on every call
+    assert torch.equal(plain.run_steps(prev, start)[0], plain.run_steps(prev, start)[0])
