@@ -240,10 +240,19 @@ def fit(model: FrameModel, train: list[np.ndarray], valid: list[np.ndarray], cfg
             "history": st["history"]}
 
 
-def per_step_cost(model: FrameModel, rolls: list[np.ndarray], lr: float, segment: int,
+def log_probs(model: FrameModel, rolls: list[np.ndarray], lr: float = 0.0,
+              dynamic: DynamicConfig | None = None) -> torch.Tensor:
+    """step_log_probs, or with lr > 0 dynamic_log_probs with `dynamic`'s segment and decay."""
+    if lr > 0:
+        dynamic = dynamic or DynamicConfig()
+        return dynamic_log_probs(model, rolls, lr, dynamic.segment, dynamic.decay)
+    return step_log_probs(model, rolls)
+
+
+def per_step_cost(model: FrameModel, rolls: list[np.ndarray], lr: float, dynamic: DynamicConfig,
                   clock=time.process_time, steps: int = 1500) -> float:
-    """CPU seconds per time step of scoring `rolls` with dynamic_log_probs (lr 0: static
-    evaluation, batched), measured on the first pieces covering about `steps` steps."""
+    """CPU seconds per time step of log_probs(model, rolls, lr, dynamic), measured on the
+    first pieces covering about `steps` steps."""
     sample, n = [], 0
     for roll in rolls:
         if n >= steps:
@@ -251,10 +260,7 @@ def per_step_cost(model: FrameModel, rolls: list[np.ndarray], lr: float, segment
         sample.append(roll)
         n += len(roll)
     c0 = clock()
-    if lr > 0:
-        dynamic_log_probs(model, sample, lr, segment)
-    else:
-        step_log_probs(model, sample)
+    log_probs(model, sample, lr, dynamic)
     return (clock() - c0) / n
 
 
@@ -274,8 +280,8 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
     t0 = clock()
     valid_steps = sum(len(r) for r in valid)
     probe = make_model(0)
-    static_cost = per_step_cost(probe, valid, 0.0, dynamic.segment, clock)
-    dyn_cost = max(static_cost, per_step_cost(probe, valid, max(dynamic.lrs), dynamic.segment, clock))
+    static_cost = per_step_cost(probe, valid, 0.0, dynamic, clock)
+    dyn_cost = max(static_cost, per_step_cost(probe, valid, max(dynamic.lrs), dynamic, clock))
     tune = valid
     if dynamic.tune_steps:
         ends = np.cumsum([len(r) for r in valid])
@@ -302,18 +308,15 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
         if lr is None:  # choose the dynamic-evaluation learning rate on (the first pieces of) valid
             scores, tuned = {}, {}
             for cand in dynamic.lrs:
-                tuned[cand] = static[:tune_steps] if cand == 0 else dynamic_log_probs(
-                    model, tune, cand, dynamic.segment, dynamic.decay)
+                tuned[cand] = static[:tune_steps] if cand == 0 else log_probs(model, tune, cand, dynamic)
                 scores[cand] = float(-tuned[cand].mean())
                 log(f"  dynamic evaluation lr {cand:g}: valid {scores[cand]:.3f}"
                     f"{'' if tune is valid else f' (first {tune_steps} steps)'}")
             lr = min(scores, key=scores.get)
-        if lr == 0:
-            lp = static
-        elif tune is valid and len(models) == 0:
-            lp = tuned[lr]
+        if k == 0 and tune is valid:
+            lp = tuned[lr]  # already scored on all of valid
         else:
-            lp = dynamic_log_probs(model, valid, lr, dynamic.segment, dynamic.decay)
+            lp = static if lr == 0 else log_probs(model, valid, lr, dynamic)
         train_cost = res["seconds"]
         mix = mixture_nll(valid_lps + [lp])
         if mix >= best:
@@ -334,7 +337,4 @@ def score(models: list[FrameModel], rolls: list[np.ndarray], lr: float = 0.0,
           dynamic: DynamicConfig | None = None) -> float:
     """NLL per step of the equal-weight mixture of `models` on `rolls` (dynamic
     evaluation with learning rate lr when lr > 0)."""
-    dynamic = dynamic or DynamicConfig()
-    if lr > 0:
-        return mixture_nll([dynamic_log_probs(m, rolls, lr, dynamic.segment, dynamic.decay) for m in models])
-    return mixture_nll([step_log_probs(m, rolls) for m in models])
+    return mixture_nll([log_probs(m, rolls, lr, dynamic) for m in models])
