@@ -13,6 +13,7 @@ from symusic import Score
 from cadenza import CadenzaError, generate, load_run, preset, to_scores, train
 from cadenza import rundir
 from cadenza.cli import main
+from cadenza.dataset import TokenWindows
 from cadenza.generate import output_paths
 
 TINY_LSTM = {"dim": 32, "layers": 1, "dropout": 0.1}
@@ -66,18 +67,40 @@ def test_two_epochs_equal_one_epoch_plus_resume(corpus_dir, tmp_path, name):
     assert len(rundir.read_metrics(tmp_path / "split" / "metrics.csv")) == 2
 
 
-def test_resume_from_a_mid_epoch_checkpoint_is_exact(corpus_dir, tmp_path):
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(corpus_dir, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     train(str(corpus_dir), straight, tiny(epochs=1, steps_per_epoch=6), quiet=True)
-    # a time limit that stops the run after its first step leaves a mid-epoch state
-    fresh = tmp_path / "mid"
-    cfg = tiny(epochs=1, steps_per_epoch=6)
-    train(str(corpus_dir), fresh, cfg.replace(max_minutes=1e-9), quiet=True)
+    # Ctrl-C during the fourth batch leaves a mid-epoch state
+    fresh, real_batch, calls = tmp_path / "mid", TokenWindows.batch, []
+
+    def interrupt_fourth(self, starts, rng=None):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_batch(self, starts, rng)
+
+    monkeypatch.setattr(TokenWindows, "batch", interrupt_fourth)
+    assert train(str(corpus_dir), fresh, tiny(epochs=1, steps_per_epoch=6), quiet=True).stopped == "interrupted"
+    monkeypatch.undo()
     state = rundir.load_state(fresh / "state.pt")
-    assert state["epoch"] == 1 and 0 < state["step"] < 6
-    train(None, fresh, resume=True, overrides={"max_minutes": 60.0}, quiet=True)
+    assert state["epoch"] == 1 and state["step"] == 3
+    train(None, fresh, resume=True, quiet=True)
     a, b = _weights(straight), _weights(fresh)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budget_stopped_run_evaluates_keeps_its_best_and_plots(corpus_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(str(corpus_dir), run_dir, tiny(epochs=5, steps_per_epoch=50, max_minutes=1e-9), quiet=True)
+    assert result.stopped == "time-limit" and result.epochs_done == 0
+    assert np.isfinite(result.best_loss)
+    rows = rundir.read_metrics(run_dir / "metrics.csv")
+    assert len(rows) == 1 and rows[0]["val_loss"] == pytest.approx(result.best_loss)
+    assert 0 < rows[0]["step"] < 50 and rows[0]["progress"] < 1
+    assert (run_dir / "loss.png").stat().st_size > 0
+    load_run(run_dir)
+    state = rundir.load_state(run_dir / "state.pt")
+    assert state["epoch"] == 1 and state["step"] == rows[0]["step"]
 
 
 def test_a_failing_checkpoint_write_leaves_the_previous_one_loadable(corpus_dir, tmp_path, monkeypatch):

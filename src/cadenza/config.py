@@ -28,7 +28,8 @@ class Config:
     optimizer: str = "adamw"      # adamw | rmsprop
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 100       # the warmup; with --max-minutes at most this many steps and
+    warmup_fraction: float = 0.05  # this share of the steps that fit in the budget
     schedule: str = "cosine"      # cosine | constant
     grad_clip: float = 1.0
     batch_size: int = 32

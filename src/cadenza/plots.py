@@ -20,11 +20,16 @@ def _num(v) -> float:
     return f if math.isfinite(f) else math.nan
 
 
-def best_epoch(metrics_rows: list[dict]) -> tuple[int, float, str] | None:
-    """(epoch, loss, "validation" | "training") of the lowest validation loss, or of the lowest
+def _x(row: dict) -> float:
+    """Where an evaluation happened, in epochs (fractional for evaluations inside an epoch)."""
+    return row["progress"] if row.get("progress") is not None else row["epoch"]
+
+
+def best_epoch(metrics_rows: list[dict]) -> tuple[float, float, str] | None:
+    """(epochs, loss, "validation" | "training") of the lowest validation loss, or of the lowest
     training loss when no row has a validation loss; None without any finite loss."""
     for key, label in (("val_loss", "validation"), ("train_loss", "training")):
-        pts = [(int(r["epoch"]), _num(r.get(key))) for r in metrics_rows]
+        pts = [(_x(r), _num(r.get(key))) for r in metrics_rows]
         pts = [(e, v) for e, v in pts if not math.isnan(v)]
         if pts:
             e, v = min(pts, key=lambda p: (p[1], p[0]))
@@ -40,8 +45,8 @@ def plot_loss(metrics_rows: list[dict], png_path) -> Path:
     training loss when there is no validation at all.
     """
     png_path = Path(png_path)
-    rows = sorted(metrics_rows, key=lambda r: r["epoch"])
-    epochs = np.array([r["epoch"] for r in rows], dtype=float)
+    rows = sorted(metrics_rows, key=_x)
+    epochs = np.array([_x(r) for r in rows], dtype=float)
     train = np.array([_num(r.get("train_loss")) for r in rows])
     val = np.array([_num(r.get("val_loss")) for r in rows])
     fig = Figure(figsize=(8, 5), dpi=100, layout="constrained")
@@ -56,7 +61,7 @@ def plot_loss(metrics_rows: list[dict], png_path) -> Path:
         e, v, which = best
         ax.axvline(e, color="0.5", linestyle="--", linewidth=1)
         ax.plot([e], [v], marker="*", ms=14, color="tab:red", linestyle="none",
-                label=f"best epoch {e} ({which} loss {v:.4f})")
+                label=f"best at epoch {e:g} ({which} loss {v:.4f})")
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no losses recorded yet", ha="center", va="center", transform=ax.transAxes)

@@ -34,7 +34,7 @@ from .errors import CadenzaError
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
-METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
+METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
 
 
 @contextmanager
@@ -98,8 +98,9 @@ def read_metrics(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     out = []
-    for row in rows:
-        out.append({"epoch": int(row["epoch"]), "train_loss": float(row["train_loss"]),
+    for row in rows:  # rows of older runs have no step/progress: one row per epoch then
+        out.append({"epoch": int(row["epoch"]), "step": int(row.get("step") or 0),
+                    "progress": float(row.get("progress") or row["epoch"]), "train_loss": float(row["train_loss"]),
                     "val_loss": float(row["val_loss"]) if row["val_loss"] not in ("", "None", "nan") else None,
                     "lr": float(row["lr"]), "tokens_per_s": float(row["tokens_per_s"]),
                     "elapsed_s": float(row["elapsed_s"]), "best": row["best"] == "True"})

@@ -26,9 +26,10 @@ from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transpos
 from .distributed import Dist
 from .errors import CadenzaError
 from .plots import plot_loss
+from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule
 
 N_PRIMERS = 64
-MAX_EVAL_WINDOWS = 512
+MAX_EVAL_TOKENS = 65536  # one validation pass: the same windows every time
 
 
 @dataclass
@@ -52,16 +53,6 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimi
     raise CadenzaError(f"unknown optimizer {config.optimizer!r}; choose adamw or rmsprop")
 
 
-def lr_factor(step: int, total: int, config: Config) -> float:
-    """Linear warmup, then cosine decay to 10% (or constant)."""
-    if config.warmup_steps and step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.schedule == "constant" or total <= config.warmup_steps:
-        return 1.0
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def sequence_loss(model, x, y, every_position: bool) -> torch.Tensor:
     logits, _ = model(x, last_only=not every_position)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
@@ -70,7 +61,7 @@ def sequence_loss(model, x, y, every_position: bool) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_loss(model, windows: TokenWindows, batch_size: int, device, autocast) -> float | None:
     """Mean cross-entropy per target token on deterministic held-out windows."""
-    starts = windows.eval_starts(MAX_EVAL_WINDOWS)
+    starts = windows.eval_starts(max(8, MAX_EVAL_TOKENS // windows.seq_len))
     if len(starts) == 0:
         return None
     was_training = model.training
@@ -135,6 +126,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             raise CadenzaError(f"unknown --device {device!r}; use cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
             raise CadenzaError(f"--device {device}: no such CUDA device on this machine")
+    started = time.time()  # --max-minutes counts from here: data preparation is part of it
     dist = Dist.from_env(device)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     say = log if dist.is_main else (lambda msg: None)
@@ -159,7 +151,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     try:
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
-        result = _train_locked(source, run_dir, config, resume, quiet, workers, dist, say)
+        budget = Budget(started, None if config.max_minutes is None else started + config.max_minutes * 60)
+        result = _train_locked(source, run_dir, config, resume, quiet, workers, dist, say, budget)
         finished = True
         return result
     except MemoryError:
@@ -175,11 +168,20 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves nothing behind
 
 
-def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bool, workers, dist, say) -> TrainResult:
-    torch.manual_seed(config.seed)
-    if config.threads:
-        # one thread per process avoids OpenMP spin-waiting when the cores are shared
-        torch.set_num_threads(config.threads)
+@dataclass
+class _Setup:
+    """Everything a training needs, built once: data, model, optimizer, windows."""
+    data: PreparedData
+    model: torch.nn.Module
+    train_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_w: TokenWindows
+    val_w: TokenWindows
+    steps_per_epoch: int
+    autocast: object
+
+
+def _prepare_data(source, config: Config, workers, dist, say, quiet) -> PreparedData:
     data = None
     if dist.is_main:
         data = prepare(source, config.representation, config.representation_options, config.val_fraction,
@@ -190,163 +192,261 @@ def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bo
     if data is None:  # other ranks: the cache is ready now
         data = prepare(source, config.representation, config.representation_options, config.val_fraction,
                        config.seed, workers, log=None)
+    return data
+
+
+def _write_run_files(run_dir: Path, config: Config, rep, data: PreparedData, tables) -> None:
+    (run_dir / rundir.CONFIG).write_text(config.to_json())
+    tok_tmp = run_dir / (rundir.TOKENIZER + ".tmp")
+    shutil.rmtree(tok_tmp, ignore_errors=True)
+    representations.save(rep, tok_tmp)
+    shutil.rmtree(run_dir / rundir.TOKENIZER, ignore_errors=True)
+    os.replace(tok_tmp, run_dir / rundir.TOKENIZER)
+    _save_primers(data, config.seq_len, run_dir / rundir.PRIMERS, config.seed)
+    _save_token_stats(data, rep, tables, run_dir)
+
+
+def _save_token_stats(data: PreparedData, rep, tables, run_dir: Path) -> None:
+    """What generation may use: the tokens seen in training (augmentation included) and
+    how the corpus treats tempo (see :mod:`cadenza.token_stats`)."""
+    try:
+        from .token_stats import token_stats
+    except ImportError:
+        return
+    if not hasattr(rundir, "save_token_stats"):
+        return
+    tokens = data.tokens("train")
+    starts = [int(i) for i in data.index("train")[:, 0]] + [len(tokens)]
+    pieces = [np.asarray(tokens[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    rundir.save_token_stats(token_stats(pieces, rep, None if tables is None else list(tables)),
+                            run_dir / rundir.TOKEN_STATS)
+
+
+def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, say, quiet):
+    data = _prepare_data(source, config, workers, dist, say, quiet)
     rep = data.representation()
     model = models.create(config.model, rep.vocab_size, config.model_options).to(dist.device)
     every_position = getattr(model, "trains_every_position", True)
     optimizer = make_optimizer(model, config)
     state = rundir.load_state(run_dir / rundir.STATE) if resume else None
     if state is not None:
-        if state.get("data_key") != data.key:
-            raise CadenzaError(f"the data changed since {run_dir} was trained (prepared-data key "
-                               f"{state.get('data_key')} vs {data.key}); train a new run instead of resuming")
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CadenzaError(f"{run_dir / rundir.STATE} does not match this run's model: {str(exc)[:200]}") from None
+        _restore(state, data, model, optimizer, run_dir)
+    tables = transpose_tables(rep, config.transpose)
     if dist.is_main and not resume:
-        (run_dir / rundir.CONFIG).write_text(config.to_json())
-        tok_tmp = run_dir / (rundir.TOKENIZER + ".tmp")
-        shutil.rmtree(tok_tmp, ignore_errors=True)
-        representations.save(rep, tok_tmp)
-        shutil.rmtree(run_dir / rundir.TOKENIZER, ignore_errors=True)
-        os.replace(tok_tmp, run_dir / rundir.TOKENIZER)
-        _save_primers(data, config.seq_len, run_dir / rundir.PRIMERS, config.seed)
-
-    train_w = TokenWindows(data.tokens("train"), config.seq_len, every_position,
-                           transpose_tables(rep, config.transpose), tempo_tables(rep, config.tempo_stretch))
+        _write_run_files(run_dir, config, rep, data, tables)
+    train_w = TokenWindows(data.tokens("train"), config.seq_len, every_position, tables,
+                           tempo_tables(rep, config.tempo_stretch))
     if dist.is_main and config.tempo_stretch and train_w.tempo_tables is None:
         say(f"tempo stretch is off: the {config.representation} tokens have no tempo tokens to move")
     val_w = TokenWindows(data.tokens("val"), config.seq_len, every_position)
     if train_w.n_starts <= 0:
         raise CadenzaError(f"the training split has {len(train_w.tokens)} tokens, fewer than one window of "
                            f"{config.seq_len + 1}; use a smaller --seq-len or more music")
-    has_val = val_w.n_starts > 0
-    if dist.is_main and not has_val and data.meta["splits"]["val"]["pieces"]:
+    if dist.is_main and val_w.n_starts <= 0 and data.meta["splits"]["val"]["pieces"]:
         say(f"validation split too short for one window of {config.seq_len + 1} tokens: best weights by training loss")
-
     steps_per_epoch = config.steps_per_epoch or math.ceil(
         train_w.windows_per_epoch(not every_position) / (config.batch_size * dist.world))
-    total_steps = steps_per_epoch * config.epochs
-    device_type = dist.device.type
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device_type == "cuda" else \
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dist.device.type == "cuda" else \
         (lambda: torch.autocast("cpu", enabled=False))
     train_model = dist.wrap(torch.compile(model) if config.compile else model)
+    return _Setup(data, model, train_model, optimizer, train_w, val_w, steps_per_epoch, autocast), state
 
-    st = state or {}
-    epoch, step_in_epoch = st.get("epoch", 1), st.get("step", 0)
-    best_loss, best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
-    bad_epochs, elapsed_before = st.get("bad_epochs", 0), st.get("elapsed", 0.0)
-    loss_sum, loss_count, tokens_seen = st.get("loss_sum", 0.0), st.get("loss_count", 0), st.get("tokens", 0)
-    if "torch_rng" in st:
-        torch.set_rng_state(st["torch_rng"])
-    metrics = rundir.read_metrics(run_dir / rundir.METRICS) if resume else []
-    metrics = [m for m in metrics if m["epoch"] < epoch]
 
-    def snapshot(step: int) -> dict:
-        return {"format": 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": epoch, "step": step, "best_loss": best_loss, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs, "elapsed": elapsed_before + (time.time() - t0),
-                "loss_sum": loss_sum, "loss_count": loss_count, "tokens": tokens_seen,
-                "torch_rng": torch.get_rng_state(), "data_key": data.key}
-
-    t0 = time.time()
-    last_checkpoint = time.time()
-    stopped = "done"
-    progress = None
-    next_step = step_in_epoch
+def _restore(state: dict, data: PreparedData, model, optimizer, run_dir: Path) -> None:
+    if state.get("data_key") != data.key:
+        raise CadenzaError(f"the data changed since {run_dir} was trained (prepared-data key "
+                           f"{state.get('data_key')} vs {data.key}); train a new run instead of resuming")
     try:
-        while epoch <= config.epochs:
-            rng = np.random.default_rng([config.seed, epoch, dist.rank])
-            starts = train_w.epoch_starts(rng, all_windows=not every_position)
-            per_rank = steps_per_epoch * config.batch_size
-            starts = np.resize(starts, per_rank) if len(starts) < per_rank else starts[:per_rank]
-            model.train()
-            if dist.is_main and not quiet:
-                progress = _progress(steps_per_epoch, step_in_epoch, epoch, config.epochs)
-            epoch_t0, epoch_tokens = time.time(), 0
-            for step in range(step_in_epoch, steps_per_epoch):
-                batch_rng = np.random.default_rng([config.seed, epoch, dist.rank, step])
-                x, y = train_w.batch(starts[step * config.batch_size:(step + 1) * config.batch_size], batch_rng)
-                x, y = x.to(dist.device), y.to(dist.device)
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * lr_factor((epoch - 1) * steps_per_epoch + step, total_steps, config)
-                with autocast():
-                    loss = sequence_loss(train_model, x, y, every_position)
-                if not torch.isfinite(loss):
-                    raise CadenzaError(f"the training loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                       f"lower --lr (now {config.lr})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                loss_sum += loss.item()
-                loss_count += 1
-                next_step = step + 1
-                epoch_tokens += y.numel() * dist.world
-                tokens_seen += y.numel() * dist.world
-                if progress is not None:
-                    rate = epoch_tokens / max(1e-9, time.time() - epoch_t0)
-                    progress.set_postfix(loss=f"{loss_sum / loss_count:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
-                    progress.update(1)
-                if dist.is_main and time.time() - last_checkpoint > config.checkpoint_minutes * 60:
-                    rundir.save_state(snapshot(step + 1), run_dir / rundir.STATE)
-                    last_checkpoint = time.time()
-                if config.max_minutes and dist.agree(elapsed_before + time.time() - t0 > config.max_minutes * 60):
-                    stopped = "time-limit"
-                    break
-            if progress is not None:
-                progress.close()
-                progress = None
-            if stopped == "time-limit" and next_step < steps_per_epoch:
-                say(f"time limit of {config.max_minutes} minutes reached in epoch {epoch}")
-                if dist.is_main:
-                    rundir.save_state(snapshot(next_step), run_dir / rundir.STATE)
-                break
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CadenzaError(f"{run_dir / rundir.STATE} does not match this run's model: {str(exc)[:200]}") from None
 
-            train_seconds = time.time() - epoch_t0
-            train_loss = dist.mean(loss_sum / max(1, loss_count))
-            val_loss = evaluate_loss(model, val_w, config.batch_size, dist.device, autocast) if has_val else None
-            score = val_loss if val_loss is not None else train_loss
-            improved = score < best_loss
-            if improved:
-                best_loss, best_epoch, bad_epochs = score, epoch, 0
-                if dist.is_main:
-                    rundir.save_weights(model, run_dir / rundir.BEST)
-            else:
-                bad_epochs += 1
-            metrics.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                            "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": epoch_tokens / max(1e-9, train_seconds),
-                            "elapsed_s": elapsed_before + time.time() - t0, "best": improved})
-            loss_sum, loss_count, step_in_epoch, next_step = 0.0, 0, 0, 0
-            epoch += 1
-            if dist.is_main:  # the state last: a crash before it replays this epoch, rows included
-                rundir.write_metrics(metrics, run_dir / rundir.METRICS)
-                with rundir.atomic_path(run_dir / rundir.LOSS_PLOT, suffix=".png") as tmp:
-                    plot_loss(metrics, tmp)
-                rundir.save_state(snapshot(0), run_dir / rundir.STATE)
-                last_checkpoint = time.time()
-                vl = "-" if val_loss is None else f"{val_loss:.4f}"
-                say(f"epoch {epoch - 1}/{config.epochs}: train {train_loss:.4f}  val {vl}  "
-                    f"{metrics[-1]['tokens_per_s']:,.0f} tok/s{'  (best)' if improved else ''}")
-            if config.patience and bad_epochs >= config.patience and has_val:
-                stopped = "early-stopping"
-                say(f"early stopping: no validation improvement for {config.patience} epochs")
-                break
-            if stopped == "time-limit":
-                say(f"time limit of {config.max_minutes} minutes reached")
-                break
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
-        stopped = "interrupted"
-        if dist.is_main:
-            rundir.save_state(snapshot(next_step), run_dir / rundir.STATE)
-            say(f"interrupted: state saved in {run_dir / rundir.STATE}; continue with --resume")
-    if dist.is_main and not (run_dir / rundir.BEST).exists():
-        rundir.save_weights(model, run_dir / rundir.BEST)  # stopped before the first epoch ended
-    return TrainResult(run_dir, epoch - 1, best_loss, best_epoch, stopped, metrics)
+
+def _train_locked(source, run_dir: Path, config: Config, resume: bool, quiet: bool, workers, dist, say,
+                  budget: Budget) -> TrainResult:
+    torch.manual_seed(config.seed)
+    if config.threads:
+        # one thread per process avoids OpenMP spin-waiting when the cores are shared
+        torch.set_num_threads(config.threads)
+    setup, state = _setup(source, run_dir, config, resume, workers, dist, say, quiet)
+    return _Trainer(setup, config, run_dir, dist, say, quiet, budget, state).run()
+
+
+class _Trainer:
+    """The loop: batches, optimizer steps, evaluations on the schedule, checkpoints."""
+
+    def __init__(self, s: _Setup, config: Config, run_dir: Path, dist, say, quiet: bool, budget: Budget,
+                 state: dict | None):
+        self.s, self.config, self.run_dir, self.dist, self.say, self.quiet = s, config, run_dir, dist, say, quiet
+        st = state or {}
+        if "torch_rng" in st:
+            torch.set_rng_state(st["torch_rng"])
+        planned = s.steps_per_epoch * config.epochs
+        self.schedule = Schedule(config, planned, budget, eval_every=st.get("eval_every"))
+        self.epoch, self.step = st.get("epoch", 1), st.get("step", 0)
+        self.best_loss, self.best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
+        self.bad_evals = st.get("bad_epochs", 0)
+        self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
+        self.tokens_seen, self.elapsed_before = st.get("tokens", 0), st.get("elapsed", 0.0)
+        done = self.global_step
+        rows = rundir.read_metrics(run_dir / rundir.METRICS) if state is not None else []
+        self.metrics = [m for m in rows if (m.get("step") or m["epoch"] * s.steps_per_epoch) <= done]
+        self.t0 = self.last_checkpoint = self.last_eval_t = time.time()
+        self.steps_run, self.eval_tokens, self.progress = 0, 0, None
+
+    @property
+    def global_step(self) -> int:
+        return (self.epoch - 1) * self.s.steps_per_epoch + self.step
+
+    @property
+    def has_val(self) -> bool:
+        return self.s.val_w.n_starts > 0
+
+    def snapshot(self) -> dict:
+        return {"format": 1, "model": self.s.model.state_dict(), "optimizer": self.s.optimizer.state_dict(),
+                "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
+                "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
+                "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
+                "data_key": self.s.data.key, "total": self.schedule.total, "eval_every": self.schedule.eval_every}
+
+    def run(self) -> TrainResult:
+        stopped = "done"
+        try:
+            while self.epoch <= self.config.epochs and stopped == "done":
+                stopped = self._epoch()
+        except KeyboardInterrupt:
+            self._close_progress()
+            stopped = "interrupted"
+            if self.dist.is_main:
+                rundir.save_state(self.snapshot(), self.run_dir / rundir.STATE)
+                self.say(f"interrupted: state saved in {self.run_dir / rundir.STATE}; continue with --resume")
+        if self.dist.is_main and not (self.run_dir / rundir.BEST).exists():
+            rundir.save_weights(self.s.model, self.run_dir / rundir.BEST)  # interrupted before any evaluation
+        return TrainResult(self.run_dir, self.epoch - 1, self.best_loss, self.best_epoch, stopped, self.metrics)
+
+    def _epoch(self) -> str:
+        """Train the rest of this epoch; returns "done" to go on, or why training stops."""
+        s, cfg = self.s, self.config
+        rng = np.random.default_rng([cfg.seed, self.epoch, self.dist.rank])
+        starts = s.train_w.epoch_starts(rng, all_windows=not s.train_w.every_position)
+        per_rank = s.steps_per_epoch * cfg.batch_size
+        starts = np.resize(starts, per_rank) if len(starts) < per_rank else starts[:per_rank]
+        s.model.train()
+        if self.dist.is_main and not self.quiet:
+            self.progress = _progress(s.steps_per_epoch, self.step, self.epoch, cfg.epochs)
+        while self.step < s.steps_per_epoch:
+            if self.steps_run and self.dist.agree(not self.schedule.time_for_another_step()):
+                self._close_progress()
+                self.say(f"time limit of {cfg.max_minutes} minutes reached in epoch {self.epoch}")
+                return self._evaluate(final=True) or "time-limit"
+            self._train_step(starts[self.step * cfg.batch_size:(self.step + 1) * cfg.batch_size])
+            every = self.schedule.eval_every
+            if self.step < s.steps_per_epoch and every and self.global_step % every == 0:
+                self._close_progress()
+                if stop := self._evaluate():
+                    return stop
+                if self.dist.is_main and not self.quiet:
+                    self.progress = _progress(s.steps_per_epoch, self.step, self.epoch, cfg.epochs)
+            elif self.dist.is_main and time.time() - self.last_checkpoint > cfg.checkpoint_minutes * 60:
+                self._save_state()
+        self._close_progress()
+        self.epoch, self.step = self.epoch + 1, 0
+        return self._evaluate(epoch_end=True) or "done"
+
+    def _train_step(self, starts: np.ndarray) -> None:
+        s, cfg = self.s, self.config
+        batch_rng = np.random.default_rng([cfg.seed, self.epoch, self.dist.rank, self.step])
+        x, y = s.train_w.batch(starts, batch_rng)
+        x, y = x.to(self.dist.device), y.to(self.dist.device)
+        for group in s.optimizer.param_groups:
+            group["lr"] = self.schedule.lr(self.global_step)
+        with s.autocast():
+            loss = sequence_loss(s.train_model, x, y, s.train_w.every_position)
+        if not torch.isfinite(loss):
+            raise CadenzaError(f"the training loss became {loss.item()} at epoch {self.epoch}, step {self.step}; "
+                               f"lower --lr (now {cfg.lr})")
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
+        s.optimizer.step()
+        self.loss_sum, self.loss_count = self.loss_sum + loss.item(), self.loss_count + 1
+        self.step, self.steps_run = self.step + 1, self.steps_run + 1
+        self.tokens_seen += y.numel() * self.dist.world
+        self.eval_tokens += y.numel() * self.dist.world
+        self._measure()
+        if self.progress is not None:
+            rate = self.eval_tokens / max(1e-9, time.time() - self.last_eval_t)
+            self.progress.set_postfix(loss=f"{self.loss_sum / self.loss_count:.3f}", tok_s=f"{rate:,.0f}",
+                                      refresh=False)
+            self.progress.update(1)
+
+    def _measure(self) -> None:
+        if self.dist.world > 1 and self.steps_run % 10 and self.steps_run != FIRST_ESTIMATE_STEP:
+            return
+        sch = self.schedule
+        sch.measure(self.global_step, self.steps_run, time.time() - self.t0, self.s.steps_per_epoch)
+        sch.total, sch.eval_every = self.dist.broadcast_object((sch.total, sch.eval_every))
+
+    def _evaluate(self, epoch_end: bool = False, final: bool = False) -> str | None:
+        """Validation loss, best weights, a metrics row, the plot and the state; returns
+        "early-stopping" when patience has run out."""
+        s, t = self.s, time.time()
+        if final and self.loss_count == 0:  # nothing trained since the last evaluation
+            self._save_state()
+            return None
+        train_loss = self.dist.mean(self.loss_sum / max(1, self.loss_count))
+        val_loss = evaluate_loss(s.model, s.val_w, self.config.batch_size, self.dist.device, s.autocast) \
+            if self.has_val else None
+        self.schedule.evaluation_took(time.time() - t)
+        score = val_loss if val_loss is not None else train_loss
+        improved = self.loss_count > 0 and score < self.best_loss
+        epoch = self.epoch - 1 if epoch_end else self.epoch
+        if improved:
+            self.best_loss, self.best_epoch, self.bad_evals = score, epoch, 0
+            if self.dist.is_main:
+                rundir.save_weights(s.model, self.run_dir / rundir.BEST)
+        else:
+            self.bad_evals += 1
+        seconds = max(1e-9, time.time() - self.last_eval_t)
+        self.metrics.append({"epoch": epoch, "step": self.global_step,
+                             "progress": self.global_step / s.steps_per_epoch, "train_loss": train_loss,
+                             "val_loss": val_loss, "lr": s.optimizer.param_groups[0]["lr"],
+                             "tokens_per_s": self.eval_tokens / seconds,
+                             "elapsed_s": self.elapsed_before + time.time() - self.t0, "best": improved})
+        self.loss_sum, self.loss_count, self.eval_tokens, self.last_eval_t = 0.0, 0, 0, time.time()
+        if self.dist.is_main:  # the state last: a crash before it replays these steps, rows included
+            rundir.write_metrics(self.metrics, self.run_dir / rundir.METRICS)
+            with rundir.atomic_path(self.run_dir / rundir.LOSS_PLOT, suffix=".png") as tmp:
+                plot_loss(self.metrics, tmp)
+            self._save_state()
+            self._report(epoch_end, train_loss, val_loss, improved)
+        s.model.train()
+        return self._early_stop() if not final else None
+
+    def _report(self, epoch_end: bool, train_loss: float, val_loss, improved: bool) -> None:
+        where = f"epoch {self.epoch - 1}/{self.config.epochs}" if epoch_end else \
+            f"epoch {self.epoch}, step {self.step}/{self.s.steps_per_epoch}"
+        vl = "-" if val_loss is None else f"{val_loss:.4f}"
+        self.say(f"{where}: train {train_loss:.4f}  val {vl}  {self.metrics[-1]['tokens_per_s']:,.0f} tok/s"
+                 f"{'  (best)' if improved else ''}")
+
+    def _early_stop(self) -> str | None:
+        if self.config.patience and self.bad_evals >= self.config.patience and self.has_val:
+            self.say(f"early stopping: no validation improvement in {self.config.patience} evaluations")
+            return "early-stopping"
+        return None
+
+    def _save_state(self) -> None:
+        rundir.save_state(self.snapshot(), self.run_dir / rundir.STATE)
+        self.last_checkpoint = time.time()
+
+    def _close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
 
 
 def _progress(total: int, initial: int, epoch: int, epochs: int):

@@ -1,0 +1,98 @@
+"""What a training does with its time: the learning-rate schedule and the evaluation rhythm.
+
+Without a budget the schedule spans ``epochs x steps_per_epoch`` steps: a fixed warmup of
+``warmup_steps``, then cosine decay to 10% (or a constant rate). With ``--max-minutes``
+the same shape is laid over the steps that fit in what is left of the budget, estimated
+from the measured seconds per step (evaluations and checkpoints included) and
+re-estimated as training goes, so a short run ends decayed instead of in its warmup.
+The warmup is then ``warmup_fraction`` of the fitted steps (at most ``warmup_steps``).
+
+Validation runs every ``eval_every`` steps and at every epoch end: about
+``EVALS_PER_BUDGET`` times over a budget, otherwise at epoch ends, or every
+``EVAL_SECONDS`` when an epoch takes longer than that.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from .config import Config
+
+EVALS_PER_BUDGET = 10
+EVAL_SECONDS = 600.0
+FIRST_ESTIMATE_STEP = 3  # steps measured before the first estimate of the step time
+SAFETY_SECONDS = 2.0
+
+
+@dataclass
+class Budget:
+    """The whole command's time: ``deadline`` is None without ``--max-minutes``."""
+    started: float
+    deadline: float | None
+
+    @classmethod
+    def start(cls, max_minutes: float | None) -> "Budget":
+        now = time.time()
+        return cls(now, None if max_minutes is None else now + max_minutes * 60)
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.time()
+
+
+class Schedule:
+    """Learning rate per global step, fitted to a budget; ``eval_every`` fixed once measured."""
+
+    def __init__(self, config: Config, planned_steps: int, budget: Budget,
+                 total: int | None = None, eval_every: int | None = None):
+        self.config, self.planned, self.budget = config, planned_steps, budget
+        self.total = total or planned_steps
+        self.eval_every = eval_every
+        self.seconds_per_step: float | None = None
+        self.reserve = SAFETY_SECONDS  # time kept for the final evaluation and save
+
+    @property
+    def warmup(self) -> int:
+        if self.budget.deadline is None:
+            return self.config.warmup_steps
+        return min(self.config.warmup_steps, math.ceil(self.config.warmup_fraction * self.total))
+
+    def factor(self, step: int) -> float:
+        """Linear warmup, then cosine decay to 10% at ``total`` (or constant)."""
+        warmup = self.warmup
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if self.config.schedule == "constant" or self.total <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, self.total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def lr(self, step: int) -> float:
+        return self.config.lr * self.factor(step)
+
+    def measure(self, step: int, steps_run: int, seconds: float, steps_per_epoch: int) -> None:
+        """Record ``seconds`` spent on this command's first ``steps_run`` steps (now at
+        global ``step``); refit the total to the budget and fix the evaluation rhythm."""
+        if steps_run < min(FIRST_ESTIMATE_STEP, self.planned):
+            return
+        self.seconds_per_step = seconds / steps_run
+        if self.budget.deadline is not None:
+            fit = step + int(max(0.0, self.budget.left() - self.reserve) / self.seconds_per_step)
+            self.total = max(step + 1, min(self.planned, fit))
+        if self.eval_every is None:
+            self.eval_every = self._eval_rhythm(steps_per_epoch)
+
+    def _eval_rhythm(self, steps_per_epoch: int) -> int:
+        if self.budget.deadline is not None:
+            return max(1, min(steps_per_epoch, self.total // EVALS_PER_BUDGET))
+        per_period = max(1, int(EVAL_SECONDS / self.seconds_per_step))
+        return min(steps_per_epoch, per_period)
+
+    def time_for_another_step(self) -> bool:
+        if self.budget.deadline is None:
+            return True
+        per_step = self.seconds_per_step or 0.0
+        return self.budget.left() - self.reserve > per_step
+
+    def evaluation_took(self, seconds: float) -> None:
+        self.reserve = max(self.reserve, 1.2 * seconds + SAFETY_SECONDS)
