@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cadenza import dataset, preset, train
+from cadenza import dataset, preset, representations, train
 from cadenza.dataset import TokenWindows, prepare, split_files, transpose_tables
 
 
@@ -106,3 +106,25 @@ def test_tempo_stretch_moves_only_tempo_tokens(corpus_dir):
     plain = np.asarray(data.tokens("train")[starts[:, None] + np.arange(64)], dtype=np.int64)
     changed = x.numpy() != plain
     assert changed.any() and all(names[i].startswith("Tempo_") for i in plain[changed])
+
+
+def test_a_one_beat_time_signature_becomes_four_four_bars(tmp_path):
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    from cadenza.corpus import read_piano_score
+
+    score = Score(480)
+    score.time_signatures = [TimeSignature(0, 1, 4)]  # as POP909 files carry for 4/4 songs
+    score.tempos = [Tempo(0, 90)]
+    track = Track("Piano", 0, False)
+    track.notes = [Note(480 * k, 480, 60 + k % 5, 80) for k in range(32)]
+    score.tracks = [track]
+    score.dump_midi(str(tmp_path / "one.mid"))
+    merged = read_piano_score(tmp_path / "one.mid")
+    assert [(t.time, t.numerator, t.denominator) for t in merged.time_signatures] == [(0, 4, 4)]
+    rep = representations.create("remi")
+    bars = [t for t in rep.describe(rep.encode(merged)) if t == "Bar_None"]
+    assert len(bars) == 8  # 32 beats in 4/4, not 32 one-beat bars
+    score.time_signatures = [TimeSignature(0, 3, 4)]  # a real signature is kept
+    score.dump_midi(str(tmp_path / "three.mid"))
+    assert read_piano_score(tmp_path / "three.mid").time_signatures[0].numerator == 3

@@ -29,7 +29,7 @@ from .corpus import CorpusSummary, find_midi_files, read_pieces
 from .corpus.cache import cache_root
 from .errors import CadenzaError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: untrusted time signatures become 4/4 (corpus/meter.py)
 SPLITS = ("train", "val")
 
 

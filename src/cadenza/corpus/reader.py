@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from symusic import Note, Score, Track
 
+from .meter import trusted_time_signatures
+
 PIANO_LOW, PIANO_HIGH = 21, 108
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # Bounds that keep one file from holding a worker for minutes or filling memory with
@@ -25,12 +27,13 @@ def merge_piano(score: Score) -> Score:
     """All non-drum tracks merged into one piano track (program 0), notes sorted.
 
     Notes outside the 88 piano keys and notes of zero length are dropped; tempos, time and
-    key signatures are kept.
+    key signatures are kept, except a time signature that cannot be the metre (1/4: see
+    :mod:`.meter`).
     """
     arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
     merged = Score(score.tpq)
     merged.tempos = score.tempos.copy()
-    merged.time_signatures = score.time_signatures.copy()
+    merged.time_signatures = trusted_time_signatures(score).time_signatures.copy()
     merged.key_signatures = score.key_signatures.copy()
     track = Track("Piano", 0, False)
     if arrays:
