@@ -76,7 +76,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--data", help="held-out SOURCE (default: the run's validation split)")
     p.add_argument("--samples", type=int, default=8, help="pieces to generate and compare")
+    p.add_argument("--bars", type=int, default=32, help="length of the generated pieces, and of the compared excerpts")
+    p.add_argument("--max-pieces", type=int, default=200, help="held-out pieces to read at most")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
 
 
 def _add_demo(sub) -> None:
@@ -191,7 +194,8 @@ def cmd_render(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate.run import evaluate_run
 
-    paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed)
+    paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed,
+                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet)
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.features` (per-piece features), :mod:`.compare` (intra/inter-set distances,
 KDE, overlapping area, KL), :mod:`.sanity` (scale consistency, polyphony, repetition, empty
-bars), :mod:`.report` (``write_report`` -> report.md, report.json and figures).
+bars), :mod:`.structure` (bars, excerpts, repeated bars, groove, tempos and velocities; generated
+vs held-out), :mod:`.report` (``write_report`` -> report.md, report.json and figures).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ _LAZY = {
     "piece_features": "cadenza.evaluate.features",
     "compare_sets": "cadenza.evaluate.compare",
     "sanity_measures": "cadenza.evaluate.sanity",
+    "structure_measures": "cadenza.evaluate.structure",
+    "compare_structure": "cadenza.evaluate.structure",
+    "excerpt": "cadenza.evaluate.structure",
     "write_report": "cadenza.evaluate.report",
 }
 

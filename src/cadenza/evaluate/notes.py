@@ -1,6 +1,7 @@
 """Shared helpers: load a score, merge its non-drum notes, and lay out its bars.
 
-All musical times here are in *beats* (quarter notes), taken from ``score.to("quarter")``.
+All musical times here are in *beats* (quarter notes), taken from ``score.to("quarter")``, except
+in :func:`trusted_signatures`, :func:`bar_lines` and :func:`bar_contents`, which work in ticks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Union
 import numpy as np
 import symusic
 
+from cadenza.corpus.meter import trusted_time_signatures
 from cadenza.errors import CadenzaError
 
 ScoreLike = Union[str, PathLike, symusic.Score]
@@ -39,7 +41,7 @@ def merged_notes(score: symusic.Score, unit: str = "quarter") -> dict[str, np.nd
     ``unit`` is ``"quarter"`` (beats), ``"second"`` or ``"tick"``. Notes are sorted by onset,
     then pitch (the order used for intervals and transitions).
     """
-    s = score if unit == "tick" and score.ttype == symusic.TimeUnit.tick else score.to(unit)
+    s = in_ticks(score) if unit == "tick" else score.to(unit)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
     for track in s.tracks:
         if track.is_drum or len(track.notes) == 0:
@@ -52,35 +54,67 @@ def merged_notes(score: symusic.Score, unit: str = "quarter") -> dict[str, np.nd
     return {k: v[order] for k, v in out.items()}
 
 
-def bar_starts(score: symusic.Score, end_beats: float | None = None) -> np.ndarray:
-    """Bar start times in beats from the score's time signatures (4/4 where none is given).
+def in_ticks(score: symusic.Score) -> symusic.Score:
+    """``score`` in tick time (converted only when it is not)."""
+    return score if score.ttype == symusic.TimeUnit.tick else score.to("tick")
 
-    Lists every bar that starts before ``end_beats`` (default: the end of the last note);
-    always at least one bar.
+
+def trusted_signatures(score: symusic.Score) -> list[tuple[int, int, int]]:
+    """(tick, numerator, denominator) of the time signatures of a tick-time score, in time order.
+
+    As the corpus reads files (:func:`cadenza.corpus.meter.trusted_time_signatures`), a score
+    with a signature that cannot be the metre (numerator 1: POP909's 1/4 for 4/4 music, 1/8)
+    is in 4/4 throughout. 4/4 also runs from tick 0 until the first signature; of several
+    signatures at one tick the last wins.
     """
-    q = score.to("quarter")
-    if end_beats is None:
-        notes = merged_notes(score)
-        end_beats = float((notes["time"] + notes["duration"]).max()) if len(notes["time"]) else 0.0
-    end_beats = max(float(end_beats), 0.0)
-    sigs = sorted(((float(ts.time), int(ts.numerator), int(ts.denominator)) for ts in q.time_signatures))
-    if not sigs or sigs[0][0] > 0:
-        sigs.insert(0, (0.0, 4, 4))
-    starts: list[np.ndarray] = []
+    sigs = {0: (4, 4)}
+    for ts in sorted(trusted_time_signatures(score).time_signatures, key=lambda ts: ts.time):
+        sigs[int(ts.time)] = (int(ts.numerator), max(1, int(ts.denominator)))
+    return [(t, num, den) for t, (num, den) in sorted(sigs.items())]
+
+
+def bar_lines(score: symusic.Score, end: int | None = None, min_bars: int = 1) -> np.ndarray:
+    """Bar lines in ticks of a tick-time score, from its :func:`trusted_signatures`.
+
+    The start of every bar that starts before tick ``end`` (default: the end of the last note),
+    and of more bars where that makes fewer than ``min_bars``; then the end of the last of them.
+    A signature change off a bar line starts a new bar there.
+    """
+    if end is None:
+        notes = merged_notes(score, "tick")
+        end = int((notes["time"] + notes["duration"]).max()) if len(notes["time"]) else 0
+    sigs = trusted_signatures(score)
+    lines = []
     for i, (t0, num, den) in enumerate(sigs):
-        seg_end = sigs[i + 1][0] if i + 1 < len(sigs) else max(end_beats, t0 + 1e-9)
-        if seg_end <= t0:
-            continue
-        # a change that does not fall on a bar line cuts the bar short: a new bar starts there
-        length = num * 4.0 / den if num > 0 and den > 0 else 4.0
-        n = max(int(np.ceil((seg_end - t0) / length - 1e-9)), 1)
-        starts.append(t0 + length * np.arange(n))
-    out = np.unique(np.concatenate(starts)) if starts else np.zeros(1)
-    keep = out < end_beats - 1e-9
-    keep[0] = True
-    return out[keep]
+        length = max(1, round(score.tpq * 4 * num / den))
+        # the last signature runs one bar past the end, so the bar line closing the last bar is there
+        stop = sigs[i + 1][0] if i + 1 < len(sigs) else max(end, t0 + 1) + length * max(1, min_bars)
+        lines.append(np.arange(t0, stop, length))
+    out = np.concatenate(lines).astype(np.int64)
+    return out[: max(1, min_bars, int(np.searchsorted(out, end))) + 1]
 
 
-def bar_index(times: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """0-based bar number of each time (beats) given the bar starts."""
-    return np.searchsorted(starts, np.asarray(times, dtype=np.float64) + 1e-6, side="right") - 1
+def bar_starts(score: symusic.Score, end_beats: float | None = None) -> np.ndarray:
+    """Bar start times in beats (see :func:`bar_lines`): every bar that starts before
+    ``end_beats`` (default: the end of the last note); always at least one bar."""
+    ticks = in_ticks(score)
+    end = None if end_beats is None else int(np.ceil(max(float(end_beats), 0.0) * ticks.tpq - 1e-6))
+    return bar_lines(ticks, end)[:-1] / ticks.tpq
+
+
+def bar_contents(score: symusic.Score, steps_per_beat: int = 12,
+                 min_bars: int = 1) -> tuple[list[frozenset], np.ndarray]:
+    """The bars of :func:`bar_lines` (to the end of the last note, at least ``min_bars``), each
+    as the set of its notes' ``(onset step within the bar, pitch)`` on a grid of
+    ``steps_per_beat`` steps a beat, and each bar's number of steps (48 for 4/4 at 12 a beat)."""
+    score = in_ticks(score)
+    lines = bar_lines(score, min_bars=min_bars)
+    notes = merged_notes(score, "tick")
+    per_tick = steps_per_beat / score.tpq
+    steps = np.maximum(1, np.round(np.diff(lines) * per_tick)).astype(np.int64)
+    idx = np.searchsorted(lines, notes["time"], side="right") - 1
+    pos = np.minimum(np.round((notes["time"] - lines[idx]) * per_tick), steps[idx] - 1).astype(np.int64)
+    bars: list[set] = [set() for _ in steps]
+    for b, k, pitch in zip(idx, pos, notes["pitch"].astype(np.int64)):
+        bars[b].add((int(k), int(pitch)))
+    return [frozenset(b) for b in bars], steps

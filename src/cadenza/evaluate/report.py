@@ -10,15 +10,20 @@ import matplotlib
 
 matplotlib.use("Agg")  # noqa: E402
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from cadenza.evaluate.compare import compare_sets
 from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
 from cadenza.evaluate.notes import load_score
 from cadenza.evaluate.sanity import MEASURES, sanity_measures, summarise
+from cadenza.evaluate.structure import DEFAULT_BARS, STRUCTURE, compare_structure, excerpt, self_similarity
+from cadenza.rundir import atomic_path, write_bytes_atomic
 
 PITCH_CLASS_PNG = "report_pitch_classes.png"
 KDE_PNG = "report_kde.png"
+SELF_SIMILARITY_PNG = "report_self_similarity.png"
 NLL_KEYS = (
     ("nll_per_token", "held-out NLL per token (nats)"),
     ("perplexity", "perplexity"),
@@ -78,9 +83,38 @@ def _pitch_class_figure(path: Path, gen_feats, ref_feats, generated, reference) 
         if scores:
             draw_pianoroll(ax, scores[0], f"{label} piece 1 of {len(scores)}")
         else:
-            ax.text(0.5, 0.5, f"no {label} pieces", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-    fig.savefig(path, dpi=100)
+            _no_pieces(ax, label)
+    _save(fig, path)
+
+
+def _no_pieces(ax, label: str) -> None:
+    ax.text(0.5, 0.5, f"no {label} pieces", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _save(fig: Figure, path: Path) -> None:
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=100)
+
+
+def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: int) -> None:
+    fig = Figure(figsize=(13, 6), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, scores, label in ((axes[0], generated, "generated"), (axes[1], held_out, "held-out")):
+        if not scores:
+            _no_pieces(ax, label)
+            continue
+        sim = self_similarity(excerpt(scores[0], bars))
+        edge = (0.5, len(sim) + 0.5)
+        ax.imshow(sim, vmin=0, vmax=1, cmap="magma", origin="lower", extent=edge + edge,
+                  interpolation="nearest")
+        ax.set_title(f"{label} piece 1 of {len(scores)}: {len(sim)} bars")
+        ax.set_xlabel("bar")
+        ax.set_ylabel("bar")
+    fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, shrink=0.8, label="similarity")
+    fig.suptitle("bar self-similarity: 1 for bars equal up to transposition, "
+                 "else Jaccard index of their (onset, pitch) sets")
+    _save(fig, path)
 
 
 def _kde_figure(path: Path, comparison: dict) -> None:
@@ -105,21 +139,25 @@ def _kde_figure(path: Path, comparison: dict) -> None:
         ax.set_axis_off()
     axes[0].legend(fontsize=8)
     fig.suptitle("distance distributions (Gaussian KDE) per feature")
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
 
 
-def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str) -> dict:
+def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str,
+                 held_out: list | None = None, bars: int = DEFAULT_BARS) -> dict:
     """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
 
     ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
     ``{"nll_per_token", "perplexity", "nll_per_note", "tokens", "notes"}`` or None ("not
-    computed"). Writes ``report.md``, ``report.json``, ``report_pitch_classes.png`` and
-    ``report_kde.png`` into ``out_dir``; returns the dict saved as report.json.
+    computed"). The structure section compares the first ``bars`` bars of the generated pieces
+    with those of ``held_out`` (default: ``reference``). Writes ``report.md``, ``report.json``,
+    ``report_pitch_classes.png``, ``report_kde.png`` and ``report_self_similarity.png`` into
+    ``out_dir``, each atomically; returns the dict saved as report.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     generated = [load_score(s) for s in generated]
     reference = [load_score(s) for s in reference]
+    held_out = reference if held_out is None else [load_score(s) for s in held_out]
     gen_feats, ref_feats = set_features(generated), set_features(reference)
     comparison = compare_sets(gen_feats, ref_feats)
     gen_sanity = [sanity_measures(s) for s in generated]
@@ -128,6 +166,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
 
     _pitch_class_figure(out / PITCH_CLASS_PNG, gen_feats, ref_feats, generated, reference)
     _kde_figure(out / KDE_PNG, comparison)
+    _self_similarity_figure(out / SELF_SIMILARITY_PNG, generated, held_out, bars)
 
     features = {}
     for key, c in comparison.items():
@@ -147,12 +186,13 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "likelihood": dict(nll) if nll is not None else None,
             "features": features,
             "sanity": sanity,
+            "structure": compare_structure(generated, held_out, bars),
             "pieces": {"generated": gen_sanity, "real": ref_sanity},
-            "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG},
+            "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG, "self_similarity": SELF_SIMILARITY_PNG},
         }
     )
-    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "report.md").write_text(_markdown(result))
+    write_bytes_atomic(out / "report.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_bytes_atomic(out / "report.md", _markdown(result).encode())
     return result
 
 
@@ -194,6 +234,7 @@ def _markdown(r: dict) -> str:
     for key, label in MEASURES.items():
         g, s = r["sanity"]["generated"][key], r["sanity"]["real"][key]
         lines.append(f"| {label} | {_pm(g['mean'], g['std'])} | {_pm(s['mean'], s['std'])} |")
+    lines += _structure_markdown(r["structure"])
     lines += [
         "",
         "## Figures",
@@ -202,5 +243,25 @@ def _markdown(r: dict) -> str:
         "",
         f"![distance distributions per feature]({r['figures']['kde']})",
         "",
+        f"![bar self-similarity of a generated and a held-out piece]({r['figures']['self_similarity']})",
+        "",
     ]
     return "\n".join(lines)
+
+
+def _structure_markdown(st: dict) -> list[str]:
+    pieces = st["pieces"]
+    lines = [
+        "",
+        "## Structure",
+        "",
+        f"Means over the first {st['bars']} bars of {pieces['generated']} generated and {pieces['held_out']} "
+        "held-out pieces (shorter held-out pieces whole); ratio: generated / held-out.",
+        "",
+        "| measure | generated | held-out | ratio |",
+        "|---|---|---|---|",
+    ]
+    for key, label in STRUCTURE.items():
+        values = (_fmt(st[side][key]) for side in ("generated", "held_out", "ratio"))
+        lines.append(f"| {label} | {' | '.join(values)} |")
+    return lines

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,26 @@ from ..generate import generate, to_scores
 from ..rundir import Run, load_run
 
 MAX_WINDOW_TARGETS = 2000  # the seed network needs one 100-token window per predicted token
+LOG_EVERY_S = 10.0  # --quiet: a progress line at most this often
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
+    """Iterate ``items`` with a tqdm bar on stderr, or with ``quiet`` a plain line now and then."""
+    if not quiet:
+        from tqdm import tqdm
+
+        yield from tqdm(items, desc=desc, unit="piece", file=sys.stderr, leave=False, dynamic_ncols=True)
+        return
+    last = time.monotonic()
+    for done, item in enumerate(items, 1):
+        yield item
+        if done == len(items) or time.monotonic() - last >= LOG_EVERY_S:
+            say(f"{desc}: {done}/{len(items)}")
+            last = time.monotonic()
 
 
 @torch.no_grad()
@@ -51,7 +74,7 @@ def piece_nll(model, ids: np.ndarray, seq_len: int, every_position: bool) -> tup
     return total, len(x) - 1
 
 
-def heldout_nll(run: Run, pieces: list[tuple[np.ndarray, int]]) -> dict:
+def heldout_nll(run: Run, pieces: Iterable[tuple[np.ndarray, int]]) -> dict:
     """NLL per token, perplexity and NLL per note over (token ids, note count) pieces."""
     every = getattr(run.model, "trains_every_position", True)
     total, scored, tokens, notes = 0.0, 0, 0, 0
@@ -67,7 +90,7 @@ def heldout_nll(run: Run, pieces: list[tuple[np.ndarray, int]]) -> dict:
             "nll_per_note": per_token * tokens / max(1, notes), "tokens": tokens, "notes": notes}
 
 
-def _heldout_pieces(run: Run, data: str | None, limit: int | None = None):
+def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
     """(ids, notes, score) of held-out pieces: --data files, else the run's validation split."""
     rep = run.representation
     if data is not None:
@@ -75,12 +98,12 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None):
     else:
         source = run.config.source or "bach"
         prepared = prepare(source, run.config.representation, run.config.representation_options,
-                           run.config.val_fraction, run.config.seed, log=None, progress_bar=False)
+                           run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
         paths = [Path(p) for p in prepared.meta["splits"]["val"]["files"]]
         if not paths:
             raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
     out = []
-    for path in paths[:limit]:
+    for path in progress(paths[:limit], "reading held-out pieces", quiet):
         try:
             score = read_piano_score(path)
         except SkipFile:
@@ -95,17 +118,29 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None):
     return out
 
 
+def _generate(run: Run, samples: int, bars: int, seed: int) -> list:
+    say(f"generating {samples} pieces of {bars} bars ...")
+    began = time.monotonic()
+    scores = to_scores(run, generate(run, num=samples, length=bars, unit="bars", seed=seed), length=bars, unit="bars")
+    say(f"generated {samples} pieces ({sum(s.note_num() for s in scores)} notes) in {time.monotonic() - began:.0f} s")
+    return scores
+
+
 def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8, seed: int = 0,
-                 max_pieces: int | None = 200) -> list[Path]:
+                 max_pieces: int | None = 200, bars: int = 32, quiet: bool = False) -> list[Path]:
+    """Write report.md and report.json (and figures) into the run directory: held-out NLL over
+    up to ``max_pieces`` held-out pieces, and ``samples`` generated pieces of ``bars`` bars
+    compared with them. ``quiet``: plain progress lines instead of bars."""
     from .report import write_report
 
-    if samples < 1:
-        raise CadenzaError("--samples must be >= 1")
+    if samples < 1 or bars < 1 or (max_pieces is not None and max_pieces < 1):
+        raise CadenzaError("--samples, --bars and --max-pieces must be >= 1")
     run = load_run(run_dir)
-    held = _heldout_pieces(run, data, max_pieces)
-    nll = heldout_nll(run, [(ids, notes) for ids, notes, _ in held])
-    generated = to_scores(run, generate(run, num=samples, seed=seed))
-    reference = [score for _, _, score in held[:max(samples, 2)]]
-    write_report(run.directory, generated, reference, nll,
-                 f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens")
+    held = _heldout_pieces(run, data, max_pieces, quiet)
+    nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
+    generated = _generate(run, samples, bars, seed)
+    held_scores = [score for _, _, score in held]
+    write_report(run.directory, generated, held_scores[:max(samples, 2)], nll,
+                 f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
+                 held_out=held_scores, bars=bars)
     return [run.directory / name for name in ("report.md", "report.json")]

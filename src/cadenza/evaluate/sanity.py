@@ -8,10 +8,11 @@
     (notes with ``start <= t < end``, the ones starting at ``t`` included): 1.0 for a melody,
     3.0 for block triads.
 ``repeated_4bar_share``
-    bars come from the score's time signatures (4/4 where none); each bar is represented by the
-    set of its notes' (onset in bar rounded to 1/12 beat, pitch). Over the windows of 4
-    consecutive bars (hop one bar) from the first to the last bar holding an onset, the share of
-    windows equal to an earlier window. NaN for pieces shorter than 4 bars.
+    bars come from the score's time signatures (4/4 where none is given, and throughout a score
+    with a numerator 1, as POP909's 1/4 for 4/4 music: :func:`~.notes.trusted_signatures`); each
+    bar is represented by the set of its notes' (onset in bar rounded to 1/12 beat, pitch). Over
+    the windows of 4 consecutive bars (hop one bar) from the first to the last bar holding an
+    onset, the share of windows equal to an earlier window. NaN for pieces shorter than 4 bars.
 ``longest_repeat_run``
     longest run of consecutive identical onset groups (the sorted pitches starting at one onset,
     i.e. the same note or chord repeated); :func:`longest_run` does the same for any sequence,
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cadenza.evaluate.features import PITCH_NAMES
-from cadenza.evaluate.notes import ScoreLike, bar_index, bar_starts, load_score, merged_notes
+from cadenza.evaluate.notes import ScoreLike, bar_contents, load_score, merged_notes
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
@@ -97,14 +98,11 @@ def onset_groups(onsets: np.ndarray, pitches: np.ndarray) -> list[tuple[int, ...
     return [tuple(sorted(int(p) for p in g)) for g in np.split(pitches.astype(np.int64), cuts)]
 
 
-def _bars(onsets: np.ndarray, pitches: np.ndarray, starts: np.ndarray):
-    idx = bar_index(onsets, starts)
-    first, last = int(idx.min()), int(idx.max())
-    pos = np.round((onsets - starts[idx]) * 12).astype(np.int64)
-    bars: list[set] = [set() for _ in range(last - first + 1)]
-    for b, p, k in zip(idx - first, pitches.astype(np.int64), pos):
-        bars[b].add((int(k), int(p)))
-    return [frozenset(b) for b in bars]
+def _sounding_bars(score) -> list[frozenset]:
+    """Bar contents (see :func:`bar_contents`) from the first to the last bar holding an onset."""
+    bars, _ = bar_contents(score)
+    held = [i for i, bar in enumerate(bars) if bar]
+    return bars[held[0] : held[-1] + 1]
 
 
 def repeated_window_share(bars: list[frozenset], window: int = 4) -> float:
@@ -129,8 +127,7 @@ def sanity_measures(score: ScoreLike) -> dict[str, float | str]:
     offsets = onsets + notes["duration"]
     sc, scale = scale_consistency(pitches)
     if len(onsets):
-        starts = bar_starts(score, float(offsets.max()))
-        bars = _bars(onsets, pitches, starts)
+        bars = _sounding_bars(score)
         repeated = repeated_window_share(bars)
         empty = sum(1 for b in bars if not b) / len(bars)
     else:
@@ -145,10 +142,10 @@ def sanity_measures(score: ScoreLike) -> dict[str, float | str]:
     }
 
 
-def summarise(measures: list[dict]) -> dict[str, dict[str, float]]:
-    """Mean and std (NaNs ignored) of each numeric measure over a set of pieces."""
+def summarise(measures: list[dict], keys=MEASURES) -> dict[str, dict[str, float]]:
+    """Mean and std (NaNs ignored) of each numeric measure in ``keys`` over a set of pieces."""
     out = {}
-    for key in MEASURES:
+    for key in keys:
         vals = np.array([m[key] for m in measures], dtype=np.float64)
         vals = vals[np.isfinite(vals)]
         out[key] = {
