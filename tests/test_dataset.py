@@ -128,3 +128,26 @@ def test_a_one_beat_time_signature_becomes_four_four_bars(tmp_path):
     score.time_signatures = [TimeSignature(0, 3, 4)]  # a real signature is kept
     score.dump_midi(str(tmp_path / "three.mid"))
     assert read_piano_score(tmp_path / "three.mid").time_signatures[0].numerator == 3
+
+
+def test_bpe_windows_are_transposed_by_merging_again(corpus_dir):
+    from cadenza.dataset import BPETransposition, transposition
+
+    data = prepare(str(corpus_dir), "remi", {"vocab_size": 500}, log=None)
+    rep = data.representation()
+    tables, retokenize = transposition(rep, 5)
+    assert tables is None and isinstance(retokenize, BPETransposition)
+    tokens = np.asarray(data.tokens("train"), dtype=np.int64)
+    piece = tokens[:np.flatnonzero(tokens == rep.bos_id)[1]]  # BOS, first piece
+    up = rep.transpose_ids(piece, 3)
+    before, after = rep.decode(piece).tracks[0].notes, rep.decode(up).tracks[0].notes
+    assert [(n.time, n.pitch + 3) for n in before] == [(n.time, n.pitch) for n in after]
+    assert up[0] == rep.bos_id and up.max() >= len(rep.tokenizer.vocab)  # merged tokens again
+    assert rep.transpose_ids(piece, 80) is None  # out of the piano's range
+    windows = TokenWindows(data.tokens("train"), 64, True, retokenize=retokenize)
+    rng = np.random.default_rng(0)
+    starts = windows.epoch_starts(rng, False)[:16]
+    x, y = windows.batch(starts, np.random.default_rng(1))
+    plain, _ = windows.batch(starts)
+    assert x.shape == plain.shape and not np.array_equal(x.numpy(), plain.numpy())
+    assert np.array_equal(x[:, 1:].numpy(), y[:, :-1].numpy())

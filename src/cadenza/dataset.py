@@ -174,10 +174,12 @@ class TokenWindows:
     """
 
     def __init__(self, tokens: np.ndarray, seq_len: int, every_position: bool,
-                 transpose_tables: np.ndarray | None = None, tempo_tables: np.ndarray | None = None):
+                 transpose_tables: np.ndarray | None = None, tempo_tables: np.ndarray | None = None,
+                 retokenize: "BPETransposition | None" = None):
         self.tokens, self.seq_len, self.every_position = tokens, seq_len, every_position
         self.tables = transpose_tables  # [n_shifts, vocab]; row 0 is the identity
         self.tempo_tables = tempo_tables  # [n_stretches, vocab]; row 0 is the identity
+        self.retokenize = retokenize  # transposition of BPE tokens (no table can do it)
         self.n_starts = max(0, len(tokens) - seq_len)
 
     def windows_per_epoch(self, all_windows: bool) -> int:
@@ -198,6 +200,8 @@ class TokenWindows:
             moved = np.take_along_axis(self.tables[shifts], windows, axis=1)
             ok = (moved >= 0).all(axis=1)  # only where every pitch stays in range
             windows[ok] = moved[ok]
+        if self.retokenize is not None and rng is not None:
+            self.retokenize(self.tokens, starts, windows, rng)
         if self.tempo_tables is not None and rng is not None and len(self.tempo_tables) > 1:
             stretch = rng.integers(0, len(self.tempo_tables), size=len(starts))
             windows = np.take_along_axis(self.tempo_tables[stretch], windows, axis=1)
@@ -232,6 +236,38 @@ def _shift_tables(make, vocab_size: int, max_shift: int) -> np.ndarray | None:
 def transpose_tables(rep: representations.Representation, max_shift: int) -> np.ndarray | None:
     """Random transposition within +-max_shift semitones (-1 marks out-of-range pitches)."""
     return _shift_tables(rep.transposition_table, rep.vocab_size, max_shift)
+
+
+class BPETransposition:
+    """Random transposition of BPE windows: a longer stretch of tokens is expanded to base
+    tokens, transposed and merged again, then cut to the window length. A window whose
+    pitches would leave the range, or that merges to too few tokens, stays as it was."""
+
+    MARGIN = 1.5  # read this many times the window: a transposed stretch may merge shorter
+
+    def __init__(self, rep: representations.Representation, max_shift: int):
+        self.rep, self.max_shift = rep, max_shift
+
+    def __call__(self, tokens: np.ndarray, starts: np.ndarray, windows: np.ndarray,
+                 rng: np.random.Generator) -> None:
+        width = windows.shape[1]
+        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=len(starts))
+        for k, (start, shift) in enumerate(zip(starts, shifts)):
+            if shift == 0:
+                continue
+            stretch = np.asarray(tokens[start:start + int(width * self.MARGIN)], dtype=np.int64)
+            moved = self.rep.transpose_ids(stretch, int(shift))
+            if moved is not None and len(moved) >= width:
+                windows[k] = moved[:width]
+
+
+def transposition(rep: representations.Representation, max_shift: int):
+    """(tables, None) for token-by-token transposition, (None, BPETransposition) where
+    tokens must be merged again (BPE), (None, None) when off or impossible."""
+    tables = transpose_tables(rep, max_shift)
+    if tables is None and max_shift > 0 and hasattr(rep, "transpose_ids") and rep.is_trained:
+        return None, BPETransposition(rep, max_shift)
+    return tables, None
 
 
 def tempo_tables(rep: representations.Representation, max_bins: int) -> np.ndarray | None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from . import models, representations, rundir
 from .config import Config, preset
-from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transpose_tables
+from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
 from .distributed import Dist
 from .errors import CadenzaError
 from .plots import plot_loss
@@ -231,11 +231,11 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     state = rundir.load_state(run_dir / rundir.STATE) if resume else None
     if state is not None:
         _restore(state, data, model, optimizer, run_dir)
-    tables = transpose_tables(rep, config.transpose)
+    tables, retokenize = transposition(rep, config.transpose)
     if dist.is_main and not resume:
         _write_run_files(run_dir, config, rep, data, tables)
     train_w = TokenWindows(data.tokens("train"), config.seq_len, every_position, tables,
-                           tempo_tables(rep, config.tempo_stretch))
+                           tempo_tables(rep, config.tempo_stretch), retokenize)
     if dist.is_main and config.tempo_stretch and train_w.tempo_tables is None:
         say(f"tempo stretch is off: the {config.representation} tokens have no tempo tokens to move")
     val_w = TokenWindows(data.tokens("val"), config.seq_len, every_position)

@@ -43,8 +43,9 @@ class Attention(nn.Module):
         elif T > 1:                        # chunk after a cache: query i sees keys <= past + i
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
         # (one new token after a cache sees every key: no mask)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        # no dropout on the attention weights: on the CPU it forces SDPA's unfused kernel,
+        # which trained 2.3x slower (1,081 vs 2,534 tokens/s, 4 x 256, 1,024 tokens, 1 thread)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.drop(self.proj(y)), (k, v)
 

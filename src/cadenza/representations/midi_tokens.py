@@ -225,9 +225,11 @@ class MidiTokRepresentation(Representation):
     def transposition_table(self, semitones: int) -> np.ndarray | None:
         """Pitch-carrying tokens moved by ``semitones`` (-1 outside the pitch range),
         other tokens unchanged. None once BPE is trained: a merged token may mix pitches
-        and other tokens, and its transposed sequence need not be one BPE token."""
-        if self.is_trained:
-            return None
+        and other tokens, and its transposed sequence need not be one BPE token (see
+        :meth:`transpose_ids`)."""
+        return None if self.is_trained else self._base_transposition(semitones)
+
+    def _base_transposition(self, semitones: int) -> np.ndarray:
         vocab = self.tokenizer.vocab
         table = np.arange(self._base_size, dtype=np.int64)
         for token, i in vocab.items():
@@ -235,6 +237,23 @@ class MidiTokRepresentation(Representation):
             if kind in _PITCH_TYPES:
                 table[i] = vocab.get(f"{kind}_{int(value) + semitones}", -1)
         return table
+
+    def transpose_ids(self, ids: np.ndarray, semitones: int) -> np.ndarray | None:
+        """BPE ids of the same music ``semitones`` higher: expanded to base tokens,
+        transposed, merged again (the result may be longer or shorter); pieces stay apart
+        at their BOS tokens. None when a pitch would leave the range."""
+        table = self._base_transposition(semitones)
+        out: list[np.ndarray] = []
+        bos = np.flatnonzero(np.asarray(ids) == self._bos_id)
+        for k, segment in enumerate(np.split(np.asarray(ids), bos)):
+            body = segment[1:] if k else segment  # every segment after the first starts with BOS
+            moved = table[np.asarray(self.base_ids(body), dtype=np.int64)]
+            if (moved < 0).any():
+                return None
+            if k:
+                out.append(np.asarray([self._bos_id]))
+            out.append(self.to_ids(moved))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def tempo_table(self, steps: int) -> np.ndarray | None:
         """Tempo tokens moved ``steps`` bins up or down (clamped); None without tempo
