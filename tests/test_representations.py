@@ -298,3 +298,10 @@ def test_damaged_options_file(tmp_path):
     (tmp_path / rep.OPTIONS_FILE).write_text("{nope")
     with pytest.raises(CadenzaError, match=rep.OPTIONS_FILE):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["remi", "tsd", "midilike", "structured"])
+def test_the_vocabulary_holds_the_88_piano_keys_only(name):
+    rep = create(name)
+    pitches = {int(t.split("_")[1]) for t in rep.tokenizer.vocab if t.split("_")[0] in ("Pitch", "NoteOn")}
+    assert pitches == set(range(21, 109))

@@ -23,7 +23,7 @@ from miditok import TokenizerConfig, TokSequence
 from miditok.midi_tokenizer import MusicTokenizer
 from symusic import Score, Track
 
-from ..corpus.reader import merge_piano
+from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
 from ..errors import CadenzaError
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
@@ -94,7 +94,7 @@ class MidiTokRepresentation(Representation):
 
     def _tokenizer_config(self) -> TokenizerConfig:
         return TokenizerConfig(
-            pitch_range=(21, 109), beat_res=self.beat_res, num_velocities=self.num_velocities,
+            pitch_range=(PIANO_LOW, PIANO_HIGH), beat_res=self.beat_res, num_velocities=self.num_velocities,
             special_tokens=list(SPECIAL_TOKENS), use_velocities=True,
             use_rests=self.use_rests, use_tempos=self.use_tempos,
             use_time_signatures=self.use_time_signatures, use_programs=False,
