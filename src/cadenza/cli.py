@@ -48,16 +48,20 @@ def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="write new music from a trained run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("-o", "--output", required=True, type=Path, help="output .mid (out-1.mid ... with --num)")
-    p.add_argument("--length", type=float, help="how much to generate (default from the run)")
+    p.add_argument("--length", type=float, help="how much new music to generate (default from the run)")
     p.add_argument("--unit", choices=("tokens", "bars", "seconds"), default="tokens")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch")
-    p.add_argument("--primer", type=Path, help="continue this MIDI file")
-    p.add_argument("--continuation-only", action="store_true", help="write only the new part after a primer")
-    p.add_argument("--no-constraints", action="store_true", help="do not mask tokens the grammar forbids")
+    p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are kept)")
+    p.add_argument("--primer-bars", type=int, help="continue only the primer's first N bars")
+    p.add_argument("--continuation-only", action="store_true",
+                   help="write only the new part after a primer (from time 0, with the primer's tempo and metre)")
+    p.add_argument("--no-constraints", action="store_true",
+                   help="sample the raw model: no grammar, unseen-token or tempo/metre masks")
+    p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
     p.add_argument("--soundfont", type=Path)
     p.add_argument("--verbose", action="store_true")
@@ -156,11 +160,13 @@ def cmd_generate(args) -> int:
                         args.top_k if args.top_k is not None else 0, args.top_p if args.top_p is not None else 1.0)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
+    if args.primer_bars is not None and args.primer is None:
+        raise CadenzaError("--primer-bars needs --primer FILE.mid")
     run = load_run(args.run_dir)
     result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
-                      constrained=not args.no_constraints)
-    scores = to_scores(run, result, args.continuation_only, args.length, args.unit)
+                      constrained=not args.no_constraints, primer_bars=args.primer_bars, quiet=args.quiet)
+    scores = to_scores(run, result, args.continuation_only)
     for path, score, new in zip(paths, scores, result.new):
         score.dump_midi(str(path))
         print(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")

@@ -1,26 +1,57 @@
 """Generation: one model step per new token (LSTM state / transformer KV cache), batched
-across pieces, masked by the representation's grammar so every output decodes."""
+across pieces. The pipeline::
+
+    context   _primer_context / _window_context   what each piece continues: the primer's
+                                                  first bars or a training window, ending
+                                                  on a bar line
+    sampling  _sample                             one token per step; each piece masked by
+                                                  its TokenRules (grammar, tokens seen in
+                                                  training, the tempo and metre in force)
+                                                  and stopped on its own by its _Meter
+    decoding  to_scores                           the new tokens from the bar line, cut to
+                                                  the length asked, with the primer's
+                                                  tempo, time and key signature
+
+Lengths count new material only: with ``unit="bars"`` a piece ends on the bar line after
+exactly ``length`` new bars.
+"""
 from __future__ import annotations
 
 import math
+import sys
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from symusic import Score
+from symusic import Note, Score, Tempo
 
+from .bars import bar_tick, bars_before, cut, cut_to_length, score_bars
 from .corpus import SkipFile, read_piano_score
 from .errors import CadenzaError
 from .rundir import Run, load_run
-from .sampling import check_sampling_args, sample_next
+from .sampling import TokenRules, check_sampling_args, locked_attributes, sample_next
+from .token_stats import TEMPO, TokenKinds
 
 LENGTH_UNITS = ("tokens", "bars", "seconds")
 MAX_TOKENS_FOR_TIMED = 20000
 MAX_NUM, MAX_BATCH_TOKENS = 4096, 2**26
-CHUNK = 64
+CHUNK = 64                   # tokens between two decodes, where the length is measured by decoding
+TOKENS_PER_BAR_FACTOR = 4    # a bar may take this many times the tokens of 99 % of the corpus's bars ...
+FALLBACK_TOKENS_PER_BAR = 1024  # ... or this many for runs without token statistics
+LOG_EVERY_S = 10.0
+Log = Callable[[str], None]
+
+
+@dataclass
+class Primer:
+    """The part of a primer file that is continued: its first ``bars`` bars."""
+    score: Score
+    bars: int
 
 
 @dataclass
@@ -31,73 +62,253 @@ class Generated:
     masked_mass: float = 0.0
     from_primer: bool = False
     scores: list[Score] = field(default_factory=list)
+    primer: Primer | None = None
+    length: float | None = None
+    unit: str = "tokens"
+    capped: list[int] = field(default_factory=list)   # pieces stopped by the tokens-per-bar cap
+    warnings: list[str] = field(default_factory=list)
 
 
-def _context(run: Run, num: int, primer: str | Path | None, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-    seq_len = run.config.seq_len
-    if primer is not None:
-        try:
-            score = read_piano_score(Path(primer))
-        except SkipFile as exc:
-            raise CadenzaError(f"cannot use primer {primer}: {exc}") from None
-        ids = run.representation.encode(score)
-        if run.representation.bos_id is not None:
-            ids = np.concatenate([[run.representation.bos_id], ids])
-        if len(ids) == 0:
-            raise CadenzaError(f"primer {primer} has no tokens in this run's vocabulary")
-        return np.repeat(ids[None, :].astype(np.int64), num, axis=0), True
+# -- context ---------------------------------------------------------------------------
+def read_primer(path: str | Path, bars: int | None = None) -> Primer:
+    """A primer file's first ``bars`` bars (all of it when None)."""
+    try:
+        score = read_piano_score(Path(path))
+    except SkipFile as exc:
+        raise CadenzaError(f"cannot use primer {path}: {exc}") from None
+    if bars is None:
+        return Primer(score, bars_before(score, score.end()))
+    score = cut(score, bar_tick(score, bars))
+    if not score.note_num():
+        raise CadenzaError(f"the first {bars} bars of primer {path} hold no notes")
+    return Primer(score, bars)
+
+
+def _primer_context(run: Run, kinds: TokenKinds, primer: Primer, num: int) -> np.ndarray:
+    """The primer's tokens, then (for bar-based tokens) Bar tokens from the bar of its last
+    event (MidiTok writes bars up to there) to the bar line after the primer."""
+    rep = run.representation
+    ids = list(rep.encode(primer.score))
+    if not ids:
+        raise CadenzaError("the primer has no tokens in this run's vocabulary")
+    if kinds.bar_id is not None:
+        score = primer.score
+        last_event = max(e.time for events in (score.tracks[0].notes, score.tempos, score.time_signatures)
+                         for e in events)
+        ids += [kinds.bar_id] * (primer.bars - bars_before(score, last_event + 1) + 1)
+    if rep.bos_id is not None:
+        ids = [rep.bos_id] + ids
+    return np.repeat(np.asarray(ids, dtype=np.int64)[None, :], num, axis=0)
+
+
+def _window_context(run: Run, kinds: TokenKinds, num: int, rng: np.random.Generator) -> np.ndarray:
+    """Random training windows; with Bar tokens each is cut at its last bar line (windows
+    with one in their second half), all to the same length."""
     if run.primers is None or run.primers.size == 0:
         raise CadenzaError(f"{run.directory} has no training windows to start from; pass --primer FILE.mid")
-    rows = rng.integers(0, len(run.primers), size=num)
-    return run.primers[rows, -seq_len:].astype(np.int64), False
+    windows = run.primers[:, -run.config.seq_len:].astype(np.int64)
+    if kinds.bars is None:
+        return windows[rng.integers(0, len(windows), size=num)]
+    last_bar = np.array([np.flatnonzero(row)[-1] if row.any() else -1 for row in kinds.bars[windows] > 0])
+    usable = np.flatnonzero(last_bar >= windows.shape[1] // 2)
+    if not len(usable):
+        return windows[rng.integers(0, len(windows), size=num)]
+    rows = usable[rng.integers(0, len(usable), size=num)]
+    keep = int(last_bar[rows].min())
+    return np.stack([np.append(windows[r, last_bar[r] - keep:last_bar[r]], kinds.bar_id) for r in rows])
 
 
-def _reached(rep, ids: np.ndarray, length: float, unit: str) -> bool:
-    score = rep.decode(ids)
-    if unit == "seconds":
-        return score.to("second").end() >= length
-    return score_bars(score) >= length
+def _decode_prefix(kinds: TokenKinds, context: np.ndarray) -> list[int]:
+    """What the new tokens are decoded after: the Bar the context ends on, if it does."""
+    return [kinds.bar_id] if kinds.bar_id is not None and context[-1] == kinds.bar_id else []
 
 
-def score_bars(score: Score) -> float:
-    ts = score.time_signatures
-    num, den = (ts[0].numerator, ts[0].denominator) if len(ts) else (4, 4)
-    return score.end() / (score.tpq * 4 * num / den)
+# -- when a piece is done ------------------------------------------------------------------
+class _Meter:
+    """How far a piece got, in tokens: done at ``length``, or at ``budget`` tokens (capped)."""
+
+    def __init__(self, length: float, budget: int) -> None:
+        self.length, self.budget = length, budget
+        self.progress, self.done, self.capped, self.tokens = 0.0, False, False, 0
+
+    def add(self, token: int, new: list[int]) -> None:
+        self.tokens += 1
+        self.progress = min(self.length, self._measure(token, new))
+        self.done = self.progress >= self.length
+        if not self.done and self.tokens >= self.budget:
+            self.done = self.capped = True
+
+    def _measure(self, token: int, new: list[int]) -> float:
+        return float(self.tokens)
 
 
-def _trim(score: Score, length: float, unit: str) -> Score:
-    if unit == "seconds":
-        secs = score.to("second")
-        return secs.clip(0, secs.start() + length, clip_end=True).to("tick")
-    ts = score.time_signatures
-    num, den = (ts[0].numerator, ts[0].denominator) if len(ts) else (4, 4)
-    return score.clip(0, int(length * score.tpq * 4 * num / den), clip_end=True)
+def _bars_to_last_onset(score: Score) -> int:
+    """How many bars start at or before the last note onset of ``score`` (0 without notes)."""
+    onsets = score.tracks[0].notes.numpy()["time"] if score.tracks else []
+    return bars_before(score, int(onsets.max()) + 1) if len(onsets) else 0
 
 
+class _BarMeter(_Meter):
+    """Bars counted token by token from the Bar tokens. A rest over a bar line moves on
+    without one: after a Rest the next Bar token decodes the piece and counts to the bar
+    of its last note (the decoded piece is cut at the exact bar line in the end). More than
+    ``per_bar`` tokens without a Bar or a Rest stops the piece (capped)."""
+
+    def __init__(self, length: float, per_bar: int, kinds: TokenKinds, decode: Callable[[list[int]], Score]) -> None:
+        super().__init__(math.ceil(length), math.ceil(length) * per_bar)
+        self.per_bar, self.bars, self.rests, self.decode = per_bar, kinds.bars, kinds.count("Rest"), decode
+        self.count, self.in_bar, self.rested = 0, 0, False
+
+    def add(self, token: int, new: list[int]) -> None:
+        super().add(token, new)
+        if not self.done and self.in_bar > self.per_bar:
+            self.done = self.capped = True
+
+    def _measure(self, token: int, new: list[int]) -> float:
+        self.count += int(self.bars[token])
+        self.rested = self.rested or bool(self.rests[token])
+        if self.rested and self.bars[token]:
+            self.count, self.rested = max(self.count, _bars_to_last_onset(self.decode(new))), False
+        self.in_bar = 0 if self.bars[token] or self.rests[token] else self.in_bar + 1
+        return float(self.count)
+
+
+class _DecodeMeter(_Meter):
+    """Bars or seconds measured by decoding the piece every ``CHUNK`` tokens."""
+
+    def __init__(self, length: float, budget: int, unit: str, decode: Callable[[list[int]], Score]) -> None:
+        super().__init__(length, budget)
+        self.unit, self.decode = unit, decode
+
+    def _measure(self, token: int, new: list[int]) -> float:
+        if self.tokens % CHUNK:
+            return self.progress
+        score = self.decode(new)
+        return score.to("second").end() if self.unit == "seconds" else score_bars(score)
+
+
+def _meter(run: Run, kinds: TokenKinds, length: float, unit: str, prefix: list[int]) -> _Meter:
+    usual = (run.token_stats or {}).get("p99_tokens_per_bar")
+    per_bar = TOKENS_PER_BAR_FACTOR * usual if usual else FALLBACK_TOKENS_PER_BAR
+    if unit == "tokens":
+        return _Meter(int(length), int(length))
+    decode = lambda new: run.representation.decode(prefix + new)  # noqa: E731
+    if unit == "bars" and kinds.bars is not None:
+        return _BarMeter(length, per_bar, kinds, decode)
+    budget = math.ceil(length) * per_bar if unit == "bars" else MAX_TOKENS_FOR_TIMED
+    return _DecodeMeter(length, budget, unit, decode)
+
+
+def _rules(run: Run, kinds: TokenKinds, from_primer: bool) -> TokenRules:
+    stats = run.token_stats or {}
+    return TokenRules(run.representation.grammar(), kinds, stats.get("seen"),
+                      locked_attributes(stats, from_primer))
+
+
+class _Piece:
+    """One piece being generated: its new tokens, rules state and meter."""
+
+    def __init__(self, rules: TokenRules | None, meter: _Meter, context: np.ndarray) -> None:
+        self.rules, self.meter, self.new = rules, meter, []
+        self.state = rules.start(context) if rules else None
+
+    def allowed(self) -> np.ndarray | None:
+        return self.rules.allowed(self.state) if self.rules else None
+
+    def add(self, token: int) -> None:
+        self.new.append(token)
+        if self.rules:
+            self.state = self.rules.advance(self.state, token)
+        self.meter.add(token, self.new)
+
+
+# -- progress ----------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar on a terminal (shown after two seconds), else a log line now and then."""
+
+    def __init__(self, total: float, unit: str, quiet: bool, log: Log) -> None:
+        self.total, self.unit, self.log, self.done = total, unit, log, 0.0
+        self.bar = None
+        self.started = self.logged = time.monotonic()
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit, desc="generating", delay=2, leave=False,
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, done: float) -> None:
+        if done == self.done:
+            return
+        self.done = done
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        elif time.monotonic() - self.logged >= LOG_EVERY_S:
+            self.logged = time.monotonic()
+            self.log(f"generating: {done:,.0f}/{self.total:,.0f} {self.unit} "
+                     f"({done / self.total:.0%}, {self.logged - self.started:.0f} s)")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the loop ------------------------------------------------------------------------------
 @contextmanager
 def _one_step_kernels(device: torch.device):
-    """oneDNN's LSTM costs milliseconds per call whatever its length: for one-token steps on
-    the CPU PyTorch's plain kernels are several times faster."""
+    """One-token steps on the CPU: oneDNN's LSTM costs milliseconds per call whatever its
+    length, so PyTorch's plain kernels are several times faster; and one thread, since a
+    step is too small to share out and a core busy elsewhere stalls every other thread
+    (measured: 0.7 ms a step on one thread, 190 ms on two with the other core busy)."""
     if device.type != "cpu":
         yield
         return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+            with torch.backends.mkldnn.flags(enabled=False):
+                yield
+    finally:
+        torch.set_num_threads(threads)
 
 
-@torch.no_grad()
-def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
-             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None, primer: str | Path | None = None, constrained: bool = True) -> Generated:
-    """Generate ``num`` pieces from a trained run (defaults from the run's configuration)."""
-    run = run if isinstance(run, Run) else load_run(run)
-    cfg, rep, model = run.config, run.representation, run.model
-    temperature = cfg.gen_temperature if temperature is None else temperature
-    top_k = cfg.gen_top_k if top_k is None else top_k
-    top_p = cfg.gen_top_p if top_p is None else top_p
-    length = cfg.gen_length if length is None else length
+def _masks(pieces: list[_Piece], device: torch.device) -> torch.Tensor | None:
+    masks = [p.allowed() for p in pieces]
+    return None if masks[0] is None else torch.from_numpy(np.stack(masks)).to(device)
+
+
+def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple, gen: torch.Generator,
+            progress: _Progress) -> float:
+    """Sample until every piece is done; returns the mean masked probability per token."""
+    model, seq_len = run.model, run.config.seq_len
+    device = next(model.parameters()).device
+    max_len = getattr(model, "max_len", None)
+    window = context[:, -min(context.shape[1], max_len - 1):] if max_len else context
+    logits, state = model(torch.from_numpy(window).to(device), last_only=True)
+    cached, fed, masked = window.shape[1], [], []
+    with _one_step_kernels(device):
+        while True:
+            ids, mass = sample_next(logits[:, -1], *sampling, _masks(pieces, device), gen)
+            fed.append(ids.cpu().numpy())
+            for piece, token, m in zip(pieces, fed[-1], mass.tolist()):
+                if not piece.meter.done:
+                    piece.add(int(token))
+                    masked.append(m)
+            progress.update(sum(p.meter.progress for p in pieces))
+            if all(p.meter.done for p in pieces):
+                return float(np.mean(masked))
+            if max_len and cached + 1 >= max_len:  # the KV cache is full: restart it on a recent window
+                recent = np.concatenate([context, np.stack(fed, axis=1)], axis=1)[:, -seq_len:]
+                logits, state = model(torch.from_numpy(recent).to(device), last_only=True)
+                cached = recent.shape[1]
+            else:
+                logits, state = model(ids[:, None].to(device), state=state)
+                cached += 1
+
+
+def _check(num: int, length: float, unit: str, temperature: float, top_k: int, top_p: float,
+           seed: int | None, primer_bars: int | None) -> None:
     check_sampling_args(temperature, top_k, top_p)
     if unit not in LENGTH_UNITS:
         raise CadenzaError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
@@ -107,60 +318,113 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
         raise CadenzaError(f"--temperature must be a finite number >= 0, got {temperature}")
     if seed is not None and seed < 0:
         raise CadenzaError(f"--seed must be >= 0, got {seed}")
+    if primer_bars is not None and primer_bars < 1:
+        raise CadenzaError(f"--primer-bars must be >= 1, got {primer_bars}")
     if unit == "tokens" and length < 1:
         raise CadenzaError(f"--length {length:g} is less than one token")
-    if num > MAX_NUM or num * (length if unit == "tokens" else MAX_TOKENS_FOR_TIMED) > MAX_BATCH_TOKENS:
+    per_piece = length if unit == "tokens" else MAX_TOKENS_FOR_TIMED
+    if num > MAX_NUM or num * per_piece > MAX_BATCH_TOKENS:
         raise CadenzaError(f"--num {num} x --length {length:g} {unit} is too much for one call "
                            f"(at most {MAX_NUM} pieces and {MAX_BATCH_TOKENS:,} tokens in all)")
+
+
+def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
+    return [f"piece {k + 1} stopped early at {m.progress:g} {unit} ({m.tokens:,} tokens): "
+            f"the model {'kept a bar open past' if unit == 'bars' else 'reached'} the token cap"
+            for k, m in enumerate(meters) if m.capped]
+
+
+@torch.no_grad()
+def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
+             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+             seed: int | None = None, primer: str | Path | None = None, constrained: bool = True,
+             primer_bars: int | None = None, quiet: bool = False, log: Log | None = None) -> Generated:
+    """Generate ``num`` pieces from a trained run (defaults from the run's configuration).
+
+    ``length`` counts new material in ``unit``; ``primer`` (its first ``primer_bars`` bars)
+    is continued from the bar line after it. ``constrained=False`` samples the raw model
+    (no grammar, unseen-token or tempo/metre masks). A progress bar shows on a terminal
+    (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
+    by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
+    """
+    run = run if isinstance(run, Run) else load_run(run)
+    cfg, rep = run.config, run.representation
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    sampling = (cfg.gen_temperature if temperature is None else temperature,
+                cfg.gen_top_k if top_k is None else top_k, cfg.gen_top_p if top_p is None else top_p)
+    length = cfg.gen_length if length is None else length
+    _check(num, length, unit, *sampling, seed, primer_bars)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    context, from_primer = _context(run, num, primer, rng)
-    device = next(model.parameters()).device
-    grammar = rep.grammar() if constrained else None
-    states = [grammar.start(list(c)) for c in context] if grammar else None
+    kinds = TokenKinds(rep)
+    part = read_primer(primer, primer_bars) if primer is not None else None
+    context = _primer_context(run, kinds, part, num) if part else _window_context(run, kinds, num, rng)
+    rules = _rules(run, kinds, part is not None) if constrained else None
+    pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c) for c in context]
+    progress = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log)
+    try:
+        masked = _sample(run, context, pieces, sampling, gen, progress)
+    finally:
+        progress.close()
+    notes = _cap_warnings([p.meter for p in pieces], unit)
+    for line in notes:
+        log(f"warning: {line}")
+    return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
+                     part is not None, primer=part, length=length, unit=unit,
+                     capped=[k for k, p in enumerate(pieces) if p.meter.capped], warnings=notes)
 
-    max_new = int(length) if unit == "tokens" else MAX_TOKENS_FOR_TIMED
-    max_len = getattr(model, "max_len", None)
-    window = context[:, -min(context.shape[1], (max_len or 10**9) - 1):] if max_len else context
-    logits, state = model(torch.from_numpy(window).to(device), last_only=True)
-    cached = window.shape[1]
-    new = np.zeros((num, max_new), dtype=np.int64)
-    masked, done = 0.0, 0
-    for t in range(max_new):
-        allowed = None
-        if grammar is not None:
-            allowed = torch.from_numpy(np.stack([grammar.allowed(s) for s in states])).to(device)
-        ids, mass = sample_next(logits[:, -1], temperature, top_k, top_p, allowed, gen)
-        masked += mass.sum().item()
-        new[:, t] = ids.cpu().numpy()
-        done = t + 1
-        if grammar is not None:
-            states = [grammar.advance(s, int(i)) for s, i in zip(states, new[:, t])]
-        if unit != "tokens" and done % CHUNK == 0 and all(_reached(rep, new[k, :done], length, unit) for k in range(num)):
-            break
-        if max_len and cached + 1 >= max_len:  # the KV cache is full: restart it on a recent window
-            recent = np.concatenate([context, new[:, :done]], axis=1)[:, -cfg.seq_len:]
-            logits, state = model(torch.from_numpy(recent).to(device), last_only=True)
-            cached = recent.shape[1]
-        else:
-            with _one_step_kernels(device):
-                logits, state = model(ids[:, None].to(device), state=state)
-            cached += 1
-    return Generated(list(context), [new[k, :done] for k in range(num)], masked / max(1, num * done), from_primer)
+
+# -- decoding ----------------------------------------------------------------------------
+def _with_primer_globals(piece: Score, primer: Score) -> Score:
+    """The tempo, time and key signature in force at the primer's end, from tick 0."""
+    for name in ("tempos", "time_signatures", "key_signatures"):
+        events = getattr(primer, name)
+        last = events[-1].copy() if len(events) else None
+        if last is not None:
+            last.time = 0
+        setattr(piece, name, [last] if last is not None else [])
+    return piece
+
+
+def _with_context_tempo(piece: Score, kinds: TokenKinds, context: np.ndarray, new: np.ndarray) -> Score:
+    """Where the new tokens set no tempo at tick 0, MidiTok put its default there: the
+    tempo in force in the context replaces it, else the first one the new tokens set."""
+    if len(piece.tempos) <= sum(len(kinds.values(TEMPO)[t]) for t in new):
+        return piece  # no default was added
+    in_force = kinds.in_force(TEMPO, context)
+    first = float(in_force) if in_force is not None else piece.tempos[1].qpm if len(piece.tempos) > 1 else None
+    if first is not None:
+        piece.tempos[0] = Tempo(0, first)
+    return piece
+
+
+def _after_primer(primer: Primer, piece: Score) -> Score:
+    """The primer, then ``piece`` from the bar line after it (the primer's globals)."""
+    out = primer.score.copy()
+    piece = piece.resample(out.tpq, min_dur=1) if piece.tpq != out.tpq else piece
+    if piece.tracks and len(piece.tracks[0].notes):
+        cols = piece.tracks[0].notes.numpy()
+        cols["time"] += bar_tick(out, primer.bars)
+        out.tracks[0].notes.extend(Note.from_numpy(**cols, ttype="tick"))
+    return out
 
 
 def to_scores(run: Run, result: Generated, continuation_only: bool = False, length: float | None = None,
-              unit: str = "tokens") -> list[Score]:
-    """Decode generated pieces; a primer is kept in front unless ``continuation_only``."""
-    rep, scores = run.representation, []
-    for ctx, new in zip(result.context, result.new):
-        keep_primer = result.from_primer and not continuation_only
-        ids = np.concatenate([ctx, new]) if keep_primer else new
-        ids = ids[ids != rep.bos_id] if rep.bos_id is not None else ids
-        score = rep.decode(ids)
-        if unit != "tokens" and length and not keep_primer:
-            score = _trim(score, length, unit)
-        scores.append(score)
+              unit: str | None = None) -> list[Score]:
+    """Decode generated pieces: the new material from its first bar line, cut to the length
+    asked (default: the one generated for), after the primer unless ``continuation_only``,
+    with the primer's (or the context's) tempo, time and key signature."""
+    rep, kinds = run.representation, TokenKinds(run.representation)
+    length = result.length if length is None else length
+    unit = result.unit if unit is None else unit
+    scores = []
+    for context, new in zip(result.context, result.new):
+        piece = cut_to_length(rep.decode(_decode_prefix(kinds, context) + list(new)), length, unit)
+        if result.primer is None:
+            scores.append(_with_context_tempo(piece, kinds, context, new))
+            continue
+        piece = _with_primer_globals(piece, result.primer.score)
+        scores.append(piece if continuation_only else _after_primer(result.primer, piece))
     return scores
 
 

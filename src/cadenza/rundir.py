@@ -5,6 +5,7 @@
     best.safetensors   weights with the best validation loss (training loss without a split)
     state.pt           the last training state: model, optimizer, epoch, step, RNG
     primers.npy        a few training windows to start generation from
+    token_stats.json   what generation may use of the training tokens (see token_stats.py)
     metrics.csv        one row per epoch; loss.png: the curves
     run.lock           held while a training process writes here
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import pickle
 import re
@@ -34,6 +36,7 @@ from .errors import CadenzaError
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
+TOKEN_STATS = "token_stats.json"
 METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
 
 
@@ -82,6 +85,24 @@ def load_state(path: Path) -> dict:
                            f"plain values (possible code payload){what}") from None
     except Exception as exc:
         raise CadenzaError(f"cannot read the training state {path}: {exc}".splitlines()[0]) from None
+
+
+def save_token_stats(stats: dict, path: Path) -> None:
+    write_bytes_atomic(Path(path), json.dumps(stats, indent=1).encode())
+
+
+def load_token_stats(path: Path, vocab_size: int) -> dict | None:
+    """The token statistics saved at training time; None for runs that predate them."""
+    if not Path(path).exists():
+        return None
+    try:
+        stats = json.loads(Path(path).read_text())
+        seen = [int(i) for i in stats["seen"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CadenzaError(f"cannot read {path}: {exc}") from None
+    if any(not 0 <= i < vocab_size for i in seen):
+        raise CadenzaError(f"{path} names token ids outside the vocabulary")
+    return stats
 
 
 def write_metrics(rows: list[dict], path: Path) -> None:
@@ -173,6 +194,7 @@ class Run:
     representation: representations.Representation
     model: torch.nn.Module
     primers: np.ndarray | None
+    token_stats: dict | None = None  # None: a run from before token_stats.json
 
 
 def load_run(run_dir: Path, device: str = "cpu") -> Run:
@@ -201,4 +223,4 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         if primers.size and (primers.max() >= rep.vocab_size or primers.min() < 0):
             raise CadenzaError(f"{run_dir / PRIMERS} holds token ids outside the vocabulary of {run_dir / TOKENIZER}")
-    return Run(run_dir, config, rep, model, primers)
+    return Run(run_dir, config, rep, model, primers, load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size))

@@ -1,7 +1,13 @@
-"""Choosing the next token: grammar mask, temperature, top-k, top-p (nucleus)."""
+"""Choosing the next token: what may be sampled (grammar, tokens seen in training, the
+tempo and metre in force), temperature, top-k, top-p (nucleus)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from .token_stats import TEMPO, TIMESIG
+
+LOCK_BELOW = 0.5  # share of training pieces changing tempo / metre under which a piece keeps one
 
 
 def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
@@ -42,3 +48,63 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1), masked_mass
+
+
+class TokenRules:
+    """What a piece may sample next: what the grammar allows, of the tokens seen in
+    training, and of each ``locked`` global attribute (``Tempo``, ``TimeSig``) only the
+    value in force once there is one. A state is (grammar state, value in force of each
+    locked attribute); BOS starts a new piece."""
+
+    def __init__(self, grammar, kinds, seen: list[int] | None, locked: tuple[str, ...]) -> None:
+        self.grammar, self.kinds, self.locked = grammar, kinds, locked
+        self.everything = np.ones(kinds.size, dtype=bool)
+        self.seen = self.everything.copy()
+        if seen:
+            self.seen[:] = False
+            self.seen[seen] = True
+        self.values = [kinds.values(kind) for kind in locked]
+        self._locks: dict[tuple, np.ndarray] = {}
+
+    def start(self, prefix) -> tuple:
+        state = (self.grammar.start([]) if self.grammar else None, (None,) * len(self.locked))
+        for token in prefix:
+            state = self.advance(state, int(token))
+        return state
+
+    def advance(self, state: tuple, token: int) -> tuple:
+        grammar_state, in_force = state
+        if self.grammar is not None:
+            grammar_state = self.grammar.advance(grammar_state, token)
+        if token == self.kinds.bos_id:
+            return grammar_state, (None,) * len(self.locked)
+        return grammar_state, tuple(vs[token][-1] if vs[token] else v for vs, v in zip(self.values, in_force))
+
+    def allowed(self, state: tuple) -> np.ndarray:
+        grammar_state, in_force = state
+        grammar = self.grammar.allowed(grammar_state) if self.grammar else self.everything
+        locks = self._lock_mask(in_force)
+        for extra in (self.seen & locks, locks):  # never leave a piece without a choice
+            mask = grammar & extra
+            if mask.any():
+                return mask
+        return grammar
+
+    def _lock_mask(self, in_force: tuple) -> np.ndarray:
+        mask = self._locks.get(in_force)
+        if mask is None:
+            mask = self.everything.copy()
+            for values, value in zip(self.values, in_force):
+                if value is not None:
+                    mask &= np.array([all(v == value for v in vs) for vs in values])
+            self._locks[in_force] = mask
+        return mask
+
+
+def locked_attributes(stats: dict | None, from_primer: bool, below: float = LOCK_BELOW) -> tuple[str, ...]:
+    """The global attributes a piece keeps once one value is in force: all of them after a
+    primer, otherwise those that fewer than ``below`` of the training pieces ever change
+    (POP909: 21 % of its songs change tempo, some a hundred times: its pieces keep one)."""
+    stats = stats or {}
+    share = {TEMPO: stats.get("pieces_changing_tempo"), TIMESIG: stats.get("pieces_changing_timesig")}
+    return tuple(kind for kind, n in share.items() if from_primer or (n is not None and n < below))
