@@ -261,3 +261,21 @@ def test_cli_primer_bars_and_continuation_only(run_dir, primer, tmp_path, capsys
     assert "--primer-bars needs --primer" in capsys.readouterr().err
     assert main(["generate", str(run_dir), "-o", str(out), "--primer", str(primer), "--primer-bars", "0"]) == 2
     assert "--primer-bars must be >= 1" in capsys.readouterr().err
+
+
+def test_a_transformer_never_attends_past_its_training_window(corpus_dir, tmp_path):
+    cfg = preset("transformer", **{**TINY, "seq_len": 24, "steps_per_epoch": 3,
+                                   "model_options": {"dim": 32, "layers": 1, "heads": 2, "dropout": 0.0}})
+    train(str(corpus_dir), tmp_path / "run", cfg, quiet=True, workers=1)
+    run = load_run(tmp_path / "run")
+    seen, forward = [], run.model.forward
+
+    def spy(ids, state=None, last_only=False):
+        past = 0 if state is None else state[0][0].size(2)
+        seen.append(past + ids.size(1))
+        return forward(ids, state=state, last_only=last_only)
+
+    run.model.forward = spy
+    result = generate(run, num=2, length=200, unit="tokens", seed=0)
+    assert all(len(n) == 200 for n in result.new)
+    assert max(seen) <= 24 and seen.count(18) >= 5  # restarted on the last 3/4 of the window

@@ -283,7 +283,10 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     """Sample until every piece is done; returns the mean masked probability per token."""
     model, seq_len = run.model, run.config.seq_len
     device = next(model.parameters()).device
-    max_len = getattr(model, "max_len", None)
+    # a transformer attends over at most the window it was trained on: positions past it
+    # were never seen in training (RoPE beyond seq_len); its KV cache restarts on the most
+    # recent three quarters of that window whenever it fills
+    max_len = min(model.max_len, seq_len) if hasattr(model, "max_len") else None
     window = context[:, -min(context.shape[1], max_len - 1):] if max_len else context
     logits, state = model(torch.from_numpy(window).to(device), last_only=True)
     cached, fed, masked = window.shape[1], [], []
@@ -299,7 +302,7 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
             if all(p.meter.done for p in pieces):
                 return float(np.mean(masked))
             if max_len and cached + 1 >= max_len:  # the KV cache is full: restart it on a recent window
-                recent = np.concatenate([context, np.stack(fed, axis=1)], axis=1)[:, -seq_len:]
+                recent = np.concatenate([context, np.stack(fed, axis=1)], axis=1)[:, -(3 * max_len // 4):]
                 logits, state = model(torch.from_numpy(recent).to(device), last_only=True)
                 cached = recent.shape[1]
             else:
