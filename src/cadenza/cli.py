@@ -32,7 +32,8 @@ def _add_train(sub) -> None:
     p.add_argument("--transpose", type=int, help="random transposition within +-N semitones (0: off)")
     p.add_argument("--tempo-stretch", type=int, help="random tempo change within +-N tempo bins (0: off)")
     p.add_argument("--patience", type=int, help="stop after N epochs without validation improvement (0: off)")
-    p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
+    p.add_argument("--max-minutes", type=float,
+                   help="time budget of the whole command, data preparation included (0: none)")
     p.add_argument("--checkpoint-minutes", type=float, help="also save the training state mid-epoch this often")
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--seed", type=int)
@@ -117,6 +118,8 @@ def cmd_train(args) -> int:
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                  patience=args.patience)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
+    if args.max_minutes == 0:
+        overrides["max_minutes"] = None  # --max-minutes 0: no budget
     config = None
     if not args.resume:
         config = preset(args.preset)
