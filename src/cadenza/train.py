@@ -289,9 +289,8 @@ class _Trainer:
         self.bad_evals = st.get("bad_epochs", 0)
         self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
         self.tokens_seen, self.elapsed_before = st.get("tokens", 0), st.get("elapsed", 0.0)
-        done = self.global_step
         rows = rundir.read_metrics(run_dir / rundir.METRICS) if state is not None else []
-        self.metrics = [m for m in rows if (m.get("step") or m["epoch"] * s.steps_per_epoch) <= done]
+        self.metrics = rows[:st.get("rows", len(rows))]  # rows written after the state are replayed
         self.t0 = self.last_checkpoint = self.last_eval_t = time.time()
         self.steps_run, self.eval_tokens, self.progress = 0, 0, None
 
@@ -309,7 +308,8 @@ class _Trainer:
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
-                "data_key": self.s.data.key, "total": self.schedule.total, "eval_every": self.schedule.eval_every}
+                "data_key": self.s.data.key, "total": self.schedule.total, "eval_every": self.schedule.eval_every,
+                "rows": len(self.metrics)}
 
     def run(self) -> TrainResult:
         stopped = "done"
