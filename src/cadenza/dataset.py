@@ -29,7 +29,7 @@ from .corpus import CorpusSummary, find_midi_files, read_pieces
 from .corpus.cache import cache_root
 from .errors import CadenzaError
 
-FORMAT_VERSION = 3  # 2: untrusted time signatures become 4/4 (corpus/meter.py); 3: 88 keys
+FORMAT_VERSION = 2  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies
 SPLITS = ("train", "val")
 
 
