@@ -120,7 +120,7 @@ def prepare_caches(names: list[str], folder: Path, quick: bool) -> None:
 
 KEYS = ("repeated_bar_share", "groove_consistency", "distinct_tempos", "distinct_velocities", "notes_per_bar",
         "empty_bar_share", "scale_consistency")
-SAMPLINGS = [(1.0, 0.95), (0.9, 0.95), (0.8, 0.95), (1.0, 0.9), (0.9, 1.0)]  # (temperature, top-p)
+SAMPLINGS = [(1.0, 0.95), (0.9, 0.95), (1.0, 1.0)]  # (temperature, top-p)
 
 
 def structure_distance(ratio: dict) -> float:
@@ -147,6 +147,22 @@ def sample(run, pieces: int, bars: int, temperature: float, top_p: float, held: 
     return out
 
 
+def val_folder(run, workdir: Path) -> Path:
+    """The run's own validation songs, linked into one folder (the prepared-data cache is
+    keyed by content, so the paths it lists may name another copy of the same songs)."""
+    from cadenza.dataset import prepare
+
+    cfg = run.config
+    meta = prepare(cfg.source, cfg.representation, cfg.representation_options, cfg.val_fraction, cfg.seed,
+                   log=None, progress_bar=False).meta
+    folder = workdir / "val"
+    folder.mkdir(exist_ok=True)
+    for name in (Path(f).name for f in meta["splits"]["val"]["files"]):
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to((workdir / "train" / name).resolve())
+    return folder
+
+
 def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
     import torch
 
@@ -156,7 +172,7 @@ def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
     torch.set_num_threads(2)
     run_dir = args.workdir / "runs" / name
     run = load_run(run_dir)
-    val = _heldout_pieces(run, None, 30 if not args.quick else 3, quiet=True)
+    val = _heldout_pieces(run, str(val_folder(run, args.workdir)), 30 if not args.quick else 3, quiet=True)
     test = _heldout_pieces(run, str(test_folder), None, quiet=True)
     rows = read_metrics(run_dir / METRICS)
     out = {"val_nll_note": heldout_nll(run, [(i, n) for i, n, _ in val])["nll_per_note"],

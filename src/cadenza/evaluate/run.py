@@ -91,7 +91,9 @@ def heldout_nll(run: Run, pieces: Iterable[tuple[np.ndarray, int]]) -> dict:
 
 
 def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
-    """(ids, notes, score) of held-out pieces: --data files, else the run's validation split."""
+    """(ids, notes, score) of held-out pieces: --data files, else the run's validation split.
+    The score is the piece decoded from its tokens, so generated and held-out music are
+    compared on the same onset grid and velocity and tempo bins."""
     rep = run.representation
     if data is not None:
         paths = find_midi_files(data)
@@ -111,8 +113,8 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet:
         ids = rep.encode(score)
         if rep.bos_id is not None:
             ids = np.concatenate([[rep.bos_id], ids])
-        if len(ids):
-            out.append((ids, len(score.tracks[0].notes), score))
+        if len(ids):  # measured as the tokens hold it: on the grid, velocity and tempo bins the model sees
+            out.append((ids, len(score.tracks[0].notes), rep.decode(ids)))
     if not out:
         raise CadenzaError(f"no readable held-out pieces in {data or 'the validation split'}")
     return out
