@@ -192,7 +192,8 @@ def evaluate_all(names: list[str], args, test_folder: Path) -> str:
     for name in names:
         print(f"{name}: evaluating ...", flush=True)
         results[name] = evaluate_candidate(name, args, test_folder)
-        record.write_text(json.dumps(results, indent=1, default=float))
+        latest = json.loads(record.read_text()) if record.exists() else {}  # another eval may have written
+        record.write_text(json.dumps({**latest, name: results[name]}, indent=1, default=float))
     training = json.loads((args.workdir / "training.json").read_text())
     return table(results, training, names)
 

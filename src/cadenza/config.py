@@ -84,8 +84,12 @@ PRESETS: dict[str, dict] = {
                  seq_len=100, transpose=0, optimizer="rmsprop", lr=1e-3, weight_decay=0.0,
                  warmup_steps=0, schedule="constant", grad_clip=0.0, batch_size=128, epochs=200,
                  patience=None, gen_length=500, gen_temperature=0.0, gen_top_k=0, gen_top_p=1.0),
-    # The default: REMI tokens, 3 x 512 LSTM trained on every position.
-    "base": dict(),
+    # The default, chosen by benchmarks/structure.py on POP909 (docs/benchmarks.md): REMI,
+    # 2 x 256 LSTM on every position, a 30-minute budget (data preparation included).
+    "base": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
+                 lr=3e-3, epochs=20, max_minutes=30.0, gen_temperature=0.9, gen_top_p=0.95),
+    # What the default was before: a 3 x 512 LSTM (26 steps in 12 CPU-minutes on 909 songs).
+    "large": dict(max_minutes=30.0),
     # A smaller LSTM that trains in minutes on a laptop CPU.
     "small": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
                   lr=3e-3, epochs=20),
