@@ -44,9 +44,9 @@ class Schedule:
     """Learning rate per global step, fitted to a budget; ``eval_every`` fixed once measured."""
 
     def __init__(self, config: Config, planned_steps: int, budget: Budget,
-                 total: int | None = None, eval_every: int | None = None):
+                 eval_every: int | None = None):
         self.config, self.planned, self.budget = config, planned_steps, budget
-        self.total = total or planned_steps
+        self.total = planned_steps
         self.eval_every = eval_every
         self.seconds_per_step: float | None = None
         self.reserve = SAFETY_SECONDS  # time kept for the final evaluation and save

@@ -27,6 +27,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .plots import plot_loss
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule
+from .token_stats import token_stats
 
 N_PRIMERS = 64
 MAX_EVAL_TOKENS = 65536  # one validation pass: the same windows every time
@@ -209,12 +210,6 @@ def _write_run_files(run_dir: Path, config: Config, rep, data: PreparedData, tab
 def _save_token_stats(data: PreparedData, rep, tables, run_dir: Path) -> None:
     """What generation may use: the tokens seen in training (augmentation included) and
     how the corpus treats tempo (see :mod:`cadenza.token_stats`)."""
-    try:
-        from .token_stats import token_stats
-    except ImportError:
-        return
-    if not hasattr(rundir, "save_token_stats"):
-        return
     tokens = data.tokens("train")
     starts = [int(i) for i in data.index("train")[:, 0]] + [len(tokens)]
     pieces = [np.asarray(tokens[a:b]) for a, b in zip(starts[:-1], starts[1:])]
@@ -308,7 +303,7 @@ class _Trainer:
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
-                "data_key": self.s.data.key, "total": self.schedule.total, "eval_every": self.schedule.eval_every,
+                "data_key": self.s.data.key, "eval_every": self.schedule.eval_every,
                 "rows": len(self.metrics)}
 
     def run(self) -> TrainResult:

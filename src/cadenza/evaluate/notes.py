@@ -1,7 +1,7 @@
 """Shared helpers: load a score, merge its non-drum notes, and lay out its bars.
 
 All musical times here are in *beats* (quarter notes), taken from ``score.to("quarter")``, except
-in :func:`trusted_signatures`, :func:`bar_lines` and :func:`bar_contents`, which work in ticks.
+in :func:`bar_lines` and :func:`bar_contents`, which work in ticks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Union
 import numpy as np
 import symusic
 
-from cadenza.corpus.meter import trusted_time_signatures
+from cadenza.bars import bar_lines as shared_bar_lines
 from cadenza.errors import CadenzaError
 
 ScoreLike = Union[str, PathLike, symusic.Score]
@@ -59,39 +59,13 @@ def in_ticks(score: symusic.Score) -> symusic.Score:
     return score if score.ttype == symusic.TimeUnit.tick else score.to("tick")
 
 
-def trusted_signatures(score: symusic.Score) -> list[tuple[int, int, int]]:
-    """(tick, numerator, denominator) of the time signatures of a tick-time score, in time order.
-
-    As the corpus reads files (:func:`cadenza.corpus.meter.trusted_time_signatures`), a score
-    with a signature that cannot be the metre (numerator 1: POP909's 1/4 for 4/4 music, 1/8)
-    is in 4/4 throughout. 4/4 also runs from tick 0 until the first signature; of several
-    signatures at one tick the last wins.
-    """
-    sigs = {0: (4, 4)}
-    for ts in sorted(trusted_time_signatures(score).time_signatures, key=lambda ts: ts.time):
-        sigs[int(ts.time)] = (int(ts.numerator), max(1, int(ts.denominator)))
-    return [(t, num, den) for t, (num, den) in sorted(sigs.items())]
-
-
 def bar_lines(score: symusic.Score, end: int | None = None, min_bars: int = 1) -> np.ndarray:
-    """Bar lines in ticks of a tick-time score, from its :func:`trusted_signatures`.
-
-    The start of every bar that starts before tick ``end`` (default: the end of the last note),
-    and of more bars where that makes fewer than ``min_bars``; then the end of the last of them.
-    A signature change off a bar line starts a new bar there.
-    """
+    """:func:`cadenza.bars.bar_lines` of a tick-time score, ``end`` defaulting to the end of
+    its last note."""
     if end is None:
         notes = merged_notes(score, "tick")
         end = int((notes["time"] + notes["duration"]).max()) if len(notes["time"]) else 0
-    sigs = trusted_signatures(score)
-    lines = []
-    for i, (t0, num, den) in enumerate(sigs):
-        length = max(1, round(score.tpq * 4 * num / den))
-        # the last signature runs one bar past the end, so the bar line closing the last bar is there
-        stop = sigs[i + 1][0] if i + 1 < len(sigs) else max(end, t0 + 1) + length * max(1, min_bars)
-        lines.append(np.arange(t0, stop, length))
-    out = np.concatenate(lines).astype(np.int64)
-    return out[: max(1, min_bars, int(np.searchsorted(out, end))) + 1]
+    return shared_bar_lines(score, end, min_bars)
 
 
 def bar_starts(score: symusic.Score, end_beats: float | None = None) -> np.ndarray:
