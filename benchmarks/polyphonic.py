@@ -96,7 +96,7 @@ def run_one(name: str, args) -> dict:
     if args.quick:
         data = {"train": data["train"][:24], "valid": data["valid"][:8], "test": data["test"][:8]}
         mcfg, tcfg, dcfg = QUICK
-        budget = 6.0
+        budget = 12.0  # CPU seconds: room for both members on a slow or shared CPU (6 s fitted one)
     else:
         mcfg, tcfg, dcfg = PRESETS[name]
         budget = args.minutes * 60
