@@ -119,7 +119,14 @@ def prepare_caches(names: list[str], folder: Path, quick: bool) -> None:
 
 KEYS = ("repeated_bar_share", "groove_consistency", "distinct_tempos", "distinct_velocities", "notes_per_bar",
         "empty_bar_share", "scale_consistency")
-SAMPLINGS = [(1.0, 0.95), (0.9, 0.95), (1.0, 1.0)]  # (temperature, top-p)
+# (temperature, top-p, min-p, form); the first is every candidate's, the rest are swept
+SAMPLINGS = [(1.0, 0.95, 0.0, "none"), (0.9, 0.95, 0.0, "none"), (1.0, 1.0, 0.0, "none"),
+             (1.0, 0.95, 0.0, "AABA"), (0.9, 0.95, 0.0, "AABA"), (1.0, 1.0, 0.05, "AABA"),
+             (1.0, 1.0, 0.1, "AABA"), (0.9, 1.0, 0.1, "AABA")]
+
+
+def sampling_key(t: float, p: float, min_p: float, form: str) -> str:
+    return f"{t:g}/{p:g}/{min_p:g}/{form}"
 
 
 def structure_distance(ratio: dict) -> float:
@@ -128,14 +135,16 @@ def structure_distance(ratio: dict) -> float:
     return float(np.mean(logs)) if logs else float("inf")
 
 
-def sample(run, pieces: int, bars: int, temperature: float, top_p: float, held: dict) -> dict:
+def sample(run, pieces: int, bars: int, sampling: tuple, held: dict) -> dict:
     """Generate, time it, and compare with each held-out set (``held``: name -> scores)."""
     from cadenza.evaluate.compare import compare_sets
     from cadenza.evaluate.structure import compare_structure
     from cadenza.generate import generate, to_scores
 
     began = time.process_time()
-    result = generate(run, num=pieces, length=bars, unit="bars", seed=0, temperature=temperature, top_p=top_p)
+    temperature, top_p, min_p, form = sampling
+    result = generate(run, num=pieces, length=bars, unit="bars", seed=0, temperature=temperature, top_p=top_p,
+                      min_p=min_p, form=form, quiet=True)
     seconds = time.process_time() - began
     scores = to_scores(run, result, length=bars, unit="bars")
     out = {"gen_tokens_per_s": sum(len(n) for n in result.new) / max(1e-9, seconds), "gen_cpu_s": seconds}
@@ -180,8 +189,8 @@ def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
            "epochs": rows[-1]["progress"] if rows else None,
            "params": sum(p.numel() for p in run.model.parameters())}
     held = {"val": [s for *_, s in val], "test": [s for *_, s in test]}
-    out["sampling"] = {f"{t:g}/{p:g}": sample(run, args.pieces, args.bars, t, p, held)
-                       for t, p in (SAMPLINGS if name == args.sweep else SAMPLINGS[:1])}
+    out["sampling"] = {sampling_key(*s): sample(run, args.pieces, args.bars, s, held)
+                       for s in (SAMPLINGS if name in args.sweep.split(",") else SAMPLINGS[:1])}
     return out
 
 
@@ -202,7 +211,7 @@ def _f(x, digits=3) -> str:
 
 
 def table(results: dict, training: dict, names: list[str]) -> str:
-    lines = ["| candidate | sampling T/top-p | CPU min | params | epochs | train tok/s | gen tok/s | "
+    lines = ["| candidate | sampling T/top-p/min-p/form | CPU min | params | epochs | train tok/s | gen tok/s | "
              "valid NLL/note | test NLL/note | valid structure distance | "
              + " | ".join(f"test ratio {k}" for k in KEYS) + " | test IOI overlap |",
              "|" + "---|" * (12 + len(KEYS))]
@@ -230,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pieces", type=int, default=16, help="generated pieces per candidate")
     ap.add_argument("--bars", type=int, default=32)
     ap.add_argument("--out", type=Path, help="also write the Markdown table here")
-    ap.add_argument("--sweep", default="", help="the candidate whose sampling settings are swept (on valid)")
+    ap.add_argument("--sweep", default="", help="candidates whose sampling settings are swept (comma-separated; chosen on valid)")
     args = ap.parse_args(argv)
     names = args.candidates.split(",")
     unknown = set(names) - set(CANDIDATES)

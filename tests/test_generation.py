@@ -9,11 +9,15 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
 from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
 from cadenza.cli import main
 from cadenza.bars import bar_tick, bars_before
+from cadenza.evaluate.notes import bar_contents
+from cadenza.form import FormPlan, parse_form, section_bars
+from cadenza.sampling import sample_next
 from cadenza.token_stats import TokenKinds, token_stats
 from midifiles import random_piece, write_piece
 
@@ -279,3 +283,44 @@ def test_a_transformer_never_attends_past_its_training_window(corpus_dir, tmp_pa
     result = generate(run, num=2, length=200, unit="tokens", seed=0)
     assert all(len(n) == 200 for n in result.new)
     assert max(seen) <= 24 and seen.count(18) >= 5  # restarted on the last 3/4 of the window
+
+
+# -- form and min-p ---------------------------------------------------------------------------
+def test_a_form_plan_repeats_first_sections_and_varies_their_last_bar():
+    plan = FormPlan("AABA", 8)
+    assert [plan.source(b) for b in (0, 7, 8, 14, 15, 16, 23, 24, 30, 31, 32)] == \
+        [None, None, 0, 6, None, None, None, 0, 6, None, None]
+    assert plan.repeated_bars(32) == 14
+    assert section_bars("AABA", 32, "bars") == 8 and section_bars("AB", 3, "seconds") == 8
+    assert parse_form(" aaba ") == "AABA" and parse_form("none") == ""
+
+
+def _bars_of(run, new) -> list[list[int]]:
+    """The new tokens bar by bar (each bar from its Bar token; bar 0 from the start)."""
+    starts = [0] + [i for i, t in enumerate(new) if TokenKinds(run.representation).bars[t]]
+    return [list(new[a:b]) for a, b in zip(starts, starts[1:] + [len(new)])]
+
+
+def test_a_form_brings_sections_back_bar_for_bar(run):
+    result = generate(run, num=3, length=8, unit="bars", seed=11, form="AABA")
+    for new, score in zip(result.new, to_scores(run, result)):
+        bars = _bars_of(run, new)
+        # sections of 2 bars: bars 2 and 6 repeat bar 0 (bar 0 lacks the Bar token that opens the others)
+        assert bars[2][1:] == bars[0] and bars[6][1:] == bars[0]
+        contents, _ = bar_contents(score)
+        assert contents[2] == contents[0] and contents[6] == contents[0]
+    plain = generate(run, num=3, length=8, unit="bars", seed=11, form="none")
+    assert all(_bars_of(run, new)[2][1:] != _bars_of(run, new)[0] for new in plain.new)
+
+
+def test_a_bad_form_is_a_one_line_error(run_dir, tmp_path, capsys):
+    assert main(["generate", str(run_dir), "-o", str(tmp_path / "x.mid"), "--form", "A-B"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--form" in err and "\n" not in err and not (tmp_path / "x.mid").exists()
+
+
+def test_min_p_drops_tokens_far_below_the_likeliest():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.04, 0.01]])
+    draws = [int(sample_next(probs.log(), min_p=0.1, generator=torch.Generator().manual_seed(k))[0])
+             for k in range(400)]
+    assert set(draws) == {0, 1, 2}

@@ -20,7 +20,9 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a composer on a MIDI file, folder or built-in corpus")
     p.add_argument("source", nargs="?", help="MIDI file, folder (searched recursively) or built-in corpus (default: bach)")
     p.add_argument("--run-dir", required=True, type=Path, help="where the run is written")
-    p.add_argument("--preset", default="base", choices=sorted(PRESETS))
+    p.add_argument("--preset", choices=sorted(PRESETS), help="model, tokens and budget (default: base)")
+    p.add_argument("--from", dest="start_from", metavar="RUN",
+                   help="fine-tune a trained run: the shipped 'base' or a run folder (its tokenizer and model)")
     p.add_argument("--representation", choices=REPS, help="token representation (default from the preset)")
     p.add_argument("--vocab-size", type=int, help="train BPE on the training split up to this many tokens")
     p.add_argument("--model", choices=MODELS)
@@ -54,6 +56,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
+    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability")
+    p.add_argument("--form", help="sections that come back, e.g. AABA, or none (default from the run)")
+    p.add_argument("--section-bars", type=int, help="bars per section of --form (default: the length shared out)")
     p.add_argument("--seed", type=int)
     p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch")
     p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are kept)")
@@ -121,8 +126,14 @@ def cmd_train(args) -> int:
     if args.max_minutes == 0:
         overrides["max_minutes"] = None  # --max-minutes 0: no budget
     config = None
-    if not args.resume:
-        config = preset(args.preset)
+    if args.start_from is not None:
+        clash = [flag for flag, v in (("--preset", args.preset), ("--representation", args.representation),
+                                      ("--vocab-size", args.vocab_size), ("--model", args.model),
+                                      ("--resume", args.resume or None)) if v is not None]
+        if clash:
+            raise CadenzaError(f"--from takes the model and tokenizer of {args.start_from}; drop {', '.join(clash)}")
+    elif not args.resume:
+        config = preset(args.preset or "base")
         if args.representation:
             config = config.replace(representation=args.representation)
         if args.vocab_size:
@@ -130,7 +141,7 @@ def cmd_train(args) -> int:
         if args.model:
             config = config.replace(model=args.model)
     result = train(args.source, args.run_dir, config, resume=args.resume, overrides=overrides,
-                   quiet=args.quiet, workers=args.workers, device=args.device)
+                   quiet=args.quiet, workers=args.workers, device=args.device, start_from=args.start_from)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0
     print(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
@@ -160,7 +171,8 @@ def cmd_generate(args) -> int:
     if args.length is not None and args.length <= 0:
         raise CadenzaError(f"--length must be positive, got {args.length:g}")
     check_sampling_args(args.temperature if args.temperature is not None else 1.0,
-                        args.top_k if args.top_k is not None else 0, args.top_p if args.top_p is not None else 1.0)
+                        args.top_k if args.top_k is not None else 0, args.top_p if args.top_p is not None else 1.0,
+                        args.min_p or 0.0)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:
@@ -168,7 +180,8 @@ def cmd_generate(args) -> int:
     run = load_run(args.run_dir)
     result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
-                      constrained=not args.no_constraints, primer_bars=args.primer_bars, quiet=args.quiet)
+                      constrained=not args.no_constraints, primer_bars=args.primer_bars, quiet=args.quiet,
+                      min_p=args.min_p, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
     for path, score, new in zip(paths, scores, result.new):
         score.dump_midi(str(path))

@@ -13,6 +13,7 @@ from .errors import CadenzaError
 class Config:
     preset: str = "base"
     source: str | None = None     # the corpus the run was trained on
+    init_from: str | None = None  # a fine-tune's starting run (shipped name or folder)
     # representation
     representation: str = "remi"
     representation_options: dict = field(default_factory=dict)
@@ -46,6 +47,8 @@ class Config:
     gen_temperature: float = 1.0
     gen_top_k: int = 0
     gen_top_p: float = 0.95
+    gen_min_p: float = 0.0
+    gen_form: str = ""            # sections that come back, e.g. "AABA" (cadenza.form); "" none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -85,9 +88,11 @@ PRESETS: dict[str, dict] = {
                  warmup_steps=0, schedule="constant", grad_clip=0.0, batch_size=128, epochs=200,
                  patience=None, gen_length=500, gen_temperature=0.0, gen_top_k=0, gen_top_p=1.0),
     # The default, chosen by benchmarks/structure.py on POP909 (docs/benchmarks.md): REMI,
-    # 2 x 256 LSTM on every position, a 30-minute budget (data preparation included).
+    # 2 x 256 LSTM on every position, a 30-minute budget (data preparation included); it
+    # samples at temperature 1 with min-p 0.1 in an AABA form (sampling chosen on validation).
     "base": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
-                 lr=3e-3, epochs=20, max_minutes=30.0, gen_temperature=0.9, gen_top_p=0.95),
+                 lr=3e-3, epochs=20, max_minutes=30.0, gen_temperature=1.0, gen_top_p=1.0, gen_min_p=0.1,
+                 gen_form="AABA"),
     # What the default was before: a 3 x 512 LSTM (26 steps in 12 CPU-minutes on 909 songs).
     "large": dict(max_minutes=30.0),
     # A smaller LSTM that trains in minutes on a laptop CPU.

@@ -105,15 +105,19 @@ def _write_split(directory: Path, split: str, ids_list: list[np.ndarray], notes:
 
 def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fraction: float = 0.1,
             seed: int = 0, workers: int | None = None, cache_dir: Path | None = None,
-            log=print, progress_bar: bool = True) -> PreparedData:
-    """Tokenise SOURCE once (in parallel) and return the cached prepared data."""
+            log=print, progress_bar: bool = True,
+            fitted: representations.Representation | None = None) -> PreparedData:
+    """Tokenise SOURCE once (in parallel) and return the cached prepared data; with
+    ``fitted`` (a fine-tune's starting tokenizer) that one encodes it, unchanged."""
     rep_options = dict(rep_options or {})
-    rep = representations.create(rep_name, **rep_options)
+    rep = fitted or representations.create(rep_name, **rep_options)
     paths = find_midi_files(source)
     if not paths:
         raise CadenzaError(f"no .mid or .midi files found in {source}")
     key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(paths), "rep": rep.config_dict(),
-                          "val": val_fraction, "seed": seed}, sort_keys=True, default=str)
+                          "val": val_fraction, "seed": seed,
+                          **({"fitted": representations.digest(fitted)} if fitted else {})},
+                         sort_keys=True, default=str)
     key = hashlib.blake2b(key_src.encode(), digest_size=12).hexdigest()
     directory = Path(cache_dir or cache_root() / "prepared") / f"{rep_name}-{key}"
     if (directory / "meta.json").exists():
@@ -131,7 +135,8 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction, seed)
     by_path = {p.path: p for p in pieces}
     train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
-    rep.fit([p.pretokens for p in train])
+    if fitted is None:
+        rep.fit([p.pretokens for p in train])
     dtype = "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32"
 
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")

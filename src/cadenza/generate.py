@@ -33,6 +33,8 @@ from symusic import Note, Score, Tempo
 from .bars import bar_tick, bars_before, cut, cut_to_length, score_bars
 from .corpus import SkipFile, read_piano_score
 from .errors import CadenzaError
+from .form import FormPlan, SectionCopier, parse_form
+from .form import section_bars as form_section_bars
 from .rundir import Run, load_run
 from .sampling import TokenRules, check_sampling_args, locked_attributes, sample_next
 from .token_stats import TEMPO, TokenKinds
@@ -199,6 +201,25 @@ def _meter(run: Run, kinds: TokenKinds, length: float, unit: str, prefix: list[i
     return _DecodeMeter(length, budget, unit, decode)
 
 
+def _form_plan(run: Run, kinds: TokenKinds, form: str | None, length: float, unit: str,
+               bars: int | None) -> FormPlan | None:
+    """The form asked (else the run's default), or None; an explicit form needs Bar tokens."""
+    letters = parse_form(run.config.gen_form if form is None else form)
+    if not letters:
+        return None
+    if kinds.bars is None:
+        if form is None:
+            return None
+        raise CadenzaError(f"--form needs tokens that mark bars (REMI); this run's are {run.config.representation!r}")
+    return FormPlan(letters, form_section_bars(letters, length, unit, bars))
+
+
+def _copier(plan: FormPlan | None, kinds: TokenKinds, context: np.ndarray) -> SectionCopier | None:
+    if plan is None or not kinds.bars[context[-1]]:
+        return None  # repeats are laid from a bar line
+    return SectionCopier(plan, kinds.bars, int(context[-1]))
+
+
 def _rules(run: Run, kinds: TokenKinds, from_primer: bool) -> TokenRules:
     stats = run.token_stats or {}
     return TokenRules(run.representation.grammar(), kinds, stats.get("seen"),
@@ -206,20 +227,26 @@ def _rules(run: Run, kinds: TokenKinds, from_primer: bool) -> TokenRules:
 
 
 class _Piece:
-    """One piece being generated: its new tokens, rules state and meter."""
+    """One piece being generated: its new tokens, rules state, meter and repeats."""
 
-    def __init__(self, rules: TokenRules | None, meter: _Meter, context: np.ndarray) -> None:
-        self.rules, self.meter, self.new = rules, meter, []
+    def __init__(self, rules: TokenRules | None, meter: _Meter, context: np.ndarray,
+                 copier: SectionCopier | None = None) -> None:
+        self.rules, self.meter, self.copier, self.new = rules, meter, copier, []
         self.state = rules.start(context) if rules else None
 
     def allowed(self) -> np.ndarray | None:
         return self.rules.allowed(self.state) if self.rules else None
+
+    def choose(self, sampled: int) -> int:
+        return self.copier.choose(sampled, self.new) if self.copier else sampled
 
     def add(self, token: int) -> None:
         self.new.append(token)
         if self.rules:
             self.state = self.rules.advance(self.state, token)
         self.meter.add(token, self.new)
+        if self.copier:
+            self.copier.added(token, self.new)
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -292,12 +319,14 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     cached, fed, masked = window.shape[1], [], []
     with _one_step_kernels(device):
         while True:
-            ids, mass = sample_next(logits[:, -1], *sampling, _masks(pieces, device), gen)
-            fed.append(ids.cpu().numpy())
-            for piece, token, m in zip(pieces, fed[-1], mass.tolist()):
+            sampled, mass = sample_next(logits[:, -1], *sampling, _masks(pieces, device), gen)
+            fed.append(sampled.cpu().numpy().copy())
+            for k, (piece, m) in enumerate(zip(pieces, mass.tolist())):
                 if not piece.meter.done:
-                    piece.add(int(token))
+                    fed[-1][k] = piece.choose(int(fed[-1][k]))
+                    piece.add(int(fed[-1][k]))
                     masked.append(m)
+            ids = torch.from_numpy(fed[-1])
             progress.update(sum(p.meter.progress for p in pieces))
             if all(p.meter.done for p in pieces):
                 return float(np.mean(masked))
@@ -310,9 +339,9 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
                 cached += 1
 
 
-def _check(num: int, length: float, unit: str, temperature: float, top_k: int, top_p: float,
+def _check(num: int, length: float, unit: str, temperature: float, top_k: int, top_p: float, min_p: float,
            seed: int | None, primer_bars: int | None) -> None:
-    check_sampling_args(temperature, top_k, top_p)
+    check_sampling_args(temperature, top_k, top_p, min_p)
     if unit not in LENGTH_UNITS:
         raise CadenzaError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
     if not 0 < length < math.inf or num < 1:
@@ -340,13 +369,18 @@ def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
 @torch.no_grad()
 def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None, primer: str | Path | None = None, constrained: bool = True,
-             primer_bars: int | None = None, quiet: bool = False, log: Log | None = None) -> Generated:
+             min_p: float | None = None, seed: int | None = None, primer: str | Path | None = None,
+             constrained: bool = True,
+             primer_bars: int | None = None, quiet: bool = False, log: Log | None = None,
+             form: str | None = None, section_bars: int | None = None) -> Generated:
     """Generate ``num`` pieces from a trained run (defaults from the run's configuration).
 
     ``length`` counts new material in ``unit``; ``primer`` (its first ``primer_bars`` bars)
     is continued from the bar line after it. ``constrained=False`` samples the raw model
-    (no grammar, unseen-token or tempo/metre masks). A progress bar shows on a terminal
+    (no grammar, unseen-token or tempo/metre masks). ``form`` (letters such as ``AABA``, or
+    ``"none"``; the run's ``gen_form`` when None) makes sections of ``section_bars`` bars
+    (the length in bars shared out over the form when None) come back (:mod:`cadenza.form`).
+    A progress bar shows on a terminal
     (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
     by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
     """
@@ -354,7 +388,8 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     cfg, rep = run.config, run.representation
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     sampling = (cfg.gen_temperature if temperature is None else temperature,
-                cfg.gen_top_k if top_k is None else top_k, cfg.gen_top_p if top_p is None else top_p)
+                cfg.gen_top_k if top_k is None else top_k, cfg.gen_top_p if top_p is None else top_p,
+                cfg.gen_min_p if min_p is None else min_p)
     length = cfg.gen_length if length is None else length
     _check(num, length, unit, *sampling, seed, primer_bars)
     rng = np.random.default_rng(seed)
@@ -363,7 +398,9 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     part = read_primer(primer, primer_bars) if primer is not None else None
     context = _primer_context(run, kinds, part, num) if part else _window_context(run, kinds, num, rng)
     rules = _rules(run, kinds, part is not None) if constrained else None
-    pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c) for c in context]
+    plan = _form_plan(run, kinds, form, length, unit, section_bars)
+    pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c, _copier(plan, kinds, c))
+              for c in context]
     progress = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log)
     try:
         masked = _sample(run, context, pieces, sampling, gen, progress)

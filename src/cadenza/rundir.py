@@ -33,6 +33,7 @@ from safetensors.torch import load_model, save_model
 from . import models, representations
 from .config import Config
 from .errors import CadenzaError
+from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
@@ -198,8 +199,9 @@ class Run:
 
 
 def load_run(run_dir: Path, device: str = "cpu") -> Run:
-    """A trained run from its directory alone; a damaged or foreign run is a clear error."""
-    run_dir = Path(run_dir)
+    """A trained run from its directory alone (or a shipped model's name, such as ``base``);
+    a damaged or foreign run is a clear error."""
+    run_dir = resolve_run(run_dir)
     if not run_dir.is_dir():
         raise CadenzaError(f"no such run directory: {run_dir}")
     missing = [name for name in (CONFIG, TOKENIZER, BEST) if not (run_dir / name).exists()]

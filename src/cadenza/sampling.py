@@ -1,5 +1,7 @@
 """Choosing the next token: what may be sampled (grammar, tokens seen in training, the
-tempo and metre in force), temperature, top-k, top-p (nucleus)."""
+tempo and metre in force), temperature, top-k, top-p (nucleus), min-p (tokens at least this
+share of the likeliest one's probability: it trims a peaked distribution's tail, a stray
+out-of-key pitch, and leaves a flat one, the velocities, nearly whole)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +12,7 @@ from .token_stats import TEMPO, TIMESIG
 LOCK_BELOW = 0.5  # share of training pieces changing tempo / metre under which a piece keeps one
 
 
-def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
+def check_sampling_args(temperature: float, top_k: int, top_p: float, min_p: float = 0.0) -> None:
     from .errors import CadenzaError
 
     if temperature < 0:
@@ -19,10 +21,12 @@ def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
         raise CadenzaError(f"--top-k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:
         raise CadenzaError(f"--top-p must be in (0, 1], got {top_p}")
+    if not 0 <= min_p < 1:
+        raise CadenzaError(f"--min-p must be in [0, 1), got {min_p}")
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                allowed: torch.Tensor | None = None, generator: torch.Generator | None = None):
+                min_p: float = 0.0, allowed: torch.Tensor | None = None, generator: torch.Generator | None = None):
     """Next token per row of ``logits [B, V]``.
 
     Returns ``(ids [B], masked_mass [B])`` where ``masked_mass`` is the probability the
@@ -47,6 +51,8 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = torch.softmax(logits, dim=-1)
+    if min_p > 0:
+        probs = probs.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, 0.0)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1), masked_mass
 
 

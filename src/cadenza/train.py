@@ -25,6 +25,7 @@ from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
 from .distributed import Dist
 from .errors import CadenzaError
+from .finetune import finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule
 from .token_stats import token_stats
@@ -112,10 +113,11 @@ def _save_primers(data: PreparedData, seq_len: int, path: Path, seed: int) -> No
 
 def train(source: str | None, run_dir: str | Path, config: Config | None = None, resume: bool = False,
           overrides: dict | None = None, quiet: bool = False, workers: int | None = None,
-          device: str | None = None, log=None) -> TrainResult:
+          device: str | None = None, log=None, start_from: str | Path | None = None) -> TrainResult:
     """Train a composer on SOURCE into RUN_DIR (see the module docstring).
 
-    A new run uses ``config`` (default: the ``base`` preset). ``resume`` continues the run
+    A new run uses ``config`` (default: the ``base`` preset), or with ``start_from`` (the
+    shipped ``base`` or a run folder) fine-tunes that run (:mod:`cadenza.finetune`). ``resume`` continues the run
     saved in RUN_DIR with its own configuration; ``overrides`` (e.g. ``epochs``,
     ``max_minutes``, ``patience``) change it in either case. SOURCE defaults to the one
     the run was trained on, then to the built-in ``bach`` corpus.
@@ -141,6 +143,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             config = Config.load(run_dir / rundir.CONFIG)
         elif (run_dir / rundir.STATE).exists():
             raise CadenzaError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+        elif start_from is not None:
+            config = finetune_config(start_from)
         else:
             config = config or preset("base")
         config = config.replace(**(overrides or {}))
@@ -182,17 +186,17 @@ class _Setup:
     autocast: object
 
 
-def _prepare_data(source, config: Config, workers, dist, say, quiet) -> PreparedData:
+def _prepare_data(source, config: Config, workers, dist, say, quiet, fitted) -> PreparedData:
     data = None
     if dist.is_main:
         data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=say, progress_bar=not quiet)
+                       config.seed, workers, log=say, progress_bar=not quiet, fitted=fitted)
         for line in data.summary.lines():
             say(line)
     dist.barrier()
     if data is None:  # other ranks: the cache is ready now
         data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=None)
+                       config.seed, workers, log=None, fitted=fitted)
     return data
 
 
@@ -218,9 +222,12 @@ def _save_token_stats(data: PreparedData, rep, tables, run_dir: Path) -> None:
 
 
 def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, say, quiet):
-    data = _prepare_data(source, config, workers, dist, say, quiet)
+    data = _prepare_data(source, config, workers, dist, say, quiet, start_tokenizer(config, run_dir, resume))
     rep = data.representation()
-    model = models.create(config.model, rep.vocab_size, config.model_options).to(dist.device)
+    model = models.create(config.model, rep.vocab_size, config.model_options)
+    if config.init_from and not resume:
+        load_start_weights(model, config)
+    model = model.to(dist.device)
     every_position = getattr(model, "trains_every_position", True)
     optimizer = make_optimizer(model, config)
     state = rundir.load_state(run_dir / rundir.STATE) if resume else None

@@ -38,6 +38,20 @@ def save(rep: Representation, directory: Path) -> None:
     (directory / _META_FILE).write_text(json.dumps({"name": rep.name, "vocab_size": rep.vocab_size}))
 
 
+def digest(rep: Representation) -> str:
+    """A fingerprint of a fitted representation: its saved files (vocabulary, BPE merges)."""
+    import hashlib
+    import tempfile
+
+    h = hashlib.blake2b(digest_size=12)
+    with tempfile.TemporaryDirectory() as tmp:
+        save(rep, Path(tmp))
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                h.update(f"{path.relative_to(tmp)}:{path.stat().st_size}:".encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def load(directory: Path) -> Representation:
     directory = Path(directory)
     meta_path = directory / _META_FILE

@@ -41,6 +41,7 @@ class Grammar(ABC):
 
 class Representation(ABC):
     name: ClassVar[str]
+    transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
 
     @property
     @abstractmethod

@@ -117,6 +117,7 @@ def _transpose_token(token: str, semitones: int) -> str:
 
 class SeedRepresentation(Representation):
     name = "seed"
+    transferable = False  # its vocabulary is its own corpus's note and chord strings
     _FILE = "seed_vocab.json"
 
     def __init__(self, vocab: Sequence[str] | None = None):

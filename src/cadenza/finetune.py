@@ -1,0 +1,50 @@
+"""Fine-tuning: a new run that starts from a trained one, the shipped ``base`` or any run
+folder, with its tokenizer, model and weights, a lower learning rate and a short warmup.
+The new run folder is self-contained: the tokenizer is copied into it and the weights live
+in its own state, so generating or resuming never needs the starting run again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model
+
+from . import representations, rundir
+from .config import Config
+from .errors import CadenzaError
+from .pretrained import resolve_run
+
+LR_FACTOR = 0.3               # of the starting run's peak learning rate
+SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None)
+
+
+def finetune_config(start: str | Path) -> Config:
+    """The configuration of a fine-tune from ``start``: its model and tokenizer, a tenth-scale
+    warmup, ``LR_FACTOR`` of its learning rate, a 10-minute budget (``--max-minutes`` changes it)."""
+    directory = resolve_run(start)
+    if not (directory / rundir.CONFIG).is_file() or not (directory / rundir.BEST).is_file():
+        raise CadenzaError(f"--from {start}: not a trained cadenza run (no {rundir.CONFIG} and {rundir.BEST})")
+    config = Config.load(directory / rundir.CONFIG)
+    rep = representations.load(directory / rundir.TOKENIZER)
+    if not rep.transferable:
+        raise CadenzaError(f"--from {start}: its {config.representation!r} tokens are the note strings of its own "
+                           "corpus and cannot encode another folder; fine-tune from a REMI, TSD or MIDI-like run")
+    return config.replace(lr=config.lr * LR_FACTOR, init_from=str(start), source=None, **SCHEDULE)
+
+
+def start_tokenizer(config: Config, run_dir: Path, resume: bool):
+    """The fitted tokenizer a fine-tune encodes its folder with (None for a fresh training):
+    the starting run's at the start, the run's own copy on resume."""
+    if not config.init_from:
+        return None
+    directory = run_dir if resume else resolve_run(config.init_from)
+    return representations.load(directory / rundir.TOKENIZER)
+
+
+def load_start_weights(model: torch.nn.Module, config: Config) -> None:
+    """The starting run's best weights (any float dtype) into ``model``."""
+    path = resolve_run(config.init_from) / rundir.BEST
+    try:
+        load_model(model, str(path), strict=True)  # copies into the model's tensors, casting fp16/bf16
+    except Exception as exc:  # safetensors raises its own types for damaged files
+        raise CadenzaError(f"cannot start from {path}: {str(exc).splitlines()[0][:200]}") from None

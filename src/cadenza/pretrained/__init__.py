@@ -1,0 +1,33 @@
+"""Models that ship inside the package, addressed by name (``base``) wherever a run folder is
+taken. A folder of that name in the working directory still wins: names only stand in for
+paths that do not exist."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = ("base",)
+WEIGHTS_SHA256_FILE = "weights.sha256"
+
+
+def shipped_dir(name: str) -> Path | None:
+    """The folder of the shipped model ``name``, or None if there is none by that name."""
+    directory = HERE / name
+    return directory if name in SHIPPED and (directory / "config.json").exists() else None
+
+
+def resolve_run(run: str | Path) -> Path:
+    """A run folder: ``run`` itself where it exists, else the shipped model it names."""
+    path = Path(run)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    return shipped_dir(path.name) or path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
