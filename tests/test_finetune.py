@@ -1,0 +1,74 @@
+"""The shipped base composer and fine-tuning: the base loads and generates offline and its
+weights match the checksum on its card; `train --from` starts from a run's tokenizer and
+weights, resumes, and leaves a run that generates without the base; a tokenizer that cannot
+encode another folder is refused in one line."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
+from cadenza import pretrained
+from cadenza.cli import main
+
+TINY = dict(steps_per_epoch=2, epochs=1, threads=1, max_minutes=None, checkpoint_minutes=60.0)
+
+
+def test_the_shipped_base_loads_generates_and_matches_its_checksum(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no folder called base here: the name means the shipped model
+    base = pretrained.shipped_dir("base")
+    assert base is not None and sum(f.stat().st_size for f in base.rglob("*") if f.is_file()) <= 25e6
+    sha = hashlib.sha256((base / rundir.BEST).read_bytes()).hexdigest()
+    assert (base / pretrained.WEIGHTS_SHA256_FILE).read_text().split()[0] == sha
+    assert sha in (base / "MODEL_CARD.md").read_text()
+    run = load_run("base")
+    assert run.directory == base and run.config.gen_form == "AABA"
+    result = generate(run, num=2, length=4, unit="bars", seed=1)
+    assert all(score.note_num() > 0 for score in to_scores(run, result))
+    assert main(["generate", "base", "-o", str(tmp_path / "b.mid"), "--length", "2", "--unit", "bars"]) == 0
+    assert (tmp_path / "b.mid").stat().st_size > 0
+
+
+def test_a_folder_named_like_a_shipped_model_is_still_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base").mkdir()
+    with pytest.raises(Exception, match="not a complete cadenza run"):
+        load_run("base")
+
+
+def test_fine_tuning_starts_from_the_base_resumes_and_no_longer_needs_it(corpus_dir, tmp_path, monkeypatch):
+    run_dir = tmp_path / "ft"
+    train(str(corpus_dir), run_dir, start_from="base", overrides=TINY, quiet=True, workers=1)
+    base = load_run("base")
+    tuned = load_run(run_dir)
+    assert tuned.config.init_from == "base" and tuned.config.lr < base.config.lr
+    assert representations.digest(tuned.representation) == representations.digest(base.representation)
+    start = load_file(str(base.directory / rundir.BEST))
+    after = load_file(str(run_dir / rundir.BEST))
+    moved = [k for k in start if not np.allclose(start[k].float().numpy(), after[k].float().numpy())]
+    assert moved, "one fine-tuning step changes the weights"
+    assert max(float((start[k].float() - after[k].float()).abs().max()) for k in start) < 0.5  # ... from the base's
+    monkeypatch.setattr(pretrained, "HERE", tmp_path / "nowhere")  # the base is gone
+    assert pretrained.shipped_dir("base") is None
+    result = generate(load_run(run_dir), num=1, length=2, unit="bars", seed=2)
+    assert to_scores(load_run(run_dir), result)[0].note_num() > 0
+    resumed = train(None, run_dir, resume=True, overrides=dict(epochs=2), quiet=True, workers=1)
+    assert resumed.epochs_done == 2
+
+
+def test_a_run_whose_tokens_cannot_encode_another_folder_is_refused(corpus_dir, tmp_path, capsys):
+    seed_run = tmp_path / "seed"
+    train(str(corpus_dir), seed_run, preset("seed", seq_len=16, batch_size=8, **TINY,
+                                            model_options={"hidden": 16, "layers": 1, "dense": 8, "dropout": 0.0}),
+          quiet=True, workers=1)
+    capsys.readouterr()
+    code = main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--from", str(seed_run)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot encode another folder" in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+    assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "y"), "--from", "base",
+                 "--preset", "small"]) == 2
+    assert "drop --preset" in capsys.readouterr().err
