@@ -69,8 +69,15 @@ def _add_generate(sub) -> None:
                    help="sample the raw model: no grammar, unseen-token or tempo/metre masks")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
-    p.add_argument("--soundfont", type=Path)
+    _add_sound(p)
     p.add_argument("--verbose", action="store_true")
+
+
+def _add_sound(p) -> None:
+    p.add_argument("--soundfont", type=Path,
+                   help="a General MIDI .sf2 for WAV audio (default: the TimGM6mb font inside pretty_midi)")
+    p.add_argument("--synth", choices=("sampler", "fluidsynth"), default="sampler",
+                   help="sampler: cadenza's own, needs nothing else (default); fluidsynth: the program, where installed")
 
 
 def _add_render(sub) -> None:
@@ -78,7 +85,7 @@ def _add_render(sub) -> None:
     p.add_argument("midi", type=Path)
     p.add_argument("--png", type=Path)
     p.add_argument("--wav", type=Path)
-    p.add_argument("--soundfont", type=Path)
+    _add_sound(p)
 
 
 def _add_evaluate(sub) -> None:
@@ -189,7 +196,7 @@ def cmd_generate(args) -> int:
         if formats:
             from .render import render_outputs
 
-            for kind, out in render_outputs(path, formats, args.soundfont).items():
+            for kind, out in render_outputs(path, formats, args.soundfont, args.synth).items():
                 print(f"  {kind}: {out}")
     if args.verbose:
         print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")
@@ -209,7 +216,7 @@ def cmd_render(args) -> int:
     if args.png:
         print(f"wrote {render_pianoroll(args.midi, args.png)}")
     if args.wav:
-        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont)}")
+        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth)}")
     return 0
 
 
