@@ -105,6 +105,14 @@ def _add_demo(sub) -> None:
     p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
 
 
+def _add_studio(sub) -> None:
+    p = sub.add_parser("studio", help="a local web app: generate, see, listen, pick, train")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="the folder of run folders to offer (default: runs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other cadenza error (exit code 2)."""
 
@@ -115,7 +123,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cadenza", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo):
+    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo, _add_studio):
         add(sub)
     return parser
 
@@ -237,8 +245,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_studio(args) -> int:
+    from .studio import serve
+
+    if not 0 < args.port < 65536:
+        raise CadenzaError(f"--port must be from 1 to 65535, got {args.port}")
+    serve(args.runs, args.host, args.port, open_browser=not args.no_browser)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
-            "evaluate": cmd_evaluate, "demo": cmd_demo}
+            "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
 
 def main(argv: list[str] | None = None) -> int:
