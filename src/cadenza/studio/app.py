@@ -86,8 +86,8 @@ def generation_params(body: dict) -> dict:
         raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
     p = {name: _number(body, name, default, True, *LIMITS[name])
          for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
-    p["temperature"] = _number(body, "temperature", 1.0, False, 0, 5)
-    p["top_p"] = _number(body, "top_p", 0.95, False, 0.01, 1)
+    p["temperature"] = _number(body, "temperature", None, False, 0, 5)  # None: the run's own default
+    p["top_p"] = _number(body, "top_p", None, False, 0.01, 1)
     p["prompt"] = body.get("prompt") or None
     return p
 
