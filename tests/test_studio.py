@@ -133,7 +133,7 @@ def test_oversized_upload_refused_before_it_is_read(studio):
 
 def test_train_live_and_stop(studio):
     status, started = studio.post("/api/train", {"name": "fresh", "source": str(studio.corpus), "preset": "small",
-                                                 "minutes": 2, "steps_per_epoch": 5})
+                                                 "minutes": 2, "steps_per_epoch": 2})
     assert status == 201, started
     deadline = time.monotonic() + 90
     while not (view := studio.get(f"/api/train/{started['id']}")[1])["curve"] and view["state"] == "running":

@@ -32,8 +32,10 @@ function drawCurve(canvas, curve) {
   const x = (v) => 4 + ((v - x0) / (x1 - x0)) * (w - 8), y = (v) => h - 12 - ((v - lo) / (hi - lo)) * (h - 24);
   [[1, "#9aa5b8", "train"], [2, "#2f5bd3", "validation"]].forEach(([k, color, name], i) => {
     ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
-    curve.filter((r) => r[k] !== null).forEach((r, j) => (j ? ctx.lineTo : ctx.moveTo).call(ctx, x(r[0]), y(r[k])));
+    const shown = curve.filter((r) => r[k] !== null);
+    shown.forEach((r, j) => (j ? ctx.lineTo : ctx.moveTo).call(ctx, x(r[0]), y(r[k])));
     ctx.stroke(); ctx.fillStyle = color; ctx.fillText(name, w - 70, 12 + 12 * i);
+    shown.forEach((r) => ctx.fillRect(x(r[0]) - 2, y(r[k]) - 2, 4, 4));
   });
   ctx.fillStyle = "#666"; ctx.fillText(hi.toFixed(2), 4, 10); ctx.fillText(lo.toFixed(2), 4, h - 2);
 }
@@ -70,8 +72,9 @@ async function loadModels() {
     card.innerHTML = `<label><input type="radio" name="model" value="${m.id}"> <span class="name"></span></label>
       <div class="facts"></div><canvas width="220" height="70"></canvas>`;
     card.querySelector(".name").textContent = m.id;
+    card.title = `trained on ${m.corpus}`;
     card.querySelector(".facts").textContent = m.error ? m.error :
-      `corpus ${m.corpus} · ${(m.parameters / 1e6).toFixed(2)} M parameters · ${m.model} · best val loss ${loss}`;
+      `corpus ${String(m.corpus).split("/").filter(Boolean).pop()} · ${(m.parameters / 1e6).toFixed(2)} M parameters · ${m.model} · best val loss ${loss}`;
     if (!m.error) drawCurve(card.querySelector("canvas"), m.curve);
     card.addEventListener("click", () => selectModel(m));
     box.appendChild(card);
@@ -82,6 +85,9 @@ async function loadModels() {
 }
 
 function selectModel(m) {
+  if (!state.model || state.model.id !== m.id) {  // the model's own sampling defaults
+    if (m.defaults) { $("temperature").value = m.defaults.temperature; $("top-p").value = m.defaults.top_p; }
+  }
   state.model = m;
   document.querySelectorAll(".model").forEach((c) => {
     c.classList.toggle("selected", c.dataset.id === m.id);
