@@ -147,3 +147,10 @@ def test_train_live_and_stop(studio):
     assert view["state"] in ("stopped", "done"), view
     assert (studio.runs / "fresh" / "state.pt").is_file()  # an ordinary run folder: `--resume` continues it
     assert "fresh" in [m["id"] for m in studio.get("/api/models")[1]]
+
+
+def test_cli_port_checked(capsys):
+    from cadenza.cli import main
+
+    assert main(["studio", "--port", "70000", "--no-browser"]) == 2
+    assert "--port must be from 1 to 65535" in capsys.readouterr().err

@@ -70,7 +70,8 @@ def test_generate_keep_continue_download(page, tmp_path):
     cards.nth(0).locator("button.keep").click()
     assert "kept piece" in page.inner_text("#prompt-status")
     page.click("#generate")
-    page.wait_for_function("document.querySelector('#gen-status').textContent.includes('candidates')")
+    page.wait_for_function("document.querySelector('#gen-status').textContent.endsWith(' candidates')"
+                           " && document.querySelector('.candidate h3').textContent.includes('4 bars')")
     cards = check_candidates(page, 2)
     assert "4 bars" in cards.nth(1).locator("h3").inner_text()  # the kept 2 bars, then 2 new
     cards.nth(1).locator("button.keep").click()

@@ -125,6 +125,7 @@ function options() {
 async function startGeneration() {
   if (!state.model) { showError("pick a model first"); return; }
   showError("");
+  $("gen-status").textContent = "starting…";
   try {
     const job = await postJSON("/api/generate", options());
     state.job = job.id;
