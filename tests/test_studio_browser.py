@@ -93,3 +93,15 @@ def test_bad_prompt_upload_shows_one_line(page, tmp_path):
     page.set_input_files("#prompt-file", str(bad))
     page.wait_for_selector("#error:not([hidden])")
     assert page.inner_text("#error") == "notes.mid is not a MIDI file"
+
+
+def test_progress_and_cancel(page):
+    page.locator(".model[data-id=tiny]").click()
+    page.fill("#bars", "64")
+    page.fill("#num", "8")
+    page.click("#generate")
+    page.wait_for_selector("#cancel:not([hidden])")
+    assert page.is_visible("#progress")
+    page.click("#cancel")
+    page.wait_for_function("document.querySelector('#gen-status').textContent === 'cancelled'", timeout=30_000)
+    assert page.is_hidden("#cancel") and page.is_enabled("#generate")
