@@ -154,3 +154,17 @@ def test_cli_port_checked(capsys):
 
     assert main(["studio", "--port", "70000", "--no-browser"]) == 2
     assert "--port must be from 1 to 65535" in capsys.readouterr().err
+
+
+def test_fine_tune_from_a_listed_model(studio):
+    status, started = studio.post("/api/train", {"name": "tuned", "source": str(studio.corpus), "from": "tiny",
+                                                 "minutes": 1, "steps_per_epoch": 2})
+    assert status == 201, started
+    deadline = time.monotonic() + 90
+    while (view := studio.get(f"/api/train/{started['id']}")[1])["state"] == "running":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.3)
+    assert view["state"] == "done" and view["curve"], view
+    tuned = next(m for m in studio.get("/api/models")[1] if m["id"] == "tuned")
+    assert tuned["parameters"] == next(m for m in studio.get("/api/models")[1] if m["id"] == "tiny")["parameters"]
+    assert studio.post("/api/train", {"name": "x", "source": "bach", "from": "../tiny"})[0] == 400

@@ -8,8 +8,6 @@ size-limited before they are read and parsed as a corpus file is; every error is
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import math
 import secrets
@@ -173,15 +171,6 @@ async def api_piece(request: Request):
 
 
 # -- training ------------------------------------------------------------------------------
-def _fine_tuning_supported() -> bool:
-    """Whether ``cadenza train`` takes ``--from RUN`` (the base-model work adds it)."""
-    from ..cli import build_parser
-
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
-        return build_parser().parse_args(["train", "--run-dir", "x", "--from", "y"]) is not None
-    return False
-
-
 def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
     name, source = body.get("name"), body.get("source") or "bach"
     if not isinstance(name, str) or not models.ID.fullmatch(name):
@@ -204,11 +193,11 @@ def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
         if not path.exists():
             raise CadenzaError(f"no such folder or file on this machine: {source[:200]}")
         source = str(path.resolve())
-    args = [source, "--preset", preset, "--max-minutes", f"{minutes:g}"]
-    if body.get("from"):
-        if not _fine_tuning_supported():
-            raise CadenzaError("fine-tuning needs `cadenza train --from`, which this version does not have yet")
+    args = [source, "--max-minutes", f"{minutes:g}"]
+    if body.get("from"):  # a fine-tune takes the starting model's preset, tokenizer and model
         args += ["--from", str(models.resolve(studio.runs, body["from"]))]
+    else:
+        args += ["--preset", preset]
     if body.get("steps_per_epoch"):
         args += ["--steps-per-epoch", str(_number(body, "steps_per_epoch", None, True, 1, 10**6))]
     return args, studio.runs / name

@@ -1,8 +1,9 @@
 """The models the studio offers: every run folder under ``--runs``, addressed by id.
 
 A request names a model by its id only; the id is looked up in this listing, never joined
-to a path. Shipped models (the base composer, once cadenza ships one) are added by
-appending a provider to :data:`PROVIDERS`: a function returning ``{id: run directory}``.
+to a path. The shipped models (``base``, where the package holds its weights) come first;
+another source of models is one more provider in :data:`PROVIDERS`: a function returning
+``{id: run directory}``.
 """
 from __future__ import annotations
 
@@ -15,21 +16,30 @@ from safetensors import safe_open
 from .. import rundir
 from ..config import Config
 from ..errors import CadenzaError
+from ..pretrained import SHIPPED, shipped_dir
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 Provider = Callable[[Path], dict[str, Path]]
+
+
+def _complete(d: Path) -> bool:
+    return all((d / n).exists() for n in (rundir.CONFIG, rundir.TOKENIZER, rundir.BEST))
+
+
+def shipped(runs: Path) -> dict[str, Path]:
+    """The models inside the package that hold weights, by name."""
+    return {name: d for name in SHIPPED if (d := shipped_dir(name)) is not None and _complete(d)}
 
 
 def run_folders(runs: Path) -> dict[str, Path]:
     """Complete run folders directly under ``runs``, by folder name."""
     if not runs.is_dir():
         return {}
-    return {d.name: d for d in sorted(runs.iterdir())
-            if ID.fullmatch(d.name) and d.is_dir() and all((d / n).exists() for n in (rundir.CONFIG, rundir.TOKENIZER, rundir.BEST))}
+    return {d.name: d for d in sorted(runs.iterdir()) if ID.fullmatch(d.name) and d.is_dir() and _complete(d)}
 
 
-#: where models come from, in listing order; a shipped base adds ``lambda runs: {"base": path}``
-PROVIDERS: list[Provider] = [run_folders]
+#: where models come from, in listing order (an id taken by an earlier one hides a later one)
+PROVIDERS: list[Provider] = [shipped, run_folders]
 
 
 def model_dirs(runs: Path) -> dict[str, Path]:
