@@ -25,5 +25,9 @@ def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: b
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        for training in app.state.studio.trainings.values():  # Ctrl-C for each: its state is saved
+            training.stop()
+        for training in app.state.studio.trainings.values():
+            training.proc.wait(timeout=60)
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
