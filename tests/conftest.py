@@ -23,3 +23,22 @@ def corpus_dir(tmp_path: Path) -> Path:
 def private_cache(tmp_path_factory, monkeypatch):
     """Prepared data goes to a per-test cache, never the user's; the bach corpus is shared."""
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory):
+    """A real `cadenza studio` process offering a tiny run named `tiny` (see studio_server.py)."""
+    from studio_server import Studio, studio_env, tiny_runs
+
+    base = tmp_path_factory.mktemp("studio")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CADENZA_CACHE", str(base / "cache"))
+    try:
+        runs = tiny_runs(base)
+    finally:
+        mp.undo()
+    server = Studio(runs, studio_env(base / "cache"))
+    server.corpus = base / "corpus"
+    server.runs = runs
+    yield server
+    server.stop()

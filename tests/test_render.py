@@ -1,4 +1,5 @@
-"""Piano-roll PNGs, FluidSynth WAVs and the training-loss plot."""
+"""Piano-roll PNGs, WAVs (cadenza's sampler everywhere, FluidSynth where installed) and the
+training-loss plot."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from cadenza.render import (
     AudioUnavailable,
     find_soundfont,
     is_quantised,
+    packaged_soundfont,
     pitch_name,
     render_outputs,
     render_pianoroll,
     render_wav,
 )
 from cadenza.render import audio as audio_mod
+from cadenza.render.sf2 import load_soundfont
 
 TPQ = 480
 
@@ -90,58 +93,95 @@ def test_bad_midi_is_one_line_error(tmp_path):
         render_pianoroll(tmp_path / "missing.mid", tmp_path / "x.png")
 
 
-def _audio_available():
-    if shutil.which("fluidsynth") is None:
-        return "FluidSynth not installed (apt-get install fluidsynth timgm6mb-soundfont)"
-    try:
-        find_soundfont()
-    except CadenzaError as exc:
-        return str(exc)
-    return None
-
-
-def test_render_wav_duration_and_loudness(melody, tmp_path):
-    reason = _audio_available()
-    if reason:
-        pytest.skip(reason)
-    out = render_wav(melody, tmp_path / "melody.wav", sample_rate=22050)
-    with wave.open(str(out)) as w:
-        assert w.getframerate() == 22050
-        seconds = w.getnframes() / w.getframerate()
+def read_wav(path):
+    with wave.open(str(path)) as w:
         frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64) / 32768
-    assert abs(seconds - 4.0) <= 1.0
+        return w.getframerate(), w.getnchannels(), frames.reshape(-1, w.getnchannels())
+
+
+def test_render_wav_duration_and_loudness(melody, tmp_path, no_fluidsynth):
+    """The default synthesizer needs no program: only pip packages (and the pretty_midi font)."""
+    out = render_wav(melody, tmp_path / "melody.wav", sample_rate=22050)
+    rate, channels, frames = read_wav(out)
+    assert rate == 22050 and channels == 2
+    assert abs(len(frames) / rate - 4.0) <= 1.0
     assert np.sqrt(np.mean(frames**2)) > 0.01
+    assert np.abs(frames).max() == pytest.approx(10 ** (-1 / 20), abs=1e-3)  # -1 dBFS
 
 
-def test_render_outputs_both(melody):
-    reason = _audio_available()
-    if reason:
-        pytest.skip(reason)
+@pytest.mark.parametrize("pitch", [45, 69, 84])
+def test_sampler_plays_the_right_pitch(tmp_path, pitch):
+    out = render_wav(make_score([(0, 2, pitch, 100)]), tmp_path / "a.wav")
+    rate, _, frames = read_wav(out)
+    mono = frames[:rate, 0]
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
+    peak = np.fft.rfftfreq(len(mono), 1 / rate)[spectrum.argmax()]
+    assert peak == pytest.approx(440 * 2 ** ((pitch - 69) / 12), rel=0.01)
+
+
+def test_packaged_soundfont_is_the_default(monkeypatch):
+    monkeypatch.delenv("CADENZA_SOUNDFONT", raising=False)
+    font = packaged_soundfont()
+    assert font is not None and font.name == "TimGM6mb.sf2" and "pretty_midi" in str(font)
+    assert find_soundfont() == font
+    assert (0, 0) in load_soundfont(font).presets
+
+
+def test_not_a_soundfont(melody, tmp_path):
+    bad = tmp_path / "bad.sf2"
+    bad.write_bytes(b"RIFF\0\0\0\0junk" + bytes(100))
+    with pytest.raises(CadenzaError) as err:
+        render_wav(melody, tmp_path / "x.wav", soundfont=bad)
+    assert "\n" not in str(err.value) and "SoundFont" in str(err.value)
+
+
+def test_render_outputs_both(melody, no_fluidsynth):
     out = render_outputs(melody, {"png", "wav", "mid"})
     assert out["png"] == melody.with_suffix(".png") and out["png"].is_file()
     assert out["wav"] == melody.with_suffix(".wav") and out["wav"].stat().st_size > 1000
 
 
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth not installed (the optional synth)")
+def test_fluidsynth_option(melody, tmp_path):
+    out = render_wav(melody, tmp_path / "fs.wav", sample_rate=22050, synth="fluidsynth")
+    rate, _, frames = read_wav(out)
+    assert rate == 22050 and abs(len(frames) / rate - 4.0) <= 1.0 and np.sqrt(np.mean(frames**2)) > 0.01
+
+
 def test_missing_fluidsynth_is_one_line(melody, tmp_path, no_fluidsynth):
     with pytest.raises(AudioUnavailable) as err:
-        render_wav(melody, tmp_path / "x.wav")
+        render_wav(melody, tmp_path / "x.wav", synth="fluidsynth")
     msg = str(err.value)
     assert "\n" not in msg and "apt-get install fluidsynth" in msg
     assert isinstance(err.value, CadenzaError)
     assert not (tmp_path / "x.wav").exists()
+    with pytest.raises(CadenzaError):
+        render_wav(melody, tmp_path / "x.wav", synth="timidity")
 
 
-def test_render_outputs_warns_without_fluidsynth(melody, no_fluidsynth):
+def test_render_outputs_warns_without_a_soundfont(melody, monkeypatch):
+    monkeypatch.delenv("CADENZA_SOUNDFONT", raising=False)
+    monkeypatch.setattr(audio_mod, "packaged_soundfont", lambda: None)
+    monkeypatch.setattr(audio_mod, "SOUNDFONT_CANDIDATES", ())
     out = render_outputs(melody, {"png", "wav"})
     assert png_size(out["png"]) == (1600, 600)
-    assert isinstance(out["wav"], str) and "\n" not in out["wav"] and "fluidsynth" in out["wav"].lower()
+    assert isinstance(out["wav"], str) and "\n" not in out["wav"] and "soundfont" in out["wav"].lower()
     assert not melody.with_suffix(".wav").exists()
     with pytest.raises(CadenzaError):
         render_outputs(melody, {"mp3"})
 
 
+def test_cli_render_wav_without_fluidsynth(melody, tmp_path, no_fluidsynth, capsys):
+    from cadenza.cli import main
+
+    assert main(["render", str(melody), "--wav", str(tmp_path / "x.wav")]) == 0
+    rate, _, frames = read_wav(tmp_path / "x.wav")
+    assert len(frames) / rate > 3 and np.abs(frames).max() > 0.5
+
+
 def test_missing_soundfont(monkeypatch, tmp_path):
     monkeypatch.delenv("CADENZA_SOUNDFONT", raising=False)
+    monkeypatch.setattr(audio_mod, "packaged_soundfont", lambda: None)
     monkeypatch.setattr(audio_mod, "SOUNDFONT_CANDIDATES", (str(tmp_path / "none" / "*.sf2"),))
     with pytest.raises(AudioUnavailable) as err:
         find_soundfont()

@@ -69,8 +69,15 @@ def _add_generate(sub) -> None:
                    help="sample the raw model: no grammar, unseen-token or tempo/metre masks")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
-    p.add_argument("--soundfont", type=Path)
+    _add_sound(p)
     p.add_argument("--verbose", action="store_true")
+
+
+def _add_sound(p) -> None:
+    p.add_argument("--soundfont", type=Path,
+                   help="a General MIDI .sf2 for WAV audio (default: the TimGM6mb font inside pretty_midi)")
+    p.add_argument("--synth", choices=("sampler", "fluidsynth"), default="sampler",
+                   help="sampler: cadenza's own, needs nothing else (default); fluidsynth: the program, where installed")
 
 
 def _add_render(sub) -> None:
@@ -78,7 +85,7 @@ def _add_render(sub) -> None:
     p.add_argument("midi", type=Path)
     p.add_argument("--png", type=Path)
     p.add_argument("--wav", type=Path)
-    p.add_argument("--soundfont", type=Path)
+    _add_sound(p)
 
 
 def _add_evaluate(sub) -> None:
@@ -98,6 +105,14 @@ def _add_demo(sub) -> None:
     p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
 
 
+def _add_studio(sub) -> None:
+    p = sub.add_parser("studio", help="a local web app: generate, see, listen, pick, train")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="the folder of run folders to offer (default: runs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other cadenza error (exit code 2)."""
 
@@ -108,7 +123,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cadenza", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo):
+    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo, _add_studio):
         add(sub)
     return parser
 
@@ -189,7 +204,7 @@ def cmd_generate(args) -> int:
         if formats:
             from .render import render_outputs
 
-            for kind, out in render_outputs(path, formats, args.soundfont).items():
+            for kind, out in render_outputs(path, formats, args.soundfont, args.synth).items():
                 print(f"  {kind}: {out}")
     if args.verbose:
         print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")
@@ -209,7 +224,7 @@ def cmd_render(args) -> int:
     if args.png:
         print(f"wrote {render_pianoroll(args.midi, args.png)}")
     if args.wav:
-        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont)}")
+        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth)}")
     return 0
 
 
@@ -230,8 +245,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_studio(args) -> int:
+    from .studio import serve
+
+    if not 0 < args.port < 65536:
+        raise CadenzaError(f"--port must be from 1 to 65535, got {args.port}")
+    serve(args.runs, args.host, args.port, open_browser=not args.no_browser)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
-            "evaluate": cmd_evaluate, "demo": cmd_demo}
+            "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
 
 def main(argv: list[str] | None = None) -> int:

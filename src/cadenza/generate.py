@@ -251,10 +251,12 @@ class _Piece:
 
 # -- progress ----------------------------------------------------------------------------
 class _Progress:
-    """A tqdm bar on a terminal (shown after two seconds), else a log line now and then."""
+    """A tqdm bar on a terminal (shown after two seconds), else a log line now and then; and
+    ``report(done, total)`` at every step when given (it may raise to cancel)."""
 
-    def __init__(self, total: float, unit: str, quiet: bool, log: Log) -> None:
-        self.total, self.unit, self.log, self.done = total, unit, log, 0.0
+    def __init__(self, total: float, unit: str, quiet: bool, log: Log,
+                 report: Callable[[float, float], None] | None = None) -> None:
+        self.total, self.unit, self.log, self.done, self.report = total, unit, log, 0.0, report
         self.bar = None
         self.started = self.logged = time.monotonic()
         if not quiet and sys.stderr.isatty():
@@ -264,6 +266,8 @@ class _Progress:
                             dynamic_ncols=True, file=sys.stderr)
 
     def update(self, done: float) -> None:
+        if self.report is not None:
+            self.report(done, self.total)
         if done == self.done:
             return
         self.done = done
@@ -372,7 +376,8 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
              min_p: float | None = None, seed: int | None = None, primer: str | Path | None = None,
              constrained: bool = True,
              primer_bars: int | None = None, quiet: bool = False, log: Log | None = None,
-             form: str | None = None, section_bars: int | None = None) -> Generated:
+             form: str | None = None, section_bars: int | None = None,
+             progress: Callable[[float, float], None] | None = None) -> Generated:
     """Generate ``num`` pieces from a trained run (defaults from the run's configuration).
 
     ``length`` counts new material in ``unit``; ``primer`` (its first ``primer_bars`` bars)
@@ -383,6 +388,8 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     A progress bar shows on a terminal
     (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
     by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
+    ``progress(done, total)`` is called after every step (in ``unit``s, summed over pieces);
+    an exception it raises stops generation and propagates (how a caller cancels).
     """
     run = run if isinstance(run, Run) else load_run(run)
     cfg, rep = run.config, run.representation
@@ -401,11 +408,11 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
     pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c, _copier(plan, kinds, c))
               for c in context]
-    progress = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log)
+    bar = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
     try:
-        masked = _sample(run, context, pieces, sampling, gen, progress)
+        masked = _sample(run, context, pieces, sampling, gen, bar)
     finally:
-        progress.close()
+        bar.close()
     notes = _cap_warnings([p.meter for p in pieces], unit)
     for line in notes:
         log(f"warning: {line}")

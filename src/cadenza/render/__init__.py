@@ -1,17 +1,17 @@
-"""Pictures and audio of MIDI files: piano-roll PNGs and FluidSynth WAVs."""
+"""Pictures and audio of MIDI files: piano-roll PNGs and WAVs (cadenza's sampler or FluidSynth)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from cadenza.errors import CadenzaError
-from cadenza.render.audio import AudioUnavailable, find_fluidsynth, find_soundfont, render_wav
+from cadenza.render.audio import SYNTHS, AudioUnavailable, find_fluidsynth, find_soundfont, packaged_soundfont, render_wav
 from cadenza.render.pianoroll import draw_pianoroll, is_quantised, pitch_name, render_pianoroll
 
 FORMATS = ("png", "wav")
 
 
-def render_outputs(midi_path, formats: set[str], soundfont=None) -> dict[str, Path | str]:
+def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "sampler") -> dict[str, Path | str]:
     """Write ``x.png`` and/or ``x.wav`` beside ``x.mid`` for each requested format.
 
     Returns ``{format: Path}``; when FluidSynth or a SoundFont is missing the ``"wav"`` entry
@@ -28,7 +28,7 @@ def render_outputs(midi_path, formats: set[str], soundfont=None) -> dict[str, Pa
         out["png"] = render_pianoroll(midi_path, midi_path.with_suffix(".png"))
     if "wav" in wanted:
         try:
-            out["wav"] = render_wav(midi_path, midi_path.with_suffix(".wav"), soundfont=soundfont)
+            out["wav"] = render_wav(midi_path, midi_path.with_suffix(".wav"), soundfont=soundfont, synth=synth)
         except AudioUnavailable as exc:
             out["wav"] = f"warning: no WAV for {midi_path.name}: {exc}"
     return out
@@ -37,10 +37,12 @@ def render_outputs(midi_path, formats: set[str], soundfont=None) -> dict[str, Pa
 __all__ = [
     "AudioUnavailable",
     "FORMATS",
+    "SYNTHS",
     "draw_pianoroll",
     "find_fluidsynth",
     "find_soundfont",
     "is_quantised",
+    "packaged_soundfont",
     "pitch_name",
     "render_outputs",
     "render_pianoroll",

@@ -1,8 +1,11 @@
-"""WAV synthesis with the FluidSynth command-line program and a General MIDI SoundFont."""
+"""WAV synthesis: cadenza's own SoundFont sampler (numpy, see sf2.py) by default, or the
+FluidSynth command-line program; the General MIDI SoundFont arrives with the ``pretty_midi``
+wheel (``TimGM6mb.sf2``), so WAV needs pip packages alone."""
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,9 +18,13 @@ import symusic
 
 from cadenza.errors import CadenzaError
 from cadenza.evaluate.notes import ScoreLike, load_score
+from cadenza.render.sf2 import synthesize
 
 INSTALL_HINT = "apt-get install fluidsynth fluid-soundfont-gm"
-#: searched in this order after --soundfont and $CADENZA_SOUNDFONT
+SYNTHS = ("sampler", "fluidsynth")
+#: the font that ships inside the pretty_midi wheel (a dependency): used unless told otherwise
+PACKAGED_SOUNDFONT = ("pretty_midi", "TimGM6mb.sf2")
+#: searched in this order after --soundfont, $CADENZA_SOUNDFONT and the packaged font
 SOUNDFONT_CANDIDATES = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",
@@ -37,6 +44,16 @@ PEAK = 10 ** (-1 / 20)  # normalise to -1 dBFS
 
 class AudioUnavailable(CadenzaError):
     """FluidSynth or a SoundFont is missing; the message says what to install."""
+
+
+def packaged_soundfont() -> Path | None:
+    """The General MIDI SoundFont inside the installed pretty_midi package (not imported)."""
+    package, name = PACKAGED_SOUNDFONT
+    spec = importlib.util.find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 def find_fluidsynth() -> str:
@@ -66,73 +83,89 @@ def find_soundfont(soundfont=None) -> Path:
         if not path.is_file():
             raise CadenzaError(f"SoundFont not found: {path} (from $CADENZA_SOUNDFONT)")
         return path
+    packaged = packaged_soundfont()
+    if packaged is not None:
+        return packaged
     for pattern in SOUNDFONT_CANDIDATES:
         for hit in sorted(glob.glob(pattern)):
             if Path(hit).is_file():
                 return Path(hit)
     raise AudioUnavailable(
-        f"no General MIDI SoundFont found in /usr/share/sounds/sf2 or /usr/share/soundfonts: "
-        f"run `{INSTALL_HINT}` or pass --soundfont PATH"
+        f"no General MIDI SoundFont found (pretty_midi is not installed and none is in "
+        f"/usr/share/sounds/sf2 or /usr/share/soundfonts): run `pip install pretty_midi` or pass --soundfont PATH"
     )
 
 
-def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100) -> Path:
-    """Synthesise a MIDI file or Score to a WAV file with FluidSynth; returns the WAV path.
+def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100,
+               synth: str = "sampler") -> Path:
+    """Synthesise a MIDI file or Score to a 16-bit stereo WAV file; returns the WAV path.
 
-    Runs ``fluidsynth -ni -g GAIN -F WAV -r RATE SOUNDFONT MIDI``, then keeps TAIL_S seconds
-    after the end of the music (fading out) and normalises the peak to -1 dBFS. Raises
-    AudioUnavailable when FluidSynth or a SoundFont is missing and CadenzaError when FluidSynth
-    fails.
+    ``synth`` is ``"sampler"`` (cadenza's own, numpy) or ``"fluidsynth"`` (the program, where
+    installed). The WAV keeps TAIL_S seconds after the end of the music (fading out) and its
+    peak is normalised to -1 dBFS. Raises AudioUnavailable when FluidSynth or a SoundFont is
+    missing and CadenzaError when synthesis fails.
     """
-    exe = find_fluidsynth()
+    if synth not in SYNTHS:
+        raise CadenzaError(f"unknown synthesizer {synth!r}: choose {' or '.join(SYNTHS)}")
+    score = midi_path_or_score if isinstance(midi_path_or_score, symusic.Score) else load_score(midi_path_or_score)
     sf = find_soundfont(soundfont)
-    wav_path = Path(wav_path).resolve()  # fluidsynth runs in a temporary folder
+    wav_path = Path(wav_path).resolve()
     wav_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="cadenza-wav-") as tmp:
-        if isinstance(midi_path_or_score, symusic.Score):
-            score = midi_path_or_score
-            midi = Path(tmp) / "in.mid"
-            score.dump_midi(str(midi))
-        else:
-            midi = Path(midi_path_or_score).resolve()
-            score = load_score(midi)  # one-line error for a missing or unreadable file
-        cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(wav_path), "-r", str(int(sample_rate)), str(sf), str(midi)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp)
-        except subprocess.TimeoutExpired:
-            raise CadenzaError(f"fluidsynth took longer than {TIMEOUT_S} s on {midi}") from None
-        except OSError as exc:
-            raise AudioUnavailable(f"cannot run fluidsynth ({exc.strerror}): run `{INSTALL_HINT}`") from None
-    if proc.returncode != 0 or not wav_path.is_file() or wav_path.stat().st_size <= 44:
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        detail = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise CadenzaError(f"fluidsynth failed to write {wav_path}: {detail}")
-    _finish_wav(wav_path, float(score.to("second").end()) + TAIL_S)
+    if synth == "fluidsynth":
+        audio, rate = _fluidsynth(score, sf, int(sample_rate)), int(sample_rate)
+    else:
+        audio, rate = synthesize(score, sf, int(sample_rate)), int(sample_rate)
+    _write_wav(wav_path, _finish(audio, rate, float(score.to("second").end()) + TAIL_S), rate)
     return wav_path
 
 
-def _finish_wav(path: Path, seconds: float) -> None:
-    """Cut the WAV to ``seconds`` with a short fade-out and normalise its peak to -1 dBFS.
+def _fluidsynth(score: symusic.Score, sf: Path, rate: int) -> np.ndarray:
+    """Run ``fluidsynth -ni -g GAIN -F OUT -r RATE SOUNDFONT MIDI``; the audio as float frames."""
+    exe = find_fluidsynth()
+    with tempfile.TemporaryDirectory(prefix="cadenza-wav-") as tmp:
+        midi, out = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        score.dump_midi(str(midi))
+        cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(out), "-r", str(rate), str(sf), str(midi)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise CadenzaError(f"fluidsynth took longer than {TIMEOUT_S} s") from None
+        except OSError as exc:
+            raise AudioUnavailable(f"cannot run fluidsynth ({exc.strerror}): run `{INSTALL_HINT}`") from None
+        if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
+            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            raise CadenzaError(f"fluidsynth failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+        with wave.open(str(out), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise CadenzaError(f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio; expected 16-bit")
+            frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
+    return frames.astype(np.float32) / 32768
 
-    Only 16-bit PCM (FluidSynth's default) is touched; other formats are left as written.
-    """
-    with wave.open(str(path), "rb") as w:
-        params = w.getparams()
-        if params.sampwidth != 2:
-            return
-        frames = w.readframes(params.nframes)
-    audio = np.frombuffer(frames, dtype="<i2").reshape(-1, params.nchannels).astype(np.float64)
-    n = min(len(audio), max(int(round(seconds * params.framerate)), 1))
-    audio = audio[:n]
-    fade = min(int(FADE_S * params.framerate), n)
-    if n < params.nframes and fade > 0:
-        audio[n - fade :] *= np.linspace(1.0, 0.0, fade)[:, None]
+
+def _finish(audio: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+    """Cut to ``seconds`` with a short fade-out, normalise the peak to -1 dBFS: int16 frames."""
+    audio = np.asarray(audio, dtype=np.float64)
+    n = min(len(audio), max(int(round(seconds * rate)), 1))
+    cut = n < len(audio)
+    audio = audio[:n].copy()
+    fade = min(int(FADE_S * rate), n)
+    if cut and fade > 0:
+        audio[n - fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
     peak = np.abs(audio).max() if audio.size else 0.0
     if peak > 0:
         audio *= PEAK * 32767 / peak
-    out = np.clip(np.round(audio), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(params.nchannels)
-        w.setsampwidth(2)
-        w.setframerate(params.framerate)
-        w.writeframes(out.tobytes())
+    return np.clip(np.round(audio), -32768, 32767).astype("<i2")
+
+
+def _write_wav(path: Path, frames: np.ndarray, rate: int) -> None:
+    """Write int16 frames atomically (a temporary file beside ``path``, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(frames.shape[1])
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(frames.tobytes())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

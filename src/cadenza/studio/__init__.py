@@ -1,0 +1,33 @@
+"""``cadenza studio``: a local web app to generate, see, listen and pick (see app.py)."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import webbrowser
+from pathlib import Path
+
+
+def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
+          work: Path | None = None) -> None:
+    """Serve the studio until Ctrl-C; pieces live in ``work`` (a temporary folder by default)."""
+    import uvicorn
+
+    from .app import create_app
+
+    temporary = work is None
+    work = Path(tempfile.mkdtemp(prefix="cadenza-studio-")) if temporary else Path(work)
+    app = create_app(Path(runs), work)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    print(f"cadenza studio: {url} (models from {Path(runs).resolve()}; Ctrl-C to stop)", flush=True)
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for training in app.state.studio.trainings.values():  # Ctrl-C for each: its state is saved
+            training.stop()
+        for training in app.state.studio.trainings.values():
+            training.proc.wait(timeout=60)
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)

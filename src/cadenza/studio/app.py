@@ -1,0 +1,313 @@
+"""The studio's web app: one page (``static/``) over a small JSON API, a thin layer over
+cadenza's Python API (``generate``, ``to_scores``, ``render``, ``cadenza train``).
+
+Safety: models are named by id (``models.resolve``), pieces by a random id, uploads are
+size-limited before they are read and parsed as a corpus file is; every error is a 4xx with
+``{"error": "one line"}``, never a traceback.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import sys
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..config import PRESETS
+from ..errors import CadenzaError
+from ..generate import generate, to_scores
+from ..rundir import load_run
+from . import models
+from .jobs import Job, Training, Worker
+from .pieces import KINDS, MAX_UPLOAD_BYTES, Pieces
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = MAX_UPLOAD_BYTES + 64 * 1024
+MAX_CORPUS_BYTES, MAX_CORPUS_FILES = 64 * 1024 * 1024, 500
+LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
+
+
+class Studio:
+    """What the app holds: the runs folder, the pieces, the worker, the trainings."""
+
+    def __init__(self, runs: Path, work: Path) -> None:
+        self.runs, self.work = Path(runs), Path(work)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.pieces = Pieces(self.work)
+        self.worker = Worker()
+        self.trainings: dict[str, Training] = {}
+        self._runs: dict[Path, tuple[float, object]] = {}
+
+    def run(self, path: Path):
+        """A loaded run, cached until its best weights change (worker thread only)."""
+        stamp = (path / "best.safetensors").stat().st_mtime
+        if path not in self._runs or self._runs[path][0] != stamp:
+            self._runs[path] = (stamp, load_run(path))
+        return self._runs[path][1]
+
+    def generation(self, job: Job, path: Path, p: dict) -> dict:
+        run = self.run(path)
+        primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
+        result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
+                          top_p=p["top_p"], seed=p["seed"], primer=primer, primer_bars=p.get("prompt_bars"),
+                          quiet=True, log=lambda msg: None, progress=job.progress)
+        ids = [self.pieces.add(score) for score in to_scores(run, result)]
+        return {"candidates": [self.pieces.info(i) for i in ids], "warnings": result.warnings}
+
+
+# -- request checking --------------------------------------------------------------------
+def _number(body: dict, name: str, default, integer: bool, lo: float, hi: float):
+    value = body.get(name, default)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value) if integer and not isinstance(value, float) else float(value)
+    except (TypeError, ValueError):
+        raise CadenzaError(f"{name} must be a number") from None
+    if isinstance(value, bool) or not math.isfinite(number) or not lo <= number <= hi or (integer and number != int(number)):
+        raise CadenzaError(f"{name} must be {'an integer' if integer else 'a number'} from {lo:g} to {hi:g}")
+    return int(number) if integer else number
+
+
+def generation_params(body: dict) -> dict:
+    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "seed", "prompt", "prompt_bars", "wait"}
+    if unknown:
+        raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
+    p = {name: _number(body, name, default, True, *LIMITS[name])
+         for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
+    p["temperature"] = _number(body, "temperature", None, False, 0, 5)  # None: the run's own default
+    p["top_p"] = _number(body, "top_p", None, False, 0.01, 1)
+    p["prompt"] = body.get("prompt") or None
+    return p
+
+
+async def _body(request: Request) -> tuple[dict, bytes | None, str]:
+    """The request's fields (JSON or a form) and an uploaded file, if any: (fields, bytes, name)."""
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=20, max_part_size=64 * 1024)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = next((v for v in form.values() if not isinstance(v, str)), None)
+        data = await upload.read(MAX_UPLOAD_BYTES + 1) if upload is not None else None
+        return fields, data, getattr(upload, "filename", "") or "upload.mid"
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise CadenzaError("the request body is not JSON (or a multipart form)") from None
+    if not isinstance(body, dict):
+        raise CadenzaError("the request body must be a JSON object")
+    return body, None, ""
+
+
+# -- endpoints -----------------------------------------------------------------------------
+async def index(request: Request):
+    return FileResponse(STATIC / "index.html")
+
+
+async def api_models(request: Request):
+    studio: Studio = request.app.state.studio
+    return JSONResponse(await run_in_threadpool(models.list_models, studio.runs))
+
+
+async def api_prompts(request: Request):
+    studio: Studio = request.app.state.studio
+    _, data, name = await _body(request)
+    if data is None:
+        raise CadenzaError("upload a MIDI file as the form field 'file'")
+    piece_id = await run_in_threadpool(studio.pieces.add_upload, data, name)
+    return JSONResponse(await run_in_threadpool(studio.pieces.info, piece_id), status_code=201)
+
+
+async def api_generate(request: Request):
+    studio: Studio = request.app.state.studio
+    body, data, name = await _body(request)
+    params = generation_params(body)
+    path = await run_in_threadpool(models.resolve, studio.runs, body.get("model"))
+    if data is not None:  # an uploaded prompt, taken as it comes
+        params["prompt"] = await run_in_threadpool(studio.pieces.add_upload, data, name)
+    elif params["prompt"]:
+        studio.pieces.folder(params["prompt"])
+    job = studio.worker.submit("generate", lambda job: studio.generation(job, path, params))
+    if str(body.get("wait", "true")).lower() in ("false", "0", "no"):
+        return JSONResponse(job.view(), status_code=202)
+    await asyncio.get_running_loop().run_in_executor(None, job.finished.wait)
+    if job.state != "done":
+        return JSONResponse({"error": job.error or f"generation {job.state}", "job": job.id}, status_code=409)
+    return JSONResponse({"job": job.id, **job.result})
+
+
+async def api_job(request: Request):
+    return JSONResponse(request.app.state.studio.worker.get(request.path_params["job"]).view())
+
+
+async def api_cancel(request: Request):
+    job = request.app.state.studio.worker.get(request.path_params["job"])
+    job.cancel_requested = True
+    return JSONResponse(job.view())
+
+
+async def api_piece(request: Request):
+    studio: Studio = request.app.state.studio
+    piece_id, _, ext = request.path_params["name"].partition(".")
+    if ext == "json":
+        return JSONResponse(await run_in_threadpool(studio.pieces.info, piece_id))
+    if ext not in KINDS:
+        raise HTTPException(404, "ask for .mid, .wav or .json")
+    file, media = KINDS[ext]
+    path = studio.pieces.folder(piece_id) / file
+    if not path.is_file():
+        raise HTTPException(404, f"piece {piece_id} has no {ext}")
+    return FileResponse(path, media_type=media, filename=f"cadenza-{piece_id[:8]}.{'mid' if ext == 'mid' else ext}")
+
+
+# -- training ------------------------------------------------------------------------------
+def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
+    name, source = body.get("name"), body.get("source") or "bach"
+    if not isinstance(name, str) or not models.ID.fullmatch(name):
+        raise CadenzaError("name the new model: letters, digits, '.', '_' or '-', at most 64")
+    if (studio.runs / name).exists():
+        raise CadenzaError(f"a model named {name!r} exists already; choose another name")
+    preset = body.get("preset") or "base"
+    if preset not in PRESETS:
+        raise CadenzaError(f"preset must be one of {', '.join(PRESETS)}")
+    minutes = _number(body, "minutes", 10.0, False, 0.05, 24 * 60)
+    if not isinstance(source, str):
+        raise CadenzaError("source must be a folder path on this machine, 'bach' or an uploaded corpus")
+    if source.startswith("upload:"):
+        folder = studio.work / "corpora" / source[7:]
+        if not models.ID.fullmatch(source[7:]) or not folder.is_dir():
+            raise CadenzaError("no such uploaded corpus")
+        source = str(folder)
+    elif source != "bach":
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise CadenzaError(f"no such folder or file on this machine: {source[:200]}")
+        source = str(path.resolve())
+    args = [source, "--max-minutes", f"{minutes:g}"]
+    if body.get("from"):  # a fine-tune takes the starting model's preset, tokenizer and model
+        args += ["--from", str(models.resolve(studio.runs, body["from"]))]
+    else:
+        args += ["--preset", preset]
+    if body.get("steps_per_epoch"):
+        args += ["--steps-per-epoch", str(_number(body, "steps_per_epoch", None, True, 1, 10**6))]
+    return args, studio.runs / name
+
+
+async def api_train_start(request: Request):
+    studio: Studio = request.app.state.studio
+    body, _, _ = await _body(request)
+    if any(t.view()["state"] == "running" for t in studio.trainings.values()):
+        raise CadenzaError("a training is running already: stop it or wait for it")
+    args, run_dir = training_args(studio, body)
+    training = Training(args, run_dir)
+    studio.trainings[training.id] = training
+    return JSONResponse(training.view(), status_code=201)
+
+
+def _training(request: Request) -> Training:
+    training = request.app.state.studio.trainings.get(request.path_params["train"])
+    if training is None:
+        raise CadenzaError("no such training")
+    return training
+
+
+async def api_trainings(request: Request):
+    return JSONResponse([t.view() for t in request.app.state.studio.trainings.values()])
+
+
+async def api_train(request: Request):
+    return JSONResponse(await run_in_threadpool(_training(request).view))
+
+
+async def api_train_stop(request: Request):
+    training = _training(request)
+    training.stop()
+    return JSONResponse(training.view())
+
+
+async def api_corpora(request: Request):
+    """Uploaded training files: saved, under safe names, into a new folder of the work dir."""
+    studio: Studio = request.app.state.studio
+    form = await request.form(max_files=MAX_CORPUS_FILES, max_fields=MAX_CORPUS_FILES, max_part_size=64 * 1024)
+    key = secrets.token_hex(8)
+    folder = studio.work / "corpora" / key
+    folder.mkdir(parents=True)
+    count = 0
+    for value in form.values():
+        if not isinstance(value, str):
+            data = await value.read(MAX_UPLOAD_BYTES + 1)
+            if len(data) <= MAX_UPLOAD_BYTES and data.startswith(b"MThd"):
+                (folder / f"{count:04d}.mid").write_bytes(data)
+                count += 1
+    if not count:
+        raise CadenzaError("no MIDI file among the uploaded files")
+    return JSONResponse({"corpus": f"upload:{key}", "files": count}, status_code=201)
+
+
+# -- the app ---------------------------------------------------------------------------------
+class BodyLimit:
+    """Refuse a request body over the limit (or of unknown length) before it is read."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT"):
+            headers = dict(scope["headers"])
+            limit = MAX_CORPUS_BYTES if scope["path"] == "/api/corpora" else MAX_BODY
+            length = headers.get(b"content-length")
+            error = None
+            if length is None and b"transfer-encoding" in headers:
+                error = (411, "send a Content-Length")
+            elif length is not None and (not length.isdigit() or int(length) > limit):
+                error = (413, f"the request is larger than {limit // 1024 // 1024} MB")
+            if error:
+                await JSONResponse({"error": error[1]}, status_code=error[0])(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _cadenza_error(request: Request, exc: CadenzaError):
+    return JSONResponse({"error": str(exc).splitlines()[0] if str(exc) else "bad request"}, status_code=400)
+
+
+async def _http_error(request: Request, exc: HTTPException):
+    return JSONResponse({"error": str(exc.detail).splitlines()[0]}, status_code=exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception):
+    print(f"cadenza studio: {request.method} {request.url.path} failed: {exc!r}", file=sys.stderr)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def create_app(runs: Path, work: Path) -> Starlette:
+    routes = [
+        Route("/", index),
+        Route("/api/models", api_models),
+        Route("/api/prompts", api_prompts, methods=["POST"]),
+        Route("/api/generate", api_generate, methods=["POST"]),
+        Route("/api/jobs/{job}", api_job),
+        Route("/api/jobs/{job}/cancel", api_cancel, methods=["POST"]),
+        Route("/api/pieces/{name}", api_piece),
+        Route("/api/corpora", api_corpora, methods=["POST"]),
+        Route("/api/train", api_trainings),
+        Route("/api/train", api_train_start, methods=["POST"]),
+        Route("/api/train/{train}", api_train),
+        Route("/api/train/{train}/stop", api_train_stop, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    handlers = {CadenzaError: _cadenza_error, HTTPException: _http_error, Exception: _internal_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.studio = Studio(runs, work)
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,170 @@
+"""cadenza studio's JSON API over real HTTP against a real server process: models by id,
+generation with WAV and MIDI per candidate, prompts uploaded and continued, queueing,
+cancelling, training and stopping; and every bad request a 4xx with a one-line reason."""
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import io
+import json
+import time
+import wave
+
+import pytest
+from symusic import Score
+
+from midifiles import random_piece, write_piece
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_models_listed_by_id(studio):
+    status, models = studio.get("/api/models")
+    assert status == 200
+    tiny = next(m for m in models if m["id"] == "tiny")
+    assert tiny["corpus"].endswith("corpus") and tiny["parameters"] > 1000
+    assert tiny["best_val_loss"] > 0 and len(tiny["curve"]) >= 1
+
+
+def test_generate_candidates_with_midi_and_wav(studio):
+    status, out = studio.post("/api/generate", {"model": "tiny", "num": 2, "bars": 2, "temperature": 0.9,
+                                                "top_p": 0.95, "seed": 1})
+    assert status == 200, out
+    assert len(out["candidates"]) == 2
+    for cand in out["candidates"]:
+        status, midi = studio.get(cand["midi_url"])
+        assert status == 200 and Score.from_midi(midi).note_num() == len(cand["notes"]) > 0
+        status, wav = studio.get(cand["wav_url"])
+        assert status == 200 and wav[:4] == b"RIFF" and wav_seconds(wav) > 1
+        assert cand["num_bars"] == 2
+    again = studio.post("/api/generate", {"model": "tiny", "num": 2, "bars": 2, "temperature": 0.9, "seed": 1})[1]
+    assert [c["notes"] for c in again["candidates"]] == [c["notes"] for c in out["candidates"]]  # seeded
+
+
+def test_uploaded_prompt_is_continued(studio, tmp_path):
+    import random
+
+    path = write_piece(tmp_path / "theme.mid", random_piece(random.Random(3), n_onsets=40))
+    status, out = studio.post_form("/api/generate", {"model": "tiny", "num": "1", "bars": "2", "seed": "2",
+                                                     "prompt_bars": "2"}, path.read_bytes())
+    assert status == 200, out
+    cand = out["candidates"][0]
+    assert cand["num_bars"] == 4  # the prompt's first 2 bars, then 2 new ones
+    # keep it: the kept candidate is the prompt of the next round, which grows the piece
+    status, more = studio.post("/api/generate", {"model": "tiny", "num": 1, "bars": 2, "seed": 3,
+                                                 "prompt": cand["id"]})
+    assert status == 200 and more["candidates"][0]["num_bars"] == 6
+    assert more["candidates"][0]["notes"][:5] == cand["notes"][:5]
+
+
+def test_concurrent_requests_queue(studio):
+    body = {"model": "tiny", "num": 1, "bars": 1}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda seed: studio.post("/api/generate", {**body, "seed": seed}), range(4)))
+    assert [status for status, _ in results] == [200] * 4
+
+
+def test_cancel(studio):
+    status, job = studio.post("/api/generate", {"model": "tiny", "num": 8, "bars": 64, "seed": 5, "wait": False})
+    assert status == 202 and job["state"] in ("queued", "running")
+    assert studio.post(f"/api/jobs/{job['id']}/cancel")[0] == 200
+    deadline = time.monotonic() + 30
+    while (view := studio.get(f"/api/jobs/{job['id']}")[1])["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert view["state"] == "cancelled" and view["result"] is None
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"model": "nope"}, "no model 'nope'"),
+    ({"model": "../runs/tiny"}, "id of a listed model"),
+    ({"model": "/etc"}, "id of a listed model"),
+    ({"model": "tiny", "num": 0}, "num must be"),
+    ({"model": "tiny", "num": 1000}, "num must be"),
+    ({"model": "tiny", "bars": "many"}, "bars must be a number"),
+    ({"model": "tiny", "bars": 1.5}, "bars must be"),
+    ({"model": "tiny", "temperature": -1}, "temperature must be"),
+    ({"model": "tiny", "top_p": 2}, "top_p must be"),
+    ({"model": "tiny", "seed": -3}, "seed must be"),
+    ({"model": "tiny", "prompt": "../../etc/passwd"}, "32 hexadecimal digits"),
+    ({"model": "tiny", "prompt": "0" * 32}, "no piece"),
+    ({"model": "tiny", "path": "/etc"}, "unknown field"),
+])
+def test_bad_generate_requests(studio, body, reason):
+    status, out = studio.post("/api/generate", body)
+    assert status == 400 and reason in out["error"] and "\n" not in out["error"]
+
+
+def test_bad_requests_are_one_line_4xx(studio):
+    cases = [
+        studio.post("/api/generate", raw=b"{not json"),
+        studio.post("/api/generate", raw=b"[1, 2]"),
+        studio.post_form("/api/prompts", {}, b"this is text, not MIDI", "notes.mid"),
+        studio.post_form("/api/prompts", {}, b"MThd" + bytes(30), "broken.mid"),
+        studio.post_form("/api/prompts", {}),
+        studio.get("/api/pieces/../../etc/passwd"),
+        studio.get("/api/pieces/" + "a" * 32 + ".wav"),
+        studio.get("/api/jobs/nope"),
+        studio.get("/api/nothing-here"),
+        studio.post("/api/train", {"name": "../x", "source": "bach"}),
+        studio.post("/api/train", {"name": "tiny", "source": "bach"}),
+        studio.post("/api/train", {"name": "new", "source": "/no/such/folder"}),
+        studio.post("/api/train", {"name": "new", "source": "bach", "minutes": "soon"}),
+    ]
+    for status, out in cases:
+        assert 400 <= status < 500 and isinstance(out, dict), (status, out)
+        assert out["error"] and "\n" not in out["error"] and "Traceback" not in out["error"]
+    assert cases[2][1]["error"] == "notes.mid is not a MIDI file"
+
+
+def test_oversized_upload_refused_before_it_is_read(studio):
+    conn = http.client.HTTPConnection("127.0.0.1", studio.port, timeout=30)
+    conn.putrequest("POST", "/api/prompts")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(3 * 1024 * 1024))
+    conn.endheaders()  # no body sent: the answer comes from the headers alone
+    resp = conn.getresponse()
+    assert resp.status == 413 and "larger than 2 MB" in json.loads(resp.read())["error"]
+    conn.close()
+
+
+def test_train_live_and_stop(studio):
+    status, started = studio.post("/api/train", {"name": "fresh", "source": str(studio.corpus), "preset": "small",
+                                                 "minutes": 2, "steps_per_epoch": 2})
+    assert status == 201, started
+    deadline = time.monotonic() + 90
+    while not (view := studio.get(f"/api/train/{started['id']}")[1])["curve"] and view["state"] == "running":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.5)
+    assert view["curve"], view  # the loss curve grows while it trains
+    studio.post(f"/api/train/{started['id']}/stop")
+    while (view := studio.get(f"/api/train/{started['id']}")[1])["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert view["state"] in ("stopped", "done"), view
+    assert (studio.runs / "fresh" / "state.pt").is_file()  # an ordinary run folder: `--resume` continues it
+    assert "fresh" in [m["id"] for m in studio.get("/api/models")[1]]
+
+
+def test_cli_port_checked(capsys):
+    from cadenza.cli import main
+
+    assert main(["studio", "--port", "70000", "--no-browser"]) == 2
+    assert "--port must be from 1 to 65535" in capsys.readouterr().err
+
+
+def test_fine_tune_from_a_listed_model(studio):
+    status, started = studio.post("/api/train", {"name": "tuned", "source": str(studio.corpus), "from": "tiny",
+                                                 "minutes": 1, "steps_per_epoch": 2})
+    assert status == 201, started
+    deadline = time.monotonic() + 90
+    while (view := studio.get(f"/api/train/{started['id']}")[1])["state"] == "running":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.3)
+    assert view["state"] == "done" and view["curve"], view
+    tuned = next(m for m in studio.get("/api/models")[1] if m["id"] == "tuned")
+    assert tuned["parameters"] == next(m for m in studio.get("/api/models")[1] if m["id"] == "tiny")["parameters"]
+    assert studio.post("/api/train", {"name": "x", "source": "bach", "from": "../tiny"})[0] == 400
