@@ -22,7 +22,6 @@ import os
 import pickle
 import re
 import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,33 +32,14 @@ from safetensors.torch import load_model, save_model
 from . import models, representations
 from .config import Config
 from .errors import CadenzaError
+from .files import TEMP_NAME, atomic_path, remove_stale_temp_files, write_bytes_atomic
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
 TOKEN_STATS = "token_stats.json"
+RUN_FILES = {CONFIG, TOKENIZER, TOKENIZER + ".tmp", BEST, STATE, PRIMERS, TOKEN_STATS, METRICS, LOSS_PLOT, LOCK}
 METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
-
-
-@contextmanager
-def atomic_path(path: Path, suffix: str = ""):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
-    ``suffix`` ends the temporary name, for writers that pick the format from it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -165,16 +145,9 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()}\n")
             self.held = True
-            self._remove_stale_temp_files()
+            remove_stale_temp_files(self.path.parent)  # no one else writes here while we hold the lock
             return self
         raise CadenzaError(f"cannot lock {self.path}")
-
-    def _remove_stale_temp_files(self) -> None:
-        """Temporary files of atomic writes cut short by a killed process: no one else
-        writes here while we hold the lock, so every one of them is garbage."""
-        for tmp in self.path.parent.glob(".*.tmp*"):
-            if re.fullmatch(r"\..+\.tmp\d+(\.\w+)?", tmp.name) and tmp.is_file():
-                tmp.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:
@@ -186,6 +159,31 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """A new training writes into RUN_DIR only when it is new, empty, or holds nothing but
+    the leftovers of a failed start of a cadenza run (a cadenza config.json first): a
+    user's folder is refused before anything in it is touched."""
+    if os.path.lexists(run_dir) and not run_dir.is_dir():
+        raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
+    if not run_dir.exists():
+        return
+    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not TEMP_NAME.fullmatch(n))
+    if not names:
+        return
+    advice = "nothing in it was touched; choose a new or empty --run-dir"
+    foreign = [n for n in names if n not in RUN_FILES]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise CadenzaError(f"{run_dir} is not empty and not a cadenza run (it holds {foreign[0]!r}{more}); {advice}")
+    try:
+        if not (run_dir / CONFIG).is_file() or (run_dir / CONFIG).is_symlink():
+            raise CadenzaError("no config")
+        Config.load(run_dir / CONFIG)
+    except CadenzaError:
+        raise CadenzaError(f"{run_dir} is not empty and not a cadenza run ({CONFIG} is missing or not "
+                           f"a cadenza configuration); {advice}") from None
 
 
 @dataclass

@@ -15,6 +15,7 @@ import symusic
 
 from cadenza.errors import CadenzaError
 from cadenza.evaluate.notes import ScoreLike, load_score
+from cadenza.files import atomic_path
 
 INSTALL_HINT = "apt-get install fluidsynth fluid-soundfont-gm"
 #: searched in this order after --soundfont and $CADENZA_SOUNDFONT
@@ -76,17 +77,19 @@ def find_soundfont(soundfont=None) -> Path:
     )
 
 
-def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100) -> Path:
+def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100,
+               overwrite: bool = True) -> Path:
     """Synthesise a MIDI file or Score to a WAV file with FluidSynth; returns the WAV path.
 
     Runs ``fluidsynth -ni -g GAIN -F WAV -r RATE SOUNDFONT MIDI``, then keeps TAIL_S seconds
     after the end of the music (fading out) and normalises the peak to -1 dBFS. Raises
     AudioUnavailable when FluidSynth or a SoundFont is missing and CadenzaError when FluidSynth
-    fails.
+    fails. The WAV is made in a temporary folder and moved into place atomically;
+    ``overwrite=False`` refuses to replace an existing file.
     """
     exe = find_fluidsynth()
     sf = find_soundfont(soundfont)
-    wav_path = Path(wav_path).resolve()  # fluidsynth runs in a temporary folder
+    wav_path = Path(os.path.abspath(wav_path))  # fluidsynth runs in a temporary folder; a link is not followed
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cadenza-wav-") as tmp:
         if isinstance(midi_path_or_score, symusic.Score):
@@ -96,18 +99,21 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
         else:
             midi = Path(midi_path_or_score).resolve()
             score = load_score(midi)  # one-line error for a missing or unreadable file
-        cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(wav_path), "-r", str(int(sample_rate)), str(sf), str(midi)]
+        made = Path(tmp) / "out.wav"
+        cmd = [exe, "-ni", "-g", str(GAIN), "-F", str(made), "-r", str(int(sample_rate)), str(sf), str(midi)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise CadenzaError(f"fluidsynth took longer than {TIMEOUT_S} s on {midi}") from None
         except OSError as exc:
             raise AudioUnavailable(f"cannot run fluidsynth ({exc.strerror}): run `{INSTALL_HINT}`") from None
-    if proc.returncode != 0 or not wav_path.is_file() or wav_path.stat().st_size <= 44:
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        detail = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise CadenzaError(f"fluidsynth failed to write {wav_path}: {detail}")
-    _finish_wav(wav_path, float(score.to("second").end()) + TAIL_S)
+        if proc.returncode != 0 or not made.is_file() or made.stat().st_size <= 44:
+            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            detail = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise CadenzaError(f"fluidsynth failed to write {wav_path}: {detail}")
+        _finish_wav(made, float(score.to("second").end()) + TAIL_S)
+        with atomic_path(wav_path, ".wav", overwrite=overwrite) as out:
+            shutil.copyfile(made, out)
     return wav_path
 
 
