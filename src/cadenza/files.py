@@ -20,6 +20,13 @@ from pathlib import Path
 from .errors import CadenzaError
 
 TEMP_NAME = re.compile(r"\..+\.tmp\d+(\.\w+)?")
+# safetensors (Rust's tempfile crate) writes a file through ``.tmpXXXXXX`` beside it
+LIBRARY_TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an atomic write (ours or a library's)."""
+    return bool(TEMP_NAME.fullmatch(name) or LIBRARY_TEMP_NAME.fullmatch(name))
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -127,7 +134,7 @@ def remove_stale_temp_files(folder: Path) -> None:
         return
     for name in names:
         entry = folder / name
-        if TEMP_NAME.fullmatch(name) and (os.path.islink(entry) or not entry.is_dir()):
+        if is_temp_name(name) and (os.path.islink(entry) or not entry.is_dir()):
             entry.unlink(missing_ok=True)
 
 

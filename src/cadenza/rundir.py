@@ -32,7 +32,7 @@ from safetensors.torch import load_model, save_model
 from . import models, representations
 from .config import Config
 from .errors import CadenzaError
-from .files import TEMP_NAME, atomic_path, remove_stale_temp_files, write_bytes_atomic
+from .files import atomic_path, is_temp_name, remove_stale_temp_files, write_bytes_atomic
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
@@ -169,7 +169,7 @@ def check_new_run_dir(run_dir: Path) -> None:
         raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
     if not run_dir.exists():
         return
-    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not TEMP_NAME.fullmatch(n))
+    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_temp_name(n))
     if not names:
         return
     advice = "nothing in it was touched; choose a new or empty --run-dir"
