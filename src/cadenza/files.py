@@ -95,7 +95,7 @@ def atomic_path(path: Path, suffix: str = "", overwrite: bool = True):
     _remove_dead_temps(path)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -115,7 +115,7 @@ def _remove_dead_temps(path: Path) -> None:
     for name in names:
         pid = re.match(r"\d+", name[len(prefix):])
         entry = path.parent / name
-        if pid and TEMP_NAME.fullmatch(name) and not _pid_alive(int(pid.group())) \
+        if pid and TEMP_NAME.fullmatch(name) and not pid_alive(int(pid.group())) \
                 and (os.path.islink(entry) or not entry.is_dir()):
             entry.unlink(missing_ok=True)
 
