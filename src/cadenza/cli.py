@@ -71,6 +71,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
     p.add_argument("--soundfont", type=Path)
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--verbose", action="store_true")
 
 
@@ -173,6 +174,12 @@ def cmd_generate(args) -> int:
                   [args.primer] if args.primer is not None else [])
     if args.num < 1:
         raise CadenzaError("--num must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CadenzaError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.length is not None and args.length <= 0:
         raise CadenzaError(f"--length must be positive, got {args.length:g}")
     check_sampling_args(args.temperature if args.temperature is not None else 1.0,

@@ -149,6 +149,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             config = config or preset("base")
         config = config.replace(**(overrides or {}))
         source = source or config.source or "bach"
+        if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
+            source = os.path.abspath(source)
         config = config.replace(source=str(source))
         if not resume:
             rundir.check_new_run_dir(run_dir)
