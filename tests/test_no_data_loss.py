@@ -280,3 +280,31 @@ def test_kill_during_png_render_keeps_the_previous_files(base, tmp_path):
     assert Score(str(out)).note_num() > 0
     assert main([str(a) for a in generate(base, out, "--render", "png", "--force")]) == 0
     assert sorted(os.listdir(tmp_path)) == ["x.mid", "x.png"]  # the killed process's temporary file is gone
+
+
+# -------------------------------------------- 9. a run folder's files: regular, bounded
+
+HANG_TARGETS = ["config.json", "tokenizer/representation.json", "best.safetensors", "primers.npy"]
+
+
+def test_fifos_and_links_to_dev_zero_in_a_run_are_refused_not_read(base, tmp_path):
+    """Each of these used to block forever or eat memory. One real process loads every
+    damaged copy (so a hang fails by the timeout, not by hanging the suite)."""
+    runs = []
+    for k, target in enumerate(HANG_TARGETS):
+        for kind in ("fifo", "zero"):
+            run = tmp_path / f"{kind}{k}"
+            shutil.copytree(base / "run", run)
+            (run / target).unlink()
+            os.mkfifo(run / target) if kind == "fifo" else (run / target).symlink_to("/dev/zero")
+            runs.append(str(run))
+    script = ("import sys\nfrom cadenza.cli import main\n"
+              "for run in sys.argv[1:]:\n"
+              "    print(main(['generate', run, '-o', run + '/x.mid', '--length', '8']), flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", script, *runs], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.stdout.split() == ["2"] * len(runs), proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == len(runs) and "Traceback" not in proc.stderr
+    for line, run in zip(lines, runs):
+        kind = "it is not a regular file" if Path(run).name.startswith("fifo") else "it is a symlink"
+        assert line.startswith(f"cadenza: error: refusing to read {run}/") and line.endswith(kind), line

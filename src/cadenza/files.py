@@ -138,6 +138,36 @@ def remove_stale_temp_files(folder: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
+def check_regular(path: Path, limit: int) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes, judged without following
+    a link: a FIFO would block a reader forever, a link to /dev/zero would fill memory."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise CadenzaError(f"missing {path}") from None
+    except OSError as exc:
+        raise CadenzaError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise CadenzaError(f"refusing to read {path}: it is {kind}")
+    if info.st_size > limit:
+        raise CadenzaError(f"refusing to read {path}: {info.st_size:,} bytes, more than the {limit:,} it may hold")
+    return Path(path)
+
+
+def check_regular_tree(folder: Path, limit: int) -> None:
+    """Every entry under ``folder`` a regular file (or a real folder) within ``limit``."""
+    info = os.lstat(folder) if os.path.lexists(folder) else None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return  # missing or not a folder: the reader says so
+    for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            if os.path.islink(os.path.join(root, name)):
+                raise CadenzaError(f"refusing to read {os.path.join(root, name)}: it is a symlink")
+        for name in names:
+            check_regular(Path(root) / name, limit)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)

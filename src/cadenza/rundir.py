@@ -32,12 +32,15 @@ from safetensors.torch import load_model, save_model
 from . import models, representations
 from .config import Config
 from .errors import CadenzaError
-from .files import atomic_path, is_temp_name, remove_stale_temp_files, write_bytes_atomic
+from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, remove_stale_temp_files,
+                    write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
 TOKEN_STATS = "token_stats.json"
+MAX_FILE_BYTES = 256 << 20  # a run file other than the weights (a FIFO or /dev/zero link is refused too)
+MAX_WEIGHTS_BYTES = 64 << 30
 RUN_FILES = {CONFIG, TOKENIZER, TOKENIZER + ".tmp", BEST, STATE, PRIMERS, TOKEN_STATS, METRICS, LOSS_PLOT, LOCK}
 METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
 
@@ -55,6 +58,8 @@ def save_state(state: dict, path: Path) -> None:
 
 def load_state(path: Path) -> dict:
     """The training state, loaded without executing anything stored in it."""
+    if os.path.lexists(path):
+        check_regular(path, MAX_WEIGHTS_BYTES)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -95,9 +100,9 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as f:
+    with open(check_regular(path, MAX_FILE_BYTES), newline="") as f:
         rows = list(csv.DictReader(f))
     out = []
     for row in rows:  # rows of older runs have no step/progress: one row per epoch then
@@ -205,6 +210,10 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     missing = [name for name in (CONFIG, TOKENIZER, BEST) if not (run_dir / name).exists()]
     if missing:
         raise CadenzaError(f"{run_dir} is not a complete cadenza run: missing {', '.join(missing)}")
+    for name, limit in ((BEST, MAX_WEIGHTS_BYTES), (PRIMERS, MAX_FILE_BYTES), (TOKEN_STATS, MAX_FILE_BYTES)):
+        if os.path.lexists(run_dir / name):
+            check_regular(run_dir / name, limit)
+    check_regular_tree(run_dir / TOKENIZER, MAX_FILE_BYTES)
     config = Config.load(run_dir / CONFIG)
     rep = representations.load(run_dir / TOKENIZER)
     model = models.create(config.model, rep.vocab_size, config.model_options)
