@@ -170,8 +170,6 @@ def cmd_generate(args) -> int:
 
     formats = _render_formats(args.render)
     paths = output_paths(args.output, args.num)
-    check_outputs(paths + [p.with_suffix(f".{f}") for p in paths for f in sorted(formats)], args.force,
-                  [args.primer] if args.primer is not None else [])
     if args.num < 1:
         raise CadenzaError("--num must be >= 1")
     if args.threads is not None:
@@ -189,6 +187,8 @@ def cmd_generate(args) -> int:
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:
         raise CadenzaError("--primer-bars needs --primer FILE.mid")
+    check_outputs(paths + [p.with_suffix(f".{f}") for p in paths for f in sorted(formats)], args.force,
+                  [args.primer] if args.primer is not None else [])  # before any work
     run = load_run(args.run_dir)
     result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
