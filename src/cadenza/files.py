@@ -22,12 +22,12 @@ from .errors import CadenzaError
 TEMP_NAME = re.compile(r"\..+\.tmp\d+(\.\w+)?")
 # safetensors (Rust's tempfile crate) writes a file through ``.tmpXXXXXX`` beside it
 LIBRARY_TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def is_temp_name(name: str) -> bool:
     """Whether ``name`` is a temporary file of an atomic write (ours or a library's)."""
     return bool(TEMP_NAME.fullmatch(name) or LIBRARY_TEMP_NAME.fullmatch(name))
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def temp_path(path: Path, suffix: str = "") -> Path:
