@@ -8,12 +8,14 @@
    some kills land while a checkpoint file is being written (the benchmark watches the
    run directory for the temporary file of an atomic write and kills at once), some at
    a random moment between writes (during a step), some during start-up / data
-   preparation. After each kill it checks the run directory: ``load_state`` reads
-   state.pt, ``load_run`` loads the run once best.safetensors exists, metrics.csv
-   parses with consecutive epochs that agree with the state, loss.png is a whole PNG,
-   and no temporary file is left behind. Then it resumes with ``--resume`` (or starts
-   again when no state was saved yet) and repeats until the training finishes; a new
-   round begins until ``--kills`` kills were made.
+   preparation. The first start of the campaign, which prepares the data (8 files,
+   2 workers: the reader pool starts), is killed while its reader processes run. After
+   each kill it checks the run directory: ``load_state`` reads state.pt, ``load_run``
+   loads the run once best.safetensors exists, metrics.csv parses with consecutive
+   epochs that agree with the state, loss.png is a whole PNG, no temporary file is left
+   behind, and no process of the killed training is alive 10 s later. Then it resumes
+   with ``--resume`` (or starts again when no state was saved yet) and repeats until the
+   training finishes; a new round begins until ``--kills`` kills were made.
 3. At the end of each round the final weights (best.safetensors and the model in
    state.pt) must equal the reference run's bit for bit (training is deterministic on
    CPU with one thread and the same seed), and metrics.csv must hold the same epochs
@@ -44,7 +46,7 @@ sys.path.insert(0, str(ROOT / "src"))
 PNG_END = b"IEND\xaeB`\x82"
 
 
-def make_corpus(folder: Path, files: int = 6, notes: int = 160) -> None:
+def make_corpus(folder: Path, files: int = 8, notes: int = 160) -> None:
     from symusic import Note, Score, Track
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,11 +66,11 @@ def make_corpus(folder: Path, files: int = 6, notes: int = 160) -> None:
 def train_cmd(corpus: Path, run_dir: Path, args, resume: bool) -> list[str]:
     cmd = [sys.executable, "-m", "cadenza", "train", str(corpus), "--run-dir", str(run_dir)]
     if resume:
-        return cmd + ["--resume", "--quiet", "--workers", "1", "--device", "cpu"]
+        return cmd + ["--resume", "--quiet", "--workers", "2", "--device", "cpu"]
     return cmd + ["--preset", "small", "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps),
                   "--seq-len", "32", "--batch-size", "4", "--val-fraction", "0.34", "--seed", str(args.seed),
                   "--patience", "0", "--threads", "1", "--checkpoint-minutes", "0",
-                  "--quiet", "--workers", "1", "--device", "cpu"]
+                  "--quiet", "--workers", "2", "--device", "cpu"]
 
 
 def of_process(name: str, pid: int) -> bool:
@@ -83,6 +85,30 @@ def temp_files(run_dir: Path) -> list[str]:
         return []
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # not Linux, or gone
+        return []
+
+
+def count_survivors(pids: list[int], wait_s: float = 10.0) -> int:
+    """How many of ``pids`` still run (zombies count as dead) ``wait_s`` after the kill;
+    they are killed then, so one failure does not leak processes."""
+    def alive(pid):
+        try:
+            return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+    deadline = time.time() + wait_s
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    survivors = [p for p in pids if alive(p)]
+    for p in survivors:
+        os.kill(p, signal.SIGKILL)
+    return len(survivors)
+
+
 class Failure(Exception):
     pass
 
@@ -90,13 +116,16 @@ class Failure(Exception):
 @dataclass
 class Stats:
     kills: int = 0
-    kinds: dict = field(default_factory=lambda: {"mid-write": 0, "between-writes": 0, "start-up": 0})
+    kinds: dict = field(default_factory=lambda: {"mid-write": 0, "between-writes": 0, "start-up": 0,
+                                                 "reader-pool": 0})
     written_at_kill: dict = field(default_factory=dict)  # file -> kills that landed while writing it
     failures: list = field(default_factory=list)
     rounds: int = 0
     starts: int = 0
     stray: int = 0
     stale_locks: int = 0
+    pool_kills: int = 0  # kills while the reader pool ran
+    orphans: int = 0  # processes of a killed training still alive 10 s later
     cache_tmp: int = 0
     max_diff: float = 0.0
     ref_seconds: float = 0.0
@@ -201,12 +230,17 @@ def run_campaign(args) -> int:
             round_starts += 1
             want_kill = st.kills < args.kills
             kind = rnd.choices(["mid-write", "between-writes", "start-up"], weights=[5, 4, 1])[0] if want_kill else None
+            if want_kill and st.starts == 1:
+                kind = "reader-pool"  # the first start prepares the data: kill it while its reader pool runs
             stderr_path = work / "stderr.txt"
             with open(stderr_path, "wb") as err:
                 proc = subprocess.Popen(train_cmd(corpus, run_dir, args, resume), env=env,
                                         stdout=subprocess.DEVNULL, stderr=err)
                 if kind == "start-up":
                     time.sleep(rnd.uniform(0.0, 3.0))
+                elif kind == "reader-pool":
+                    while proc.poll() is None and not children(proc.pid):
+                        time.sleep(0.001)
                 elif kind is not None:
                     # wait for this process's n-th checkpoint write to begin
                     n, seen, inside = rnd.randint(1, 2 * args.steps), 0, False
@@ -222,14 +256,17 @@ def run_campaign(args) -> int:
                             break
                         time.sleep(0.0005)
                 if kind is not None and proc.poll() is None:
+                    kids = children(proc.pid)
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     st.kills += 1
+                    st.pool_kills += bool(kids)
+                    st.orphans += count_survivors(kids)
                     # where it landed: a temporary file of this process left behind means mid-write
                     left = [t for t in temp_files(run_dir) if of_process(t, proc.pid)]
                     left += [f"prepared data ({t})" for t in temp_files(work / "cache" / "prepared")
                              if of_process(t, proc.pid)]
-                    landed = "mid-write" if left else ("start-up" if kind == "start-up" else "between-writes")
+                    landed = "mid-write" if left else (kind if kind in ("start-up", "reader-pool") else "between-writes")
                     for name in left:
                         name = name.split(".tmp")[0].lstrip(".") if not name.startswith("prepared") else "prepared data"
                         st.written_at_kill[name] = st.written_at_kill.get(name, 0) + 1
@@ -287,11 +324,16 @@ def report(args, st: Stats, work: Path) -> int:
           ", ".join(f"{k}: {v}" for k, v in sorted(st.written_at_kill.items())) + ")")
     print(f"  killed between writes (in a step): {st.kinds['between-writes']}")
     print(f"  killed at start-up:   {st.kinds['start-up']}")
+    print(f"  killed while the reader pool ran: {st.kinds['reader-pool']}")
     print(f"bytes lost:             {'0' if not st.failures else 'see failures'} (run dir loaded after every "
           f"kill; metrics rows and final weights equal the uninterrupted run, max |diff| {st.max_diff:g})")
     print(f"temp files left:        {st.stray} in finished runs; {st.cache_tmp} unfinished prepared-data folders in the cache")
+    print(f"orphans:                {st.orphans} (processes alive 10 s after a kill; {st.pool_kills} kills "
+          f"while the reader pool ran)")
     print(f"stale locks taken over: {st.stale_locks} (run.lock of a killed process; the next start went ahead)")
     print(f"time:                   {time.time() - st.t_start:.1f} s (uninterrupted reference run {st.ref_seconds:.1f} s)")
+    if st.orphans:
+        st.failures.append(f"{st.orphans} processes outlived a killed training")
     if st.failures:
         print(f"FAILED: {len(st.failures)} check(s)")
         for f in st.failures:

@@ -91,6 +91,7 @@ GENERATE_CASES = {
     "primer not MIDI": (["--primer", "{base}/text.mid"], "not a MIDI file"),
     "primer missing": (["--primer", "{base}/nope.mid"], "primer not found"),
     "primer a folder": (["--primer", "{base}/out"], "primer"),
+    "threads zero": (["--threads", "0"], "--threads"),
 }
 
 
@@ -123,6 +124,22 @@ def test_generate_good_arguments_write(setup, capsys, tmp_path):
                          "--top-k", "0", "--temperature", "0", "--seed", "0"], capsys)
     assert code == 0, err
     assert (tmp_path / "x.mid").stat().st_size > 0
+    code, err = run_cli(["generate", setup / "run", "-o", tmp_path / "y.mid", "--length", "8", "--threads", "1"],
+                        capsys)
+    assert code == 0, err
+    assert (tmp_path / "y.mid").stat().st_size > 0
+
+
+def test_a_run_stores_its_source_as_an_absolute_path(setup, tmp_path, monkeypatch):
+    """Issue 11 item 13: SOURCE typed relative to one folder must not name another
+    (or nothing) when evaluate or --resume run from elsewhere."""
+    from cadenza.config import Config
+
+    monkeypatch.chdir(setup)
+    train("corpus", tmp_path / "run", preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0},
+                                             seq_len=32, batch_size=4, steps_per_epoch=1, epochs=1, threads=1),
+          quiet=True, workers=1)
+    assert Config.load(tmp_path / "run" / "config.json").source == str(setup / "corpus")
 
 
 TRAIN_CASES = {

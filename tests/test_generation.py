@@ -261,9 +261,10 @@ def test_cli_primer_bars_and_continuation_only(run_dir, primer, tmp_path, capsys
     back = Score(str(out))
     assert [round(t.qpm, 2) for t in back.tempos] == [108.0] and back.end() <= bar_tick(back, 2)
     capsys.readouterr()
-    assert main(["generate", str(run_dir), "-o", str(out), "--primer-bars", "2"]) == 2
+    fresh = tmp_path / "y.mid"  # (x.mid exists now: generate would refuse to overwrite it first)
+    assert main(["generate", str(run_dir), "-o", str(fresh), "--primer-bars", "2"]) == 2
     assert "--primer-bars needs --primer" in capsys.readouterr().err
-    assert main(["generate", str(run_dir), "-o", str(out), "--primer", str(primer), "--primer-bars", "0"]) == 2
+    assert main(["generate", str(run_dir), "-o", str(fresh), "--primer", str(primer), "--primer-bars", "0"]) == 2
     assert "--primer-bars must be >= 1" in capsys.readouterr().err
 
 

@@ -1,5 +1,6 @@
-"""The kill/resume campaign in small: 3 SIGKILLs, each run directory still loads, and the
-resumed training ends with exactly the weights of an uninterrupted one."""
+"""The kill/resume campaign in small: 3 SIGKILLs, each run directory still loads, the
+resumed training ends with exactly the weights of an uninterrupted one, and no process of a
+killed training survives it (the corpus has 8 files and 2 workers: the reader pool starts)."""
 from __future__ import annotations
 
 import os
@@ -22,4 +23,5 @@ def test_kill_resume_three_kills(tmp_path):
     assert re.search(r"bytes lost:\s+0 ", out), out
     assert "max |diff| 0)" in out
     assert re.search(r"temp files left:\s+0 in finished runs", out), out
+    assert re.search(r"orphans:\s+0 ", out), out
     assert "Traceback" not in proc.stderr

@@ -185,11 +185,14 @@ def test_disk_full_during_checkpoint_keeps_previous(corpus, tmp_path, monkeypatc
 
 def test_temp_files_of_a_killed_writer_are_removed(corpus, tmp_path, trained):
     run = copy_run(trained / "remi", tmp_path / "run")
-    junk = [run / ".state.pt.tmp999999", run / ".best.safetensors.tmp999998", run / ".loss.png.tmp999997.png"]
+    junk = [run / ".state.pt.tmp999999", run / ".best.safetensors.tmp999998", run / ".loss.png.tmp999997.png",
+            run / ".tmpWmh7iv"]  # the last: safetensors writes through one (found by the kill campaign)
     for j in junk:
         j.write_bytes(b"\0" * 1000)
+    (run / ".metrics.csv.tmp999996").symlink_to(tmp_path / "outside.csv")  # planted: removed, never followed
     train(None, run, resume=True, overrides={"epochs": 3}, quiet=True, workers=1)
-    assert temp_files(run) == []
+    assert temp_files(run) == [] and not (tmp_path / "outside.csv").exists()
+    assert not (run / rundir.METRICS).is_symlink()
 
 
 # ------------------------------------------------------------------------ the lock

@@ -70,6 +70,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
     _add_sound(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--verbose", action="store_true")
 
 
@@ -86,6 +88,7 @@ def _add_render(sub) -> None:
     p.add_argument("--png", type=Path)
     p.add_argument("--wav", type=Path)
     _add_sound(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 
 def _add_evaluate(sub) -> None:
@@ -175,6 +178,7 @@ def _render_formats(text: str) -> set[str]:
 
 
 def cmd_generate(args) -> int:
+    from .files import atomic_path, check_outputs
     from .generate import generate, output_paths, to_scores
     from .rundir import load_run
     from .sampling import check_sampling_args
@@ -183,6 +187,12 @@ def cmd_generate(args) -> int:
     paths = output_paths(args.output, args.num)
     if args.num < 1:
         raise CadenzaError("--num must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CadenzaError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.length is not None and args.length <= 0:
         raise CadenzaError(f"--length must be positive, got {args.length:g}")
     check_sampling_args(args.temperature if args.temperature is not None else 1.0,
@@ -192,6 +202,8 @@ def cmd_generate(args) -> int:
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:
         raise CadenzaError("--primer-bars needs --primer FILE.mid")
+    check_outputs(paths + [p.with_suffix(f".{f}") for p in paths for f in sorted(formats)], args.force,
+                  [args.primer] if args.primer is not None else [])  # before any work
     run = load_run(args.run_dir)
     result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
@@ -199,12 +211,13 @@ def cmd_generate(args) -> int:
                       min_p=args.min_p, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
     for path, score, new in zip(paths, scores, result.new):
-        score.dump_midi(str(path))
+        with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
+            score.dump_midi(str(tmp))
         print(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
         if formats:
             from .render import render_outputs
 
-            for kind, out in render_outputs(path, formats, args.soundfont, args.synth).items():
+            for kind, out in render_outputs(path, formats, args.soundfont, args.synth, overwrite=args.force).items():
                 print(f"  {kind}: {out}")
     if args.verbose:
         print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")
@@ -212,19 +225,24 @@ def cmd_generate(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from .files import check_outputs
     from .render import render_pianoroll, render_wav
 
     if not args.png and not args.wav:
         raise CadenzaError("say what to render: --png OUT.png and/or --wav OUT.wav")
     if not args.midi.is_file():
         raise CadenzaError(f"no such MIDI file: {args.midi}")
-    for out in (args.png, args.wav):
-        if out is not None and not out.parent.exists() and str(out.parent) not in ("", "."):
+    outputs = [out for out in (args.png, args.wav) if out is not None]
+    for out in outputs:
+        if not out.parent.exists() and str(out.parent) not in ("", "."):
             raise CadenzaError(f"output folder {out.parent} does not exist")
+    if args.png == args.wav:
+        raise CadenzaError("--png and --wav name the same file")
+    check_outputs(outputs, args.force, [args.midi])
     if args.png:
-        print(f"wrote {render_pianoroll(args.midi, args.png)}")
+        print(f"wrote {render_pianoroll(args.midi, args.png, overwrite=args.force)}")
     if args.wav:
-        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth)}")
+        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth, overwrite=args.force)}")
     return 0
 
 
@@ -270,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except MemoryError:
         print("cadenza: error: out of memory", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be written: read-only, /proc, disk full ...
+        from .files import os_error_line
+
+        print(f"cadenza: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
 
 

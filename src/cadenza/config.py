@@ -9,6 +9,9 @@ from pathlib import Path
 from .errors import CadenzaError
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 @dataclass
 class Config:
     preset: str = "base"
@@ -63,8 +66,10 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> "Config":
+        from .files import check_regular
+
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(check_regular(Path(path), MAX_CONFIG_BYTES).read_text())
         except (OSError, ValueError) as exc:
             raise CadenzaError(f"cannot read the run configuration {path}: {exc}") from None
         if not isinstance(data, dict):

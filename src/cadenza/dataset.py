@@ -24,29 +24,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import representations
+from . import cache_check, files, representations
 from .corpus import CorpusSummary, find_midi_files, read_pieces
 from .corpus.cache import cache_root
 from .errors import CadenzaError
 
-FORMAT_VERSION = 2  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies
+FORMAT_VERSION = 3  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
+# 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py)
 SPLITS = ("train", "val")
 
 
 def _corpus_digest(paths: list[Path]) -> str:
+    """The files' names and contents, each field length-prefixed or of fixed size, so two
+    different folders never give the same byte stream."""
     h = hashlib.blake2b(digest_size=16)
+    h.update(len(paths).to_bytes(8, "little"))
     for path in paths:
-        h.update(os.fsencode(path.name))
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would block forever
-                h.update(b"not a regular file")
-                continue
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        except OSError as exc:  # unreadable files are skipped later; hash the reason
-            h.update(str(exc.errno).encode())
+        name = os.fsencode(path.name)
+        h.update(len(name).to_bytes(8, "little") + name)
+        h.update(_content_record(path))
     return h.hexdigest()
+
+
+def _content_record(path: Path) -> bytes:
+    """17 bytes: a kind (file, not a regular file, error) and a digest of what was read."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would block forever
+            return b"N" + digest.digest()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return b"F" + digest.digest()
+    except OSError as exc:  # unreadable files are skipped later; hash the reason
+        digest.update(str(exc.errno).encode())
+        return b"E" + digest.digest()
 
 
 def split_files(paths: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str], str]:
@@ -119,9 +131,12 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
                           **({"fitted": representations.digest(fitted)} if fitted else {})},
                          sort_keys=True, default=str)
     key = hashlib.blake2b(key_src.encode(), digest_size=12).hexdigest()
-    directory = Path(cache_dir or cache_root() / "prepared") / f"{rep_name}-{key}"
-    if (directory / "meta.json").exists():
-        return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
+    prepared = Path(cache_dir or cache_root() / "prepared")
+    directory = prepared / f"{rep_name}-{key}"
+    cached = _cached(directory, key, log)
+    if cached is not None:
+        return cached
+    cache_check.remove_dead_builds(prepared)
 
     log = log or (lambda msg: None)
     log(f"preparing {len(paths)} files with the {rep_name} representation ...")
@@ -137,29 +152,58 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
     if fitted is None:
         rep.fit([p.pretokens for p in train])
-    dtype = "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32"
-
-    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    representations.save(rep, tmp / "representation")
-    splits = {}
-    for name, group in (("train", train), ("val", val)):
-        ids = [rep.to_ids(p.pretokens) for p in group]
-        n = _write_split(tmp, name, ids, [p.notes for p in group], rep.bos_id, dtype)
-        splits[name] = {"tokens": n, "pieces": len(group), "notes": sum(p.notes for p in group),
-                        "files": [p.path for p in group]}
-    summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
-    summary.val_files, summary.note_on_split = len(val), note
     meta = {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
-            "vocab_size": rep.vocab_size, "dtype": dtype, "splits": splits, "summary": summary.to_dict(),
+            "vocab_size": rep.vocab_size, "dtype": "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32",
             "val_fraction": val_fraction, "seed": seed}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    summary.val_files, summary.note_on_split = len(val), note
+    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    try:
+        _write_entry(tmp, rep, {"train": train, "val": val}, meta, summary)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not stay full
+        if isinstance(exc, OSError):
+            raise CadenzaError(f"cannot write the prepared data in {prepared}: {exc.strerror or exc}; free space "
+                               f"there or set CADENZA_CACHE to another folder") from None
+        raise
     try:
         os.replace(tmp, directory)
     except OSError:  # another process prepared the same data meanwhile: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
     return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
+
+
+def _cached(directory: Path, key: str, log) -> PreparedData | None:
+    """The cache entry if it verifies; a damaged one is removed (and said so) to be rebuilt."""
+    if not os.path.lexists(directory):
+        return None
+    why = cache_check.problem(directory, key)
+    if why is None:
+        return PreparedData(directory, cache_check.read_meta(directory))
+    if log:
+        log(f"the prepared data in {directory} does not verify ({why}); preparing it again")
+    aside = directory.with_name(directory.name + f".bad.tmp{os.getpid()}")
+    try:
+        os.replace(directory, aside)
+    except OSError:
+        aside = directory
+    files.remove_entry(aside)
+    return None
+
+
+def _write_entry(tmp: Path, rep, groups: dict, meta: dict, summary: CorpusSummary) -> None:
+    """The token files, indexes and tokenizer, then meta.json with their checksums last."""
+    files.remove_entry(tmp)
+    tmp.mkdir(parents=True)
+    representations.save(rep, tmp / "representation")
+    splits = {}
+    for name, group in groups.items():
+        ids = [rep.to_ids(p.pretokens) for p in group]
+        n = _write_split(tmp, name, ids, [p.notes for p in group], rep.bos_id, meta["dtype"])
+        splits[name] = {"tokens": n, "pieces": len(group), "notes": sum(p.notes for p in group),
+                        "files": [p.path for p in group]}
+    summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
+    meta = {**meta, "splits": splits, "summary": summary.to_dict(), "files": cache_check.checksums(tmp)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -6,6 +6,7 @@ from pathlib import Path
 from . import rundir
 from .config import preset
 from .errors import CadenzaError
+from .files import atomic_path
 from .generate import generate, score_bars, to_scores
 from .render import render_outputs
 from .train import train
@@ -22,7 +23,8 @@ def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]
     output = Path(output or run_dir / "demo.mid")
     piece = generate(run, num=1, length=DEMO_BARS, unit="bars", seed=1)
     score = to_scores(run, piece, length=DEMO_BARS, unit="bars")[0]
-    score.dump_midi(str(output))
+    with atomic_path(output, output.suffix) as tmp:
+        score.dump_midi(str(tmp))
     outputs: dict[str, Path | str] = {"midi": output, "loss plot": run_dir / rundir.LOSS_PLOT}
     outputs.update(render_outputs(output, {"png", "wav"}))
     pitches = {n.pitch for n in score.tracks[0].notes} if score.tracks else set()

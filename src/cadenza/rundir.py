@@ -22,7 +22,6 @@ import os
 import pickle
 import re
 import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,33 +32,17 @@ from safetensors.torch import load_model, save_model
 from . import models, representations
 from .config import Config
 from .errors import CadenzaError
+from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, remove_stale_temp_files,
+                    write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
 METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
 TOKEN_STATS = "token_stats.json"
+MAX_FILE_BYTES = 256 << 20  # a run file other than the weights (a FIFO or /dev/zero link is refused too)
+MAX_WEIGHTS_BYTES = 64 << 30
+RUN_FILES = {CONFIG, TOKENIZER, TOKENIZER + ".tmp", BEST, STATE, PRIMERS, TOKEN_STATS, METRICS, LOSS_PLOT, LOCK}
 METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
-
-
-@contextmanager
-def atomic_path(path: Path, suffix: str = ""):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
-    ``suffix`` ends the temporary name, for writers that pick the format from it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -75,6 +58,8 @@ def save_state(state: dict, path: Path) -> None:
 
 def load_state(path: Path) -> dict:
     """The training state, loaded without executing anything stored in it."""
+    if os.path.lexists(path):
+        check_regular(path, MAX_WEIGHTS_BYTES)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -115,9 +100,9 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as f:
+    with open(check_regular(path, MAX_FILE_BYTES), newline="") as f:
         rows = list(csv.DictReader(f))
     out = []
     for row in rows:  # rows of older runs have no step/progress: one row per epoch then
@@ -165,16 +150,9 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()}\n")
             self.held = True
-            self._remove_stale_temp_files()
+            remove_stale_temp_files(self.path.parent)  # no one else writes here while we hold the lock
             return self
         raise CadenzaError(f"cannot lock {self.path}")
-
-    def _remove_stale_temp_files(self) -> None:
-        """Temporary files of atomic writes cut short by a killed process: no one else
-        writes here while we hold the lock, so every one of them is garbage."""
-        for tmp in self.path.parent.glob(".*.tmp*"):
-            if re.fullmatch(r"\..+\.tmp\d+(\.\w+)?", tmp.name) and tmp.is_file():
-                tmp.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self.held:
@@ -186,6 +164,31 @@ class RunLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """A new training writes into RUN_DIR only when it is new, empty, or holds nothing but
+    the leftovers of a failed start of a cadenza run (a cadenza config.json first): a
+    user's folder is refused before anything in it is touched."""
+    if os.path.lexists(run_dir) and not run_dir.is_dir():
+        raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
+    if not run_dir.exists():
+        return
+    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_temp_name(n))
+    if not names:
+        return
+    advice = "nothing in it was touched; choose a new or empty --run-dir"
+    foreign = [n for n in names if n not in RUN_FILES]
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise CadenzaError(f"{run_dir} is not empty and not a cadenza run (it holds {foreign[0]!r}{more}); {advice}")
+    try:
+        if not (run_dir / CONFIG).is_file() or (run_dir / CONFIG).is_symlink():
+            raise CadenzaError("no config")
+        Config.load(run_dir / CONFIG)
+    except CadenzaError:
+        raise CadenzaError(f"{run_dir} is not empty and not a cadenza run ({CONFIG} is missing or not "
+                           f"a cadenza configuration); {advice}") from None
 
 
 @dataclass
@@ -207,6 +210,10 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     missing = [name for name in (CONFIG, TOKENIZER, BEST) if not (run_dir / name).exists()]
     if missing:
         raise CadenzaError(f"{run_dir} is not a complete cadenza run: missing {', '.join(missing)}")
+    for name, limit in ((BEST, MAX_WEIGHTS_BYTES), (PRIMERS, MAX_FILE_BYTES), (TOKEN_STATS, MAX_FILE_BYTES)):
+        if os.path.lexists(run_dir / name):
+            check_regular(run_dir / name, limit)
+    check_regular_tree(run_dir / TOKENIZER, MAX_FILE_BYTES)
     config = Config.load(run_dir / CONFIG)
     rep = representations.load(run_dir / TOKENIZER)
     model = models.create(config.model, rep.vocab_size, config.model_options)

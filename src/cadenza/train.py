@@ -7,9 +7,9 @@ uninterrupted run would have done.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import models, representations, rundir
+from . import files, models, representations, rundir
 from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
 from .distributed import Dist
@@ -106,9 +106,9 @@ def _save_primers(data: PreparedData, seq_len: int, path: Path, seed: int) -> No
     else:
         starts = np.random.default_rng(seed).integers(0, n, size=N_PRIMERS)
         primers = np.asarray(tokens[starts[:, None] + np.arange(seq_len)], dtype=np.int64)
-    with rundir.atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, primers)
+    buffer = io.BytesIO()
+    np.save(buffer, primers)
+    rundir.write_bytes_atomic(path, buffer.getvalue())
 
 
 def train(source: str | None, run_dir: str | Path, config: Config | None = None, resume: bool = False,
@@ -149,9 +149,12 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             config = config or preset("base")
         config = config.replace(**(overrides or {}))
         source = source or config.source or "bach"
+        if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
+            source = os.path.abspath(source)
         config = config.replace(source=str(source))
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            rundir.check_new_run_dir(run_dir)
+        created = _make_dir(run_dir)
         lock.acquire()
     try:
         config, source = dist.broadcast_object((config, source))
@@ -163,14 +166,33 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     except MemoryError:
         raise CadenzaError("out of memory: lower --batch-size or --seq-len, or use a smaller --preset") from None
     except OSError as exc:  # disk full, permissions ...: every write is atomic, so say so
-        name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+$", r"\1\2", str(exc.filename or ""))
-        raise CadenzaError(f"training stopped: {exc.strerror or exc}{': ' + name if name else ''}; the last "
-                           f"checkpoint in {run_dir} is intact: fix this, then continue with --resume") from None
+        raise CadenzaError(_stopped_by(exc, run_dir)) from None
     finally:
+        # a failed start leaves nothing behind; only the lock holder may remove what it created
+        if created and lock.held and not finished and not (run_dir / rundir.STATE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
         lock.release()
         dist.close()
-        if created and not finished and not (run_dir / rundir.STATE).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves nothing behind
+
+
+def _make_dir(run_dir: Path) -> bool:
+    """Create RUN_DIR; True when this process created it (decided by mkdir itself, so of
+    two trainings started on one new folder only one thinks it created it)."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        if not run_dir.is_dir():
+            raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder") from None
+        return False
+    return True
+
+
+def _stopped_by(exc: OSError, run_dir: Path) -> str:
+    where = files.os_error_line(exc)
+    if (run_dir / rundir.STATE).exists():
+        return f"training stopped: {where}; the last checkpoint in {run_dir} is intact: fix this, then continue with --resume"
+    return f"training stopped: {where}; no training state was saved yet: fix this, then start the training again"
 
 
 @dataclass
@@ -201,11 +223,11 @@ def _prepare_data(source, config: Config, workers, dist, say, quiet, fitted) -> 
 
 
 def _write_run_files(run_dir: Path, config: Config, rep, data: PreparedData, tables) -> None:
-    (run_dir / rundir.CONFIG).write_text(config.to_json())
+    rundir.write_bytes_atomic(run_dir / rundir.CONFIG, config.to_json().encode())  # first: marks a cadenza run
     tok_tmp = run_dir / (rundir.TOKENIZER + ".tmp")
-    shutil.rmtree(tok_tmp, ignore_errors=True)
+    files.remove_entry(tok_tmp)
     representations.save(rep, tok_tmp)
-    shutil.rmtree(run_dir / rundir.TOKENIZER, ignore_errors=True)
+    files.remove_entry(run_dir / rundir.TOKENIZER)
     os.replace(tok_tmp, run_dir / rundir.TOKENIZER)
     _save_primers(data, config.seq_len, run_dir / rundir.PRIMERS, config.seed)
     _save_token_stats(data, rep, tables, run_dir)

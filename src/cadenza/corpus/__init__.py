@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import CadenzaError
+from .orphans import die_with_parent
 from .reader import SkipFile, merge_piano, read_piano_score
 
 BUILTIN = ("bach",)
@@ -97,9 +98,11 @@ def _display(path: Path) -> str:
 _worker_fn: Callable | None = None
 
 
-def _init_worker(fn: Callable) -> None:
+def _init_worker(fn: Callable, parent: int | None = None) -> None:
     global _worker_fn
     _worker_fn = fn
+    if parent is not None:
+        die_with_parent(parent)
 
 
 def _read_one(path: Path) -> tuple[str, Any, int, str | None]:
@@ -147,7 +150,8 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
     chunksize = max(1, len(paths) // (workers * 8))
     while done < len(paths):
         rest = paths[done:]
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(pretokenize,))
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   initargs=(pretokenize, os.getpid()))
         try:
             for result in pool.map(_read_one, rest, chunksize=chunksize):
                 take(result)

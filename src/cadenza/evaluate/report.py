@@ -19,7 +19,7 @@ from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
 from cadenza.evaluate.notes import load_score
 from cadenza.evaluate.sanity import MEASURES, sanity_measures, summarise
 from cadenza.evaluate.structure import DEFAULT_BARS, STRUCTURE, compare_structure, excerpt, self_similarity
-from cadenza.rundir import atomic_path, write_bytes_atomic
+from cadenza.files import atomic_path, write_bytes_atomic
 
 PITCH_CLASS_PNG = "report_pitch_classes.png"
 KDE_PNG = "report_kde.png"

@@ -11,12 +11,14 @@ from cadenza.render.pianoroll import draw_pianoroll, is_quantised, pitch_name, r
 FORMATS = ("png", "wav")
 
 
-def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "sampler") -> dict[str, Path | str]:
+def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "sampler",
+                   overwrite: bool = True) -> dict[str, Path | str]:
     """Write ``x.png`` and/or ``x.wav`` beside ``x.mid`` for each requested format.
 
     Returns ``{format: Path}``; when FluidSynth or a SoundFont is missing the ``"wav"`` entry
     is instead a one-line warning string (other errors propagate). ``"mid"`` in ``formats`` is
-    accepted and ignored (the MIDI file already exists).
+    accepted and ignored (the MIDI file already exists). Each file is written atomically;
+    ``overwrite=False`` refuses to replace an existing one.
     """
     midi_path = Path(midi_path)
     wanted = {f.lower().lstrip(".") for f in formats} - {"mid", "midi"}
@@ -25,10 +27,11 @@ def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "s
         raise CadenzaError(f"unknown output format(s) {', '.join(sorted(unknown))}: choose from mid, png, wav")
     out: dict[str, Path | str] = {}
     if "png" in wanted:
-        out["png"] = render_pianoroll(midi_path, midi_path.with_suffix(".png"))
+        out["png"] = render_pianoroll(midi_path, midi_path.with_suffix(".png"), overwrite=overwrite)
     if "wav" in wanted:
         try:
-            out["wav"] = render_wav(midi_path, midi_path.with_suffix(".wav"), soundfont=soundfont, synth=synth)
+            out["wav"] = render_wav(midi_path, midi_path.with_suffix(".wav"), soundfont=soundfont, synth=synth,
+                                    overwrite=overwrite)
         except AudioUnavailable as exc:
             out["wav"] = f"warning: no WAV for {midi_path.name}: {exc}"
     return out

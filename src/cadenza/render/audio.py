@@ -19,6 +19,7 @@ import symusic
 from cadenza.errors import CadenzaError
 from cadenza.evaluate.notes import ScoreLike, load_score
 from cadenza.render.sf2 import synthesize
+from cadenza.files import atomic_path
 
 INSTALL_HINT = "apt-get install fluidsynth fluid-soundfont-gm"
 SYNTHS = ("sampler", "fluidsynth")
@@ -97,25 +98,26 @@ def find_soundfont(soundfont=None) -> Path:
 
 
 def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_rate: int = 44100,
-               synth: str = "sampler") -> Path:
+               synth: str = "sampler", overwrite: bool = True) -> Path:
     """Synthesise a MIDI file or Score to a 16-bit stereo WAV file; returns the WAV path.
 
     ``synth`` is ``"sampler"`` (cadenza's own, numpy) or ``"fluidsynth"`` (the program, where
     installed). The WAV keeps TAIL_S seconds after the end of the music (fading out) and its
     peak is normalised to -1 dBFS. Raises AudioUnavailable when FluidSynth or a SoundFont is
-    missing and CadenzaError when synthesis fails.
+    missing and CadenzaError when synthesis fails. The WAV is written atomically and never
+    through a link; ``overwrite=False`` refuses to replace an existing file.
     """
     if synth not in SYNTHS:
         raise CadenzaError(f"unknown synthesizer {synth!r}: choose {' or '.join(SYNTHS)}")
     score = midi_path_or_score if isinstance(midi_path_or_score, symusic.Score) else load_score(midi_path_or_score)
     sf = find_soundfont(soundfont)
-    wav_path = Path(wav_path).resolve()
+    wav_path = Path(os.path.abspath(wav_path))  # a link at the output is replaced, never followed
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     if synth == "fluidsynth":
         audio, rate = _fluidsynth(score, sf, int(sample_rate)), int(sample_rate)
     else:
         audio, rate = synthesize(score, sf, int(sample_rate)), int(sample_rate)
-    _write_wav(wav_path, _finish(audio, rate, float(score.to("second").end()) + TAIL_S), rate)
+    _write_wav(wav_path, _finish(audio, rate, float(score.to("second").end()) + TAIL_S), rate, overwrite)
     return wav_path
 
 
@@ -157,15 +159,11 @@ def _finish(audio: np.ndarray, rate: int, seconds: float) -> np.ndarray:
     return np.clip(np.round(audio), -32768, 32767).astype("<i2")
 
 
-def _write_wav(path: Path, frames: np.ndarray, rate: int) -> None:
-    """Write int16 frames atomically (a temporary file beside ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+def _write_wav(path: Path, frames: np.ndarray, rate: int, overwrite: bool = True) -> None:
+    """Write int16 frames atomically (:func:`cadenza.files.atomic_path`)."""
+    with atomic_path(path, ".wav", overwrite=overwrite) as tmp:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(frames.shape[1])
             w.setsampwidth(2)
             w.setframerate(rate)
             w.writeframes(frames.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
+from cadenza.files import atomic_path
 from cadenza.evaluate.notes import ScoreLike, bar_starts, load_score, merged_notes
 
 FIGSIZE = (16, 6)
@@ -112,8 +113,10 @@ def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) 
     return info
 
 
-def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None = None) -> Path:
-    """Write a 1600x600 px piano-roll PNG of a MIDI file or Score; returns the PNG path.
+def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None = None,
+                     overwrite: bool = True) -> Path:
+    """Write a 1600x600 px piano-roll PNG of a MIDI file or Score atomically; returns the
+    PNG path. ``overwrite=False`` refuses to replace an existing file.
 
     The title is ``title`` (if given) and the file name with the piece's length.
     """
@@ -127,5 +130,6 @@ def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None 
     label = f"{title}: {name}" if title else name
     draw_pianoroll(ax, midi_path_or_score, label)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=DPI)
+    with atomic_path(png_path, ".png", overwrite=overwrite) as tmp:
+        fig.savefig(tmp, dpi=DPI)
     return png_path

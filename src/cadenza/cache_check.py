@@ -1,0 +1,132 @@
+"""A prepared-data cache entry is checked before use, never trusted.
+
+Preparation records in ``meta.json`` the size and a checksum of every other file of the
+entry (token files, piece indexes, the tokenizer). :func:`problem` compares them, and
+checks that meta.json itself is whole and that every token id lies in the vocabulary;
+a entry that fails is rebuilt by the caller. :func:`remove_dead_builds` removes the
+temporary folders (``NAME.tmpPID``) of preparations whose process is gone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .files import pid_alive
+
+DTYPES = ("uint16", "uint32")
+BLOCK = 1 << 22
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _entry_files(directory: Path) -> list[str]:
+    """Every file of the entry but meta.json, as sorted relative paths."""
+    out = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), directory)
+            if rel != "meta.json":
+                out.append(rel)
+    return sorted(out)
+
+
+def checksums(directory: Path) -> dict:
+    """``{relative path: [bytes, checksum]}`` for meta.json."""
+    return {rel: [os.path.getsize(directory / rel), _file_digest(directory / rel)] for rel in _entry_files(directory)}
+
+
+def read_meta(directory: Path) -> dict | str:
+    """meta.json as a dict, or why it cannot be used."""
+    path = directory / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"meta.json unreadable ({type(exc).__name__})"
+    if not isinstance(meta, dict):
+        return "meta.json is not an object"
+    return meta
+
+
+def _meta_problem(meta: dict, key: str) -> str | None:
+    if meta.get("key") != key:
+        return "meta.json names another key"
+    if meta.get("dtype") not in DTYPES:
+        return f"meta.json has dtype {meta.get('dtype')!r}"
+    if not isinstance(meta.get("vocab_size"), int) or meta["vocab_size"] < 1:
+        return "meta.json has no valid vocab_size"
+    if not isinstance(meta.get("files"), dict):
+        return "meta.json has no checksums (an older or damaged entry)"
+    for split in ("train", "val"):
+        tokens = (meta.get("splits") or {}).get(split, {}).get("tokens")
+        if not isinstance(tokens, int) or tokens < 0:
+            return f"meta.json has no valid token count for {split}"
+    return None
+
+
+def _files_problem(directory: Path, meta: dict) -> str | None:
+    recorded = meta["files"]
+    present = _entry_files(directory)
+    if sorted(recorded) != present:
+        return f"files {sorted(set(recorded) ^ set(present))} missing or unexpected"
+    for rel, (size, digest) in recorded.items():
+        actual = os.path.getsize(directory / rel)
+        if actual != size:
+            return f"{rel} has {actual} bytes, meta.json says {size}"
+    for split in ("train", "val"):
+        want = meta["splits"][split]["tokens"] * np.dtype(meta["dtype"]).itemsize
+        if recorded.get(f"{split}.bin", [None])[0] != want:
+            return f"{split}.bin does not hold {meta['splits'][split]['tokens']} {meta['dtype']} tokens"
+    for rel, (size, digest) in recorded.items():
+        if _file_digest(directory / rel) != digest:
+            return f"{rel} does not match its checksum"
+    return None
+
+
+def _ids_problem(directory: Path, meta: dict) -> str | None:
+    for split in ("train", "val"):
+        n = meta["splits"][split]["tokens"]
+        if n == 0:
+            continue
+        tokens = np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r", shape=(n,))
+        top = max(int(tokens[k:k + BLOCK].max()) for k in range(0, n, BLOCK))
+        if top >= meta["vocab_size"]:
+            return f"{split}.bin holds token id {top}, outside the vocabulary of {meta['vocab_size']}"
+        index = np.load(directory / f"{split}.idx.npy", allow_pickle=False)
+        if index.ndim != 2 or index.shape[1] != 2 or (len(index) and not 0 <= index[:, 0].min() <= index[:, 0].max() < n):
+            return f"{split}.idx.npy does not index {split}.bin"
+    return None
+
+
+def problem(directory: Path, key: str) -> str | None:
+    """Why the cache entry in ``directory`` cannot be used, or None when it verifies."""
+    meta = read_meta(directory)
+    if isinstance(meta, str):
+        return meta
+    try:
+        return _meta_problem(meta, key) or _files_problem(directory, meta) or _ids_problem(directory, meta)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def remove_dead_builds(prepared: Path) -> None:
+    """Temporary folders of preparations whose process died (killed, disk full ...)."""
+    try:
+        names = os.listdir(prepared)
+    except OSError:
+        return
+    for name in names:
+        found = re.search(r"\.tmp(\d+)$", name)
+        if found and not pid_alive(int(found.group(1))) and not os.path.islink(prepared / name):
+            shutil.rmtree(prepared / name, ignore_errors=True)

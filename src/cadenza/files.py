@@ -1,0 +1,194 @@
+"""Writing files without losing any: atomic replacement, no overwrite unless asked, never
+through a symlink.
+
+Every output is first written to a temporary file beside its final name (created
+exclusively, without following links), then renamed into place: a crash at any moment
+leaves either the previous file or the new one, never a part. ``overwrite=False`` moves
+it into place with ``link``, which fails instead of replacing a file that appeared
+meanwhile. A final name that is a symlink is replaced by the file (the link's target is
+never written).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import CadenzaError
+
+TEMP_NAME = re.compile(r"\..+\.tmp\d+(\.\w+)?")
+# safetensors (Rust's tempfile crate) writes a file through ``.tmpXXXXXX`` beside it
+LIBRARY_TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an atomic write (ours or a library's)."""
+    return bool(TEMP_NAME.fullmatch(name) or LIBRARY_TEMP_NAME.fullmatch(name))
+
+
+def temp_path(path: Path, suffix: str = "") -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}")
+
+
+def remove_entry(path: Path) -> None:
+    """Remove whatever ``path`` is, judged by ``lstat``: a link is removed, not its target."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.unlink(path)
+
+
+def _create_exclusive(tmp: Path) -> None:
+    for _ in range(2):
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o644))
+            return
+        except FileExistsError:
+            remove_entry(tmp)  # a stale temporary file of ours (same pid) or something planted
+    raise CadenzaError(f"cannot create the temporary file {tmp}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _place(tmp: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path, follow_symlinks=False)  # fails, never replaces, if path exists
+    except FileExistsError:
+        raise CadenzaError(f"{path} already exists; pass --force to overwrite it") from None
+    except OSError:  # a file system without hard links
+        if os.path.lexists(path):
+            raise CadenzaError(f"{path} already exists; pass --force to overwrite it") from None
+        os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path: Path, suffix: str = "", overwrite: bool = True):
+    """Yield a temporary path beside ``path``; on success it becomes ``path`` atomically.
+    ``suffix`` ends the temporary name, for writers that pick the format from it."""
+    path = Path(path)
+    tmp = temp_path(path, suffix)
+    _create_exclusive(tmp)
+    try:
+        yield tmp
+        _fsync(tmp)
+        _place(tmp, path, overwrite)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    _remove_dead_temps(path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _remove_dead_temps(path: Path) -> None:
+    """Temporary files for ``path`` left by killed processes (judged by lstat, never followed)."""
+    prefix = f".{path.name}.tmp"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = re.match(r"\d+", name[len(prefix):])
+        entry = path.parent / name
+        if pid and TEMP_NAME.fullmatch(name) and not pid_alive(int(pid.group())) \
+                and (os.path.islink(entry) or not entry.is_dir()):
+            entry.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> None:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Temporary files of atomic writes cut short by a killed process (judged by lstat:
+    a planted link is removed, never followed). Call only while no one else writes here."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        entry = folder / name
+        if is_temp_name(name) and (os.path.islink(entry) or not entry.is_dir()):
+            entry.unlink(missing_ok=True)
+
+
+def check_regular(path: Path, limit: int) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes, judged without following
+    a link: a FIFO would block a reader forever, a link to /dev/zero would fill memory."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise CadenzaError(f"missing {path}") from None
+    except OSError as exc:
+        raise CadenzaError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise CadenzaError(f"refusing to read {path}: it is {kind}")
+    if info.st_size > limit:
+        raise CadenzaError(f"refusing to read {path}: {info.st_size:,} bytes, more than the {limit:,} it may hold")
+    return Path(path)
+
+
+def check_regular_tree(folder: Path, limit: int) -> None:
+    """Every entry under ``folder`` a regular file (or a real folder) within ``limit``."""
+    info = os.lstat(folder) if os.path.lexists(folder) else None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return  # missing or not a folder: the reader says so
+    for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            if os.path.islink(os.path.join(root, name)):
+                raise CadenzaError(f"refusing to read {os.path.join(root, name)}: it is a symlink")
+        for name in names:
+            check_regular(Path(root) / name, limit)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = ()) -> None:
+    """Refuse before any work: an output that is one of the inputs (even with ``force``),
+    a folder, or any existing entry (a symlink included) unless ``force``."""
+    for path in paths:
+        for source in inputs:
+            if source is not None and _same_file(path, source):
+                raise CadenzaError(f"the output {path} is the input {source}; choose another output name")
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise CadenzaError(f"the output {path} is a folder; name a file")
+        if os.path.lexists(path) and not force:
+            raise CadenzaError(f"{path} already exists; pass --force to overwrite it")
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed file operation, naming the final file rather than its temporary."""
+    name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+(\.\w+)?$", r"\1\2", os.fsdecode(exc.filename or ""))
+    return f"{exc.strerror or exc}{': ' + name if name else ''}"

@@ -1,0 +1,310 @@
+"""Nothing of the user's is lost: a folder that is not a cadenza run is refused as --run-dir,
+generate and render overwrite nothing without --force and never write through a symlink,
+and every output appears atomically (a kill leaves the previous file or none)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Track
+
+from cadenza import rundir
+from cadenza.cli import main
+from cadenza.config import preset
+from cadenza.errors import CadenzaError
+from cadenza.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def config(**kw):
+    return preset("small", **{**dict(model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32,
+                                     batch_size=4, steps_per_epoch=2, epochs=1, val_fraction=0.34, threads=1,
+                                     warmup_steps=0), **kw})
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A corpus of 3 real MIDI files, a primer and a finished tiny run."""
+    base = tmp_path_factory.mktemp("noloss")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    for k in range(3):
+        rng = np.random.default_rng(k)
+        score, track = Score(480), Track("Piano", 0, False)
+        for i in range(100):
+            track.notes.append(Note(i * 240, 240, int(rng.integers(48, 80)), 80))
+        score.tracks.append(track)
+        score.dump_midi(str(corpus / f"p{k}.mid"))
+    shutil.copy(corpus / "p0.mid", base / "primer.mid")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CADENZA_CACHE", str(base / "cache"))
+    try:
+        train(str(corpus), base / "run", config(), quiet=True, workers=1)
+    finally:
+        mp.undo()
+    return base
+
+
+@pytest.fixture(autouse=True)
+def cache(base, monkeypatch):
+    monkeypatch.setenv("CADENZA_CACHE", str(base / "cache"))
+
+
+def tree(folder: Path) -> dict:
+    """Every entry under ``folder``: its kind and bytes (links by target), to compare."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            out[p] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[p] = ("dir", None)
+        else:
+            out[p] = ("file", p.read_bytes())
+    return out
+
+
+def cli(args, capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def one_line_error(code: int, err: str, needle: str) -> None:
+    assert code == 2, err
+    assert err.startswith("cadenza: error: ") and err.count("\n") == 1, err
+    assert needle in err, err
+
+
+# --------------------------------------------------------------- 1. --run-dir of the user's
+
+def users_folder(folder: Path) -> Path:
+    """What a user might keep in a folder they name as --run-dir by mistake: names that a
+    run uses too (tokenizer/, config.json, metrics.csv, loss.png, primers.npy) and others."""
+    (folder / "tokenizer").mkdir(parents=True)
+    (folder / "tokenizer" / "my-vocab.json").write_text('{"mine": 1}')
+    (folder / "tokenizer.tmp").mkdir()
+    (folder / "tokenizer.tmp" / "draft.txt").write_text("draft")
+    (folder / "config.json").write_text('{"learning_rate": 0.1}')
+    (folder / "metrics.csv").write_text("a,b\n1,2\n")
+    (folder / "loss.png").write_bytes(b"\x89PNG my plot")
+    (folder / "primers.npy").write_bytes(b"my array")
+    (folder / "thesis.tex").write_text("\\documentclass{article}")
+    return folder
+
+
+def test_train_into_a_users_folder_is_refused_and_touches_nothing(base, tmp_path):
+    folder = users_folder(tmp_path / "work")
+    before = tree(folder)
+    proc = subprocess.run([sys.executable, "-m", "cadenza", "train", str(base / "corpus"), "--run-dir", str(folder),
+                           "--preset", "small", "--epochs", "1", "--steps-per-epoch", "1", "--quiet",
+                           "--workers", "1"], capture_output=True, text=True, env={**ENV, "CADENZA_CACHE": str(
+                               base / "cache")}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "not a cadenza run" in proc.stderr and "thesis.tex" in proc.stderr
+    assert tree(folder) == before
+
+
+@pytest.mark.parametrize("keep", [["config.json"], ["tokenizer", "metrics.csv"], ["loss.png"]])
+def test_a_folder_with_only_run_names_but_no_cadenza_config_is_refused(base, tmp_path, capsys, keep):
+    folder = users_folder(tmp_path / "work")
+    for entry in list(folder.iterdir()):
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    before = tree(folder)
+    code, err = cli(["train", base / "corpus", "--run-dir", folder, "--preset", "small", "--quiet"], capsys)
+    one_line_error(code, err, "not a cadenza run")
+    assert tree(folder) == before
+
+
+def test_leftovers_of_a_failed_start_are_reused(base, tmp_path):
+    """config.json, tokenizer/, primers.npy of a start that died before its first state."""
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    for name in (rundir.STATE, rundir.BEST, rundir.METRICS, rundir.LOSS_PLOT):
+        (run / name).unlink()
+    (run / ".config.json.tmp999999").write_text("{")
+    (run / "tokenizer.tmp").mkdir()
+    result = train(str(base / "corpus"), run, config(), quiet=True, workers=1)
+    assert result.epochs_done == 1 and (run / rundir.STATE).exists()
+    assert not (run / "tokenizer.tmp").exists() and not (run / ".config.json.tmp999999").exists()
+
+
+def test_run_dir_naming_a_file_is_refused(base, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, err = cli(["train", base / "corpus", "--run-dir", tmp_path / "notes.txt", "--quiet"], capsys)
+    one_line_error(code, err, "is not a folder")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_start_never_removes_a_folder_another_training_holds(base, tmp_path, monkeypatch):
+    """Issue 11 item 11: a training that created a new run folder and then fails removes
+    it. Before the fix it released its lock first and removed the folder after, so a second
+    training that took the lock in between lost its folder. Here the second one tries to
+    take the lock at the moment the first releases it: either it gets it and its files
+    survive, or it is refused; never a held lock on a removed folder."""
+    run = tmp_path / "new-run"
+    other = rundir.RunLock(run)
+    real_release = rundir.RunLock.release
+
+    def release_then_other_takes_over(self):
+        real_release(self)
+        if self is not other and not other.held:
+            try:
+                other.acquire()
+                (run / "theirs.txt").write_text("the other training's file")
+            except (OSError, CadenzaError):
+                pass  # refused: the folder was already gone
+
+    monkeypatch.setattr(rundir.RunLock, "release", release_then_other_takes_over)
+    with pytest.raises(CadenzaError, match="epochs >= 1"):
+        train(str(base / "corpus"), run, config(epochs=0), quiet=True, workers=1)
+    assert not other.held or (run / "theirs.txt").exists(), "the failed start removed a folder it no longer held"
+    assert not other.held and not run.exists()  # the failed start cleaned up, holding the lock
+
+
+# ------------------------------------------------------- 2. generate and render overwrite nothing
+
+def generate(base, out, *extra):
+    return ["generate", base / "run", "-o", out, "--length", "8", "--seed", "0", "--quiet", *extra]
+
+
+def test_generate_refuses_every_existing_output(base, tmp_path, capsys):
+    out = tmp_path / "x.mid"
+    out.write_bytes(b"my piece")
+    code, err = cli(generate(base, out), capsys)
+    one_line_error(code, err, "already exists; pass --force")
+    (tmp_path / "y-2.mid").write_bytes(b"my second piece")
+    code, err = cli(generate(base, tmp_path / "y.mid", "--num", "2"), capsys)
+    one_line_error(code, err, "y-2.mid already exists")
+    (tmp_path / "z.png").write_bytes(b"my picture")
+    code, err = cli(generate(base, tmp_path / "z.mid", "--render", "png"), capsys)
+    one_line_error(code, err, "z.png already exists")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mid", "y-2.mid", "z.png"]  # nothing new either
+    assert out.read_bytes() == b"my piece" and (tmp_path / "z.png").read_bytes() == b"my picture"
+
+
+def test_generate_force_overwrites(base, tmp_path, capsys):
+    out = tmp_path / "x.mid"
+    out.write_bytes(b"old")
+    code, err = cli(generate(base, out, "--force", "--render", "png"), capsys)
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"MThd") and (tmp_path / "x.png").read_bytes().endswith(PNG_END)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mid", "x.png"]  # no temporary file left
+
+
+def test_generate_never_writes_through_a_symlink(base, tmp_path, capsys):
+    target = tmp_path / "precious.mid"
+    target.write_bytes(b"precious")
+    link = tmp_path / "x.mid"
+    link.symlink_to(target)
+    code, err = cli(generate(base, link), capsys)
+    one_line_error(code, err, "already exists")
+    assert link.is_symlink() and target.read_bytes() == b"precious"
+    code, err = cli(generate(base, link, "--force"), capsys)
+    assert code == 0, err
+    assert not link.is_symlink() and link.read_bytes().startswith(b"MThd")  # the link was replaced ...
+    assert target.read_bytes() == b"precious"  # ... its target never written
+    dangling = tmp_path / "d.mid"
+    dangling.symlink_to(tmp_path / "elsewhere.mid")
+    code, err = cli(generate(base, dangling), capsys)
+    one_line_error(code, err, "already exists")
+    assert not (tmp_path / "elsewhere.mid").exists()
+
+
+def test_generate_output_equal_to_primer_is_an_error_even_with_force(base, tmp_path, capsys):
+    primer = tmp_path / "primer.mid"
+    shutil.copy(base / "primer.mid", primer)
+    before = primer.read_bytes()
+    link = tmp_path / "alias.mid"
+    link.symlink_to(primer)
+    (tmp_path / "sub").mkdir()
+    for out in (primer, link, tmp_path / "sub" / ".." / "primer.mid"):
+        code, err = cli(generate(base, out, "--primer", primer, "--force"), capsys)
+        one_line_error(code, err, "is the input")
+    assert primer.read_bytes() == before
+
+
+def test_generate_output_naming_a_folder(base, tmp_path, capsys):
+    (tmp_path / "x.mid").mkdir()
+    code, err = cli(generate(base, tmp_path / "x.mid", "--force"), capsys)
+    one_line_error(code, err, "is a folder")
+
+
+def test_render_refuses_to_overwrite_its_input_and_existing_files(base, tmp_path, capsys):
+    midi = tmp_path / "x.mid"
+    shutil.copy(base / "primer.mid", midi)
+    before = midi.read_bytes()
+    code, err = cli(["render", midi, "--png", midi, "--force"], capsys)
+    one_line_error(code, err, "is the input")
+    (tmp_path / "x.png").write_bytes(b"mine")
+    code, err = cli(["render", midi, "--png", tmp_path / "x.png"], capsys)
+    one_line_error(code, err, "already exists")
+    assert midi.read_bytes() == before and (tmp_path / "x.png").read_bytes() == b"mine"
+    code, err = cli(["render", midi, "--png", tmp_path / "x.png", "--force"], capsys)
+    assert code == 0 and (tmp_path / "x.png").read_bytes().endswith(PNG_END)
+
+
+# ------------------------------------------------------------------ 3. every output atomic
+
+def test_kill_during_png_render_keeps_the_previous_files(base, tmp_path):
+    """SIGKILL `generate --render png --force` while the PNG's temporary file is being
+    written: x.png is still the previous whole picture, x.mid a whole MIDI file."""
+    out = tmp_path / "x.mid"
+    assert main([str(a) for a in generate(base, out, "--render", "png")]) == 0
+    before_png = (tmp_path / "x.png").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "cadenza", *map(str, generate(base, out, "--render", "png",
+                                                                                  "--force", "--seed", "1"))],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, killed = time.time() + 120, False
+    while proc.poll() is None and time.time() < deadline:
+        if any(n.startswith(".x.png.tmp") for n in os.listdir(tmp_path)):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.0005)
+    proc.wait()
+    assert killed, "the PNG write was not caught"
+    assert (tmp_path / "x.png").read_bytes() == before_png
+    assert Score(str(out)).note_num() > 0
+    assert main([str(a) for a in generate(base, out, "--render", "png", "--force")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["x.mid", "x.png"]  # the killed process's temporary file is gone
+
+
+# -------------------------------------------- 9. a run folder's files: regular, bounded
+
+HANG_TARGETS = ["config.json", "tokenizer/representation.json", "best.safetensors", "primers.npy"]
+
+
+def test_fifos_and_links_to_dev_zero_in_a_run_are_refused_not_read(base, tmp_path):
+    """Each of these used to block forever or eat memory. One real process loads every
+    damaged copy (so a hang fails by the timeout, not by hanging the suite)."""
+    runs = []
+    for k, target in enumerate(HANG_TARGETS):
+        for kind in ("fifo", "zero"):
+            run = tmp_path / f"{kind}{k}"
+            shutil.copytree(base / "run", run)
+            (run / target).unlink()
+            os.mkfifo(run / target) if kind == "fifo" else (run / target).symlink_to("/dev/zero")
+            runs.append(str(run))
+    script = ("import sys\nfrom cadenza.cli import main\n"
+              "for run in sys.argv[1:]:\n"
+              "    print(main(['generate', run, '-o', run + '/x.mid', '--length', '8']), flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", script, *runs], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.stdout.split() == ["2"] * len(runs), proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == len(runs) and "Traceback" not in proc.stderr
+    for line, run in zip(lines, runs):
+        kind = "it is not a regular file" if Path(run).name.startswith("fifo") else "it is a symlink"
+        assert line.startswith(f"cadenza: error: refusing to read {run}/") and line.endswith(kind), line

@@ -1,0 +1,77 @@
+"""A training killed with SIGKILL while its reader pool runs leaves no process behind, and
+a pipe on its output (``cadenza train ... | tee log``) reaches its end."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from symusic import Note, Score, Track
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES, NOTES = 24, 3000  # over the 8 files that start the pool, and slow enough to catch it
+
+
+def make_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for k in range(FILES):
+        rng = np.random.default_rng(k)
+        score, track = Score(480), Track("Piano", 0, False)
+        times = np.arange(NOTES, dtype=np.int32) * 120
+        track.notes = Note.from_numpy(time=times, duration=np.full(NOTES, 240, np.int32),
+                                      pitch=rng.integers(40, 90, NOTES).astype(np.int8),
+                                      velocity=np.full(NOTES, 80, np.int8), ttype="tick")
+        score.tracks.append(track)
+        score.dump_midi(str(folder / f"p{k:02d}.mid"))
+    return folder
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_reader_workers_die_with_a_killed_training(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "cadenza", "train", str(corpus), "--run-dir", str(tmp_path / "run"),
+                             "--preset", "small", "--epochs", "1", "--steps-per-epoch", "1", "--workers", "2",
+                             "--quiet", "--device", "cpu"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline, workers = time.time() + 60, []
+    while proc.poll() is None and time.time() < deadline and len(workers) < 2:
+        workers = children(proc.pid)
+        time.sleep(0.005)
+    assert len(workers) >= 2, "the reader pool was not seen"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = time.time()
+
+    ended = threading.Event()  # what `tee` sees: the end of the pipe, once no process holds it
+    threading.Thread(target=lambda: (proc.stdout.read(), ended.set()), daemon=True).start()
+    try:
+        assert ended.wait(10), "the output pipe stays open: a worker survived its parent"
+        while any(alive(w) for w in workers) and time.time() < killed_at + 10:
+            time.sleep(0.05)
+        assert not [w for w in workers if alive(w)], "reader processes outlived their parent by 10 s"
+    finally:
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
