@@ -14,7 +14,7 @@ def test_ctrl_c_saves_and_resume_continues(corpus_dir, tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "cadenza", "train", str(corpus_dir), "--run-dir", str(run_dir), "--preset", "small",
            "--epochs", "1000", "--steps-per-epoch", "2", "--seq-len", "32", "--batch-size", "4", "--threads", "1",
-           "--quiet"]
+           "--patience", "0", "--quiet"]  # no early stop: the run must still be going when Ctrl-C comes
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     deadline = time.time() + 120
     while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
