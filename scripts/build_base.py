@@ -71,7 +71,7 @@ def figures(run, val_folder: Path, test_folder: Path) -> dict:
     return out
 
 
-def export(run, figs: dict, command: str) -> Path:
+def export(run, figs: dict, command: str, note: str = "") -> Path:
     half = figs["val_nll_note_fp16"] <= figs["val_nll_note_fp32"] * (1 + FP16_TOLERANCE)
     tmp = TARGET.with_name("base.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -86,13 +86,13 @@ def export(run, figs: dict, command: str) -> Path:
         shutil.copy(run.directory / name, tmp / name)
     sha = file_sha256(tmp / rundir.BEST)
     (tmp / WEIGHTS_SHA256_FILE).write_text(f"{sha}  {rundir.BEST}\n")
-    (tmp / "MODEL_CARD.md").write_text(card(figs, sha, "fp16" if half else "fp32", command, run))
+    (tmp / "MODEL_CARD.md").write_text(card(figs, sha, "fp16" if half else "fp32", command, run, note))
     shutil.rmtree(TARGET, ignore_errors=True)
     tmp.rename(TARGET)
     return TARGET
 
 
-def card(figs: dict, sha: str, dtype: str, command: str, run) -> str:
+def card(figs: dict, sha: str, dtype: str, command: str, run, note: str = "") -> str:
     rows = read_rows(run)
     ratio = figs["structure_test"]["ratio"]
     ratios = "\n".join(f"| {k} | {v:.2f} |" if v is not None else f"| {k} | n/a |" for k, v in ratio.items())
@@ -110,6 +110,7 @@ as validation. cadenza's code is MIT-licensed.
 ## Command
 `{command}`; training: {rows[-1]['elapsed_s'] / 60:.0f} minutes, {rows[-1]['progress']:.2f} epochs,
 one CPU thread, best validation loss {min(r['val_loss'] for r in rows if r['val_loss'] is not None):.4f} per token.
+{note}
 
 ## Figures
 | measure | value |
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "base")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "structure", help="where the song split lives")
     ap.add_argument("--export-only", action="store_true", help="export the run as it is, without training")
+    ap.add_argument("--note", default="", help="a sentence for the model card (how the run was trained)")
     args = ap.parse_args(argv)
     train_folder, test_folder = split_songs(args.data, args.workdir, quick=False)
     if not args.export_only:
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     figs = figures(run, val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))
     command = " ".join(["python scripts/build_base.py", *(sys.argv[1:] if argv is None else argv)])
-    target = export(run, figs, command)
+    target = export(run, figs, command, args.note)
     print(f"shipped {target} ({sum(f.stat().st_size for f in target.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
     return 0
 
