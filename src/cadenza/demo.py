@@ -1,4 +1,5 @@
-"""``make demo``: train the demo preset on the built-in bach corpus, write a piece, render it."""
+"""``make demo``: a piece from the shipped base at once, then the base fine-tuned on the built-in
+bach corpus within the demo budget and a piece from that, each rendered."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,24 +15,42 @@ from .train import train
 DEMO_BARS = 32
 
 
-def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]:
-    """Train (or resume an unfinished demo run), then generate and render one piece."""
-    run_dir = Path(run_dir)
-    resume = (run_dir / rundir.STATE).exists()
-    result = train("bach", run_dir, None if resume else preset("demo"), resume=resume)
-    run = rundir.load_run(run_dir)
-    output = Path(output or run_dir / "demo.mid")
-    piece = generate(run, num=1, length=DEMO_BARS, unit="bars", seed=1)
+def _write_piece(run, output: Path, seed: int) -> tuple[dict[str, Path | str], object]:
+    """One DEMO_BARS-bar piece from ``run`` to ``output`` (atomically), with its PNG and WAV."""
+    piece = generate(run, num=1, length=DEMO_BARS, unit="bars", seed=seed)
     score = to_scores(run, piece, length=DEMO_BARS, unit="bars")[0]
     with atomic_path(output, output.suffix) as tmp:
         score.dump_midi(str(tmp))
-    outputs: dict[str, Path | str] = {"midi": output, "loss plot": run_dir / rundir.LOSS_PLOT}
+    outputs: dict[str, Path | str] = {"midi": output}
     outputs.update(render_outputs(output, {"png", "wav"}))
     pitches = {n.pitch for n in score.tracks[0].notes} if score.tracks else set()
-    print(f"\ntrained {result.epochs_done} epochs (best loss {result.best_loss:.3f}, stopped: {result.stopped})")
     print(f"generated {score.note_num()} notes, {len(pitches)} distinct pitches, {score_bars(score):.0f} bars")
-    for name, path in outputs.items():
-        print(f"{name}: {path}")
     if score.note_num() == 0:
         raise CadenzaError("the demo generated no notes")
-    return outputs
+    return outputs, score
+
+
+def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]:
+    """Generate from the shipped base at once; then fine-tune it on the built-in bach corpus
+    within the demo preset's budget (or resume an unfinished demo run) and generate again."""
+    run_dir = Path(run_dir)
+    # the base's piece goes beside the run folder: that folder must hold nothing but the run
+    base_output = Path(output).with_name(f"{Path(output).stem}-base.mid") if output else \
+        run_dir.parent / f"{run_dir.name}-base.mid"
+    output = Path(output or run_dir / "demo.mid")
+    print("1. the shipped base composer (POP909), no training:")
+    base_output.parent.mkdir(parents=True, exist_ok=True)
+    first, _ = _write_piece(rundir.load_run("base"), base_output, seed=1)
+    for name, path in first.items():
+        print(f"   {name}: {path}")
+    print(f"\n2. fine-tuning it on the bach chorales for {preset('demo').max_minutes:g} minutes ...")
+    resume = (run_dir / rundir.STATE).exists()
+    budget = dict(max_minutes=preset("demo").max_minutes, threads=1)
+    result = train("bach", run_dir, resume=resume, start_from=None if resume else "base", overrides=budget)
+    steps = result.metrics[-1].get("step") if result.metrics else 0
+    print(f"fine-tuned {steps} steps (best loss {result.best_loss:.3f}, stopped: {result.stopped})")
+    outputs, _ = _write_piece(rundir.load_run(run_dir), output, seed=1)
+    outputs["loss plot"] = run_dir / rundir.LOSS_PLOT
+    for name, path in outputs.items():
+        print(f"   {name}: {path}")
+    return {"base " + k: v for k, v in first.items()} | outputs
