@@ -14,6 +14,7 @@ sampling), training windows and token statistics: as fp16 when the validation NL
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -29,7 +30,8 @@ from safetensors.torch import save_model  # noqa: E402
 
 from cadenza import rundir  # noqa: E402
 from cadenza.config import preset  # noqa: E402
-from cadenza.pretrained import HERE, WEIGHTS_SHA256_FILE, file_sha256  # noqa: E402
+from cadenza.files import hash_file  # noqa: E402
+from cadenza.pretrained import HERE, WEIGHTS_SHA256_FILE  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pop909"
 TARGET = HERE / "base"
@@ -84,7 +86,7 @@ def export(run, figs: dict, command: str, note: str = "") -> Path:
     shutil.copytree(run.directory / rundir.TOKENIZER, tmp / rundir.TOKENIZER)
     for name in (rundir.PRIMERS, rundir.TOKEN_STATS):
         shutil.copy(run.directory / name, tmp / name)
-    sha = file_sha256(tmp / rundir.BEST)
+    sha = hash_file(tmp / rundir.BEST, hashlib.sha256()).hexdigest()
     (tmp / WEIGHTS_SHA256_FILE).write_text(f"{sha}  {rundir.BEST}\n")
     (tmp / "MODEL_CARD.md").write_text(card(figs, sha, "fp16" if half else "fp32", command, run, note))
     shutil.rmtree(TARGET, ignore_errors=True)
@@ -93,7 +95,7 @@ def export(run, figs: dict, command: str, note: str = "") -> Path:
 
 
 def card(figs: dict, sha: str, dtype: str, command: str, run, note: str = "") -> str:
-    rows = read_rows(run)
+    rows = rundir.read_metrics(run.directory / rundir.METRICS)
     ratio = figs["structure_test"]["ratio"]
     ratios = "\n".join(f"| {k} | {v:.2f} |" if v is not None else f"| {k} | n/a |" for k, v in ratio.items())
     return f"""# cadenza base composer
@@ -127,10 +129,6 @@ excerpts of the 40 test songs, generated / held-out:
 |---|---|
 {ratios}
 """
-
-
-def read_rows(run) -> list[dict]:
-    return rundir.read_metrics(run.directory / rundir.METRICS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,3 +31,18 @@ def random_piece(rng: random.Random, n_onsets: int = 120, tpq: int = 480):
         time += dur
     return events
 
+
+
+def write_eighths_corpus(folder: Path, files: int = 3) -> Path:
+    """``files`` pieces of 100 eighth notes at random pitches 48-79 (seeded by file number)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(files):
+        rng = np.random.default_rng(k)
+        score, track = Score(480), Track("Piano", 0, False)
+        for i in range(100):
+            track.notes.append(Note(i * 240, 240, int(rng.integers(48, 80)), 80))
+        score.tracks.append(track)
+        score.dump_midi(str(folder / f"p{k}.mid"))
+    return folder

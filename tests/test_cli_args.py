@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from symusic import Note, Score, Track
 
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.train import train
+from midifiles import write_eighths_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,15 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
-    corpus = base / "corpus"
-    corpus.mkdir()
-    for k in range(3):
-        rng = np.random.default_rng(k)
-        score, track = Score(480), Track("Piano", 0, False)
-        for i in range(100):
-            track.notes.append(Note(i * 240, 240, int(rng.integers(48, 80)), 80))
-        score.tracks.append(track)
-        score.dump_midi(str(corpus / f"p{k}.mid"))
+    corpus = write_eighths_corpus(base / "corpus")
     mp = pytest.MonkeyPatch()
     mp.setenv("CADENZA_CACHE", str(base / "cache"))
     try:

@@ -11,15 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from symusic import Note, Score, Track
+from symusic import Score
 
 from cadenza import rundir
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.errors import CadenzaError
 from cadenza.train import train
+from midifiles import write_eighths_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -36,15 +36,7 @@ def config(**kw):
 def base(tmp_path_factory):
     """A corpus of 3 real MIDI files, a primer and a finished tiny run."""
     base = tmp_path_factory.mktemp("noloss")
-    corpus = base / "corpus"
-    corpus.mkdir()
-    for k in range(3):
-        rng = np.random.default_rng(k)
-        score, track = Score(480), Track("Piano", 0, False)
-        for i in range(100):
-            track.notes.append(Note(i * 240, 240, int(rng.integers(48, 80)), 80))
-        score.tracks.append(track)
-        score.dump_midi(str(corpus / f"p{k}.mid"))
+    corpus = write_eighths_corpus(base / "corpus")
     shutil.copy(corpus / "p0.mid", base / "primer.mid")
     mp = pytest.MonkeyPatch()
     mp.setenv("CADENZA_CACHE", str(base / "cache"))

@@ -17,18 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import pid_alive
+from .files import hash_file, pid_alive
 
 DTYPES = ("uint16", "uint32")
 BLOCK = 1 << 22
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hash_file(path, hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 def _entry_files(directory: Path) -> list[str]:

@@ -52,10 +52,7 @@ def _content_record(path: Path) -> bytes:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would block forever
             return b"N" + digest.digest()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return b"F" + digest.digest()
+        return b"F" + files.hash_file(path, digest).digest()
     except OSError as exc:  # unreadable files are skipped later; hash the reason
         digest.update(str(exc.errno).encode())
         return b"E" + digest.digest()

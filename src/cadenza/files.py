@@ -95,6 +95,14 @@ def atomic_path(path: Path, suffix: str = "", overwrite: bool = True):
     _remove_dead_temps(path)
 
 
+def hash_file(path: Path, digest, block: int = 1 << 22):
+    """``digest`` (a hashlib object) updated with the bytes of ``path``, read in blocks."""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

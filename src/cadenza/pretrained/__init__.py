@@ -3,7 +3,6 @@ taken. A folder of that name in the working directory still wins: names only sta
 paths that do not exist."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,11 +22,3 @@ def resolve_run(run: str | Path) -> Path:
     if path.exists() or len(path.parts) != 1:
         return path
     return shipped_dir(path.name) or path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -43,12 +43,15 @@ def digest(rep: Representation) -> str:
     import hashlib
     import tempfile
 
+    from ..files import hash_file
+
     h = hashlib.blake2b(digest_size=12)
     with tempfile.TemporaryDirectory() as tmp:
         save(rep, Path(tmp))
         for path in sorted(Path(tmp).rglob("*")):
             if path.is_file():
-                h.update(f"{path.relative_to(tmp)}:{path.stat().st_size}:".encode() + path.read_bytes())
+                h.update(f"{path.relative_to(tmp)}:{path.stat().st_size}:".encode())
+                hash_file(path, h)
     return h.hexdigest()
 
 
