@@ -67,6 +67,37 @@ def test_two_epochs_equal_one_epoch_plus_resume(corpus_dir, tmp_path, name):
     assert len(rundir.read_metrics(tmp_path / "split" / "metrics.csv")) == 2
 
 
+def test_resume_keeps_the_runs_own_tokens_after_the_defaults_change(corpus_dir, tmp_path, monkeypatch):
+    """A newer cadenza whose default tokenizer differs (here: a narrower pitch range) resumes an
+    older run with the run's own tokenizer, exactly as if nothing had changed."""
+    straight = train(str(corpus_dir), tmp_path / "straight", tiny(epochs=2), quiet=True)
+    train(str(corpus_dir), tmp_path / "split", tiny(epochs=1), quiet=True)
+    vocab = load_run(tmp_path / "split").representation.vocab_size
+    monkeypatch.setattr("cadenza.representations.midi_tokens.PIANO_HIGH", 96)
+    monkeypatch.setattr("cadenza.dataset.FORMAT_VERSION", 99)  # and its cache keys
+    assert load_run(tmp_path / "straight").representation.vocab_size == vocab  # saved tokenizers are unaffected
+    resumed = train(None, tmp_path / "split", resume=True, overrides={"epochs": 2}, quiet=True)
+    assert [round(m["train_loss"], 6) for m in straight.metrics] == [round(m["train_loss"], 6) for m in resumed.metrics]
+    assert load_run(tmp_path / "split").representation.vocab_size == vocab
+
+
+def _rewrite_state(run_dir, **changes):
+    state = rundir.load_state(run_dir / "state.pt")
+    state.pop("data_tokens")
+    state.update(changes)
+    rundir.save_state(state, run_dir / "state.pt")
+
+
+def test_a_state_from_before_token_digests_resumes_when_its_tokens_match(corpus_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    train(str(corpus_dir), run_dir, tiny(epochs=1), quiet=True)
+    _rewrite_state(run_dir)  # as older cadenzas wrote it: the cache key only (of the unfitted entry)
+    assert train(None, run_dir, resume=True, overrides={"epochs": 2}, quiet=True).epochs_done == 2
+    _rewrite_state(run_dir, data_key="0123456789abcdef01234567")  # an entry that does not exist
+    with pytest.raises(CadenzaError, match="the data changed"):
+        train(None, run_dir, resume=True, overrides={"epochs": 3}, quiet=True)
+
+
 def test_resume_from_a_mid_epoch_checkpoint_is_exact(corpus_dir, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     train(str(corpus_dir), straight, tiny(epochs=1, steps_per_epoch=6), quiet=True)

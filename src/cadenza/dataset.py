@@ -12,6 +12,7 @@ Training windows are read through ``np.memmap``: memory stays flat as the corpus
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from .errors import CadenzaError
 FORMAT_VERSION = 3  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
 # 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py)
 SPLITS = ("train", "val")
+TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 
 
 def _corpus_digest(paths: list[Path]) -> str:
@@ -72,10 +74,25 @@ def split_files(paths: list[str], val_fraction: float, seed: int) -> tuple[list[
     return [p for p in paths if p not in val_set], val, ""
 
 
+def tokens_digest(directory: Path) -> str | None:
+    """The token files' content, however the cadenza that wrote them keyed the entry: what a
+    resumed run checks it trains on (None when a file is missing)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in TOKEN_FILES:
+        if not (directory / name).is_file():
+            return None
+        files.hash_file(directory / name, h)
+    return h.hexdigest()
+
+
 @dataclass
 class PreparedData:
     directory: Path
     meta: dict
+
+    @functools.cached_property
+    def tokens_digest(self) -> str | None:
+        return tokens_digest(self.directory)
 
     @property
     def key(self) -> str:

@@ -33,12 +33,14 @@ def finetune_config(start: str | Path) -> Config:
 
 
 def start_tokenizer(config: Config, run_dir: Path, resume: bool):
-    """The fitted tokenizer a fine-tune encodes its folder with (None for a fresh training):
-    the starting run's at the start, the run's own copy on resume."""
+    """The fitted tokenizer that encodes the folder: on resume the run's own copy (a newer
+    cadenza's defaults never change a run's tokens), for a fine-tune the starting run's,
+    otherwise None (fitted on the folder)."""
+    if resume:
+        return representations.load(run_dir / rundir.TOKENIZER)
     if not config.init_from:
         return None
-    directory = run_dir if resume else resolve_run(config.init_from)
-    return representations.load(directory / rundir.TOKENIZER)
+    return representations.load(resolve_run(config.init_from) / rundir.TOKENIZER)
 
 
 def load_start_weights(model: torch.nn.Module, config: Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from . import files, models, representations, rundir
 from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
+from .dataset import tokens_digest as dataset_tokens_digest
 from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import finetune_config, load_start_weights, start_tokenizer
@@ -276,10 +278,25 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     return _Setup(data, model, train_model, optimizer, train_w, val_w, steps_per_epoch, autocast), state
 
 
+def _same_tokens(state: dict, data: PreparedData) -> bool:
+    """Whether ``data`` holds the tokens the run trained on. States record the token files'
+    digest; older ones only the cache key, whose entry is compared when the key changed
+    (a newer cadenza keys the same tokens differently)."""
+    if "data_tokens" in state:
+        return state["data_tokens"] == data.tokens_digest
+    old_key = state.get("data_key")
+    if old_key == data.key:
+        return True
+    if not isinstance(old_key, str) or not re.fullmatch(r"[0-9a-f]{8,64}", old_key):
+        return False
+    old = data.directory.with_name(f"{data.meta['representation']}-{old_key}")
+    return old.is_dir() and dataset_tokens_digest(old) == data.tokens_digest
+
+
 def _restore(state: dict, data: PreparedData, model, optimizer, run_dir: Path) -> None:
-    if state.get("data_key") != data.key:
-        raise CadenzaError(f"the data changed since {run_dir} was trained (prepared-data key "
-                           f"{state.get('data_key')} vs {data.key}); train a new run instead of resuming")
+    if not _same_tokens(state, data):
+        raise CadenzaError(f"the data changed since {run_dir} was trained (its tokens differ from those "
+                           f"prepared now from {data.meta['source']}); train a new run instead of resuming")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -332,7 +349,7 @@ class _Trainer:
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
-                "data_key": self.s.data.key, "eval_every": self.schedule.eval_every,
+                "data_key": self.s.data.key, "data_tokens": self.s.data.tokens_digest, "eval_every": self.schedule.eval_every,
                 "rows": len(self.metrics)}
 
     def run(self) -> TrainResult:
