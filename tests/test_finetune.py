@@ -72,3 +72,21 @@ def test_a_run_whose_tokens_cannot_encode_another_folder_is_refused(corpus_dir, 
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "y"), "--from", "base",
                  "--preset", "small"]) == 2
     assert "drop --preset" in capsys.readouterr().err
+
+
+def _tree(directory):
+    return {str(p.relative_to(directory)): p.stat().st_mtime_ns for p in directory.rglob("*")}
+
+
+def test_evaluating_the_base_writes_beside_the_user_not_into_the_package(corpus_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    base = pretrained.shipped_dir("base")
+    before = _tree(base)
+    assert main(["evaluate", "base", "--samples", "1", "--bars", "2"]) == 2  # no validation split here
+    err = capsys.readouterr().err.strip()
+    assert "pass --data" in err and len(err.splitlines()) == 1
+    assert main(["evaluate", "base", "--data", str(corpus_dir), "--samples", "1", "--bars", "2",
+                 "--max-pieces", "2", "--quiet"]) == 0
+    report = (tmp_path / "base-report" / "report.json").read_text()
+    assert '"nll_per_note"' in report
+    assert _tree(base) == before

@@ -99,6 +99,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--bars", type=int, default=32, help="length of the generated pieces, and of the compared excerpts")
     p.add_argument("--max-pieces", type=int, default=200, help="held-out pieces to read at most")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="folder for the report (default: the run folder; ./base-report for base)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
 
 
@@ -250,7 +251,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate.run import evaluate_run
 
     paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed,
-                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet)
+                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out)
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -14,6 +14,7 @@ from ..corpus import SkipFile, find_midi_files, read_piano_score
 from ..dataset import prepare
 from ..errors import CadenzaError
 from ..generate import generate, to_scores
+from ..pretrained import is_shipped, resolve_run
 from ..rundir import Run, load_run
 
 MAX_WINDOW_TARGETS = 2000  # the seed network needs one 100-token window per predicted token
@@ -128,21 +129,35 @@ def _generate(run: Run, samples: int, bars: int, seed: int) -> list:
     return scores
 
 
+def report_dir(run_dir: str | Path, out_dir: str | Path | None) -> Path:
+    """Where the report goes: ``out_dir``, else the run folder; a shipped model's folder is
+    part of the installed package, so its report goes to ``./NAME-report`` instead."""
+    if out_dir is not None:
+        return Path(out_dir)
+    directory = resolve_run(run_dir)
+    return Path(f"{directory.name}-report") if is_shipped(directory) else directory
+
+
 def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8, seed: int = 0,
-                 max_pieces: int | None = 200, bars: int = 32, quiet: bool = False) -> list[Path]:
-    """Write report.md and report.json (and figures) into the run directory: held-out NLL over
-    up to ``max_pieces`` held-out pieces, and ``samples`` generated pieces of ``bars`` bars
-    compared with them. ``quiet``: plain progress lines instead of bars."""
+                 max_pieces: int | None = 200, bars: int = 32, quiet: bool = False,
+                 out_dir: str | Path | None = None) -> list[Path]:
+    """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
+    held-out NLL over up to ``max_pieces`` held-out pieces, and ``samples`` generated pieces of
+    ``bars`` bars compared with them. ``quiet``: plain progress lines instead of bars."""
     from .report import write_report
 
     if samples < 1 or bars < 1 or (max_pieces is not None and max_pieces < 1):
         raise CadenzaError("--samples, --bars and --max-pieces must be >= 1")
+    out = report_dir(run_dir, out_dir)
+    if data is None and is_shipped(resolve_run(run_dir)):
+        raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
+                           f"pass --data FOLDER of held-out pieces")
     run = load_run(run_dir)
     held = _heldout_pieces(run, data, max_pieces, quiet)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
     generated = _generate(run, samples, bars, seed)
     held_scores = [score for _, _, score in held]
-    write_report(run.directory, generated, held_scores[:max(samples, 2)], nll,
+    write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
                  held_out=held_scores, bars=bars)
-    return [run.directory / name for name in ("report.md", "report.json")]
+    return [out / name for name in ("report.md", "report.json")]

@@ -16,6 +16,11 @@ def shipped_dir(name: str) -> Path | None:
     return directory if name in SHIPPED and (directory / "config.json").exists() else None
 
 
+def is_shipped(directory: Path) -> bool:
+    """Whether ``directory`` is one of the models shipped inside the package."""
+    return Path(directory).resolve().parent == HERE
+
+
 def resolve_run(run: str | Path) -> Path:
     """A run folder: ``run`` itself where it exists, else the shipped model it names."""
     path = Path(run)
