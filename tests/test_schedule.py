@@ -45,3 +45,15 @@ def test_the_evaluation_time_is_kept_in_reserve():
     schedule.evaluation_took(20.0)
     schedule.measure(step=10, steps_run=10, seconds=1.0, steps_per_epoch=10**6)
     assert schedule.total < before - 200
+
+
+def test_the_cpu_budget_clock_does_not_run_while_the_process_waits(monkeypatch):
+    """Benchmarks on a shared machine count CPU seconds: waiting for a core costs no budget."""
+    monkeypatch.setenv("CADENZA_BUDGET_CLOCK", "cpu")
+    cpu = Budget.start(0.01)  # 0.6 s
+    monkeypatch.delenv("CADENZA_BUDGET_CLOCK")
+    wall = Budget.start(0.01)
+    time.sleep(0.8)
+    assert wall.left() < 0
+    monkeypatch.setenv("CADENZA_BUDGET_CLOCK", "cpu")
+    assert cpu.left() > 0.3

@@ -29,7 +29,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
-from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule
+from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
 from .token_stats import token_stats
 
 N_PRIMERS = 64
@@ -131,7 +131,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             raise CadenzaError(f"unknown --device {device!r}; use cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
             raise CadenzaError(f"--device {device}: no such CUDA device on this machine")
-    started = time.time()  # --max-minutes counts from here: data preparation is part of it
+    started = budget_clock()  # --max-minutes counts from here: data preparation is part of it
     dist = Dist.from_env(device)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     say = log if dist.is_main else (lambda msg: None)
@@ -333,6 +333,7 @@ class _Trainer:
         rows = rundir.read_metrics(run_dir / rundir.METRICS) if state is not None else []
         self.metrics = rows[:st.get("rows", len(rows))]  # rows written after the state are replayed
         self.t0 = self.last_checkpoint = self.last_eval_t = time.time()
+        self.clock0 = budget_clock()
         self.steps_run, self.eval_tokens, self.progress = 0, 0, None
 
     @property
@@ -428,20 +429,20 @@ class _Trainer:
         if self.dist.world > 1 and self.steps_run % 10 and self.steps_run != FIRST_ESTIMATE_STEP:
             return
         sch = self.schedule
-        sch.measure(self.global_step, self.steps_run, time.time() - self.t0, self.s.steps_per_epoch)
+        sch.measure(self.global_step, self.steps_run, budget_clock() - self.clock0, self.s.steps_per_epoch)
         sch.total, sch.eval_every = self.dist.broadcast_object((sch.total, sch.eval_every))
 
     def _evaluate(self, epoch_end: bool = False, final: bool = False) -> str | None:
         """Validation loss, best weights, a metrics row, the plot and the state; returns
         "early-stopping" when patience has run out."""
-        s, t = self.s, time.time()
+        s, t = self.s, budget_clock()
         if final and self.loss_count == 0:  # nothing trained since the last evaluation
             self._save_state()
             return None
         train_loss = self.dist.mean(self.loss_sum / max(1, self.loss_count))
         val_loss = evaluate_loss(s.model, s.val_w, self.config.batch_size, self.dist.device, s.autocast) \
             if self.has_val else None
-        self.schedule.evaluation_took(time.time() - t)
+        self.schedule.evaluation_took(budget_clock() - t)
         score = val_loss if val_loss is not None else train_loss
         improved = self.loss_count > 0 and score < self.best_loss
         epoch = self.epoch - 1 if epoch_end else self.epoch
