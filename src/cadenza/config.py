@@ -66,14 +66,13 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> "Config":
-        from .files import check_regular
+        """A run's config.json, every value checked (:mod:`cadenza.validate`)."""
+        from .validate import check_config, read_json
 
-        try:
-            data = json.loads(check_regular(Path(path), MAX_CONFIG_BYTES).read_text())
-        except (OSError, ValueError) as exc:
-            raise CadenzaError(f"cannot read the run configuration {path}: {exc}") from None
+        data = read_json(Path(path), MAX_CONFIG_BYTES)
         if not isinstance(data, dict):
             raise CadenzaError(f"{path} is not a cadenza run configuration")
+        check_config(data, Path(path))
         return cls.from_dict(data)
 
     def replace(self, **changes) -> "Config":

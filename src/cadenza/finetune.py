@@ -12,7 +12,9 @@ from safetensors.torch import load_model
 from . import representations, rundir
 from .config import Config
 from .errors import CadenzaError
+from .files import check_regular
 from .pretrained import resolve_run
+from .validate import check_finite, check_weights_file
 
 LR_FACTOR = 0.3               # of the starting run's peak learning rate
 SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None)
@@ -46,7 +48,10 @@ def start_tokenizer(config: Config, run_dir: Path, resume: bool):
 def load_start_weights(model: torch.nn.Module, config: Config) -> None:
     """The starting run's best weights (any float dtype) into ``model``."""
     path = resolve_run(config.init_from) / rundir.BEST
+    check_regular(path, rundir.MAX_WEIGHTS_BYTES)
+    check_weights_file(path)
     try:
         load_model(model, str(path), strict=True)  # copies into the model's tensors, casting fp16/bf16
     except Exception as exc:  # safetensors raises its own types for damaged files
         raise CadenzaError(f"cannot start from {path}: {str(exc).splitlines()[0][:200]}") from None
+    check_finite(dict(model.named_parameters()), path)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from . import models, representations
+from . import models, representations, validate
 from .config import Config
 from .errors import CadenzaError
 from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, remove_stale_temp_files,
@@ -61,7 +61,7 @@ def load_state(path: Path) -> dict:
     if os.path.lexists(path):
         check_regular(path, MAX_WEIGHTS_BYTES)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CadenzaError(f"missing training state {path}") from None
     except pickle.UnpicklingError as exc:
@@ -71,6 +71,7 @@ def load_state(path: Path) -> dict:
                            f"plain values (possible code payload){what}") from None
     except Exception as exc:
         raise CadenzaError(f"cannot read the training state {path}: {exc}".splitlines()[0]) from None
+    return validate.check_state(state, Path(path))
 
 
 def save_token_stats(stats: dict, path: Path) -> None:
@@ -79,16 +80,9 @@ def save_token_stats(stats: dict, path: Path) -> None:
 
 def load_token_stats(path: Path, vocab_size: int) -> dict | None:
     """The token statistics saved at training time; None for runs that predate them."""
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         return None
-    try:
-        stats = json.loads(Path(path).read_text())
-        seen = [int(i) for i in stats["seen"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CadenzaError(f"cannot read {path}: {exc}") from None
-    if any(not 0 <= i < vocab_size for i in seen):
-        raise CadenzaError(f"{path} names token ids outside the vocabulary")
-    return stats
+    return validate.check_token_stats(validate.read_json(Path(path), MAX_FILE_BYTES), vocab_size, Path(path))
 
 
 def write_metrics(rows: list[dict], path: Path) -> None:
@@ -100,17 +94,23 @@ def write_metrics(rows: list[dict], path: Path) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv, every value checked; rows of older runs have no step/progress (one row
+    per epoch then)."""
     if not os.path.lexists(path):
         return []
-    with open(check_regular(path, MAX_FILE_BYTES), newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(check_regular(path, MAX_FILE_BYTES), newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (csv.Error, ValueError) as exc:  # NUL bytes, a huge field, not UTF-8
+        raise CadenzaError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
     out = []
-    for row in rows:  # rows of older runs have no step/progress: one row per epoch then
-        out.append({"epoch": int(row["epoch"]), "step": int(row.get("step") or 0),
-                    "progress": float(row.get("progress") or row["epoch"]), "train_loss": float(row["train_loss"]),
-                    "val_loss": float(row["val_loss"]) if row["val_loss"] not in ("", "None", "nan") else None,
-                    "lr": float(row["lr"]), "tokens_per_s": float(row["tokens_per_s"]),
-                    "elapsed_s": float(row["elapsed_s"]), "best": row["best"] == "True"})
+    for line, row in enumerate(rows, 2):
+        value = lambda name, default=None: validate.metrics_value(row, name, Path(path), line, default)  # noqa: E731
+        epoch = value("epoch")
+        out.append({"epoch": epoch, "step": value("step", 0), "progress": value("progress", float(epoch)),
+                    "train_loss": value("train_loss"), "val_loss": value("val_loss"), "lr": value("lr"),
+                    "tokens_per_s": value("tokens_per_s"), "elapsed_s": value("elapsed_s"),
+                    "best": row.get("best") == "True"})
     return out
 
 
@@ -216,20 +216,29 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     check_regular_tree(run_dir / TOKENIZER, MAX_FILE_BYTES)
     config = Config.load(run_dir / CONFIG)
     rep = representations.load(run_dir / TOKENIZER)
-    model = models.create(config.model, rep.vocab_size, config.model_options)
-    try:
-        load_model(model, str(run_dir / BEST), strict=True, device=device)
-    except Exception as exc:
-        raise CadenzaError(f"weights {run_dir / BEST} do not match the {config.model} model with the "
-                           f"{rep.vocab_size}-token vocabulary in {run_dir / TOKENIZER} and {run_dir / CONFIG}: "
-                           f"{str(exc).splitlines()[0][:200]}") from None
-    model.to(device).eval()
+    model = _load_model(run_dir, config, rep, device)
     primers = None
     if (run_dir / PRIMERS).exists():
         try:
             primers = np.load(run_dir / PRIMERS, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
-        if primers.size and (primers.max() >= rep.vocab_size or primers.min() < 0):
-            raise CadenzaError(f"{run_dir / PRIMERS} holds token ids outside the vocabulary of {run_dir / TOKENIZER}")
+        validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
     return Run(run_dir, config, rep, model, primers, load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size))
+
+
+def _load_model(run_dir: Path, config: Config, rep, device: str) -> torch.nn.Module:
+    """The model the configuration describes, with the run's checked weights."""
+    try:
+        model = models.create(config.model, rep.vocab_size, config.model_options)
+    except CadenzaError as exc:
+        raise CadenzaError(f"{run_dir / CONFIG}: {exc}") from None
+    validate.check_weights_file(run_dir / BEST)
+    try:
+        load_model(model, str(run_dir / BEST), strict=True, device=device)
+    except Exception as exc:
+        raise CadenzaError(f"weights {run_dir / BEST} do not match the {config.model} model with the "
+                           f"{rep.vocab_size}-token vocabulary in {run_dir / TOKENIZER} and {run_dir / CONFIG}: "
+                           f"{str(exc).splitlines()[0][:200]}") from None
+    validate.check_finite(dict(model.named_parameters()), run_dir / BEST)
+    return model.to(device).eval()

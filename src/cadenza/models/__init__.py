@@ -32,12 +32,21 @@ def model_class(name: str) -> type[torch.nn.Module]:
     return getattr(importlib.import_module(module), cls)
 
 
+MAX_PARAMETERS = 2**31  # 8 GB of float32 weights: a larger model is a damaged or hostile configuration
+
+
 def create(name: str, vocab_size: int, options: dict | None = None) -> torch.nn.Module:
+    """A model of ``name``; its size is counted on the meta device (no memory) first."""
     cls = model_class(name)
     try:
+        with torch.device("meta"):
+            size = count_parameters(cls(vocab_size=vocab_size, **(options or {})))
+        if size > MAX_PARAMETERS:
+            raise CadenzaError(f"model_options {options} make a {name} model of {size:,} parameters, "
+                               f"more than the {MAX_PARAMETERS:,} cadenza builds")
         return cls(vocab_size=vocab_size, **(options or {}))
-    except TypeError as exc:
-        raise CadenzaError(f"bad options for model {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CadenzaError(f"bad options for model {name!r}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def count_parameters(model: torch.nn.Module) -> int:

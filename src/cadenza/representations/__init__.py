@@ -58,11 +58,12 @@ def digest(rep: Representation) -> str:
 def load(directory: Path) -> Representation:
     directory = Path(directory)
     meta_path = directory / _META_FILE
-    try:
-        meta = json.loads(meta_path.read_text())
-        name = meta["name"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CadenzaError(f"cannot read the tokenizer description {meta_path}: {exc}") from None
+    from ..validate import read_json
+
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        raise CadenzaError(f"{meta_path}: name must be a representation name")
+    name = meta["name"]
     try:
         rep = _class_for(name).load(directory)
     except CadenzaError:

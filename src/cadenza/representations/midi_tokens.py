@@ -25,6 +25,7 @@ from symusic import Score, Track
 
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
 from ..errors import CadenzaError
+from ..validate import check_miditok_file, check_rep_options, read_json
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
 
@@ -279,13 +280,12 @@ class MidiTokRepresentation(Representation):
     def load(cls, directory: Path) -> "MidiTokRepresentation":
         directory = Path(directory)
         options_path = directory / cls.OPTIONS_FILE
-        try:
-            options = json.loads(options_path.read_text())
-            if options.pop("name") != cls.name:
-                raise ValueError("it describes another representation")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CadenzaError(f"cannot read the token options {options_path}: {exc}") from None
+        options = read_json(options_path)
+        if not isinstance(options, dict) or options.pop("name", None) != cls.name:
+            raise CadenzaError(f"{options_path}: name must be {cls.name!r}")
+        check_rep_options(cls.name, options, options_path, prefix="")
         path = directory / cls.TOKENIZER_FILE
+        check_miditok_file(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -175,10 +175,10 @@ class SeedRepresentation(Representation):
     @classmethod
     def load(cls, directory: Path) -> "SeedRepresentation":
         path = Path(directory) / cls._FILE
-        try:
-            vocab = json.loads(path.read_text())["vocab"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CadenzaError(f"cannot read the seed vocabulary {path}: {exc}") from None
+        from ..validate import read_json
+
+        data = read_json(path)
+        vocab = data.get("vocab") if isinstance(data, dict) else None
         if not isinstance(vocab, list) or not all(isinstance(t, str) and t for t in vocab):
             raise CadenzaError(f"the seed vocabulary {path} is not a list of token strings")
         return cls(vocab)

@@ -1,0 +1,307 @@
+"""A run folder is untrusted input: every value read from it is checked before use.
+
+Each check raises one ``CadenzaError`` naming the file and the field (``RUN/config.json:
+seq_len must be an integer from 2 to 1048576, not -5``), so a damaged or hostile run is
+one line, never a traceback, a hang or a model that fills memory. Used by
+:mod:`cadenza.config` (config.json), :mod:`cadenza.rundir` (weights, primers, state,
+metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CadenzaError
+
+MAX_JSON_BYTES = 64 << 20
+BIG = 2**62
+FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+
+
+class _Spec:
+    """What one field may hold: a kind (int, float, str, bool, or a set of choices), a
+    range, and whether null is allowed."""
+
+    @classmethod
+    def finite(cls, none: bool = False) -> "_Spec":
+        return cls(float, -math.inf, math.inf, none=none, lo_open=True, hi_open=True)
+
+    def __init__(self, kind, lo=None, hi=None, none: bool = False, lo_open: bool = False, hi_open: bool = False):
+        self.kind, self.lo, self.hi, self.none, self.lo_open, self.hi_open = kind, lo, hi, none, lo_open, hi_open
+
+    def describe(self) -> str:
+        if isinstance(self.kind, (set, frozenset, tuple)):
+            text = "one of " + ", ".join(sorted(map(str, self.kind)))
+        else:
+            text = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+                    list: "a list", dict: "an object"}[self.kind]
+            if self.lo is not None and self.hi is not None and abs(self.hi) < BIG / 2:
+                text += f" in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+            elif self.lo == -math.inf and self.hi == math.inf and self.lo_open:
+                text = "a finite number"
+            elif self.lo is not None:
+                text += f" {'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return text + (" (or null)" if self.none else "")
+
+    def ok(self, value) -> bool:
+        if value is None:
+            return self.none
+        if isinstance(self.kind, (set, frozenset, tuple)):
+            return isinstance(value, str) and value in self.kind
+        if self.kind is float:
+            good = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        elif self.kind is int:
+            good = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            good = isinstance(value, self.kind)
+        if not good or self.lo is None:
+            return good
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+        return above and below
+
+
+def _num(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def _fail(path: Path, field: str, spec: _Spec, value) -> CadenzaError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return CadenzaError(f"{path}: {field} must be {spec.describe()}, not {shown}")
+
+
+def check_fields(data: dict, specs: dict[str, _Spec], path: Path, prefix: str = "", known: bool = True) -> None:
+    """Every key of ``data`` that ``specs`` names holds what its spec allows; with
+    ``known`` every key must be in ``specs``."""
+    if not isinstance(data, dict):
+        raise CadenzaError(f"{path}: {prefix.rstrip('.') or 'the file'} must be an object, not {type(data).__name__}")
+    unknown = sorted(set(data) - set(specs)) if known else []
+    if unknown:
+        raise CadenzaError(f"{path}: unknown key {prefix}{unknown[0]}" + (f" (and {len(unknown) - 1} more)"
+                                                                         if len(unknown) > 1 else ""))
+    for name, spec in specs.items():
+        if name in data and not spec.ok(data[name]):
+            raise _fail(path, prefix + name, spec, data[name])
+
+
+def read_json(path: Path, limit: int = MAX_JSON_BYTES):
+    """The JSON in ``path`` (a regular file within ``limit`` bytes), or one line why not:
+    broken, not UTF-8, or nested too deep to parse."""
+    from .files import check_regular
+
+    try:
+        return json.loads(check_regular(Path(path), limit).read_bytes())
+    except CadenzaError:
+        raise
+    except RecursionError:
+        raise CadenzaError(f"cannot read {path}: nested too deeply") from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CadenzaError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+
+
+# -- config.json ---------------------------------------------------------------------------
+def _config_specs() -> dict[str, _Spec]:
+    from .models import NAMES as MODELS
+    from .representations import NAMES as REPS
+
+    return {
+        "preset": _Spec(str), "source": _Spec(str, none=True), "init_from": _Spec(str, none=True),
+        "representation": _Spec(set(REPS)), "representation_options": _Spec(dict),
+        "model": _Spec(set(MODELS)), "model_options": _Spec(dict),
+        "seq_len": _Spec(int, 2, 1 << 20), "val_fraction": _Spec(float, 0, 1, hi_open=True),
+        "transpose": _Spec(int, 0, 127), "tempo_stretch": _Spec(int, 0, 1024),
+        "optimizer": _Spec({"adamw", "rmsprop"}), "lr": _Spec(float, 0, 1e6, lo_open=True),
+        "weight_decay": _Spec(float, 0, 1e6), "warmup_steps": _Spec(int, 0, BIG),
+        "warmup_fraction": _Spec(float, 0, 1), "schedule": _Spec({"cosine", "constant"}),
+        "grad_clip": _Spec(float, 0, 1e12), "batch_size": _Spec(int, 1, 1 << 20), "epochs": _Spec(int, 1, BIG),
+        "steps_per_epoch": _Spec(int, 1, BIG, none=True), "patience": _Spec(int, 0, BIG, none=True),
+        "max_minutes": _Spec(float, 0, math.inf, none=True, lo_open=True),
+        "checkpoint_minutes": _Spec(float, 0, math.inf), "seed": _Spec(int, 0, 2**63, hi_open=True),
+        "threads": _Spec(int, 1, 4096, none=True), "compile": _Spec(bool),
+        "gen_length": _Spec(int, 1, 1 << 30), "gen_temperature": _Spec(float, 0, 1e6),
+        "gen_top_k": _Spec(int, 0, BIG), "gen_top_p": _Spec(float, 0, 1, lo_open=True),
+        "gen_min_p": _Spec(float, 0, 1, hi_open=True), "gen_form": _Spec(str),
+    }
+
+
+DROPOUT = _Spec(float, 0, 1, hi_open=True)
+WIDTH = _Spec(int, 1, 1 << 16)
+MODEL_OPTIONS = {
+    "lstm": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "tie_weights": _Spec(bool)},
+    "seed_lstm": {"hidden": WIDTH, "layers": _Spec(int, 1, 256), "dense": WIDTH, "dropout": DROPOUT},
+    "transformer": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "heads": _Spec(int, 1, 1024), "dropout": DROPOUT,
+                    "max_len": _Spec(int, 1, 1 << 17), "tie_weights": _Spec(bool)},
+}
+_BEAT_RES_BINS = 4096  # sum over ranges of (end - start) x resolution: the position tokens
+REP_OPTIONS = {
+    "seed": {},
+    **{name: {"beat_res": _Spec(list), "num_velocities": _Spec(int, 1, 127), "use_rests": _Spec(bool, none=True),
+              "use_tempos": _Spec(bool, none=True), "use_time_signatures": _Spec(bool, none=True),
+              "vocab_size": _Spec(int, 1, 1 << 20, none=True)}
+       for name in ("remi", "tsd", "midilike", "structured")},
+}
+
+
+def check_beat_res(beat_res, path: Path, field: str) -> None:
+    """``[[start, end, resolution], ...]`` (or MidiTok's ``{"start_end": resolution}``) that
+    makes at most ``_BEAT_RES_BINS`` positions."""
+    ranges = None
+    if isinstance(beat_res, dict):
+        try:
+            ranges = [[*map(int, k.split("_")), r] for k, r in beat_res.items()]
+        except (ValueError, AttributeError):
+            ranges = None
+    elif isinstance(beat_res, list):
+        ranges = beat_res
+    good = isinstance(ranges, list) and 0 < len(ranges) <= 64 and all(
+        isinstance(r, list) and len(r) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+        and 0 <= r[0] < r[1] <= 1024 and 1 <= r[2] <= 1024 for r in ranges)
+    if not good or sum((b - a) * r for a, b, r in ranges) > _BEAT_RES_BINS:
+        raise CadenzaError(f"{path}: {field} must be ranges [start, end, resolution] of at most "
+                           f"{_BEAT_RES_BINS} positions in all, not {str(beat_res)[:60]}")
+
+
+def check_rep_options(name: str, options, path: Path, prefix: str = "representation_options.") -> None:
+    check_fields(options, REP_OPTIONS.get(name, {}), path, prefix)
+    if options.get("beat_res") is not None:
+        check_beat_res(options["beat_res"], path, prefix + "beat_res")
+
+
+def check_config(data, path: Path) -> None:
+    """config.json as read: known keys, each of its type and range, known options."""
+    check_fields(data, _config_specs(), path)
+    check_rep_options(data.get("representation", "remi"), data.get("representation_options", {}), path)
+    model = data.get("model", "lstm")
+    options = data.get("model_options", {})
+    check_fields(options, MODEL_OPTIONS[model], path, "model_options.")
+    if model == "transformer" and options.get("dim", 256) % options.get("heads", 4):
+        raise CadenzaError(f"{path}: model_options.dim must split into model_options.heads heads")
+
+
+# -- the tokenizer ---------------------------------------------------------------------------
+MIDITOK_CONFIG = {"num_velocities": _Spec(int, 1, 127), "num_tempos": _Spec(int, 1, 1024),
+                  "pitch_range": _Spec(list), "special_tokens": _Spec(list)}
+
+
+def check_miditok_file(path: Path) -> None:
+    """The parts of MidiTok's tokenizer file that size its vocabulary, before MidiTok reads it."""
+    data = read_json(path)
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise CadenzaError(f"{path}: config must be an object")
+    check_fields(config, MIDITOK_CONFIG, path, "config.", known=False)
+    for key in ("beat_res", "beat_res_rest"):
+        if key in config:
+            check_beat_res(config[key], path, f"config.{key}")
+    pitches = config.get("pitch_range", [0, 127])
+    if not (len(pitches) == 2 and all(isinstance(p, int) for p in pitches) and 0 <= pitches[0] <= pitches[1] <= 127):
+        raise CadenzaError(f"{path}: config.pitch_range must be [low, high] within 0-127, not {str(pitches)[:60]}")
+    if len(config.get("special_tokens", [])) > 64:
+        raise CadenzaError(f"{path}: config.special_tokens holds more than 64 tokens")
+
+
+# -- primers, weights, state, metrics, token statistics ------------------------------------
+def check_primers(primers: np.ndarray, vocab_size: int, path: Path) -> np.ndarray:
+    """Training windows: a 2-D integer array of token ids within the vocabulary."""
+    if primers.ndim != 2:
+        raise CadenzaError(f"{path}: the primers must be a 2-D array [windows, tokens], not {primers.ndim}-D")
+    if primers.dtype.kind not in "iu":
+        raise CadenzaError(f"{path}: the primers must be integer token ids, not {primers.dtype}")
+    if primers.size and (primers.min() < 0 or primers.max() >= vocab_size):
+        raise CadenzaError(f"{path}: the primers hold token ids outside the vocabulary of {vocab_size}")
+    return primers
+
+
+def check_weights_file(path: Path) -> None:
+    """Every tensor in a safetensors file is floating point (read from its header alone)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}
+    except Exception as exc:  # safetensors raises its own types for damaged headers
+        raise CadenzaError(f"cannot read the weights {path}: {str(exc).splitlines()[0][:200]}") from None
+    bad = [name for name, dtype in dtypes.items() if dtype not in FLOAT_DTYPES]
+    if bad:
+        raise CadenzaError(f"{path}: tensor {bad[0]} is {dtypes[bad[0]]}, not floating point")
+
+
+def check_finite(tensors: dict, path: Path, what: str = "tensor") -> None:
+    import torch
+
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CadenzaError(f"{path}: {what} {name} holds NaN or infinite values")
+
+
+STATE = {"format": _Spec(int, 0, 1 << 16), "epoch": _Spec(int, 1, 1 << 40), "step": _Spec(int, 0, BIG),
+         "best_loss": _Spec(float, -math.inf, math.inf), "best_epoch": _Spec(int, 0, 1 << 40),
+         "bad_epochs": _Spec(int, 0, BIG), "elapsed": _Spec(float, 0, 1e12), "loss_sum": _Spec.finite(),
+         "loss_count": _Spec(int, 0, BIG), "tokens": _Spec(int, 0, BIG), "eval_every": _Spec(int, 1, BIG, none=True),
+         "rows": _Spec(int, 0, BIG), "data_key": _Spec(str, none=True), "model": _Spec(dict),
+         "optimizer": _Spec(dict)}
+
+
+def check_state(state, path: Path) -> dict:
+    """The training state's fields the trainer reads; its RNG state a valid generator state;
+    the model's tensors finite. Keys it does not name are left to their readers."""
+    import torch
+
+    if not isinstance(state, dict):
+        raise CadenzaError(f"{path}: the training state must be a dictionary, not {type(state).__name__}")
+    for key in ("epoch", "model", "optimizer"):
+        if key not in state:
+            raise CadenzaError(f"{path}: the training state has no {key}")
+    check_fields(state, STATE, path, known=False)
+    if "torch_rng" in state:
+        rng = state["torch_rng"]
+        try:
+            if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8 or rng.dim() != 1:
+                raise ValueError
+            torch.Generator().set_state(rng)
+        except (ValueError, RuntimeError, TypeError):
+            raise CadenzaError(f"{path}: torch_rng is not a random generator state") from None
+    check_finite(state["model"], path, "model tensor")
+    return state
+
+
+METRIC_SPECS = {"epoch": _Spec(int, 0, 1 << 40), "step": _Spec(int, 0, BIG),
+                "progress": _Spec(float, 0, 1e15), "train_loss": _Spec.finite(),
+                "val_loss": _Spec.finite(none=True), "lr": _Spec(float, 0, 1e6),
+                "tokens_per_s": _Spec(float, 0, 1e15), "elapsed_s": _Spec(float, 0, 1e15)}
+
+
+def metrics_value(row: dict, name: str, path: Path, line: int, default=None):
+    """One field of a metrics.csv row, parsed and checked."""
+    spec, text = METRIC_SPECS[name], row.get(name)
+    if text in (None, "") and default is not None:
+        return default
+    try:
+        if spec.none and text in ("", "None", "nan"):
+            return None
+        value = int(text) if spec.kind is int else float(text)
+    except (TypeError, ValueError):
+        value = text
+    if text is None and not spec.none:
+        raise CadenzaError(f"{path}: line {line}: no {name} column")
+    if not spec.ok(value):
+        raise CadenzaError(f"{path}: line {line}: {name} must be {spec.describe()}, not {str(text)[:40]!r}")
+    return value
+
+
+TOKEN_STATS = {"seen": _Spec(list), "max_tokens_per_bar": _Spec(int, 1, 1 << 30, none=True),
+               "p99_tokens_per_bar": _Spec(int, 1, 1 << 20, none=True), "pieces": _Spec(int, 0, BIG),
+               "pieces_changing_tempo": _Spec(float, 0, 1, none=True),
+               "pieces_changing_timesig": _Spec(float, 0, 1, none=True)}
+
+
+def check_token_stats(stats, vocab_size: int, path: Path) -> dict:
+    check_fields(stats, TOKEN_STATS, path, known=False)
+    seen = stats.get("seen")
+    if not isinstance(seen, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                             and 0 <= i < vocab_size for i in seen):
+        raise CadenzaError(f"{path}: seen must be a list of token ids within the vocabulary of {vocab_size}")
+    return stats
