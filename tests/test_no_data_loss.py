@@ -300,3 +300,91 @@ def test_fifos_and_links_to_dev_zero_in_a_run_are_refused_not_read(base, tmp_pat
     for line, run in zip(lines, runs):
         kind = "it is not a regular file" if Path(run).name.startswith("fifo") else "it is a symlink"
         assert line.startswith(f"cadenza: error: refusing to read {run}/") and line.endswith(kind), line
+
+
+# -- ordinary mistakes: one line each, before any work ----------------------------------------
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+def test_generate_into_a_folder_that_takes_no_files(base, folder, capsys):
+    code, err = cli(generate(base, Path(folder) / "cadenza-x.mid"), capsys)
+    one_line_error(code, err, f"cannot create files in {folder}")
+    assert not os.path.lexists(Path(folder) / "cadenza-x.mid")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A real read-only file system: a folder bind-mounted read-only (needs root's mount)."""
+    source, target = tmp_path / "source", tmp_path / "ro"
+    source.mkdir()
+    target.mkdir()
+    (source / "old.mid").write_bytes(b"mine")
+    if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (not root, or no mount capability)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True).returncode:
+            pytest.skip("cannot remount read-only here")
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def test_outputs_on_a_read_only_file_system(base, read_only_folder, capsys):
+    with pytest.raises(OSError):
+        (read_only_folder / "probe").write_bytes(b"")  # the folder is truly read-only
+    code, err = cli(generate(base, read_only_folder / "x.mid"), capsys)
+    one_line_error(code, err, "Read-only file system")
+    code, err = cli(generate(base, read_only_folder / "old.mid", "--force"), capsys)
+    one_line_error(code, err, "Read-only file system")
+    code, err = cli(["render", base / "primer.mid", "--png", read_only_folder / "x.png"], capsys)
+    one_line_error(code, err, "Read-only file system")
+    assert sorted(os.listdir(read_only_folder)) == ["old.mid"]
+    assert (read_only_folder / "old.mid").read_bytes() == b"mine"
+
+
+def test_resume_with_a_run_dir_naming_a_file(base, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, err = cli(["train", "--run-dir", tmp_path / "notes.txt", "--resume", "--quiet"], capsys)
+    one_line_error(code, err, "is not a folder")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_primer_counts_in_the_batch_limit(base, tmp_path, capsys):
+    from cadenza.generate import MAX_BATCH_TOKENS, MAX_NUM
+
+    length = MAX_BATCH_TOKENS // MAX_NUM - 8  # --num x --length alone is within the limit
+    args = ["--num", MAX_NUM, "--length", length, "--primer", base / "primer.mid"]
+    code, err = cli(["generate", base / "run", "-o", tmp_path / "x.mid", "--quiet", *args], capsys)
+    one_line_error(code, err, "tokens of primer")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_huge_primer_is_cut_to_the_models_context(base, tmp_path, capsys, monkeypatch):
+    """100,000 notes: only its last bars are encoded and the model reads only its seq_len
+    tokens of context; the output still holds the whole primer, and one line says so."""
+    import numpy as np
+    from symusic import Note, Track
+
+    from cadenza.generate import generate as generate_api
+    from cadenza.representations.base import Representation
+
+    n = 100_000
+    score, track = Score(480), Track("Piano", 0, False)
+    pitches = np.random.default_rng(0).integers(48, 80, n)
+    track.notes = Note.from_numpy(time=np.arange(n, dtype=np.int32) * 120, duration=np.full(n, 120, np.int32),
+                                  pitch=pitches.astype(np.int8), velocity=np.full(n, 80, np.int8), ttype="tick")
+    score.tracks.append(track)
+    score.dump_midi(str(tmp_path / "huge.mid"))
+    code, err = cli(generate(base, tmp_path / "x.mid", "--primer", tmp_path / "huge.mid"), capsys)
+    assert code == 0, err
+    assert "longer than the model's context" in err and err.count("\n") == 1, err
+    written = Score(str(tmp_path / "x.mid"))
+    assert written.note_num() >= n and (written.tracks[0].notes.numpy()["pitch"][:n] == pitches).all()
+
+    encoded, read = [], []
+    encode = Representation.encode
+    monkeypatch.setattr(Representation, "encode", lambda self, s: encoded.append(s.note_num()) or encode(self, s))
+    run = rundir.load_run(base / "run")
+    forward = run.model.forward
+    run.model.forward = lambda ids, **kw: read.append(ids.shape[1]) or forward(ids, **kw)
+    generate_api(run, length=8, primer=tmp_path / "huge.mid", seed=0, quiet=True, log=lambda line: None)
+    assert encoded and max(encoded) < n // 100, encoded  # its last bars, never the whole primer
+    assert read[0] == run.config.seq_len and set(read[1:]) == {1}  # the context once, then one token a step

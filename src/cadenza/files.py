@@ -194,6 +194,20 @@ def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = ()) -> No
             raise CadenzaError(f"the output {path} is a folder; name a file")
         if os.path.lexists(path) and not force:
             raise CadenzaError(f"{path} already exists; pass --force to overwrite it")
+    for folder in dict.fromkeys(Path(p).parent for p in paths):
+        check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse before any work a folder where no file can be created (a read-only file
+    system, /proc, /sys, no permission): found by creating a temporary file there."""
+    probe = temp_path(Path(folder) / "cadenza", ".probe")
+    try:
+        _create_exclusive(probe)
+    except OSError as exc:
+        raise CadenzaError(f"cannot create files in {folder} ({exc.strerror or exc}); "
+                           f"choose another output folder") from None
+    os.unlink(probe)
 
 
 def os_error_line(exc: OSError) -> str:

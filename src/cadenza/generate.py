@@ -86,21 +86,54 @@ def read_primer(path: str | Path, bars: int | None = None) -> Primer:
     return Primer(score, bars)
 
 
-def _primer_context(run: Run, kinds: TokenKinds, primer: Primer, num: int) -> np.ndarray:
+def _score_from(score: Score, tick: int) -> Score:
+    """``score`` from ``tick`` on, moved to start at 0, with the tempo, time and key
+    signature in force at ``tick`` set at 0."""
+    out = score.clip(tick, score.end() + 1, clip_end=False).shift_time(-tick)
+    for name in ("tempos", "time_signatures", "key_signatures"):
+        before = [e for e in getattr(score, name) if e.time <= tick]
+        if before:
+            first = before[-1].copy()
+            first.time = 0
+            setattr(out, name, [first] + [e for e in getattr(out, name) if e.time > 0])
+    return out
+
+
+def _primer_tail(rep, primer: Primer, tokens: int) -> tuple[Primer, np.ndarray]:
+    """The primer's last bars that encode to at least ``tokens`` tokens (all of it when it
+    is shorter), and their ids: a 100,000-note primer is never encoded whole."""
+    bars = 4
+    while True:
+        first = max(0, primer.bars - bars)
+        part = primer if first == 0 else Primer(_score_from(primer.score, bar_tick(primer.score, first)),
+                                                primer.bars - first)
+        ids = rep.encode(part.score) if part.score.note_num() else np.zeros(0, dtype=np.int64)
+        if first == 0 or len(ids) >= tokens:
+            return part, np.asarray(ids, dtype=np.int64)
+        bars *= 2
+
+
+def _primer_context(run: Run, kinds: TokenKinds, primer: Primer) -> tuple[np.ndarray, str]:
     """The primer's tokens, then (for bar-based tokens) Bar tokens from the bar of its last
-    event (MidiTok writes bars up to there) to the bar line after the primer."""
-    rep = run.representation
-    ids = list(rep.encode(primer.score))
+    event (MidiTok writes bars up to there) to the bar line after the primer: of a long primer
+    only its last bars, which hold the ``seq_len`` tokens the model reads (:func:`_sample`),
+    and the tempo and metre in force; and a line saying so when cut."""
+    rep, seq_len = run.representation, run.config.seq_len
+    part, encoded = _primer_tail(rep, primer, seq_len)
+    ids = list(encoded)
     if not ids:
         raise CadenzaError("the primer has no tokens in this run's vocabulary")
     if kinds.bar_id is not None:
-        score = primer.score
+        score = part.score
         last_event = max(e.time for events in (score.tracks[0].notes, score.tempos, score.time_signatures)
                          for e in events)
-        ids += [kinds.bar_id] * (primer.bars - bars_before(score, last_event + 1) + 1)
-    if rep.bos_id is not None:
+        ids += [kinds.bar_id] * (part.bars - bars_before(score, last_event + 1) + 1)
+    if rep.bos_id is not None and part is primer:
         ids = [rep.bos_id] + ids
-    return np.repeat(np.asarray(ids, dtype=np.int64)[None, :], num, axis=0)
+    note = "" if len(ids) <= seq_len else (
+        f"the primer ({primer.bars} bars) is longer than the model's context: it continues from the last "
+        f"{seq_len} tokens (of its last {part.bars} bars); the whole primer is kept in the output")
+    return np.asarray(ids, dtype=np.int64), note
 
 
 def _window_context(run: Run, kinds: TokenKinds, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -314,11 +347,11 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     """Sample until every piece is done; returns the mean masked probability per token."""
     model, seq_len = run.model, run.config.seq_len
     device = next(model.parameters()).device
-    # a transformer attends over at most the window it was trained on: positions past it
-    # were never seen in training (RoPE beyond seq_len); its KV cache restarts on the most
-    # recent three quarters of that window whenever it fills
+    # a model reads at most the window it was trained on: a transformer never saw positions
+    # past it (RoPE beyond seq_len), and its KV cache restarts on the most recent three
+    # quarters of that window whenever it fills; an LSTM starts on the last seq_len tokens
     max_len = min(model.max_len, seq_len) if hasattr(model, "max_len") else None
-    window = context[:, -min(context.shape[1], max_len - 1):] if max_len else context
+    window = context[:, -(max_len - 1 if max_len else seq_len):]
     logits, state = model(torch.from_numpy(window).to(device), last_only=True)
     cached, fed, masked = window.shape[1], [], []
     with _one_step_kernels(device):
@@ -358,10 +391,22 @@ def _check(num: int, length: float, unit: str, temperature: float, top_k: int, t
         raise CadenzaError(f"--primer-bars must be >= 1, got {primer_bars}")
     if unit == "tokens" and length < 1:
         raise CadenzaError(f"--length {length:g} is less than one token")
-    per_piece = length if unit == "tokens" else MAX_TOKENS_FOR_TIMED
-    if num > MAX_NUM or num * per_piece > MAX_BATCH_TOKENS:
+    if num > MAX_NUM or num * _per_piece(length, unit) > MAX_BATCH_TOKENS:
         raise CadenzaError(f"--num {num} x --length {length:g} {unit} is too much for one call "
                            f"(at most {MAX_NUM} pieces and {MAX_BATCH_TOKENS:,} tokens in all)")
+
+
+def _per_piece(length: float, unit: str) -> int:
+    return math.ceil(length) if unit == "tokens" else MAX_TOKENS_FOR_TIMED
+
+
+def _check_batch(num: int, context: int, length: float, unit: str, what: str) -> None:
+    """The context counts in the batch limit: ``num`` copies of it are run at once."""
+    total = num * (context + _per_piece(length, unit))
+    if total > MAX_BATCH_TOKENS:
+        raise CadenzaError(f"--num {num} x ({context:,} tokens of {what} + {_per_piece(length, unit):,} new) is "
+                           f"{total:,} tokens, too much for one call (at most {MAX_BATCH_TOKENS:,}); lower --num "
+                           f"or --length")
 
 
 def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
@@ -403,7 +448,16 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     kinds = TokenKinds(rep)
     part = read_primer(primer, primer_bars) if primer is not None else None
-    context = _primer_context(run, kinds, part, num) if part else _window_context(run, kinds, num, rng)
+    if part:
+        ids, note = _primer_context(run, kinds, part)
+        _check_batch(num, len(ids), length, unit, "primer")
+        if note:
+            log(note)
+        context = np.repeat(ids[None, :], num, axis=0)
+    else:
+        width = min(run.config.seq_len, run.primers.shape[1]) if run.primers is not None else 0
+        _check_batch(num, width, length, unit, "context")
+        context = _window_context(run, kinds, num, rng)
     rules = _rules(run, kinds, part is not None) if constrained else None
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
     pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c, _copier(plan, kinds, c))

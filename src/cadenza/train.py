@@ -139,6 +139,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     lock = rundir.RunLock(run_dir)
     created, finished = False, False
     if dist.is_main:
+        if os.path.lexists(run_dir) and not run_dir.is_dir():
+            raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
         if resume:
             if not (run_dir / rundir.STATE).exists():
                 raise CadenzaError(f"nothing to resume in {run_dir}: no {rundir.STATE}")

@@ -301,7 +301,8 @@ TOKEN_STATS = {"seen": _Spec(list), "max_tokens_per_bar": _Spec(int, 1, 1 << 30,
 def check_token_stats(stats, vocab_size: int, path: Path) -> dict:
     check_fields(stats, TOKEN_STATS, path, known=False)
     seen = stats.get("seen")
-    if not isinstance(seen, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                             and 0 <= i < vocab_size for i in seen):
-        raise CadenzaError(f"{path}: seen must be a list of token ids within the vocabulary of {vocab_size}")
+    if not isinstance(seen, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in seen):
+        raise CadenzaError(f"{path}: seen must be a list of token ids")
+    if any(not 0 <= i < vocab_size for i in seen):
+        raise CadenzaError(f"{path}: seen holds token ids outside the vocabulary of {vocab_size}")
     return stats
