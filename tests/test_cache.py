@@ -152,3 +152,32 @@ def test_temporary_folders_of_dead_preparations_are_removed(corpus_dir):
         live.kill()
         live.wait()
         shutil.rmtree(busy, ignore_errors=True)
+
+
+def test_a_run_on_a_copied_corpus_finds_its_held_out_pieces_after_the_original_is_gone(tmp_path, capsys):
+    """The cache entry is keyed by content, so a copy shares the entry that the original
+    folder prepared, which lists the original's paths: evaluate must read the copy's."""
+    from cadenza.config import preset
+    from cadenza.train import train
+    from midifiles import write_eighths_corpus
+
+    config = preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32, batch_size=4,
+                    steps_per_epoch=1, epochs=1, val_fraction=0.34, threads=1, warmup_steps=0)
+    original = write_eighths_corpus(tmp_path / "original")
+    first = prepare(str(original), config.representation, config.representation_options, config.val_fraction,
+                    config.seed, workers=1, log=None, progress_bar=False)
+    shutil.copytree(original, tmp_path / "copy")
+    train(str(tmp_path / "copy"), tmp_path / "run", config, quiet=True, workers=1)
+    again = prepare(str(tmp_path / "copy"), config.representation, config.representation_options,
+                    config.val_fraction, config.seed, workers=1, log=None, progress_bar=False)
+    assert again.directory == first.directory  # one shared entry: the scenario of the issue
+    assert all(str(original) in f for f in again.meta["splits"]["val"]["files"])
+    shutil.rmtree(original)
+    capsys.readouterr()
+    code = main(["evaluate", str(tmp_path / "run"), "--samples", "1", "--bars", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["likelihood"]["tokens"] > 0, report
+    held = again.split_files("val", tmp_path / "copy")
+    assert held and all(p.is_file() and str(tmp_path / "copy") in str(p) for p in held)

@@ -115,6 +115,16 @@ class PreparedData:
     def representation(self) -> representations.Representation:
         return representations.load(self.directory / "representation")
 
+    def split_files(self, split: str, source: str | os.PathLike) -> list[Path]:
+        """The files of ``split`` in the corpus ``source``. An entry is keyed by content, so
+        a copy of a folder shares the entry of the folder that prepared it first, which
+        listed its own paths: they are found again relative to ``source``."""
+        files = [Path(p) for p in self.meta["splits"][split]["files"]]
+        first, here = self.meta.get("source"), Path(source)
+        if first is None or not here.is_dir() or os.fspath(source) == first:
+            return files
+        return [here / os.path.relpath(p, first) for p in files]
+
 
 def _write_split(directory: Path, split: str, ids_list: list[np.ndarray], notes: list[int],
                  bos: int | None, dtype: str) -> int:

@@ -102,7 +102,7 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet:
         source = run.config.source or "bach"
         prepared = prepare(source, run.config.representation, run.config.representation_options,
                            run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
-        paths = [Path(p) for p in prepared.meta["splits"]["val"]["files"]]
+        paths = prepared.split_files("val", source)
         if not paths:
             raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
     out = []
