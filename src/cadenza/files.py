@@ -200,14 +200,20 @@ def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = ()) -> No
 
 def check_writable(folder: Path) -> None:
     """Refuse before any work a folder where no file can be created (a read-only file
-    system, /proc, /sys, no permission): found by creating a temporary file there."""
+    system, /proc, /sys, no permission): found by creating a temporary file there (the
+    only test root cannot fool), removed at once, the folder's times put back."""
     probe = temp_path(Path(folder) / "cadenza", ".probe")
     try:
+        times = os.stat(folder)
         _create_exclusive(probe)
     except OSError as exc:
         raise CadenzaError(f"cannot create files in {folder} ({exc.strerror or exc}); "
                            f"choose another output folder") from None
     os.unlink(probe)
+    try:
+        os.utime(folder, ns=(times.st_atime_ns, times.st_mtime_ns))
+    except OSError:
+        pass
 
 
 def os_error_line(exc: OSError) -> str:
