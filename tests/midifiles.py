@@ -46,3 +46,29 @@ def write_eighths_corpus(folder: Path, files: int = 3) -> Path:
         score.tracks.append(track)
         score.dump_midi(str(folder / f"p{k}.mid"))
     return folder
+
+
+def write_performed_piece(path: Path, seed: int, notes: int = 150, tempos=((0, 120.0),)) -> Path:
+    """A played-looking piece: onsets at random milliseconds off any grid, velocities 20-120,
+    sustain pedal (CC 64) down and up every few seconds, under the ``tempos`` given as
+    (tick, bpm). 480 ticks a quarter."""
+    import numpy as np
+    from symusic import ControlChange, Tempo
+
+    rng = np.random.default_rng(seed)
+    score, track = Score(480), Track("Piano", 0, False)
+    onsets = np.cumsum(rng.integers(37, 400, size=notes))
+    pitches = rng.integers(40, 90, size=notes)
+    ends = onsets + rng.integers(60, 900, size=notes)
+    for k, (t, pitch) in enumerate(zip(onsets, pitches)):
+        again = onsets[k + 1:][pitches[k + 1:] == pitch]  # a key is released before it is struck again
+        end = min(ends[k], again[0] - 20) if len(again) else ends[k]
+        track.notes.append(Note(int(t), int(end - t), int(pitch), int(rng.integers(20, 121))))
+    for start in range(200, int(onsets[-1]), 2400):
+        track.controls.append(ControlChange(start + int(rng.integers(0, 300)), 64, 127))
+        track.controls.append(ControlChange(start + 1500 + int(rng.integers(0, 300)), 64, 0))
+    score.tracks.append(track)
+    score.tempos = [Tempo(int(t), float(bpm)) for t, bpm in tempos]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    score.dump_midi(str(path))
+    return path

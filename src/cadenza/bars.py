@@ -9,6 +9,7 @@ import numpy as np
 from symusic import Note, Score
 
 from .corpus.meter import trusted_time_signatures
+from .corpus.pedal import pedal_spans, set_pedals
 
 
 def trusted_signatures(score: Score) -> list[tuple[int, int, int]]:
@@ -75,13 +76,16 @@ def tick_at_seconds(score: Score, seconds: float) -> int:
 
 
 def cut(score: Score, end: int) -> Score:
-    """``score`` before tick ``end``, notes that ring past it shortened to end there."""
+    """``score`` before tick ``end``, notes and pedals that last past it shortened to end there."""
     out = score.clip(0, end, clip_end=False)
     for track in out.tracks:
         cols = track.notes.numpy()
         if len(cols["time"]):
             cols["duration"] = np.minimum(cols["duration"], end - cols["time"])
             track.notes = Note.from_numpy(**cols, ttype="tick")
+        if len(track.pedals):  # a pedal down at the cut lifts there
+            starts, ends = pedal_spans([track])
+            set_pedals(track, starts, np.minimum(ends, end))
     return out
 
 

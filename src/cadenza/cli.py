@@ -211,6 +211,7 @@ def cmd_generate(args) -> int:
                       constrained=not args.no_constraints, primer_bars=args.primer_bars, quiet=args.quiet,
                       min_p=args.min_p, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
+    axis = "seconds" if run.representation.name == "performance" else "auto"
     for path, score, new in zip(paths, scores, result.new):
         with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
             score.dump_midi(str(tmp))
@@ -218,7 +219,8 @@ def cmd_generate(args) -> int:
         if formats:
             from .render import render_outputs
 
-            for kind, out in render_outputs(path, formats, args.soundfont, args.synth, overwrite=args.force).items():
+            for kind, out in render_outputs(path, formats, args.soundfont, args.synth, overwrite=args.force,
+                                            axis=axis).items():
                 print(f"  {kind}: {out}")
     if args.verbose:
         print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")

@@ -28,10 +28,12 @@ import torch
 from . import cache_check, files, representations
 from .corpus import CorpusSummary, find_midi_files, read_pieces
 from .corpus.cache import cache_root
+from .corpus.performed import suggestion
 from .errors import CadenzaError
 
-FORMAT_VERSION = 3  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
-# 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py)
+FORMAT_VERSION = 4  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
+# 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
+# 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 
@@ -180,6 +182,7 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
             "vocab_size": rep.vocab_size, "dtype": "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32",
             "val_fraction": val_fraction, "seed": seed}
     summary.val_files, summary.note_on_split = len(val), note
+    summary.suggestion = suggestion(summary.performed, summary.files_read, summary.pedals, rep.name)
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     try:
         _write_entry(tmp, rep, {"train": train, "val": val}, meta, summary)

@@ -32,6 +32,7 @@ from symusic import Note, Score, Tempo
 
 from .bars import bar_tick, bars_before, cut, cut_to_length, score_bars
 from .corpus import SkipFile, read_piano_score
+from .corpus.pedal import pedal_spans, set_pedals
 from .errors import CadenzaError
 from .form import FormPlan, SectionCopier, parse_form
 from .form import section_bars as form_section_bars
@@ -72,12 +73,15 @@ class Generated:
 
 
 # -- context ---------------------------------------------------------------------------
-def read_primer(path: str | Path, bars: int | None = None) -> Primer:
-    """A primer file's first ``bars`` bars (all of it when None)."""
+def read_primer(path: str | Path, bars: int | None = None, timeline: Callable[[Score], Score] | None = None) -> Primer:
+    """A primer file's first ``bars`` bars (all of it when None), on ``timeline`` (the
+    representation's: a performance is continued on its clock of seconds)."""
     try:
         score = read_piano_score(Path(path))
     except SkipFile as exc:
         raise CadenzaError(f"cannot use primer {path}: {exc}") from None
+    if timeline is not None:
+        score = timeline(score)
     if bars is None:
         return Primer(score, bars_before(score, score.end()))
     score = cut(score, bar_tick(score, bars))
@@ -447,7 +451,7 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     kinds = TokenKinds(rep)
-    part = read_primer(primer, primer_bars) if primer is not None else None
+    part = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
     if part:
         ids, note = _primer_context(run, kinds, part)
         _check_batch(num, len(ids), length, unit, "primer")
@@ -507,6 +511,10 @@ def _after_primer(primer: Primer, piece: Score) -> Score:
         cols = piece.tracks[0].notes.numpy()
         cols["time"] += bar_tick(out, primer.bars)
         out.tracks[0].notes.extend(Note.from_numpy(**cols, ttype="tick"))
+    if piece.tracks and len(piece.tracks[0].pedals):
+        (old_starts, old_ends), (starts, ends) = pedal_spans(out.tracks[:1]), pedal_spans(piece.tracks[:1])
+        shift = bar_tick(out, primer.bars)
+        set_pedals(out.tracks[0], np.concatenate([old_starts, starts + shift]), np.concatenate([old_ends, ends + shift]))
     return out
 
 

@@ -1,7 +1,7 @@
 """What a run's tokens mean to generation, and what its training corpus did with them.
 
 :class:`TokenKinds` reads each token id of a representation as the base tokens it stands
-for (``Bar_None``, ``Tempo_107.74``, ``TimeSig_3/4``; a BPE token stands for several), so
+for (``Bar_None``, ``Tempo_106.91``, ``TimeSig_3/4``; a BPE token stands for several), so
 generation can count bars and follow the tempo and metre in force token by token.
 
 :func:`token_stats` summarises the training split once, at training time; the run keeps it

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import CadenzaError
 from .orphans import die_with_parent
+from .performed import performance_signs
 from .reader import SkipFile, merge_piano, read_piano_score
 
 BUILTIN = ("bach",)
@@ -49,6 +50,8 @@ class Piece:
     path: str
     notes: int
     pretokens: Any
+    performed: bool = False  # looks played, not typeset (see .performed)
+    pedals: int = 0
 
 
 @dataclass
@@ -59,6 +62,9 @@ class CorpusSummary:
     tokens: int = 0
     val_files: int = 0
     note_on_split: str = ""
+    performed: int = 0   # files that look played (see .performed)
+    pedals: int = 0      # sustain-pedal events read
+    suggestion: str = ""
 
     def lines(self, show: int = 30) -> list[str]:
         """The summary for the log: every skipped file with its reason up to ``show``,
@@ -78,17 +84,21 @@ class CorpusSummary:
                 out.append(f"    {n} x {kind}")
         if self.note_on_split:
             out.append(self.note_on_split)
+        if self.suggestion:
+            out.append(self.suggestion)
         return out
 
     def to_dict(self) -> dict:
         return {"files_read": self.files_read, "skipped": [list(s) for s in self.skipped],
                 "notes": self.notes, "tokens": self.tokens, "val_files": self.val_files,
-                "note_on_split": self.note_on_split}
+                "note_on_split": self.note_on_split, "performed": self.performed, "pedals": self.pedals,
+                "suggestion": self.suggestion}
 
     @classmethod
     def from_dict(cls, d: dict) -> "CorpusSummary":
         return cls(d["files_read"], [tuple(s) for s in d["skipped"]], d["notes"], d["tokens"],
-                   d.get("val_files", 0), d.get("note_on_split", ""))
+                   d.get("val_files", 0), d.get("note_on_split", ""), d.get("performed", 0),
+                   d.get("pedals", 0), d.get("suggestion", ""))
 
 
 def _display(path: Path) -> str:
@@ -105,11 +115,12 @@ def _init_worker(fn: Callable, parent: int | None = None) -> None:
         die_with_parent(parent)
 
 
-def _read_one(path: Path) -> tuple[str, Any, int, str | None]:
+def _read_one(path: Path) -> tuple:
+    """(path, pretokens, notes, skip reason or None, (looks performed, pedal events))."""
     try:
         score = read_piano_score(path)
         notes = len(score.tracks[0].notes)
-        return str(path), _worker_fn(score), notes, None
+        return str(path), _worker_fn(score), notes, None, performance_signs(score)
     except SkipFile as exc:
         return str(path), None, 0, str(exc)
     except Exception as exc:  # a file that breaks the tokenizer is skipped, not fatal
@@ -129,13 +140,16 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
 
     def take(result) -> None:
         nonlocal done
-        path, pretokens, notes, reason = result
+        path, pretokens, notes, reason, *signs = result
         if reason is None and (pretokens is None or len(pretokens) == 0):
             reason = "no tokens after tokenization"
         if reason is None:
-            pieces.append(Piece(path, notes, pretokens))
+            performed, pedals = signs[0] if signs else (False, 0)
+            pieces.append(Piece(path, notes, pretokens, performed, pedals))
             summary.files_read += 1
             summary.notes += notes
+            summary.performed += performed
+            summary.pedals += pedals
         else:
             summary.skipped.append((_display(Path(path)), reason))
         done += 1

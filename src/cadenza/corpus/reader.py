@@ -9,6 +9,7 @@ import numpy as np
 from symusic import Note, Score, Track
 
 from .meter import trusted_time_signatures
+from .pedal import pedal_spans, set_pedals
 
 PIANO_LOW, PIANO_HIGH = 21, 108
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -28,7 +29,7 @@ def merge_piano(score: Score) -> Score:
 
     Notes outside the 88 piano keys and notes of zero length are dropped; tempos, time and
     key signatures are kept, except a time signature that cannot be the metre (1/4: see
-    :mod:`.meter`).
+    :mod:`.meter`); the sustain pedals of those tracks become one pedal (see :mod:`.pedal`).
     """
     arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
     merged = Score(score.tpq)
@@ -47,6 +48,7 @@ def merge_piano(score: Score) -> Score:
             pitch=cols["pitch"][keep][order].astype(np.int8),
             velocity=np.clip(cols["velocity"][keep][order], 1, 127).astype(np.int8),
             ttype="tick")
+    set_pedals(track, *pedal_spans([t for t in score.tracks if not t.is_drum]))
     merged.tracks.append(track)
     return merged
 

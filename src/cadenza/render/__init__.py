@@ -12,12 +12,13 @@ FORMATS = ("png", "wav")
 
 
 def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "sampler",
-                   overwrite: bool = True) -> dict[str, Path | str]:
+                   overwrite: bool = True, axis: str = "auto") -> dict[str, Path | str]:
     """Write ``x.png`` and/or ``x.wav`` beside ``x.mid`` for each requested format.
 
     Returns ``{format: Path}``; when FluidSynth or a SoundFont is missing the ``"wav"`` entry
     is instead a one-line warning string (other errors propagate). ``"mid"`` in ``formats`` is
-    accepted and ignored (the MIDI file already exists). Each file is written atomically;
+    accepted and ignored (the MIDI file already exists); ``axis`` is the piano roll's
+    (:func:`render_pianoroll`). Each file is written atomically;
     ``overwrite=False`` refuses to replace an existing one.
     """
     midi_path = Path(midi_path)
@@ -27,7 +28,7 @@ def render_outputs(midi_path, formats: set[str], soundfont=None, synth: str = "s
         raise CadenzaError(f"unknown output format(s) {', '.join(sorted(unknown))}: choose from mid, png, wav")
     out: dict[str, Path | str] = {}
     if "png" in wanted:
-        out["png"] = render_pianoroll(midi_path, midi_path.with_suffix(".png"), overwrite=overwrite)
+        out["png"] = render_pianoroll(midi_path, midi_path.with_suffix(".png"), overwrite=overwrite, axis=axis)
     if "wav" in wanted:
         try:
             out["wav"] = render_wav(midi_path, midi_path.with_suffix(".wav"), soundfont=soundfont, synth=synth,

@@ -17,7 +17,8 @@ import numpy as np
 import symusic
 
 from cadenza.errors import CadenzaError
-from cadenza.evaluate.notes import ScoreLike, load_score
+from cadenza.corpus.pedal import sustain
+from cadenza.evaluate.notes import ScoreLike, in_ticks, load_score
 from cadenza.render.sf2 import synthesize
 from cadenza.files import atomic_path
 
@@ -102,7 +103,7 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
     """Synthesise a MIDI file or Score to a 16-bit stereo WAV file; returns the WAV path.
 
     ``synth`` is ``"sampler"`` (cadenza's own, numpy) or ``"fluidsynth"`` (the program, where
-    installed). The WAV keeps TAIL_S seconds after the end of the music (fading out) and its
+    installed); the sustain pedal (CC 64) holds the notes it catches. The WAV keeps TAIL_S seconds after the end of the music (fading out) and its
     peak is normalised to -1 dBFS. Raises AudioUnavailable when FluidSynth or a SoundFont is
     missing and CadenzaError when synthesis fails. The WAV is written atomically and never
     through a link; ``overwrite=False`` refuses to replace an existing file.
@@ -110,6 +111,7 @@ def render_wav(midi_path_or_score: ScoreLike, wav_path, soundfont=None, sample_r
     if synth not in SYNTHS:
         raise CadenzaError(f"unknown synthesizer {synth!r}: choose {' or '.join(SYNTHS)}")
     score = midi_path_or_score if isinstance(midi_path_or_score, symusic.Score) else load_score(midi_path_or_score)
+    score = sustain(in_ticks(score))  # a key released under the pedal sounds until the pedal lifts
     sf = find_soundfont(soundfont)
     wav_path = Path(os.path.abspath(wav_path))  # a link at the output is replaced, never followed
     wav_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,14 +19,12 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
+from cadenza.corpus.performed import GRID_SHARE, is_quantised  # noqa: F401  (GRID_SHARE: the rule above)
 from cadenza.files import atomic_path
 from cadenza.evaluate.notes import ScoreLike, bar_starts, load_score, merged_notes
 
 FIGSIZE = (16, 6)
 DPI = 100
-GRID_SHARE = 0.8
-_GRID = np.array([0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0])
-_TOLERANCE = 1 / 64
 VELOCITY_CMAP = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.35, 1.0, 256)), name="velocity")
 
 
@@ -36,26 +34,33 @@ def pitch_name(pitch: int) -> str:
     return f"{names[pitch % 12]}{pitch // 12 - 1}"
 
 
-def is_quantised(onsets_beats: np.ndarray) -> bool:
-    """True if at least GRID_SHARE of the onsets sit on a 16th / 8th-triplet grid (see module)."""
-    if len(onsets_beats) == 0:
-        return True
-    frac = np.mod(onsets_beats, 1.0)
-    dist = np.abs(frac[:, None] - _GRID[None, :]).min(axis=1)
-    return bool(np.mean(dist <= _TOLERANCE + 1e-9) >= GRID_SHARE)
-
-
 def _fmt_seconds(sec: float) -> str:
     sec = int(round(sec))
     return f"{sec // 60}:{sec % 60:02d}"
 
 
-def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) -> dict:
+AXES = ("auto", "bars", "seconds")
+
+
+def _pedal_band(ax, score, lo: float) -> None:
+    """The sustain pedal's down spans as a grey band under the lowest note, labelled."""
+    spans = [(p.time, p.time + p.duration) for t in score.to("second").tracks for p in t.pedals]
+    if spans:
+        ax.broken_barh([(a, b - a) for a, b in spans], (lo - 1.4, 0.8), facecolors="0.6", zorder=1)
+        ax.text(0.002, lo - 1.0, "pedal", transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                color="0.3")
+
+
+def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True, axis: str = "auto") -> dict:
     """Draw a piano roll of ``score`` on a matplotlib Axes; returns ``{"mode", "bars", "seconds"}``.
 
-    ``mode`` is "bars" or "seconds" (see the module docstring); the Axes title is
-    ``name - m:ss, N bars`` (or ``m:ss, unquantised``).
+    ``mode`` is "bars" or "seconds": ``axis``, or with "auto" chosen as the module docstring
+    says. The Axes title is ``name - m:ss, N bars`` (or ``m:ss, unquantised``; ``m:ss,
+    performance`` when the seconds axis was asked); in seconds, the sustain pedal is drawn
+    as a band under the notes.
     """
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, not {axis!r}")
     score = load_score(score)
     beats = merged_notes(score)
     secs = merged_notes(score, "second")
@@ -68,7 +73,7 @@ def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) 
         ax.set_title(f"{name} - empty" if name else "empty")
         return info
     end_beats = float((beats["time"] + beats["duration"]).max())
-    if is_quantised(beats["time"]):
+    if axis == "bars" or (axis == "auto" and is_quantised(beats["time"])):
         starts = bar_starts(score, end_beats + 64.0)  # bars past the end so every time maps
         numbers = np.arange(len(starts)) + 1.0
         x0 = np.interp(beats["time"], starts, numbers)
@@ -91,7 +96,7 @@ def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) 
         ax.grid(axis="x", color="0.85", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.set_xlabel("time (s)")
-        length = f"{_fmt_seconds(seconds)}, unquantised"
+        length = f"{_fmt_seconds(seconds)}, {'performance' if axis == 'seconds' else 'unquantised'}"
     x1 = np.maximum(x1, x0 + 1e-3)
     pitch = beats["pitch"]
     y0, y1 = pitch - 0.4, pitch + 0.4
@@ -103,6 +108,8 @@ def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) 
         mid = (lo + hi) / 2
         lo, hi = int(np.floor(mid - 12)), int(np.ceil(mid + 12))
     ax.set_ylim(lo - 1.5, hi + 1.5)
+    if info["mode"] == "seconds":
+        _pedal_band(ax, score, lo)
     cs = [p for p in range(0, 128, 12) if lo - 1 <= p <= hi + 1]
     ax.set_yticks(cs, [pitch_name(p) for p in cs])
     ax.hlines(cs, *ax.get_xlim(), colors="0.75", linewidth=0.5, linestyles=":", zorder=0)
@@ -114,9 +121,10 @@ def draw_pianoroll(ax, score: ScoreLike, name: str = "", colorbar: bool = True) 
 
 
 def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None = None,
-                     overwrite: bool = True) -> Path:
+                     overwrite: bool = True, axis: str = "auto") -> Path:
     """Write a 1600x600 px piano-roll PNG of a MIDI file or Score atomically; returns the
-    PNG path. ``overwrite=False`` refuses to replace an existing file.
+    PNG path. ``overwrite=False`` refuses to replace an existing file; ``axis`` as
+    :func:`draw_pianoroll`.
 
     The title is ``title`` (if given) and the file name with the piece's length.
     """
@@ -128,7 +136,7 @@ def render_pianoroll(midi_path_or_score: ScoreLike, png_path, title: str | None 
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     label = f"{title}: {name}" if title else name
-    draw_pianoroll(ax, midi_path_or_score, label)
+    draw_pianoroll(ax, midi_path_or_score, label, axis=axis)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(png_path, ".png", overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=DPI)

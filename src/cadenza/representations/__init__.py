@@ -14,6 +14,7 @@ _REGISTRY = {
     "tsd": "cadenza.representations.tsd:TSDRepresentation",
     "midilike": "cadenza.representations.midilike:MIDILikeRepresentation",
     "structured": "cadenza.representations.structured:StructuredRepresentation",
+    "performance": "cadenza.representations.performance:PerformanceRepresentation",
 }
 NAMES = tuple(_REGISTRY)
 _META_FILE = "representation.json"

@@ -75,6 +75,11 @@ class Representation(ABC):
         """Token ids back to a one-track piano ``Score``; never raises on a valid-grammar
         sequence."""
 
+    def timeline(self, score: Score) -> Score:
+        """A read piano score on the time line of this representation's decoded pieces (a
+        primer is continued on it): the score itself for beat-grid tokens."""
+        return score
+
     def describe(self, ids: Sequence[int]) -> list[str]:
         """Human-readable token strings (for --verbose and debugging)."""
         return [str(int(i)) for i in ids]

@@ -100,7 +100,7 @@ class REMIGrammar(_TokenGrammar):
         "Bar": ("TimeSig",),  # replaced below when time signatures are off
         "TimeSig": ("Position", "Bar", "Rest"),
         "Position": ("Pitch", "Tempo"),
-        "Tempo": ("Pitch", "Position", "Bar"),
+        "Tempo": ("Pitch", "Position", "Bar", "Rest"),  # a piece that starts with a rest
         "Pitch": ("Velocity",),
         "Velocity": ("Duration",),
         "Duration": ("Pitch", "Position", "Bar", "Rest"),
@@ -293,3 +293,49 @@ class BPEGrammar(Grammar):
         mask.setflags(write=False)
         self._cache[state] = mask
         return mask
+
+
+class PerformanceGrammar(MIDILikeGrammar):
+    """MIDI-Like with the sustain pedal: Pedal only while the pedal is up, PedalOff only
+    while it is down, both where a NoteOn or NoteOff may come, and time passes between two
+    pedal events (no pedal of no length, no lift of no length: each Pedal token is one
+    pedal of the decoded piece).
+
+    State: (phase, frozenset of sounding pitches, pedal down, a pedal event at this time)."""
+
+    FOLLOW = {
+        **{phase: follow + ("Pedal", "PedalOff") for phase, follow in MIDILikeGrammar.FOLLOW.items()},
+        "Velocity": ("NoteOn", "TimeShift", "Pedal", "PedalOff"),
+        "Pedal": ("NoteOn", "NoteOff", "TimeShift"),
+        "PedalOff": ("NoteOn", "NoteOff", "TimeShift"),
+    }
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__(tokenizer)
+        none = np.zeros(self.size, dtype=bool)
+        self.pedal_on, self.pedal_off = self.type_mask.get("Pedal", none), self.type_mask.get("PedalOff", none)
+
+    def initial(self) -> tuple:
+        return ("start", frozenset(), False, False)
+
+    def allowed(self, state: Any) -> np.ndarray:
+        phase, active, down, just = state
+        mask = super().allowed((phase, active))
+        wrong = self.pedal_on | self.pedal_off if just else self.pedal_on if down else self.pedal_off
+        return mask & ~wrong if (mask & wrong).any() else mask
+
+    def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
+        phase, active, down, just = state
+        if kind in ("Pedal", "PedalOff"):
+            return (kind, active, kind == "Pedal", True)
+        return super()._advance((phase, active), kind, value, token_id) + (down, just and kind != "TimeShift")
+
+    def closing(self, state: tuple) -> list[int]:
+        """Base ids that end every sounding note and lift a pedal still down."""
+        phase, active, down, just = state
+        ids = super().closing((phase, active))
+        if down:
+            if just and not any(self.types[i] == "TimeShift" for i in ids):
+                ids.append(int(self.shift_id))
+            ids.append(int(np.flatnonzero(self.pedal_off)[0]))
+        return ids

@@ -10,6 +10,14 @@ separates pieces in the prepared data).
 JSON of the cadenza options. With BPE trained, ``transposition_table`` is None (merged
 tokens cannot be transposed token by token) and the grammar checks each BPE token's
 whole base sequence (see :mod:`.grammar`).
+
+The sustain pedal: these grid representations have no pedal tokens; the pedal is applied to
+the notes when tracks are merged (:func:`~cadenza.corpus.pedal.sustain`: a note released
+under the pedal lasts until the pedal lifts), so what is heard is kept.
+
+Tempos: 121 log-spaced bins from 15 to 480 bpm, 24 a doubling (a tempo is kept within
+1.5 %; 30, 60, 120, 240 bpm exactly), so slow and fast pieces keep their speed (MidiTok's
+default, 32 linear bins from 40 to 250, played a 30-bpm piece at 40).
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ from miditok import TokenizerConfig, TokSequence
 from miditok.midi_tokenizer import MusicTokenizer
 from symusic import Score, Track
 
+from ..corpus.pedal import pedal_spans, set_pedals, sustain
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
 from ..errors import CadenzaError
 from ..validate import check_miditok_file, check_rep_options, read_json
@@ -30,6 +39,8 @@ from .base import Grammar, Representation
 from .grammar import BPEGrammar
 
 DEFAULT_BEAT_RES = {(0, 4): 8, (4, 12): 4}
+TEMPO_RANGE, TEMPOS_PER_DOUBLING = (15, 480), 24
+NUM_TEMPOS = 5 * TEMPOS_PER_DOUBLING + 1  # 15 * 2**5 = 480
 SPECIAL_TOKENS = ["PAD", "BOS", "EOS"]
 _PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
 
@@ -62,6 +73,7 @@ class MidiTokRepresentation(Representation):
     tokenizer_class: ClassVar[type[MusicTokenizer]]  # set by each subclass
     grammar_class: ClassVar[type]
     supports: ClassVar[frozenset[str]] = frozenset({"rests", "tempos", "time_signatures"})
+    pedals: ClassVar[str] = "sustain"  # or "tokens": Pedal / PedalOff tokens
     TOKENIZER_FILE = "miditok_tokenizer.json"
     OPTIONS_FILE = "cadenza_tokens.json"
 
@@ -99,7 +111,9 @@ class MidiTokRepresentation(Representation):
             special_tokens=list(SPECIAL_TOKENS), use_velocities=True,
             use_rests=self.use_rests, use_tempos=self.use_tempos,
             use_time_signatures=self.use_time_signatures, use_programs=False,
-            use_pitchdrum_tokens=False, use_chords=False, use_sustain_pedals=False,
+            use_pitchdrum_tokens=False, use_chords=False,
+            use_sustain_pedals=self.pedals == "tokens", sustain_pedal_duration=False,
+            tempo_range=TEMPO_RANGE, num_tempos=NUM_TEMPOS, log_tempos=True,
             use_pitch_bends=False, use_control_changes=False)
 
     def _refresh(self) -> None:
@@ -138,11 +152,18 @@ class MidiTokRepresentation(Representation):
                 "vocab_size": self.bpe_vocab_size}
 
     def config_dict(self) -> dict:
-        return {"name": self.name, "tokenizer": self.tokenizer_class.__name__, **self.options()}
+        config = self.tokenizer.config
+        return {"name": self.name, "tokenizer": self.tokenizer_class.__name__, "pedals": self.pedals,
+                "tempos": [*config.tempo_range, config.num_tempos, config.log_tempos], **self.options()}
 
     # -- encoding -------------------------------------------------------------------
-    def pretokenize(self, score: Score) -> np.ndarray:
+    def piano_part(self, score: Score) -> Score:
+        """The one-track score the tokens hold: merged, the pedal applied or kept."""
         merged = merge_piano(score)
+        return sustain(merged) if self.pedals == "sustain" else merged
+
+    def pretokenize(self, score: Score) -> np.ndarray:
+        merged = self.piano_part(score)
         if not len(merged.tracks[0].notes):
             return np.zeros(0, dtype=np.int32)
         with warnings.catch_warnings():
@@ -211,6 +232,7 @@ class MidiTokRepresentation(Representation):
         for t in score.tracks:
             track.notes.extend(t.notes)
         track.notes.sort()
+        set_pedals(track, *pedal_spans(score.tracks))
         score.tracks = [track]
         return score
 

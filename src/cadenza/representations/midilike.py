@@ -14,5 +14,5 @@ class MIDILikeRepresentation(MidiTokRepresentation):
     grammar_class = MIDILikeGrammar
 
     def _complete(self, base: list[int]) -> list[int]:
-        grammar = MIDILikeGrammar(self.tokenizer) if self.is_trained else self.grammar()
+        grammar = self.grammar_class(self.tokenizer) if self.is_trained else self.grammar()
         return base + grammar.closing(grammar.start(base))

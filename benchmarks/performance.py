@@ -1,0 +1,267 @@
+"""Played music: round trip of the ASAP Bach performances, and a model trained on them.
+
+    python benchmarks/performance.py                      # round trip, every performance
+    python benchmarks/performance.py --train 20           # + a 20-CPU-minute training, generation
+
+Round trip: every ``.mid`` under ``../shared/data/asap-bach`` that is not ``midi_score.mid``
+is read as cadenza reads a corpus, encoded and decoded with ``performance``, ``remi``, and
+MidiTok's PerTok (the tokenizer made for expressive timing; its configuration below). Notes
+are matched per key, each original note to the nearest unmatched decoded onset within
+100 ms. Errors are in milliseconds of the original file's time. The note-off error is taken
+after pedal handling, on when each note stops *sounding* (a key released under the sustain
+pedal sounds until it lifts: :func:`cadenza.corpus.pedal.sustain` applied to both sides).
+``ungrammatical`` counts the tokens that cadenza's grammar for the representation would have
+masked (0: constrained sampling can produce every training sequence).
+
+Training (``--train MINUTES``): the 59 pieces are split once (seed 0) into training pieces
+and 15 % held-out pieces, all performances of a piece on one side; one ``cadenza train``
+with the base preset on the performance representation, ``--threads 1`` and
+``--max-minutes MINUTES`` counted in the training's own CPU time (``CADENZA_BUDGET_CLOCK=cpu``,
+so a shared machine does not shorten it; CPU and wall minutes are printed). Then 16 pieces of 60 s
+are generated and compared with the held-out performances (decoded from their tokens, as
+``cadenza evaluate`` does): overlap (histogram intersection, 1 = same) of the pooled
+inter-onset intervals (40 log-spaced bins, 5 ms to 4 s) and of the velocities (32 bins);
+Yang & Lerch's overlapping area for the mean IOI (``cadenza.evaluate.compare``); and the
+ratio of pedal presses per second.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+
+from cadenza import representations  # noqa: E402
+from cadenza.corpus import read_piano_score  # noqa: E402
+from cadenza.corpus.pedal import sustain  # noqa: E402
+
+ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
+MATCH_S = 0.1
+HELD_OUT_SHARE, GENERATED, SECONDS = 0.15, 16, 60.0
+
+
+def performances() -> list[Path]:
+    return sorted(p for p in ASAP.rglob("*.mid") if p.name != "midi_score.mid")
+
+
+# -- round trip ------------------------------------------------------------------------------
+class PerTokRoundTrip:
+    """MidiTok's PerTok: 16ths and 8th triplets with 31 micro-timing bins of 1/240 beat,
+    32 velocities, pedal tokens (``pedals=False``: without them; decoding a PedalOff raises
+    in miditok 3.1.0)."""
+
+    name = "pertok"
+
+    def __init__(self, pedals: bool) -> None:
+        from miditok import PerTok, TokenizerConfig
+
+        self.tokenizer = PerTok(TokenizerConfig(
+            pitch_range=(21, 108), beat_res={(0, 4): 4, (4, 12): 2}, num_velocities=32,
+            special_tokens=["PAD", "BOS", "EOS"], use_programs=False, use_sustain_pedals=pedals,
+            use_tempos=False, use_time_signatures=False, ticks_per_quarter=480, use_microtiming=True,
+            max_microtiming_shift=0.125, num_microtiming_bins=30))
+        self.name = "pertok" if pedals else "pertok-nopedal"
+
+    def encode(self, score):
+        from miditok import TokSequence
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seq = self.tokenizer.encode(score.resample(480, min_dur=1))
+        self.tempos = score.tempos.copy()  # PerTok has no tempo tokens here: decode at the file's
+        return (seq if isinstance(seq, TokSequence) else seq[0]).ids
+
+    def decode(self, ids):
+        from miditok import TokSequence
+
+        score = self.tokenizer.decode([TokSequence(ids=list(ids))])
+        if not len(score.tempos):
+            score.tempos = self.tempos
+        return score
+
+
+def _sounding(score) -> dict[str, np.ndarray]:
+    """Notes in seconds, with the pedal applied, as float arrays."""
+    held = sustain(score.to("tick")).to("second")
+    parts = [t.notes.numpy() for t in held.tracks if len(t.notes)]
+    if not parts:
+        return {k: np.zeros(0) for k in ("time", "duration", "pitch", "velocity")}
+    return {k: np.concatenate([p[k] for p in parts]).astype(np.float64) for k in parts[0]}
+
+
+def match(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (original, decoded): per key, each original note in onset order takes the
+    nearest unmatched decoded onset within MATCH_S."""
+    pairs = []
+    for pitch in np.unique(a["pitch"]):
+        ia, ib = np.flatnonzero(a["pitch"] == pitch), np.flatnonzero(b["pitch"] == pitch)
+        free = np.ones(len(ib), dtype=bool)
+        for i in ia[np.argsort(a["time"][ia])]:
+            gap = np.where(free, np.abs(b["time"][ib] - a["time"][i]), np.inf)
+            if len(gap) and gap.min() <= MATCH_S:
+                j = int(np.argmin(gap))
+                free[j] = False
+                pairs.append((i, ib[j]))
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def round_trip(codec, paths: list[Path]) -> dict:
+    grammar = codec.grammar() if hasattr(codec, "grammar") else None
+    notes = kept = tokens = pedals_in = pedals_out = bad = failed = 0
+    onset, velocity, off = [], [], []
+    for path in paths:
+        score = read_piano_score(path)
+        ids = codec.encode(score)
+        try:
+            back = codec.decode(ids)
+        except Exception:  # PerTok with pedals
+            failed += 1
+            continue
+        if grammar is not None:
+            state = grammar.start([])
+            for i in ids:
+                bad += not grammar.allowed(state)[int(i)]
+                state = grammar.advance(state, int(i))
+        a, b = _sounding(score), _sounding(back)
+        ia, ib = match(a, b)
+        notes, kept, tokens = notes + len(a["time"]), kept + len(ia), tokens + len(ids)
+        pedals_in += len(score.tracks[0].pedals)
+        pedals_out += sum(len(t.pedals) for t in back.tracks)
+        onset.append(np.abs(a["time"][ia] - b["time"][ib]) * 1000)
+        velocity.append(np.abs(a["velocity"][ia] - b["velocity"][ib]))
+        off.append(np.abs(a["time"][ia] + a["duration"][ia] - b["time"][ib] - b["duration"][ib]) * 1000)
+    onset, velocity, off = (np.concatenate(x) if x else np.zeros(0) for x in (onset, velocity, off))
+    return {"files": len(paths) - failed, "failed": failed, "notes": notes, "kept": kept / max(1, notes),
+            "onset_median": np.median(onset), "onset_p99": np.percentile(onset, 99),
+            "velocity_mean": velocity.mean(), "velocity_max": velocity.max(),
+            "off_median": np.median(off), "off_p99": np.percentile(off, 99),
+            "pedals": f"{pedals_in:,} -> {pedals_out:,}", "tokens_per_note": tokens / max(1, kept),
+            "ungrammatical": bad if grammar is not None else "-"}
+
+
+ROWS = (("files decoded", "files", "{:,}"), ("files whose decoding raised", "failed", "{:,}"),
+        ("notes kept", "kept", "{:.2%}"), ("onset error, median (ms)", "onset_median", "{:.2f}"),
+        ("onset error, 99th percentile (ms)", "onset_p99", "{:.2f}"),
+        ("velocity error, mean", "velocity_mean", "{:.2f}"), ("velocity error, max", "velocity_max", "{:.0f}"),
+        ("note-off error after the pedal, median (ms)", "off_median", "{:.1f}"),
+        ("note-off error after the pedal, 99th percentile (ms)", "off_p99", "{:.1f}"),
+        ("pedal events (read -> decoded)", "pedals", "{}"), ("tokens per note", "tokens_per_note", "{:.2f}"),
+        ("ungrammatical tokens", "ungrammatical", "{}"))
+
+
+def print_table(results: dict[str, dict]) -> None:
+    names = list(results)
+    print("| | " + " | ".join(f"`{n}`" for n in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for label, key, fmt in ROWS:
+        print(f"| {label} | " + " | ".join(fmt.format(results[n][key]) for n in names) + " |")
+
+
+# -- training --------------------------------------------------------------------------------
+def split_by_piece(paths: list[Path], seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """All performances of a piece on one side; HELD_OUT_SHARE of the pieces held out."""
+    pieces = sorted({p.parent for p in paths})
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    held = {pieces[i] for i in order[:max(1, round(HELD_OUT_SHARE * len(pieces)))]}
+    return [p for p in paths if p.parent not in held], [p for p in paths if p.parent in held]
+
+
+def _linked(paths: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        link = folder / "_".join(p.relative_to(ASAP).parts[-3:])
+        if not link.exists():
+            link.symlink_to(p)
+    return folder
+
+
+def train(train_paths: list[Path], workdir: Path, minutes: float) -> tuple[Path, float, float]:
+    run_dir = workdir / "run"
+    cmd = [sys.executable, "-m", "cadenza", "train", str(_linked(train_paths, workdir / "train")), "--run-dir",
+           str(run_dir), "--preset", "base", "--representation", "performance", "--threads", "1",
+           "--max-minutes", str(minutes), "--quiet", "--workers", "1"]
+    before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60
+    return run_dir, cpu, (time.monotonic() - began) / 60
+
+
+def _onsets(score) -> np.ndarray:
+    notes = score.to("second").tracks[0].notes.numpy()["time"] if score.tracks else np.zeros(0)
+    return np.unique(np.round(notes, 3))
+
+
+def _pooled(scores) -> dict[str, np.ndarray | float]:
+    ioi = np.concatenate([np.diff(_onsets(s)) for s in scores])
+    velocity = np.concatenate([s.tracks[0].notes.numpy()["velocity"] for s in scores if s.tracks])
+    seconds = sum(s.to("second").end() for s in scores)
+    pedals = sum(len(s.tracks[0].pedals) for s in scores if s.tracks)
+    return {"ioi": ioi, "velocity": velocity.astype(np.float64), "pedal_rate": pedals / max(seconds, 1e-9)}
+
+
+def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray) -> float:
+    hx, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins)
+    hy, _ = np.histogram(np.clip(y, bins[0], bins[-1]), bins)
+    return float(np.minimum(hx / max(1, hx.sum()), hy / max(1, hy.sum())).sum())
+
+
+def judge(run_dir: Path, held_paths: list[Path]) -> dict:
+    from cadenza import generate, load_run, to_scores
+    from cadenza.evaluate.compare import compare_sets
+
+    run = load_run(run_dir)
+    rep = run.representation
+    held = [rep.decode(rep.encode(read_piano_score(p))) for p in held_paths]
+    began = time.monotonic()
+    made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True))
+    gen_minutes = (time.monotonic() - began) / 60
+    g, h = _pooled(made), _pooled(held)
+    return {"ioi_overlap": intersection(g["ioi"], h["ioi"], np.geomspace(0.005, 4.0, 41)),
+            "velocity_overlap": intersection(g["velocity"], h["velocity"], np.linspace(0.5, 127.5, 33)),
+            "mean_ioi_oa": compare_sets(made, held)["avg_ioi"]["oa"],
+            "pedal_rate_generated": g["pedal_rate"], "pedal_rate_held_out": h["pedal_rate"],
+            "pedal_rate_ratio": g["pedal_rate"] / max(h["pedal_rate"], 1e-9),
+            "median_ioi_generated": float(np.median(g["ioi"])), "median_ioi_held_out": float(np.median(h["ioi"])),
+            "mean_velocity_generated": float(g["velocity"].mean()),
+            "mean_velocity_held_out": float(h["velocity"].mean()),
+            "notes_generated": sum(s.note_num() for s in made), "generation_minutes": gen_minutes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=float, metavar="MINUTES", help="also train for this many CPU minutes")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "performance")
+    ap.add_argument("--skip-round-trip", action="store_true")
+    args = ap.parse_args()
+    paths = performances()
+    if not paths:
+        sys.exit(f"no performances under {ASAP}")
+    if not args.skip_round_trip:
+        print(f"round trip of {len(paths)} ASAP Bach performances")
+        results = {name: round_trip(representations.create(name), paths) for name in ("performance", "remi")}
+        for pedals in (False, True):
+            results[PerTokRoundTrip(pedals).name] = round_trip(PerTokRoundTrip(pedals), paths)
+        print_table(results)
+    if args.train:
+        train_paths, held_paths = split_by_piece(paths)
+        print(f"\ntraining on {len(train_paths)} performances of {len({p.parent for p in train_paths})} pieces; "
+              f"{len(held_paths)} performances of {len({p.parent for p in held_paths})} pieces held out")
+        run_dir, cpu, wall = train(train_paths, args.workdir, args.train)
+        print(f"training: {cpu:.1f} CPU minutes, {wall:.1f} wall minutes (--threads 1, --max-minutes {args.train:g} of CPU time)")
+        for key, value in judge(run_dir, held_paths).items():
+            print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Does a file look played rather than typeset? Then a beat-grid representation misreads it.
+
+A performance recorded from a keyboard (a Disklavier, a digital piano) keeps the one nominal
+tempo the recorder wrote (often 120 bpm) while the player's tempo moves, so its onsets fall
+off any grid of that tempo; it often carries sustain-pedal events too. A typeset file puts
+most onsets on a 16th-note or 8th-triplet grid of its beats.
+"""
+from __future__ import annotations
+
+import numpy as np
+from symusic import Score
+
+GRID_SHARE = 0.8
+_GRID = np.array([0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0])
+_TOLERANCE = 1 / 64
+SUGGESTED = "performance"
+
+
+def is_quantised(onsets_beats: np.ndarray) -> bool:
+    """True if at least GRID_SHARE of the onsets lie within 1/64 beat of a 16th or
+    8th-triplet position of the beat (a random onset does so with a probability of ~0.19)."""
+    if len(onsets_beats) == 0:
+        return True
+    frac = np.mod(onsets_beats, 1.0)
+    dist = np.abs(frac[:, None] - _GRID[None, :]).min(axis=1)
+    return bool(np.mean(dist <= _TOLERANCE + 1e-9) >= GRID_SHARE)
+
+
+def performance_signs(score: Score) -> tuple[bool, int]:
+    """(looks performed, pedal events) of a merged tick-time piano score: performed when its
+    onsets are off the beat grid under a single nominal tempo."""
+    track = score.tracks[0]
+    onsets = track.notes.numpy()["time"] / max(1, score.tpq)
+    one_tempo = len({round(t.qpm, 3) for t in score.tempos}) <= 1
+    return bool(one_tempo and not is_quantised(onsets)), len(track.pedals)
+
+
+def suggestion(performed: int, files: int, pedals: int, representation: str) -> str:
+    """One line suggesting the performance representation when at least half the files look
+    performed and a grid representation was chosen; else ''."""
+    if representation == SUGGESTED or not files or 2 * performed < files:
+        return ""
+    pedal = f", {pedals:,} sustain-pedal events" if pedals else ""
+    return (f"this corpus looks performed ({performed} of {files} files: onsets off the beat grid under "
+            f"one nominal tempo{pedal}); the {representation} representation lays it on a grid: "
+            f"consider --representation performance")

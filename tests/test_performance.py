@@ -1,0 +1,153 @@
+"""Played music: the sustain pedal holds notes, the performance representation keeps timing
+to the millisecond, velocities and pedals, tempos outside 40-250 bpm keep their speed, and
+a model trained on performances samples only sequences that decode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from symusic import ControlChange, Note, Score, Tempo, Track
+
+from cadenza import generate, load_run, preset, representations, to_scores, train
+from cadenza.corpus import read_piano_score
+from cadenza.corpus.performed import performance_signs, suggestion
+from cadenza.dataset import prepare
+from cadenza.render.pianoroll import draw_pianoroll
+from midifiles import write_performed_piece
+
+TPQ = 480
+
+
+def _seconds(score: Score) -> dict[str, np.ndarray]:
+    """Notes in seconds, sorted by pitch then onset."""
+    track = score.to("second").tracks[0]
+    cols = {k: np.asarray(v, dtype=np.float64) for k, v in track.notes.numpy().items()}
+    order = np.lexsort((cols["time"], cols["pitch"]))
+    return {k: v[order] for k, v in cols.items()}
+
+
+def _pedalled_file(path):
+    """At 120 bpm: C4 released at 0.5 s under the pedal (down 0.25 s to 1.5 s); E4 released
+    at 0.5 s and struck again at 1.0 s; G4 released at 2.0 s, after the pedal."""
+    score, track = Score(TPQ), Track("Piano", 0, False)
+    track.notes.extend([Note(0, 480, 60, 80), Note(0, 480, 64, 80), Note(960, 240, 64, 80), Note(0, 1920, 67, 80)])
+    track.controls.extend([ControlChange(240, 64, 127), ControlChange(1440, 64, 0)])
+    score.tracks.append(track)
+    score.tempos.append(Tempo(0, 120.0))
+    score.dump_midi(str(path))
+    return path
+
+
+def test_a_note_released_under_the_pedal_sounds_until_the_pedal_lifts(tmp_path):
+    score = read_piano_score(_pedalled_file(tmp_path / "pedal.mid"))
+    remi = representations.create("remi")
+    for held in (remi.piano_part(score), remi.decode(remi.encode(score))):
+        notes = {(int(p), round(t, 3)): round(t + d, 3) for t, d, p in
+                 zip(*(_seconds(held)[k] for k in ("time", "duration", "pitch")))}
+        assert notes[(60, 0.0)] == pytest.approx(1.5, abs=0.04)  # held by the pedal
+        assert notes[(64, 0.0)] == pytest.approx(1.0, abs=0.04)  # cut where the key is struck again
+        assert notes[(64, 1.0)] == pytest.approx(1.5, abs=0.04)
+        assert notes[(67, 0.0)] == pytest.approx(2.0, abs=0.04)  # released after the pedal: as played
+        assert not len(held.tracks[0].pedals)
+    played = representations.create("performance")
+    back = played.decode(played.encode(score))
+    keys = _seconds(back)
+    assert keys["duration"][keys["pitch"] == 60][0] == pytest.approx(0.5, abs=0.006)  # the key, not the sound
+    written = tmp_path / "back.mid"
+    back.dump_midi(str(written))
+    pedal = Score(str(written)).to("second").tracks[0].pedals
+    assert len(pedal) == 1 and pedal[0].time == pytest.approx(0.25, abs=0.006)
+    assert pedal[0].time + pedal[0].duration == pytest.approx(1.5, abs=0.006)
+
+
+def test_performance_round_trip_keeps_milliseconds_velocities_and_pedals(tmp_path):
+    path = write_performed_piece(tmp_path / "played.mid", seed=3, tempos=((0, 97.0), (9000, 143.0)))
+    score = read_piano_score(path)
+    rep = representations.create("performance")
+    back = rep.decode(rep.encode(score))
+    a, b = _seconds(score), _seconds(back)
+    assert len(a["time"]) == len(b["time"]) == 150
+    assert np.array_equal(a["pitch"], b["pitch"])
+    assert np.abs(a["time"] - b["time"]).max() <= 0.0051
+    assert np.abs((a["time"] + a["duration"]) - (b["time"] + b["duration"])).max() <= 0.0101
+    assert np.abs(a["velocity"] - b["velocity"]).max() <= 2
+    pa, pb = score.to("second").tracks[0].pedals, back.to("second").tracks[0].pedals
+    assert len(pa) == len(pb) > 3
+    assert max(abs(x.time - y.time) for x, y in zip(pa, pb)) <= 0.0051
+
+
+@pytest.mark.parametrize("bpm", [30.0, 21.0, 300.0, 460.0])
+def test_tempos_outside_40_to_250_bpm_keep_their_speed(tmp_path, bpm):
+    score, track = Score(TPQ), Track("Piano", 0, False)
+    track.notes.extend([Note(k * TPQ, TPQ, 60 + k % 12, 80) for k in range(16)])
+    score.tracks.append(track)
+    score.tempos.append(Tempo(0, bpm))
+    score.dump_midi(str(tmp_path / "slow.mid"))
+    original = read_piano_score(tmp_path / "slow.mid").to("second").end()
+    assert original == pytest.approx(16 * 60 / bpm, rel=1e-3)
+    for name in ("remi", "tsd", "performance"):
+        rep = representations.create(name)
+        back = rep.decode(rep.encode(read_piano_score(tmp_path / "slow.mid")))
+        written = tmp_path / f"{name}.mid"
+        back.dump_midi(str(written))
+        assert Score(str(written)).to("second").end() == pytest.approx(original, rel=0.015), name
+
+
+def test_a_performed_corpus_is_told_about_the_performance_representation(tmp_path):
+    for k in range(3):
+        write_performed_piece(tmp_path / "played" / f"p{k}.mid", seed=k, notes=60)
+    performed, pedals = performance_signs(read_piano_score(tmp_path / "played" / "p0.mid"))
+    assert performed and pedals > 0
+    logged = []
+    data = prepare(str(tmp_path / "played"), "remi", val_fraction=0, log=logged.append, progress_bar=False)
+    line = data.summary.lines()[-1]
+    assert "looks performed (3 of 3 files" in line and "--representation performance" in line
+    data = prepare(str(tmp_path / "played"), "performance", val_fraction=0, log=None, progress_bar=False)
+    assert "--representation performance" not in "\n".join(data.summary.lines())
+    assert suggestion(1, 3, 0, "remi") == ""  # a typeset corpus with a few played files
+
+
+@pytest.fixture(scope="module")
+def performance_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("perf")
+    for k in range(8):
+        write_performed_piece(base / "corpus" / f"p{k}.mid", seed=10 + k)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CADENZA_CACHE", str(base / "cache"))
+    try:
+        train(str(base / "corpus"), base / "run", preset(
+            "small", representation="performance", seq_len=64, batch_size=8, steps_per_epoch=40, epochs=1,
+            threads=1, warmup_steps=2, lr=1e-2, model_options={"dim": 32, "layers": 1, "dropout": 0.0}),
+            quiet=True, workers=1)
+    finally:
+        mp.undo()
+    return base
+
+
+def test_every_sampled_performance_decodes_with_its_notes_and_pedals(performance_run):
+    run = load_run(performance_run / "run")
+    rep = run.representation
+    result = generate(run, num=8, length=300, unit="tokens", temperature=1.5, top_k=0, top_p=1.0, seed=1,
+                      quiet=True)
+    for new in result.new:  # a NoteOff or PedalOff may end what the training window began
+        kinds = [rep.tokenizer[i].split("_")[0] for i in rep.base_ids(new)]
+        score = rep.decode(new)
+        assert score.note_num() == kinds.count("NoteOn") > 0, rep.describe(new)
+        assert len(score.tracks[0].pedals) == kinds.count("Pedal"), rep.describe(new)
+    assert any(rep.tokenizer[i].startswith("Pedal_") for new in result.new for i in rep.base_ids(new))
+
+
+def test_a_performance_continues_its_primer_in_seconds(performance_run, tmp_path):
+    run = load_run(performance_run / "run")
+    primer = write_performed_piece(tmp_path / "primer.mid", seed=99, notes=40)  # 120 bpm: bars of 2 s
+    result = generate(run, num=1, length=4, unit="seconds", primer=primer, primer_bars=2, seed=0, quiet=True)
+    piece = to_scores(run, result)[0]
+    heard = _seconds(piece)
+    played = _seconds(read_piano_score(primer))
+    first = played["time"] < 8.0  # two bars of four seconds on the performance clock
+    assert np.isclose(heard["time"][:, None], played["time"][first][None, :], atol=0.006).any(axis=0).all()
+    assert heard["time"].max() >= 8.0 and piece.to("second").end() <= 8.0 + 4.0 + 0.01
+    import matplotlib.figure
+
+    ax = matplotlib.figure.Figure().add_subplot()
+    assert draw_pianoroll(ax, piece, "p", axis="seconds")["mode"] == "seconds"
+    assert ax.get_xlabel() == "time (s)" and "performance" in ax.get_title()
