@@ -59,6 +59,26 @@ def test_a_note_released_under_the_pedal_sounds_until_the_pedal_lifts(tmp_path):
     assert pedal[0].time + pedal[0].duration == pytest.approx(1.5, abs=0.006)
 
 
+def test_a_tokenizer_saved_before_pedal_support_reads_notes_as_it_was_trained(tmp_path):
+    """The shipped base (and every run from before) learnt notes as written: loading it must
+    not start applying the pedal; a tokenizer saved now keeps applying it."""
+    import json
+
+    score = read_piano_score(_pedalled_file(tmp_path / "pedal.mid"))
+    representations.save(representations.create("remi"), tmp_path / "now")
+    assert representations.load(tmp_path / "now").pedals == "sustain"
+    options = tmp_path / "now" / "cadenza_tokens.json"
+    old = {k: v for k, v in json.loads(options.read_text()).items() if k != "pedals"}
+    options.write_text(json.dumps(old))
+    before = representations.load(tmp_path / "now")
+    assert before.pedals == "ignore" and load_run("base").representation.pedals == "ignore"
+    c4 = _seconds(before.piano_part(score))
+    assert c4["duration"][c4["pitch"] == 60][0] == pytest.approx(0.5, abs=0.01)  # the key, as written
+    options.write_text(json.dumps({**old, "pedals": "tokens"}))
+    with pytest.raises(Exception, match="pedals must not be"):
+        representations.load(tmp_path / "now")
+
+
 def test_performance_round_trip_keeps_milliseconds_velocities_and_pedals(tmp_path):
     path = write_performed_piece(tmp_path / "played.mid", seed=3, tempos=((0, 97.0), (9000, 143.0)))
     score = read_piano_score(path)

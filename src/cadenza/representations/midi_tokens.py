@@ -73,7 +73,7 @@ class MidiTokRepresentation(Representation):
     tokenizer_class: ClassVar[type[MusicTokenizer]]  # set by each subclass
     grammar_class: ClassVar[type]
     supports: ClassVar[frozenset[str]] = frozenset({"rests", "tempos", "time_signatures"})
-    pedals: ClassVar[str] = "sustain"  # or "tokens": Pedal / PedalOff tokens
+    pedals: str = "sustain"  # or "tokens": Pedal / PedalOff tokens; "ignore": saved before pedal support
     TOKENIZER_FILE = "miditok_tokenizer.json"
     OPTIONS_FILE = "cadenza_tokens.json"
 
@@ -296,7 +296,7 @@ class MidiTokRepresentation(Representation):
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(directory / self.TOKENIZER_FILE)
         (directory / self.OPTIONS_FILE).write_text(
-            json.dumps({"name": self.name, **self.options()}, indent=1))
+            json.dumps({"name": self.name, **self.options(), "pedals": self.pedals}, indent=1))
 
     @classmethod
     def load(cls, directory: Path) -> "MidiTokRepresentation":
@@ -305,6 +305,10 @@ class MidiTokRepresentation(Representation):
         options = read_json(options_path)
         if not isinstance(options, dict) or options.pop("name", None) != cls.name:
             raise CadenzaError(f"{options_path}: name must be {cls.name!r}")
+        # a tokenizer saved before pedal support read notes as written: it keeps doing so
+        pedals = options.pop("pedals", "ignore" if cls.pedals == "sustain" else cls.pedals)
+        if pedals not in ({"sustain", "ignore"} if cls.pedals == "sustain" else {cls.pedals}):
+            raise CadenzaError(f"{options_path}: pedals must not be {str(pedals)[:40]!r}")
         check_rep_options(cls.name, options, options_path, prefix="")
         path = directory / cls.TOKENIZER_FILE
         check_miditok_file(path)
@@ -319,5 +323,6 @@ class MidiTokRepresentation(Representation):
             raise CadenzaError(f"cannot load the MidiTok tokenizer {path}: {exc}") from None
         if rep.bpe_vocab_size is not None and not rep.is_trained:
             raise CadenzaError(f"the MidiTok tokenizer {path} has lost its BPE model")
+        rep.pedals = pedals
         return rep
 
