@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     figs = figures(run, val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))
-    command = " ".join(["python scripts/build_base.py", *(sys.argv[1:] if argv is None else argv)])
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--note" in given:  # the note is printed on its own in the card
+        del given[given.index("--note"):given.index("--note") + 2]
+    command = " ".join(["python scripts/build_base.py", *given])
     target = export(run, figs, command, args.note)
     print(f"shipped {target} ({sum(f.stat().st_size for f in target.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
     return 0
