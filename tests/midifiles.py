@@ -72,3 +72,27 @@ def write_performed_piece(path: Path, seed: int, notes: int = 150, tempos=((0, 1
     path.parent.mkdir(parents=True, exist_ok=True)
     score.dump_midi(str(path))
     return path
+
+
+TINY_RUN = dict(model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32, batch_size=4,
+                steps_per_epoch=2, epochs=1, threads=1, warmup_steps=0)
+
+
+def train_tiny_run(base: Path, **changes) -> Path:
+    """The eighths corpus under ``base/corpus`` and a finished tiny ``small`` run in
+    ``base/run``, prepared in its own cache ``base/cache`` (tests point CADENZA_CACHE there)."""
+    import os
+
+    from cadenza import preset, train
+
+    corpus = write_eighths_corpus(base / "corpus")
+    before = os.environ.get("CADENZA_CACHE")
+    os.environ["CADENZA_CACHE"] = str(base / "cache")
+    try:
+        train(str(corpus), base / "run", preset("small", **{**TINY_RUN, **changes}), quiet=True, workers=1)
+    finally:
+        if before is None:
+            del os.environ["CADENZA_CACHE"]
+        else:
+            os.environ["CADENZA_CACHE"] = before
+    return base / "run"

@@ -11,7 +11,7 @@ import pytest
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.train import train
-from midifiles import write_eighths_corpus
+from midifiles import TINY_RUN, train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,15 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
-    corpus = write_eighths_corpus(base / "corpus")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(base / "cache"))
-    try:
-        train(str(corpus), base / "run", preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0},
-                                                seq_len=32, batch_size=4, steps_per_epoch=2, epochs=1, threads=1),
-              quiet=True, workers=1)
-    finally:
-        mp.undo()
+    train_tiny_run(base)
     (base / "text.mid").write_text("not a MIDI file\n")
     (base / "out").mkdir()
     return base
@@ -127,9 +119,7 @@ def test_a_run_stores_its_source_as_an_absolute_path(setup, tmp_path, monkeypatc
     from cadenza.config import Config
 
     monkeypatch.chdir(setup)
-    train("corpus", tmp_path / "run", preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0},
-                                             seq_len=32, batch_size=4, steps_per_epoch=1, epochs=1, threads=1),
-          quiet=True, workers=1)
+    train("corpus", tmp_path / "run", preset("small", **{**TINY_RUN, "steps_per_epoch": 1}), quiet=True, workers=1)
     assert Config.load(tmp_path / "run" / "config.json").source == str(setup / "corpus")
 
 

@@ -20,9 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from cadenza import rundir
 from cadenza.cli import main
-from cadenza.config import preset
-from cadenza.train import train
-from midifiles import write_eighths_corpus
+from midifiles import train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 60  # a case that takes longer hangs
@@ -32,15 +30,7 @@ LIMIT_S = 60  # a case that takes longer hangs
 def base(tmp_path_factory):
     """One finished tiny run on 3 real MIDI files; every case damages a copy of it."""
     base = tmp_path_factory.mktemp("hostile")
-    corpus = write_eighths_corpus(base / "corpus")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(base / "cache"))
-    try:
-        config = preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32, batch_size=4,
-                        steps_per_epoch=2, epochs=1, val_fraction=0.34, threads=1, warmup_steps=0)
-        train(str(corpus), base / "run", config, quiet=True, workers=1)
-    finally:
-        mp.undo()
+    train_tiny_run(base, val_fraction=0.34)
     return base
 
 

@@ -19,7 +19,7 @@ from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.errors import CadenzaError
 from cadenza.train import train
-from midifiles import write_eighths_corpus
+from midifiles import TINY_RUN, train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -27,23 +27,15 @@ PNG_END = b"IEND\xaeB`\x82"
 
 
 def config(**kw):
-    return preset("small", **{**dict(model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32,
-                                     batch_size=4, steps_per_epoch=2, epochs=1, val_fraction=0.34, threads=1,
-                                     warmup_steps=0), **kw})
+    return preset("small", **{**TINY_RUN, "val_fraction": 0.34, **kw})
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A corpus of 3 real MIDI files, a primer and a finished tiny run."""
     base = tmp_path_factory.mktemp("noloss")
-    corpus = write_eighths_corpus(base / "corpus")
-    shutil.copy(corpus / "p0.mid", base / "primer.mid")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(base / "cache"))
-    try:
-        train(str(corpus), base / "run", config(), quiet=True, workers=1)
-    finally:
-        mp.undo()
+    train_tiny_run(base, val_fraction=0.34)
+    shutil.copy(base / "corpus" / "p0.mid", base / "primer.mid")
     return base
 
 
