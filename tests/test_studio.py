@@ -44,6 +44,24 @@ def test_generate_candidates_with_midi_and_wav(studio):
     assert [c["notes"] for c in again["candidates"]] == [c["notes"] for c in out["candidates"]]  # seeded
 
 
+def test_min_p_and_form_reach_the_sampler(studio):
+    """AA over 2 bars: the second bar repeats the first note for note (a one-bar section has no
+    varied last bar)."""
+    body = {"model": "tiny", "num": 1, "bars": 2, "min_p": 0.05, "form": "AA", "seed": 4}
+    status, out = studio.post("/api/generate", body)
+    assert status == 200, out
+    cand = out["candidates"][0]
+    lines = sorted(set(cand["bars"]) | {0})
+    bars = [[], []]
+    for t, _, pitch, velocity in cand["notes"]:
+        k = max(i for i, line in enumerate(lines) if line <= t)
+        if k < 2:
+            bars[k].append((t - lines[k], pitch, velocity))
+    assert bars[0] and sorted(bars[0]) == sorted(bars[1])
+    tiny = next(m for m in studio.get("/api/models")[1] if m["id"] == "tiny")
+    assert tiny["defaults"]["form"] == "none" and tiny["defaults"]["min_p"] == 0
+
+
 def test_uploaded_prompt_is_continued(studio, tmp_path):
     import random
 
@@ -88,6 +106,9 @@ def test_cancel(studio):
     ({"model": "tiny", "bars": 1.5}, "bars must be"),
     ({"model": "tiny", "temperature": -1}, "temperature must be"),
     ({"model": "tiny", "top_p": 2}, "top_p must be"),
+    ({"model": "tiny", "min_p": 1.5}, "min_p must be"),
+    ({"model": "tiny", "form": "A1"}, "form must be"),
+    ({"model": "tiny", "form": 3}, "form must be"),
     ({"model": "tiny", "seed": -3}, "seed must be"),
     ({"model": "tiny", "prompt": "../../etc/passwd"}, "32 hexadecimal digits"),
     ({"model": "tiny", "prompt": "0" * 32}, "no piece"),

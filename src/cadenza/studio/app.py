@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import PRESETS
 from ..errors import CadenzaError
+from ..form import parse_form
 from ..generate import generate, to_scores
 from ..rundir import load_run
 from . import models
@@ -58,7 +59,7 @@ class Studio:
         run = self.run(path)
         primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
         result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
-                          top_p=p["top_p"], seed=p["seed"], primer=primer, primer_bars=p.get("prompt_bars"),
+                          top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer, primer_bars=p.get("prompt_bars"),
                           quiet=True, log=lambda msg: None, progress=job.progress)
         ids = [self.pieces.add(score) for score in to_scores(run, result)]
         return {"candidates": [self.pieces.info(i) for i in ids], "warnings": result.warnings}
@@ -79,13 +80,19 @@ def _number(body: dict, name: str, default, integer: bool, lo: float, hi: float)
 
 
 def generation_params(body: dict) -> dict:
-    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "seed", "prompt", "prompt_bars", "wait"}
+    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "min_p", "form", "seed", "prompt",
+                           "prompt_bars", "wait"}
     if unknown:
         raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
     p = {name: _number(body, name, default, True, *LIMITS[name])
          for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
     p["temperature"] = _number(body, "temperature", None, False, 0, 5)  # None: the run's own default
     p["top_p"] = _number(body, "top_p", None, False, 0.01, 1)
+    p["min_p"] = _number(body, "min_p", None, False, 0, 1)
+    form = body.get("form")
+    if form is not None and not isinstance(form, str):
+        raise CadenzaError("form must be letters such as AABA, or none")
+    p["form"] = None if form in (None, "") else parse_form(form) or "none"
     p["prompt"] = body.get("prompt") or None
     return p
 

@@ -85,7 +85,8 @@ def describe(model_id: str, path: Path) -> dict:
             "representation": config.representation, "parameters": params,
             "best_val_loss": min(vals) if vals else None,
             "curve": [[r["progress"], r["train_loss"], r["val_loss"]] for r in rows],
-            "defaults": {"temperature": config.gen_temperature, "top_p": config.gen_top_p}}
+            "defaults": {"temperature": config.gen_temperature, "top_p": config.gen_top_p,
+                         "min_p": config.gen_min_p or 0, "form": config.gen_form or "none"}}
 
 
 def list_models(runs: Path) -> list[dict]:

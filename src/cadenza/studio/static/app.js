@@ -86,7 +86,10 @@ async function loadModels() {
 
 function selectModel(m) {
   if (!state.model || state.model.id !== m.id) {  // the model's own sampling defaults
-    if (m.defaults) { $("temperature").value = m.defaults.temperature; $("top-p").value = m.defaults.top_p; }
+    if (m.defaults) {
+      $("temperature").value = m.defaults.temperature; $("top-p").value = m.defaults.top_p;
+      $("min-p").value = m.defaults.min_p; $("form").value = m.defaults.form;
+    }
   }
   state.model = m;
   document.querySelectorAll(".model").forEach((c) => {
@@ -117,7 +120,8 @@ function setPrompt(id, isPiece, text) {
 function options() {
   const num = (id) => ($(id).value === "" ? null : Number($(id).value));
   const body = { model: state.model && state.model.id, num: num("num"), bars: num("bars"), temperature: num("temperature"),
-                 top_p: num("top-p"), seed: num("seed"), prompt: state.prompt, wait: false };
+                 top_p: num("top-p"), min_p: num("min-p"), form: $("form").value.trim(), seed: num("seed"),
+                 prompt: state.prompt, wait: false };
   if (state.prompt && !state.promptIsPiece && num("prompt-bars")) body.prompt_bars = num("prompt-bars");
   return body;
 }
