@@ -714,6 +714,7 @@ def speed_rows(args, sp: dict) -> list[tuple]:
         rows += [
             ("the notebook's network in cadenza's PyTorch copy (what `--notebook copy` measures)",
              f"{copy_step:.2f} s/step; {1000 * copy_note:.1f} ms/note", "–",
+             "–" if args.quick else  # --quick shrinks cadenza's models, never the notebook's Keras code
              f"Keras is {nb_step / copy_step:.1f}× slower per step, {nb_note / copy_note:.1f}× per note"),
             ("the notebook's pipeline before the first step (prepare_sequences, create_network; CPU)",
              f"{keras['build']:.1f} s; {keras['params']:,} params", "–", ""),
