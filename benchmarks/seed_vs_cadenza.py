@@ -1,13 +1,19 @@
 """cadenza vs the seed notebook, measured side by side in one process on one corpus.
 
     python benchmarks/seed_vs_cadenza.py [SOURCE] [--minutes M] [--extract-files N]
-        [--out FILE.md] [--seed S] [--threads T] [--quick]
+        [--notebook copy|keras] [--repeats R] [--out FILE.md] [--seed S] [--threads T] [--quick]
 
 1. note extraction: the notebook's music21 loop vs cadenza's symusic reader (same tokens?);
 2. seed tokens: the seed network trained the notebook's way (one target per 100-token
    window) vs cadenza's default LSTM trained on every position, same budget and split;
 3. NLL per note: seed tokens vs cadenza's default REMI tokens (default LSTM);
-4. generating 500 tokens: the notebook's window re-run vs cadenza's stateful sampling.
+4. generating 500 tokens: the notebook's window re-run vs cadenza's stateful sampling;
+5. per training step and per generated note: the notebook's network (cadenza's PyTorch copy,
+   or with ``--notebook keras`` the notebook's own Keras code, ``pip install -e '.[bench]'``)
+   vs cadenza.
+
+Speeds are CPU time of this process (one thread on both sides), the median of R repetitions
+interleaved side by side, so that load from other programs falls on both alike.
 
 Prints one Markdown table (and writes it to --out) followed by the protocol notes.
 """
@@ -17,6 +23,9 @@ import argparse
 import contextlib
 import math
 import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread on both sides, set before torch loads
+    os.environ.setdefault(_var, "1")
 import platform
 import shutil
 import sys
@@ -49,6 +58,7 @@ ctrain = importlib.import_module("cadenza.train")
 CONTEXT = 100          # the notebook's window
 GEN_TOKENS = 500       # the notebook generates 500 notes
 TARGET_EVALS = 15      # evaluations wanted within each training budget
+KERAS_NOTES = 50_000   # --notebook keras: the notebook's pipeline on at most this many train tokens
 EVAL_BATCH = 128
 QUICK_FILES = 12
 QUICK_MODELS = {"seed_lstm": {"hidden": 32, "layers": 2, "dense": 16, "dropout": 0.3},
@@ -75,6 +85,11 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="training seed and train/val split seed")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on shared cores more threads spin-wait)")
+    p.add_argument("--notebook", choices=("copy", "keras"), default="copy",
+                   help="the notebook's side in section 5: cadenza's PyTorch copy of its network (default) or "
+                        "the notebook's own Keras code (Keras 3, torch backend: pip install -e '.[bench]')")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved repetitions of each timed step; medians are reported (default 3; 2 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke mode: first {QUICK_FILES} files, tiny models and budget (< 60 s)")
     args = p.parse_args(argv)
@@ -86,6 +101,15 @@ def parse_args(argv):
         args.extract_files = 3
     if args.extract_files is not None and args.extract_files < 1:
         p.error(f"--extract-files must be at least 1, got {args.extract_files}")
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 3
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.notebook == "keras":
+        try:
+            notebook_keras().load_keras()
+        except RuntimeError as exc:
+            p.error(str(exc))
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
     if args.threads < 1:
@@ -99,6 +123,25 @@ def parse_args(argv):
     if not args.paths:
         p.error(f"no .mid or .midi files found in {args.source}")
     return args
+
+
+def notebook_keras():
+    """benchmarks/notebook_keras.py (imported only for --notebook keras)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    return importlib.import_module("notebook_keras")
+
+
+def cpu_interleaved(tasks: dict, repeats: int) -> dict:
+    """Run every task once per repetition, in turn, timing each by this process's CPU time.
+    -> {name: (median CPU seconds, [seconds per repetition], [result per repetition])}."""
+    times = {name: [] for name in tasks}
+    results = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, fn in tasks.items():
+            t = time.process_time()
+            results[name].append(fn())
+            times[name].append(time.process_time() - t)
+    return {name: (float(np.median(times[name])), times[name], results[name]) for name in tasks}
 
 
 # -- 1. note extraction ------------------------------------------------------------------
@@ -131,12 +174,12 @@ def notebook_notes(path: Path) -> tuple[list[str], list[str], float]:
     except Exception:  # the notebook's bare except
         intermediate_notes = parsed_song.flatten().notes
     notes = loop(intermediate_notes)
-    t = time.perf_counter()
+    t = time.process_time()
     alt = notes
     if s2 is not None and not notes:
         part = next((p for p in s2.parts if len(p.recurse().notes)), None)
         alt = loop(part.recurse()) if part is not None else []
-    return notes, alt, time.perf_counter() - t
+    return notes, alt, time.process_time() - t
 
 
 def count_tracks(path: Path) -> int:
@@ -149,25 +192,32 @@ def count_tracks(path: Path) -> int:
 
 def extraction(args, work: Path) -> dict:
     paths = args.paths[:args.extract_files] if args.extract_files else list(args.paths)
-    say(f"1. extracting {len(paths)} files the notebook's way (music21) ...")
+    say(f"1. extracting {len(paths)} files the notebook's way (music21) and cadenza's (symusic, 1 process), "
+        f"{args.repeats} times in turn")
     import music21  # noqa: F401  (import time not charged to either side)
-    t = time.perf_counter()
-    nb, alt, untimed = {}, {}, 0.0
-    for path in paths:
-        try:
-            nb[str(path)], alt[str(path)], dt = notebook_notes(path)
-            untimed += dt
-        except Exception as exc:  # the notebook would crash here; we record it
-            nb[str(path)] = alt[str(path)] = None
-            say(f"   music21 failed on {path}: {type(exc).__name__}: {exc}")
-    t_nb = time.perf_counter() - t - untimed
-    say("   ... and cadenza's way (symusic, 1 process)")
     rep = SeedRepresentation()
     rep.pretokenize(_any_score(paths))  # warm music21's normal-order import outside the timing
-    t = time.perf_counter()
-    pieces, _ = read_pieces(paths, rep.pretokenize, workers=1)
-    t_cz = time.perf_counter() - t
-    cz = {p.path: list(p.pretokens) for p in pieces}
+
+    def notebook_side():
+        nb, alt, untimed = {}, {}, 0.0
+        for path in paths:
+            try:
+                nb[str(path)], alt[str(path)], dt = notebook_notes(path)
+                untimed += dt
+            except Exception as exc:  # the notebook would crash here; we record it
+                nb[str(path)] = alt[str(path)] = None
+                say(f"   music21 failed on {path}: {type(exc).__name__}: {exc}")
+        return nb, alt, untimed
+
+    def cadenza_side():
+        pieces, _ = read_pieces(paths, rep.pretokenize, workers=1)
+        return {p.path: list(p.pretokens) for p in pieces}
+
+    timed = cpu_interleaved({"notebook": notebook_side, "cadenza": cadenza_side}, args.repeats)
+    _, nb_times, nb_results = timed["notebook"]
+    t_nb = float(np.median([t - r[2] for t, r in zip(nb_times, nb_results)]))  # the variant is untimed
+    nb, alt, _ = nb_results[0]
+    t_cz, _, (cz, *_) = timed["cadenza"]
     say(f"   ... and cadenza's prepare on all {len(args.paths)} files, fresh cache")
     fresh = work / "fresh-cache"
     t = time.perf_counter()
@@ -230,25 +280,36 @@ class FairEval:
         ctrain.evaluate_loss = self.original
 
 
-def step_seconds(config, vocab_size: int, tokens: np.ndarray) -> float:
-    """Seconds per training step of this configuration (one warm-up, then the mean of two)."""
+def stepper(config, vocab_size: int, tokens: np.ndarray):
+    """Fresh weights of this configuration -> (steps(k): k training steps, targets per step)."""
     torch.manual_seed(config.seed)
     model = models.create(config.model, vocab_size, config.model_options)
     every = getattr(model, "trains_every_position", True)
     opt = ctrain.make_optimizer(model, config)
     windows = TokenWindows(tokens, config.seq_len, every)
     rng = np.random.default_rng(0)
-    times = []
-    for k in range(3):
-        x, y = windows.batch(rng.integers(0, windows.n_starts, size=config.batch_size))
-        t = time.perf_counter()
-        loss = ctrain.sequence_loss(model, x, y, every)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if k:
-            times.append(time.perf_counter() - t)
-    return float(np.mean(times))
+
+    def steps(k: int) -> float:
+        model.train()
+        for _ in range(k):
+            x, y = windows.batch(rng.integers(0, windows.n_starts, size=config.batch_size))
+            loss = ctrain.sequence_loss(model, x, y, every)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(loss.detach())
+
+    return steps, config.batch_size * (config.seq_len if every else 1)
+
+
+def step_seconds(config, vocab_size: int, tokens: np.ndarray) -> float:
+    """Wall seconds per training step of this configuration (one warm-up, then the mean of two):
+    only to plan how many steps fit a training budget."""
+    steps, _ = stepper(config, vocab_size, tokens)
+    steps(1)
+    t = time.perf_counter()
+    steps(2)
+    return (time.perf_counter() - t) / 2
 
 
 def plan(config, data, budget_s: float):
@@ -390,48 +451,82 @@ def window_rerun(model, pattern: list[int], n: int) -> list[int]:
     return output
 
 
-def best_of(fn, repeats: int):
-    """(fastest wall time, result) of ``repeats`` calls: the cores are shared."""
-    best, result = math.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
-
-
 def generation(args, runs) -> dict:
     seed_run, lstm_run, remi_run = runs
-    reps = args.gen_repeats
-    say(f"4. generating {GEN_TOKENS} tokens (best of {reps})")
+    say(f"4. generating {GEN_TOKENS} tokens ({args.repeats} interleaved repetitions, CPU time)")
     run = load_run(seed_run["dir"])
 
     def stateful():
         return generate(run, num=1, length=GEN_TOKENS, unit="tokens", temperature=0.0, seed=args.seed)
 
-    t_state, res = best_of(stateful, reps)
+    res = stateful()  # untimed: the primer, and warm-up
+    primer = [int(i) for i in res.context[0][-CONTEXT:]]
     # generate.py runs one-token steps with oneDNN off on the CPU (0736b42); for comparison,
     # the same call with those steps through oneDNN again, as before that change
     gen_module = importlib.import_module("cadenza.generate")
-    t_onednn = res_onednn = None
-    if hasattr(gen_module, "_one_step_kernels"):
+
+    def through_onednn():
         original = gen_module._one_step_kernels
         gen_module._one_step_kernels = lambda device: contextlib.nullcontext()
         try:
-            t_onednn, res_onednn = best_of(stateful, reps)
+            return stateful()
         finally:
             gen_module._one_step_kernels = original
-    stateful_ids = [int(i) for i in res.new[0]]
-    primer = [int(i) for i in res.context[0][-CONTEXT:]]
-    t_window, rerun = best_of(lambda: window_rerun(run.model, primer, GEN_TOKENS), reps)
+
+    run_seed, run_remi = load_run(lstm_run["dir"]), load_run(remi_run["dir"])
+    tasks = {"window": lambda: window_rerun(run.model, primer, GEN_TOKENS), "state": stateful,
+             "lstm_seed": lambda: generate(run_seed, num=1, length=GEN_TOKENS, unit="tokens", seed=args.seed),
+             "lstm_remi": lambda: generate(run_remi, num=1, length=GEN_TOKENS, unit="tokens", seed=args.seed)}
+    if hasattr(gen_module, "_one_step_kernels"):
+        tasks["onednn"] = through_onednn
+    timed = cpu_interleaved(tasks, args.repeats)
+    stateful_ids = [int(i) for i in timed["state"][2][0].new[0]]
+    rerun = timed["window"][2][0]
     prefix = next((k for k, (a, b) in enumerate(zip(rerun, stateful_ids)) if a != b), GEN_TOKENS)
-    out = {"t_window": t_window, "t_state": t_state, "t_onednn": t_onednn, "prefix": prefix,
-           "agree": sum(a == b for a, b in zip(rerun, stateful_ids)),
-           "onednn_same": res_onednn is None or [int(i) for i in res_onednn.new[0]] == stateful_ids,
-           "distinct": (len(set(rerun)), len(set(stateful_ids)))}
-    for key, r in (("t_lstm_seed", lstm_run), ("t_lstm_remi", remi_run)):
-        run_l = load_run(r["dir"])
-        out[key], _ = best_of(lambda: generate(run_l, num=1, length=GEN_TOKENS, unit="tokens", seed=args.seed), reps)
+    onednn = timed.get("onednn")
+    return {"t_window": timed["window"][0], "t_state": timed["state"][0], "prefix": prefix,
+            "t_onednn": onednn[0] if onednn else None,
+            "agree": sum(a == b for a, b in zip(rerun, stateful_ids)),
+            "onednn_same": onednn is None or [int(i) for i in onednn[2][0].new[0]] == stateful_ids,
+            "distinct": (len(set(rerun)), len(set(stateful_ids))),
+            "t_lstm_seed": timed["lstm_seed"][0], "t_lstm_remi": timed["lstm_remi"][0]}
+
+
+# -- 5. per step and per note ----------------------------------------------------------------
+
+def speed(args, tr) -> dict:
+    """CPU time per training step and per generated note, interleaved: the notebook's network
+    (cadenza's PyTorch copy; with --notebook keras also the notebook's own Keras code) and
+    cadenza's default LSTM on the same seed tokens."""
+    seed_run, lstm_run, _ = tr["runs"]
+    sd = tr["seed_data"]
+    vocab, train = sd.meta["vocab_size"], np.asarray(sd.tokens("train"), dtype=np.int64)
+    k, n = args.speed_steps, args.speed_notes
+    say(f"5. {k} training steps and {n} generated notes per repetition, {args.repeats} repetitions, CPU time")
+    copy_steps, copy_targets = stepper(seed_run["config"], vocab, train)
+    lstm_steps, lstm_targets = stepper(lstm_run["config"], vocab, train)
+    run = load_run(seed_run["dir"])
+    primer = [int(i) for i in train[:CONTEXT]]
+    tasks = {"copy_train": lambda: copy_steps(k), "lstm_train": lambda: lstm_steps(k),
+             "copy_gen": lambda: window_rerun(run.model, primer, n),
+             "state_gen": lambda: generate(run, num=1, length=GEN_TOKENS, unit="tokens", temperature=0.0,
+                                           seed=args.seed)}
+    out = {"k": k, "n": n, "copy_targets": copy_targets, "lstm_targets": lstm_targets, "keras": None}
+    if args.notebook == "keras":
+        nk = notebook_keras()
+        notes = sd.representation().describe(train[:KERAS_NOTES])
+        t = time.process_time()
+        nb = nk.Notebook(notes, seed=args.seed)
+        out["keras"] = {"build": time.process_time() - t, "params": nb.params, "notes": len(notes)}
+        nb.train_steps(1)  # warm-up: builds the optimizer's variables
+        nb.generate(1)  # and the predict function
+        tasks["keras_train"] = lambda: nb.train_steps(k)
+        tasks["keras_gen"] = lambda: nb.generate(n)
+    copy_steps(1)  # warm-up, as for Keras
+    lstm_steps(1)
+    timed = cpu_interleaved(tasks, args.repeats)
+    out.update({name: v[0] for name, v in timed.items()})
+    out["spread"] = {name: (min(v[1]), max(v[1])) for name, v in timed.items()}
     return out
 
 
@@ -452,7 +547,7 @@ def ratio(a: float | None, b: float | None, word: str = "faster") -> str:
     return f"{r:.1f}× {word}" if r >= 1 else f"{1 / r:.1f}× slower" if word == "faster" else f"×{r:.2f}"
 
 
-def table(args, ex: dict, tr: dict, gen: dict) -> str:
+def table(args, ex: dict, tr: dict, gen: dict, sp: dict) -> str:
     seed_run, lstm_run, remi_run = tr["runs"]
     sd, rd = tr["seed_data"], tr["remi_data"]
     n_seed, n_remi = len(sd.tokens("val")), len(rd.tokens("val"))
@@ -481,7 +576,8 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
 
     rows = [
         ("**1. note extraction**", f"**notebook: music21**", "**cadenza: symusic**", "**cadenza vs notebook**"),
-        (f"time for {ex['files']} files (1 process)", f"{ex['t_nb']:.1f} s ({1000 * ex['t_nb'] / ex['files']:.0f} ms/file)",
+        (f"CPU time for {ex['files']} files (1 process, median of {args.repeats})",
+         f"{ex['t_nb']:.1f} s ({1000 * ex['t_nb'] / ex['files']:.0f} ms/file)",
          f"{ex['t_cz']:.2f} s ({1000 * ex['t_cz'] / ex['files']:.1f} ms/file)", ratio(ex["t_nb"], ex["t_cz"])),
         ("files with identical token lists", "reference",
          f"{ex['same']}/{ex['files']} ({100 * ex['same'] / ex['files']:.0f}%)",
@@ -492,7 +588,7 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         ("variant: the notebook's loop on the first part *with* notes (tokens; identical files)",
          f"{ex['tok_alt']:,}", f"{ex['alt_same']}/{ex['files']} identical", "not the notebook; untimed"),
         (f"prepare whole corpus ({ex['prep_files']} files, fresh cache)", "–",
-         f"{ex['t_prep']:.1f} s ({ex['workers']} workers)", "incl. vocabulary, split, token files"),
+         f"{ex['t_prep']:.1f} s wall ({ex['workers']} workers)", "incl. vocabulary, split, token files"),
         ("**2. seed tokens: model and training**", "**seed network, notebook training**",
          "**cadenza default LSTM**", ""),
         ("configuration (same split, same budget)", run_desc(seed_run), run_desc(lstm_run), ""),
@@ -521,7 +617,8 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
                "more notes")),
         (f"time to reach the seed network's best, per note (≈ {thr_note:.2f})", fmt_s(reach[0]),
          f"{fmt_s(reach_remi)} (seed-token LSTM: {fmt_s(reach_lstm_note)})", ratio(reach[0], reach_remi)),
-        (f"**4. generating {GEN_TOKENS} tokens (CPU, batch 1)**", "**notebook: window re-run, argmax**",
+        (f"**4. generating {GEN_TOKENS} tokens (CPU time, batch 1, median of {args.repeats})**",
+         "**notebook: window re-run, argmax**",
          "**cadenza: stateful, one step per token**", ""),
         ("seed network, same primer, argmax", f"{gen['t_window']:.2f} s ({1000 * gen['t_window'] / GEN_TOKENS:.1f} ms/token)",
          f"{gen['t_state']:.2f} s ({1000 * gen['t_state'] / GEN_TOKENS:.2f} ms/token)",
@@ -537,6 +634,7 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
          f"remi {gen['t_lstm_remi']:.2f} s (grammar-masked); seed tokens {gen['t_lstm_seed']:.2f} s",
          ratio(gen["t_window"], gen["t_lstm_remi"])),
     ]
+    rows += speed_rows(args, sp)
     cmd = "python benchmarks/seed_vs_cadenza.py " + " ".join(sys.argv[1:])
     lines = ["| measure | notebook / seed | cadenza | cadenza vs notebook |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
@@ -575,13 +673,61 @@ def table(args, ex: dict, tr: dict, gen: dict) -> str:
         "run's in-training curve converted to per note (× val tokens / val notes); the REMI curve is cadenza's "
         "default evaluation (every position of 256-token val windows), hence ≈.",
         f"- 4: same best seed-network weights and the same 100-token primer; `cadenza.generate.generate` "
-        "(temperature 0 = argmax) vs the notebook's loop (whole window per token); each time is the fastest of "
-        f"{args.gen_repeats} repeats. After the first 100 tokens the stateful LSTM remembers more than the window, "
+        "(temperature 0 = argmax) vs the notebook's loop (whole window per token); each time is the median CPU "
+        f"time of {args.repeats} repetitions, the five generators taking turns. After the first 100 tokens the stateful LSTM remembers more than the window, "
         "so the outputs may diverge. PyTorch's oneDNN LSTM costs milliseconds per call whatever its length on "
         "this CPU, so generate() runs its one-token steps on PyTorch's plain kernels; the oneDNN row measures "
         "the same call with those steps through oneDNN, as before commit 0736b42.",
+        f"- 5: per repetition, {sp['k']} training steps of each model from fresh weights (after one untimed "
+        f"warm-up step) and {sp['n']} notes of the notebook's window re-run ({GEN_TOKENS} for cadenza's stateful "
+        "generation), all taking turns; median CPU time of this process over the repetitions, one thread "
+        "(torch.set_num_threads and OMP/MKL_NUM_THREADS=1 unless set). "
+        + ("The Keras side is the notebook's own code (benchmarks/notebook_keras.py: prepare_sequences, "
+           "create_network, network.fit with batch 128, generate_notes with network.predict per note) in Keras "
+           f"{_keras_version()} on the torch backend, on the first {sp['keras']['notes']:,} train tokens; its "
+           "network is untrained beyond these steps, which does not change the cost of a step or a note."
+           if sp["keras"] else "The notebook's side is cadenza's PyTorch copy of its network; `--notebook keras` "
+           "adds the notebook's own Keras code, which is slower (so these ratios understate cadenza)."),
     ]
     return "\n".join(lines) + "\n"
+
+
+def speed_rows(args, sp: dict) -> list[tuple]:
+    k, n = sp["k"], sp["n"]
+    copy_step, lstm_step = sp["copy_train"] / k, sp["lstm_train"] / k
+    copy_note, state_note = sp["copy_gen"] / n, sp["state_gen"] / GEN_TOKENS
+    keras = sp["keras"]
+    nb_step, nb_note = (sp["keras_train"] / k, sp["keras_gen"] / n) if keras else (copy_step, copy_note)
+    side = "the notebook's Keras code" if keras else "cadenza's PyTorch copy of the notebook's network"
+    rows = [
+        (f"**5. per step and per note (CPU time, 1 thread, median of {args.repeats} interleaved)**",
+         f"**{side}**", "**cadenza**", ""),
+        ("CPU s per training step (notebook: 128 windows, 1 target each; cadenza: default LSTM on seed tokens, "
+         "every position)", f"{nb_step:.2f} s", f"{lstm_step:.2f} s", ""),
+        ("training targets per CPU second", f"{sp['copy_targets'] / nb_step:,.0f}",
+         f"{sp['lstm_targets'] / lstm_step:,.0f}",
+         ratio(sp["lstm_targets"] / lstm_step, sp["copy_targets"] / nb_step, "more")),
+        ("CPU ms per generated note (notebook: window re-run; cadenza: stateful, the same network)",
+         f"{1000 * nb_note:.1f} ms", f"{1000 * state_note:.2f} ms", ratio(nb_note, state_note)),
+    ]
+    if keras:
+        rows += [
+            ("the notebook's network in cadenza's PyTorch copy (what `--notebook copy` measures)",
+             f"{copy_step:.2f} s/step; {1000 * copy_note:.1f} ms/note", "–",
+             "–" if args.quick else  # --quick shrinks cadenza's models, never the notebook's Keras code
+             f"Keras is {nb_step / copy_step:.1f}× slower per step, {nb_note / copy_note:.1f}× per note"),
+            ("the notebook's pipeline before the first step (prepare_sequences, create_network; CPU)",
+             f"{keras['build']:.1f} s; {keras['params']:,} params", "–", ""),
+        ]
+    return rows
+
+
+def _keras_version() -> str:
+    try:
+        import keras
+        return keras.__version__
+    except ImportError:
+        return "?"
 
 
 def _load() -> str:
@@ -595,7 +741,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.val_fraction = 0.2 if args.quick else 0.1
-    args.gen_repeats = 1 if args.quick else 3
+    args.speed_steps, args.speed_notes = (1, 5) if args.quick else (3, 50)
     with tempfile.TemporaryDirectory(prefix="seed_vs_cadenza-") as tmp:
         work = Path(tmp)
         args.work = work
@@ -612,10 +758,11 @@ def main(argv=None) -> int:
             ex = extraction(args, work)
             tr = training(args)
             gen = generation(args, tr["runs"])
+            sp = speed(args, tr)
         except CadenzaError as exc:
             print(f"seed_vs_cadenza.py: error: {exc}", file=sys.stderr)
             return 2
-        md = table(args, ex, tr, gen)
+        md = table(args, ex, tr, gen, sp)
     print(md)
     if args.out is not None:
         args.out.write_text(md)

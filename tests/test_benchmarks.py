@@ -12,7 +12,8 @@ from symusic import Note, Score, TimeSignature, Track
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "seed_vs_cadenza.py"
-SECTIONS = ("1. note extraction", "2. seed tokens", "3. NLL per note", "4. generating 500 tokens")
+SECTIONS = ("1. note extraction", "2. seed tokens", "3. NLL per note", "4. generating 500 tokens",
+            "5. per step and per note")
 
 
 def write_corpus(folder: Path, files: int = 10, onsets: int = 160) -> None:
@@ -34,7 +35,7 @@ def write_corpus(folder: Path, files: int = 10, onsets: int = 160) -> None:
         score.dump_midi(str(folder / f"piece{k:02d}.mid"))
 
 
-def run(args, tmp_path, timeout=120):
+def run(args, tmp_path, timeout=300):
     env = dict(os.environ, CADENZA_CACHE=str(tmp_path / "cache"))
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=tmp_path)
@@ -65,7 +66,8 @@ def test_quick_run_prints_all_four_sections(tmp_path):
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
     for args in (["--minutes", "0"], ["--extract-files", "0"], [str(tmp_path / "missing")],
-                 ["--out", str(tmp_path / "no" / "t.md")], ["--minutes", "x"]):
+                 ["--out", str(tmp_path / "no" / "t.md")], ["--minutes", "x"],
+                 ["--repeats", "0"], ["--notebook", "tensorflow"]):
         proc = run(args, tmp_path, timeout=60)
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr, (args, proc.stderr)

@@ -133,7 +133,7 @@ def run_bench(*args):
 def test_bad_arguments_one_line_exit_2(tmp_path):
     for args in (["--dataset", "bach"], ["--dataset", "jsb", "--minutes", "0"],
                  ["--dataset", "jsb", "--data-dir", str(tmp_path / "nope")],
-                 ["--dataset", "jsb", "--data-dir", str(tmp_path)]):
+                 ["--dataset", "jsb", "--data-dir", str(tmp_path)], ["--dataset", "jsb", "--members", "0"]):
         proc = run_bench(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -147,10 +147,27 @@ def test_quick_benchmark_end_to_end(tmp_path):
     md = out.read_text()
     assert md in proc.stdout
     row = next(line for line in md.splitlines() if line.startswith("| JSB Chorales"))
-    valid, test, static_valid, static_test = (float(x) for x in row.split("|")[2:6])
-    assert 0 < valid <= static_valid < 30 and 0 < test < 30 and 0 < static_test < 30
+    single_valid, single_test, static_valid, static_test, valid, test = (float(x) for x in row.split("|")[2:8])
+    assert all(0 < x < 30 for x in (single_valid, single_test, static_valid, static_test, valid, test))
+    assert valid <= static_valid  # the dynamic-evaluation rate was chosen on valid, 0 among the candidates
+    assert row.split("|")[8].strip() == "2"
     assert "2 member(s) (1 descending)" in md  # the quick run trains both serialisation orders
-    assert re.search(r"\| 5\.19 \| 8\.10 \|", row)
+    # published anchors: one row per model, the data sets run as columns
+    assert re.search(r"^\| DBN-LSTM .*\| approximate, not replicated \| 3\.47 \|$", md, re.M)
+    assert re.search(r"^\| RNN-NADE .*\| exact \| 5\.19 \|$", md, re.M)
+
+
+def test_members_option_trains_one_model(tmp_path):
+    if not (DATA / "JSB_Chorales.mat").is_file():
+        pytest.skip(f"shared data folder {DATA} absent")
+    out = tmp_path / "table.md"
+    proc = run_bench("--dataset", "jsb", "--quick", "--members", "1", "--no-dynamic", "--out", str(out),
+                     "--threads", "1", "--data-dir", str(DATA))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cells = next(line for line in out.read_text().splitlines() if line.startswith("| JSB Chorales")).split("|")
+    assert cells[8].strip() == "1"
+    assert cells[3] == cells[5]  # one member: the ensemble is the single model
+    assert "(lr 0: static)" in cells[6]
 
 
 def test_ensemble_mixture_is_exact_and_budgeted():

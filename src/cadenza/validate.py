@@ -216,7 +216,8 @@ def check_primers(primers: np.ndarray, vocab_size: int, path: Path) -> np.ndarra
 
 
 def check_weights_file(path: Path) -> None:
-    """Every tensor in a safetensors file is floating point (read from its header alone)."""
+    """Every tensor in a safetensors file is floating point, but BatchNorm's int64 step counters
+    (read from its header alone)."""
     from safetensors import safe_open
 
     try:
@@ -224,7 +225,9 @@ def check_weights_file(path: Path) -> None:
             dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}
     except Exception as exc:  # safetensors raises its own types for damaged headers
         raise CadenzaError(f"cannot read the weights {path}: {str(exc).splitlines()[0][:200]}") from None
-    bad = [name for name, dtype in dtypes.items() if dtype not in FLOAT_DTYPES]
+    # BatchNorm's step counter (the seed network's) is the one integer buffer a model may carry
+    bad = [name for name, dtype in dtypes.items()
+           if dtype not in FLOAT_DTYPES and not (name.endswith(".num_batches_tracked") and dtype == "I64")]
     if bad:
         raise CadenzaError(f"{path}: tensor {bad[0]} is {dtypes[bad[0]]}, not floating point")
 

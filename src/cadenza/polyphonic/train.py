@@ -274,7 +274,8 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
     With `dynamic`, members are scored by dynamic evaluation; its learning rate is chosen
     among dynamic.lrs on valid with the first member. The budget keeps time to score
     every kept member on test_steps test steps, with and without dynamic evaluation.
-    Returns {"models", "valid", "valid_static", "lr", "member_valid", "seconds"}.
+    Returns {"models", "valid", "valid_static", "lr", "member_valid", "member_valid_static",
+    "seconds"}.
     """
     dynamic = dynamic or DynamicConfig()
     t0 = clock()
@@ -287,7 +288,7 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
         ends = np.cumsum([len(r) for r in valid])
         tune = valid[: int(np.searchsorted(ends, dynamic.tune_steps)) + 1]
     tune_steps = sum(len(r) for r in tune)
-    models, valid_lps, static_lps, member_valid = [], [], [], []
+    models, valid_lps, static_lps, member_valid, member_static = [], [], [], [], []
     best, lr, train_cost = math.inf, None, 0.0
     while len(models) < cfg.members:
         k = len(models)
@@ -326,11 +327,12 @@ def fit_ensemble(make_model, train: list[np.ndarray], valid: list[np.ndarray], c
         valid_lps.append(lp)
         static_lps.append(static)
         member_valid.append(float(-lp.mean()))
+        member_static.append(float(-static.mean()))
         best = mix
         log(f" member {k + 1}: valid {member_valid[-1]:.3f} ({res['valid']:.3f} static), "
             f"mixture of {k + 1}: {mix:.3f}")
     return {"models": models, "valid": best, "valid_static": mixture_nll(static_lps), "lr": lr,
-            "member_valid": member_valid, "seconds": clock() - t0}
+            "member_valid": member_valid, "member_valid_static": member_static, "seconds": clock() - t0}
 
 
 def score(models: list[FrameModel], rolls: list[np.ndarray], lr: float = 0.0,
