@@ -80,8 +80,17 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def read_piano_score(path: Path) -> Score:
-    """The merged piano part of one MIDI file; raises ``SkipFile`` with a reason."""
+def piano_tracks(score: Score) -> Score:
+    """The score's non-drum tracks with notes, as the file has them (notes, time
+    signatures): what a representation that reads tracks the way music21 does needs."""
+    out = score.copy()
+    out.tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    return out
+
+
+def read_piano_score(path: Path, merge: bool = True) -> Score:
+    """The merged piano part of one MIDI file (``merge=False``: its piano tracks
+    unchanged, see :func:`piano_tracks`); raises ``SkipFile`` with a reason."""
     data = _read_file(Path(path))
     if not data.startswith(b"MThd"):
         raise SkipFile("not a MIDI file (no MThd header)")
@@ -109,4 +118,4 @@ def read_piano_score(path: Path) -> Score:
     if quarters > MAX_QUARTERS:
         raise SkipFile(f"too long: {quarters:,.0f} quarter notes (limit {MAX_QUARTERS:,}; "
                        f"huge delta-times or note lengths)")
-    return merged
+    return merged if merge else piano_tracks(score)
