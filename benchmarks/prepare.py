@@ -71,8 +71,9 @@ def write_synthetic(folder: Path, files: int, seed: int = 0) -> Path:
 
 
 def measure_prepare(corpus: str, rep: str, cache: str) -> dict:
-    from cadenza import dataset
+    from cadenza import dataset, representations
 
+    representations._class_for(rep)  # imports (MidiTok's among them) outside the timing, as for MidiTok's own
     start, wall = _cpu(), time.time()
     data = dataset.prepare(corpus, rep, val_fraction=0.1, workers=1, cache_dir=Path(cache),
                            log=None, progress_bar=False)

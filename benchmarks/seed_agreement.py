@@ -163,10 +163,12 @@ def main(argv=None) -> int:
     ap.add_argument("--asap", type=Path, default=Path(os.environ.get("CADENZA_ASAP_DATA", SHARED / "asap-bach")))
     ap.add_argument("--pop909", type=Path, default=Path(os.environ.get("CADENZA_POP909_DATA", SHARED / "pop909")))
     ap.add_argument("--limit", type=int, default=None, help="only the first N files")
+    ap.add_argument("--every", type=int, default=1, help="only every N-th file (with --first: a share)")
+    ap.add_argument("--first", type=int, default=0, help="start at this file")
     ap.add_argument("--cache", type=Path, default=None, help="folder caching music21's results")
     ap.add_argument("--out", type=Path, default=None, help="write every file's row as JSON")
     args = ap.parse_args(argv)
-    files = corpus(args.asap, args.pop909, args.limit)
+    files = corpus(args.asap, args.pop909, args.limit)[args.first::args.every]
     if not files:
         print(f"no files under {args.asap} or {args.pop909}", file=sys.stderr)
         return 2

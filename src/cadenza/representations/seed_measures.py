@@ -190,7 +190,7 @@ def _extent(meas: _Measure, bar: int) -> int:
 
 
 def _flatten_unnecessary_voices(meas: _Measure, seq) -> None:
-    if any(not v for v in meas.voices) or len(meas.voices) == 1:
+    if meas.voices and (len(meas.voices) == 1 or not all(meas.voices)):
         meas.voices = [v for v in meas.voices if v]
         meas.direct.cache = None
         if len(meas.voices) == 1:
@@ -232,9 +232,12 @@ def track_layout(timed: list[tuple[int, int]], chords: list[bool], bars: np.ndar
     seq = iter(range(1 << 62))
     offsets = np.asarray([o for o, _ in timed], dtype=np.int64)
     in_bar = (np.searchsorted(bars, offsets, side="right") - 1).tolist()
-    bar_list = bars.tolist()
+    bar_list, lengths_list = bars.tolist(), lengths.tolist()
     measures: dict[int, _Measure] = {}
-    for k in sorted(range(len(timed)), key=lambda k: (timed[k][0], timed[k][1] != 0, k)):
+    order = range(len(timed))  # by offset already; grace notes go first among equals
+    if any(d == 0 for _, d in timed):
+        order = sorted(order, key=lambda k: (timed[k][0], timed[k][1] != 0))
+    for k in order:
         o, d = timed[k]
         m = in_bar[k]
         meas = measures.get(m)
@@ -253,12 +256,16 @@ def track_layout(timed: list[tuple[int, int]], chords: list[bool], bars: np.ndar
     shift = 0  # how much later than its barline makeRests has put the measure
     for m in sorted(measures):
         meas = measures[m]
-        _flatten_unnecessary_voices(meas, seq)
         start, rank = bar_list[m] + shift, 0
-        for container in meas.voices + [meas.direct]:
+        if meas.voices:
+            _flatten_unnecessary_voices(meas, seq)
+        for container in (meas.voices + [meas.direct]) if meas.voices else (meas.direct,):
             for e in (_in_order(container) if len(container) > 1 else container):
                 pieces.append((start + e[OFFSET], e[GRACE], rank, e[GROUP]))
                 rank += 1
-        bar = int(lengths[m])
-        shift += _extent(meas, bar) - bar
+        if meas.voices or meas.direct.cache is not None:
+            bar = int(lengths[m])
+            shift += _extent(meas, bar) - bar
+        elif meas.direct.reach() > lengths_list[m]:
+            shift += meas.direct.reach() - lengths_list[m]
     return pieces

@@ -62,6 +62,7 @@ def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, 
     n = len(on)
     taken = [False] * n
     on_l, off_l = on.tolist(), off.tolist()
+    window = np.searchsorted(on, on + tol, side="left").tolist()  # notes starting within tol
     out = []
     voiced = False
     for i in range(n):
@@ -69,9 +70,10 @@ def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, 
             continue
         start, end = on_l[i], off_l[i]
         members = [i]
-        for j in range(i + 1, n):
-            if abs(on_l[j] - start) >= tol:
-                break
+        if window[i] == i + 1:
+            out.append((start, end - start, members))
+            continue
+        for j in range(i + 1, window[i]):
             if abs(off_l[j] - end) <= tol:
                 members.append(j)
                 taken[j] = True
