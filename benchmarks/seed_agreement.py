@@ -75,12 +75,14 @@ def cadenza_tokens(path, tracks: list[int] | None = None) -> list[str]:
     return score_to_seed_tokens(score)
 
 
-def reference(path: Path, cache: Path | None) -> dict:
-    """music21's side, cached by the file's content."""
+def reference(path: Path, cache: Path | None, cached_only: bool = False) -> dict | None:
+    """music21's side, cached by the file's content (None: not cached, and ``cached_only``)."""
     digest = hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
     entry = cache / f"{digest}.json" if cache else None
     if entry and entry.exists():
         return json.loads(entry.read_text())
+    if cached_only:
+        return None
     start = time.process_time()
     tokens, parsed_song, s2 = notebook_loop(path)
     cpu = time.process_time() - start
@@ -104,8 +106,10 @@ def cause(ours: list[str], theirs: list[str]) -> str:
     return "same tokens, other order" if sorted(ours) == sorted(theirs) else "other tokens"
 
 
-def compare(path: Path, cache: Path | None) -> dict:
-    ref = reference(path, cache)
+def compare(path: Path, cache: Path | None, cached_only: bool = False) -> dict | None:
+    ref = reference(path, cache, cached_only)
+    if ref is None:
+        return None
     start = time.process_time()
     try:
         ours = cadenza_tokens(path)
@@ -167,12 +171,13 @@ def main(argv=None) -> int:
     ap.add_argument("--first", type=int, default=0, help="start at this file")
     ap.add_argument("--cache", type=Path, default=None, help="folder caching music21's results")
     ap.add_argument("--out", type=Path, default=None, help="write every file's row as JSON")
+    ap.add_argument("--cached-only", action="store_true", help="only files whose music21 result is cached")
     args = ap.parse_args(argv)
     files = corpus(args.asap, args.pop909, args.limit)[args.first::args.every]
     if not files:
         print(f"no files under {args.asap} or {args.pop909}", file=sys.stderr)
         return 2
-    rows = [compare(p, args.cache) for p in files]
+    rows = [r for r in (compare(p, args.cache, args.cached_only) for p in files) if r is not None]
     print("\n".join(summary(rows)))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))

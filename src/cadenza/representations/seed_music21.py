@@ -125,23 +125,25 @@ def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
 
 
 def bar_lines(score: Score, end: int) -> np.ndarray:
-    """Barline offsets in :data:`UNITS` to past ``end``, from the time signatures (their
-    times quantized like notes; of several at one time the last; 4/4 from the start when
-    there is none there, as music21 assumes)."""
+    """Barline offsets in :data:`UNITS` to past ``end``: each measure as long as the time
+    signature in force where it starts (makeMeasures), so a signature placed inside a
+    measure takes effect at the next barline. Signature times are quantized like notes;
+    of several at one time the last holds; 4/4 when none is in force (music21's default)."""
     at_time = {}
     for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
         at_time[_units(_best_match(ts.time / score.tpq))] = (ts.numerator, ts.denominator)
-    sigs = [(t, num, den) for t, (num, den) in sorted(at_time.items())]
-    if not sigs or sigs[0][0] > 0:
-        sigs.insert(0, (0, 4, 4))
+    sigs = sorted(at_time.items())
     bars: list[int] = []
-    for k, (start, num, den) in enumerate(sigs):
-        length = round(UNITS * 4 * num / den)
-        if length <= 0:
-            continue
-        stop = sigs[k + 1][0] if k + 1 < len(sigs) else end + 2 * length  # a spare bar after the end
-        bars.extend(range(start, max(start, stop), length))
-    return np.asarray(bars, dtype=np.int64)
+    at, k, length = 0, 0, 4 * UNITS
+    while True:
+        while k < len(sigs) and sigs[k][0] <= at:
+            num, den = sigs[k][1]
+            length = round(UNITS * 4 * num / den) or length
+            k += 1
+        bars.append(at)
+        if at > end + length:  # a spare bar after the end
+            return np.asarray(bars, dtype=np.int64)
+        at += length
 
 
 def _token(pitches: list[int]) -> str:
