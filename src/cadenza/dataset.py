@@ -167,8 +167,7 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     log = log or (lambda msg: None)
     log(f"preparing {len(paths)} files with the {rep_name} representation ...")
     progress = _progress_bar(len(paths), progress_bar)
-    pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None,
-                                  merge=not rep.reads_tracks)
+    pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None)
     if progress:
         progress.close()
     if not pieces:

@@ -130,13 +130,16 @@ def _read_one(path: Path) -> tuple:
 
 def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | None = None,
                 progress: Callable[[int], None] | None = None,
-                merge: bool = True) -> tuple[list[Piece], CorpusSummary]:
+                merge: bool | None = None) -> tuple[list[Piece], CorpusSummary]:
     """Read and pretokenize files in parallel; bad files become (path, reason) skips.
-    ``merge=False`` hands ``pretokenize`` the file's piano tracks instead of one merged part.
+    ``merge=False`` hands ``pretokenize`` the file's piano tracks instead of one merged part;
+    None: as the representation whose method ``pretokenize`` is wants (``reads_tracks``).
 
     A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
     too: the files not yet read are read again one process at a time to find it."""
     paths = list(paths)
+    if merge is None:
+        merge = not getattr(getattr(pretokenize, "__self__", None), "reads_tracks", False)
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
     pieces, summary = [], CorpusSummary()
     done = 0
