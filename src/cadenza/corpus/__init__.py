@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from ..errors import CadenzaError
 from .orphans import die_with_parent
 from .performed import performance_signs
-from .reader import SkipFile, merge_piano, read_piano_score
+from .reader import SkipFile, merge_piano, piano_tracks, read_piano_score
 
 BUILTIN = ("bach",)
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -106,11 +106,12 @@ def _display(path: Path) -> str:
 
 
 _worker_fn: Callable | None = None
+_worker_merge = True
 
 
-def _init_worker(fn: Callable, parent: int | None = None) -> None:
-    global _worker_fn
-    _worker_fn = fn
+def _init_worker(fn: Callable, parent: int | None = None, merge: bool = True) -> None:
+    global _worker_fn, _worker_merge
+    _worker_fn, _worker_merge = fn, merge
     if parent is not None:
         die_with_parent(parent)
 
@@ -118,8 +119,8 @@ def _init_worker(fn: Callable, parent: int | None = None) -> None:
 def _read_one(path: Path) -> tuple:
     """(path, pretokens, notes, skip reason or None, (looks performed, pedal events))."""
     try:
-        score = read_piano_score(path)
-        notes = len(score.tracks[0].notes)
+        score = read_piano_score(path, _worker_merge)
+        notes = sum(len(t.notes) for t in score.tracks)
         return str(path), _worker_fn(score), notes, None, performance_signs(score)
     except SkipFile as exc:
         return str(path), None, 0, str(exc)
@@ -128,12 +129,17 @@ def _read_one(path: Path) -> tuple:
 
 
 def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[list[Piece], CorpusSummary]:
+                progress: Callable[[int], None] | None = None,
+                merge: bool | None = None) -> tuple[list[Piece], CorpusSummary]:
     """Read and pretokenize files in parallel; bad files become (path, reason) skips.
+    ``merge=False`` hands ``pretokenize`` the file's piano tracks instead of one merged part;
+    None: as the representation whose method ``pretokenize`` is wants (``reads_tracks``).
 
     A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
     too: the files not yet read are read again one process at a time to find it."""
     paths = list(paths)
+    if merge is None:
+        merge = not getattr(getattr(pretokenize, "__self__", None), "reads_tracks", False)
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
     pieces, summary = [], CorpusSummary()
     done = 0
@@ -157,7 +163,7 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
             progress(done)
 
     if workers == 1 or len(paths) < 8:
-        _init_worker(pretokenize)
+        _init_worker(pretokenize, None, merge)
         for result in map(_read_one, paths):
             take(result)
         return pieces, summary
@@ -165,7 +171,7 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
     while done < len(paths):
         rest = paths[done:]
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                   initargs=(pretokenize, os.getpid()))
+                                   initargs=(pretokenize, os.getpid(), merge))
         try:
             for result in pool.map(_read_one, rest, chunksize=chunksize):
                 take(result)
@@ -179,4 +185,4 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
 
 
 __all__ = ["BUILTIN", "CorpusSummary", "Piece", "SkipFile", "find_midi_files", "merge_piano",
-           "read_piano_score", "read_pieces"]
+           "piano_tracks", "read_piano_score", "read_pieces"]

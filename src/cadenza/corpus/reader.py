@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from symusic import Note, Score, Track
 
-from .meter import trusted_time_signatures
-from .pedal import pedal_spans, set_pedals
+from .meter import trusted_signatures, untrusted
+from .pedal import SUSTAIN_CC, pedal_spans, set_pedals
 
 PIANO_LOW, PIANO_HIGH = 21, 108
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -31,10 +31,12 @@ def merge_piano(score: Score) -> Score:
     key signatures are kept, except a time signature that cannot be the metre (1/4: see
     :mod:`.meter`); the sustain pedals of those tracks become one pedal (see :mod:`.pedal`).
     """
+    if _merged_already(score):  # the reader's own output, handed on to a tokenizer
+        return score
     arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
     merged = Score(score.tpq)
     merged.tempos = score.tempos.copy()
-    merged.time_signatures = trusted_time_signatures(score).time_signatures.copy()
+    merged.time_signatures = trusted_signatures(score)
     merged.key_signatures = score.key_signatures.copy()
     track = Track("Piano", 0, False)
     if arrays:
@@ -51,6 +53,29 @@ def merge_piano(score: Score) -> Score:
     set_pedals(track, *pedal_spans([t for t in score.tracks if not t.is_drum]))
     merged.tracks.append(track)
     return merged
+
+
+def _merged_already(score: Score) -> bool:
+    """True when merging would give the same score: one clean program-0 piano track,
+    notes sorted by time and pitch, trusted time signatures."""
+    if len(score.tracks) != 1 or untrusted(score):
+        return False
+    track = score.tracks[0]
+    if track.is_drum or track.program != 0 or track.name != "Piano" or not len(track.notes):
+        return False
+    if len(track.pedals):  # pedals as merging leaves them: sorted spans apart, CC 64 only
+        p = track.pedals.numpy()
+        start, end = p["time"].astype(np.int64), (p["time"] + p["duration"]).astype(np.int64)
+        if (start[1:] <= end[:-1]).any() or (p["duration"] <= 0).any():
+            return False
+    if any(c.number != SUSTAIN_CC for c in track.controls):
+        return False
+    a = track.notes.numpy()
+    time, pitch = a["time"].astype(np.int64), a["pitch"].astype(np.int64)
+    step, rise = np.diff(time), np.diff(pitch)
+    return bool((pitch >= PIANO_LOW).all() and (pitch <= PIANO_HIGH).all() and (a["duration"] > 0).all()
+                and (time >= 0).all() and (a["velocity"] >= 1).all()
+                and ((step > 0) | ((step == 0) & (rise >= 0))).all())
 
 
 def _read_file(path: Path) -> bytes:
@@ -80,8 +105,17 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def read_piano_score(path: Path) -> Score:
-    """The merged piano part of one MIDI file; raises ``SkipFile`` with a reason."""
+def piano_tracks(score: Score) -> Score:
+    """The score's non-drum tracks with notes, as the file has them (notes, time
+    signatures): what a representation that reads tracks the way music21 does needs."""
+    out = score.copy()
+    out.tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    return out
+
+
+def read_piano_score(path: Path, merge: bool = True) -> Score:
+    """The merged piano part of one MIDI file (``merge=False``: its piano tracks
+    unchanged, see :func:`piano_tracks`); raises ``SkipFile`` with a reason."""
     data = _read_file(Path(path))
     if not data.startswith(b"MThd"):
         raise SkipFile("not a MIDI file (no MThd header)")
@@ -109,4 +143,4 @@ def read_piano_score(path: Path) -> Score:
     if quarters > MAX_QUARTERS:
         raise SkipFile(f"too long: {quarters:,.0f} quarter notes (limit {MAX_QUARTERS:,}; "
                        f"huge delta-times or note lengths)")
-    return merged
+    return merged if merge else piano_tracks(score)

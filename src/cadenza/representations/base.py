@@ -42,6 +42,7 @@ class Grammar(ABC):
 class Representation(ABC):
     name: ClassVar[str]
     transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
+    reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part
 
     @property
     @abstractmethod

@@ -3,22 +3,18 @@ music21's spelling), notes sounding together form one chord token, the dot-joine
 order of their pitch classes (``4.9``). Decoding writes one token every half beat, chords
 voiced in octave 4, one beat long, velocity 90 (music21's defaults).
 
-Extraction follows what ``music21.converter.parse`` + ``partitionByInstrument`` produce for
-a piano file, computed from symusic arrays instead of note objects:
+Extraction gives the token list the notebook's music21 loop gives, computed from symusic
+arrays (:mod:`.seed_music21` reproduces music21's MIDI import: chord grouping per track,
+quantization, ties at barlines, the track order), and chord names come from a table of
+all 4095 pitch-class sets built once at import, without music21.
 
-* notes that start within 1/16 beat of each other *and* end together form a chord; notes
-  that start together but end at different times land in separate music21 voices and so
-  become separate tokens, shorter ones first;
-* music21 writes a note that crosses a barline as tied notes, and the notebook counts every
-  tied piece as its own token, so a group emits one token per bar it touches.
-
-Unlike the notebook, every non-drum track is kept (the notebook keeps only the first
-instrument part, which loses the left hand of files with one track per instrument).
+Unlike the notebook, every non-drum track is kept: the notebook keeps only the first part
+of ``partitionByInstrument``, which loses any track with another instrument name, and any
+track without a program change or name (the left hand of the ASAP Bach scores).
 """
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -27,18 +23,13 @@ from symusic import Note, Score, Track
 
 from ..errors import CadenzaError
 from .base import Representation
+from .seed_music21 import CHORD_NAMES, notebook_tokens, pitch_name
 
-_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 STEP_BEATS = 0.5
 NOTE_BEATS = 1.0
 VELOCITY = 90
 CHORD_OCTAVE_BASE = 60  # chord tokens are voiced from C4
-
-
-def pitch_name(midi: int) -> str:
-    """music21's default spelling of a MIDI pitch (60 -> 'C4', 63 -> 'E-4')."""
-    return f"{_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
 def parse_pitch_name(name: str) -> int:
@@ -52,60 +43,17 @@ def parse_pitch_name(name: str) -> int:
     return step + alter + 12 * (int(name[i:]) + 1)
 
 
-@lru_cache(maxsize=4096)
 def chord_token(pitch_classes: frozenset[int]) -> str:
-    """music21's ``Chord.normalOrder`` joined with dots; cached per pitch-class set."""
-    from music21 import chord  # music21 is the reference for normal order
-
-    pcs = sorted(pitch_classes)
-    return ".".join(str(pc) for pc in chord.Chord([60 + pc for pc in pcs]).normalOrder)
-
-
-def _bar_starts(score: Score, end_tick: int) -> np.ndarray:
-    """Tick of every barline up to ``end_tick`` from the score's time signatures (4/4 when
-    there are none, as music21 assumes)."""
-    sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
-    if not sigs or sigs[0][0] > 0:
-        sigs.insert(0, (0, 4, 4))
-    bars: list[int] = []
-    for k, (start, num, den) in enumerate(sigs):
-        stop = sigs[k + 1][0] if k + 1 < len(sigs) else end_tick + 1
-        length = max(1, round(score.tpq * 4 * num / den))
-        bars.extend(range(start, max(start, stop), length))
-    return np.asarray(bars, dtype=np.int64)
+    """music21's ``Chord.normalOrder`` joined with dots, from the table."""
+    mask = 0
+    for pc in pitch_classes:
+        mask |= 1 << (pc % 12)
+    return CHORD_NAMES[mask]
 
 
 def score_to_seed_tokens(score: Score) -> list[str]:
-    notes = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
-    if not notes:
-        return []
-    time = np.concatenate([n["time"] for n in notes]).astype(np.int64)
-    dur = np.concatenate([n["duration"] for n in notes]).astype(np.int64)
-    pitch = np.concatenate([n["pitch"] for n in notes]).astype(np.int64)
-    order = np.lexsort((pitch, dur, time))
-    time, dur, pitch = time[order], dur[order], pitch[order]
-    end = time + dur
-    tol = score.tpq / 16
-    bars = _bar_starts(score, int(end.max()))
-
-    tokens: list[str] = []
-    n, i = len(time), 0
-    while i < n:
-        j = i + 1
-        while j < n and time[j] - time[i] <= tol:
-            j += 1
-        # one onset group [i, j): split into voices by end time, shorter first
-        ends = end[i:j]
-        for e in np.unique(ends):
-            members = pitch[i:j][ends == e]
-            if len(members) == 1:
-                token = pitch_name(int(members[0]))
-            else:
-                token = chord_token(frozenset(int(p) % 12 for p in members))
-            crossings = np.count_nonzero((bars > time[i]) & (bars < e))
-            tokens.extend([token] * (1 + int(crossings)))
-        i = j
-    return tokens
+    """The notebook's tokens for ``score``'s non-drum tracks."""
+    return notebook_tokens(score)
 
 
 def _transpose_token(token: str, semitones: int) -> str:
@@ -118,6 +66,7 @@ def _transpose_token(token: str, semitones: int) -> str:
 class SeedRepresentation(Representation):
     name = "seed"
     transferable = False  # its vocabulary is its own corpus's note and chord strings
+    reads_tracks = True  # music21 groups chords and places bars track by track
     _FILE = "seed_vocab.json"
 
     def __init__(self, vocab: Sequence[str] | None = None):
@@ -127,6 +76,9 @@ class SeedRepresentation(Representation):
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
+
+    def config_dict(self) -> dict:
+        return {"name": self.name, "extraction": "music21-10"}  # tokens as music21 10 reads them
 
     def pretokenize(self, score: Score) -> list[str]:
         return score_to_seed_tokens(score)

@@ -1,0 +1,228 @@
+"""What the seed notebook's music21 loop reads from a MIDI file, from symusic arrays.
+
+The notebook parses a file with ``music21.converter.parse``, keeps the first part of
+``instrument.partitionByInstrument`` and walks it. For a file whose tracks are all one
+instrument that walk is fixed by four steps of music21's MIDI import, reproduced here
+track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``):
+
+1. chords: notes sorted by onset (file order among equal onsets); each note not yet
+   taken starts a group, and every later note that starts less than 1/4 beat after it
+   *and* ends within 1/4 beat of it joins (even one already taken by an earlier group,
+   as music21 does). A group of one is a note, a larger one a chord whose length is its
+   last member's.
+2. quantization to the nearest 1/4 or 1/3 beat, offsets first; a length is never rounded
+   to zero and prefers one that reaches the next onset; a zero-length MIDI note is a
+   grace note and stays zero.
+3. ties: a note or chord that crosses a barline (from the file's time signatures, 4/4
+   when none) is cut there, and each piece is a token.
+4. order: the tracks are flattened into one part, sorted by offset, grace notes first,
+   then track, then the order each track's part had.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from symusic import Score
+
+from .seed_measures import UNITS, track_layout
+
+DIVISORS = (4, 3)  # music21's defaults.quantizationQuarterLengthDivisors
+
+
+def _nearest_multiple(n: float, unit: float) -> tuple[float, float]:
+    """``common.nearestMultiple``: the match and its unsigned error (7 decimals)."""
+    mult = math.floor(n / unit)
+    low, high = unit * mult, unit * (mult + 1)
+    if low <= n <= low + unit / 2.0:
+        return low, round(n - low, 7)
+    return high, round(high - n, 7)
+
+
+@lru_cache(maxsize=65536)
+def _best_match(x: float, zero_allowed: bool = True, gap: float = 0.0) -> float:
+    """``Stream.quantize``'s bestMatch: least remaining gap, then error, then grid."""
+    found = []
+    for div in DIVISORS:
+        tick = 1 / div
+        match, error = _nearest_multiple(x, tick)
+        if not zero_allowed and match == 0.0:
+            match, error = tick, abs(round(x - tick, 7))
+        remaining = 0.0 if gap % tick == 0 else max(gap - match, 0.0)
+        found.append((remaining, error, tick, match))
+    return min(found)[3]
+
+
+def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, int, list[int]]], bool]:
+    """music21's chord grouping of one track: (first onset, length of the last member,
+    member indices) in the order music21 creates them, and whether a note that started
+    with a group ended apart from it (music21 then makes voices)."""
+    tol = tpq / max(DIVISORS)
+    n = len(on)
+    taken = [False] * n
+    on_l, off_l = on.tolist(), off.tolist()
+    window = np.searchsorted(on, on + tol, side="left").tolist()  # notes starting within tol
+    out = []
+    voiced = False
+    for i in range(n):
+        if taken[i]:
+            continue
+        start, end = on_l[i], off_l[i]
+        members = [i]
+        if window[i] == i + 1:
+            out.append((start, end - start, members))
+            continue
+        for j in range(i + 1, window[i]):
+            if abs(off_l[j] - end) <= tol:
+                members.append(j)
+                taken[j] = True
+            else:
+                voiced = True
+        last = members[-1]
+        out.append((start, off_l[last] - on_l[last], members))
+    return out, voiced
+
+
+def _units(x: float) -> int:
+    """A quantized quarter-note value in exact units (music21 keeps offsets as fractions)."""
+    return round(x * UNITS)
+
+
+@lru_cache(maxsize=65536)
+def _offset_units(tick: int, tpq: int) -> int:
+    return _units(_best_match(tick / tpq))
+
+
+@lru_cache(maxsize=65536)
+def _length_units(ticks: int, tpq: int, gap: int | None) -> int:
+    """A length quantized as music21 does when the next later element starts ``gap``
+    units after this one (None: there is none)."""
+    if gap is None:
+        return _units(_best_match(ticks / tpq, ticks == 0))
+    return _units(_best_match(ticks / tpq, ticks == 0, gap / UNITS))
+
+
+def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
+    """(offset, length) of each group in :data:`UNITS`, quantized as music21 does: in
+    the order music21 sorts the part (by onset, grace notes first, then creation), each
+    length looks ahead to the next element quantized to a later offset."""
+    offsets = [_offset_units(start, tpq) for start, _, _ in groups]
+    lengths = [length for _, length, _ in groups]
+    order = list(range(len(groups)))  # groups come by onset already
+    if 0 in lengths:
+        order.sort(key=lambda k: (groups[k][0], lengths[k] != 0))
+    out: list[tuple[int, int]] = [(0, 0)] * len(groups)
+    nxt, n = 0, len(order)  # position in order of the first element quantized later
+    for pos, k in enumerate(order):
+        o = offsets[k]
+        if nxt <= pos:
+            nxt = pos + 1
+        while nxt < n and offsets[order[nxt]] <= o:
+            nxt += 1
+        out[k] = (o, _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None))
+    return out
+
+
+def bar_lines(score: Score, end: int) -> np.ndarray:
+    """Barline offsets in :data:`UNITS` to past ``end``: each measure as long as the time
+    signature in force where it starts (makeMeasures), so a signature placed inside a
+    measure takes effect at the next barline. Signature times are quantized like notes;
+    of several at one time the last holds; 4/4 when none is in force (music21's default)."""
+    at_time = {}
+    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
+        at_time[_units(_best_match(ts.time / score.tpq))] = (ts.numerator, ts.denominator)
+    sigs = sorted(at_time.items())
+    bars: list[int] = []
+    at, k, length = 0, 0, 4 * UNITS
+    while True:
+        while k < len(sigs) and sigs[k][0] <= at:
+            num, den = sigs[k][1]
+            length = round(UNITS * 4 * num / den) or length
+            k += 1
+        bars.append(at)
+        if at > end + length:  # a spare bar after the end
+            return np.asarray(bars, dtype=np.int64)
+        at += length
+
+
+def _token(pitches: list[int]) -> str:
+    if len(pitches) == 1:
+        return NOTE_NAMES[pitches[0]]
+    mask = 0
+    for p in pitches:
+        mask |= 1 << (p % 12)
+    return CHORD_NAMES[mask]
+
+
+def _track(track, tpq: int) -> tuple[list, list, list[str], bool]:
+    """One track's groups, their quantized (offset, length), their tokens, and whether
+    music21 makes voices in it."""
+    arr = track.notes.numpy()
+    order = np.argsort(arr["time"], kind="stable")
+    on = arr["time"][order].astype(np.int64)
+    off = on + arr["duration"][order].astype(np.int64)
+    pitch = arr["pitch"][order].tolist()
+    groups, voiced = _groups(on, off, tpq)
+    tokens = [_token([pitch[i] for i in members]) for _, _, members in groups]
+    return groups, _quantize(groups, tpq), tokens, voiced
+
+
+def seed_events(score: Score) -> list[tuple[float, str]]:
+    """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
+    in its order: (offset in quarter notes, token)."""
+    tpq = score.tpq
+    tracks = [_track(t, tpq) for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not tracks:
+        return []
+    end = max(o + d for _, timed, _, _ in tracks for o, d in timed)
+    bars = bar_lines(score, end)
+    lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
+    meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
+    last_meta = max(meta_ticks, default=-1)
+    metas = np.sort(np.asarray([t * UNITS // tpq for t in meta_ticks], dtype=np.int64))
+    rows = []
+    for ti, (groups, timed, tokens, voiced) in enumerate(tracks):
+        chords = [len(g[2]) > 1 for g in groups]
+        end_marker = last_meta * UNITS >= max(o + d for o, d in timed) * tpq
+        for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas):
+            rows.append((o, not grace, ti, rank, tokens[k]))
+    rows.sort(key=lambda r: r[:4])
+    return [(r[0] / UNITS, r[4]) for r in rows]
+
+
+def _normal_order(pcs: list[int]) -> tuple[int, ...]:
+    """Forte's normal order (music21's ``Chord.normalOrder``, checked on all 4095 sets):
+    the rotation with the smallest span, ties broken by the intervals from its first
+    pitch class to the second, the third, ... ."""
+    best = None
+    n = len(pcs)
+    for k in range(n):
+        rot = pcs[k:] + [p + 12 for p in pcs[:k]]
+        key = (rot[-1] - rot[0], *(p - rot[0] for p in rot[1:-1]))
+        if best is None or key < best[0]:
+            best = (key, rot)
+    return tuple(p % 12 for p in best[1])
+
+
+def _chord_table() -> list[str]:
+    """The chord token of every pitch-class set, indexed by its 12-bit mask."""
+    table = [""]
+    for mask in range(1, 4096):
+        table.append(".".join(str(pc) for pc in _normal_order([pc for pc in range(12) if mask >> pc & 1])))
+    return table
+
+
+def pitch_name(midi: int) -> str:
+    """music21's default spelling of a MIDI pitch (60 -> 'C4', 63 -> 'E-4')."""
+    return f"{_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
+CHORD_NAMES = _chord_table()
+NOTE_NAMES = [pitch_name(m) for m in range(128)]
+
+
+def notebook_tokens(score: Score) -> list[str]:
+    """The token list the notebook's music21 loop gives for ``score``'s non-drum tracks."""
+    return [token for _, token in seed_events(score)]
