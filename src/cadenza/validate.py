@@ -141,7 +141,7 @@ REP_OPTIONS = {
     **{name: {"beat_res": _Spec(list), "num_velocities": _Spec(int, 1, 127), "use_rests": _Spec(bool, none=True),
               "use_tempos": _Spec(bool, none=True), "use_time_signatures": _Spec(bool, none=True),
               "vocab_size": _Spec(int, 1, 1 << 20, none=True)}
-       for name in ("remi", "tsd", "midilike", "structured")},
+       for name in ("remi", "tsd", "midilike", "structured", "performance")},
 }
 
 
