@@ -22,7 +22,14 @@ are generated and compared with the held-out performances (decoded from their to
 ``cadenza evaluate`` does): overlap (histogram intersection, 1 = same) of the pooled
 inter-onset intervals (40 log-spaced bins, 5 ms to 4 s) and of the velocities (32 bins);
 Yang & Lerch's overlapping area for the mean IOI (``cadenza.evaluate.compare``); and the
-ratio of pedal presses per second.
+ratio of pedal presses per second. Generation samples with the run's own defaults (those a
+``--representation performance`` run gets, :data:`cadenza.config.REPRESENTATION_SAMPLING`).
+
+Choosing those defaults (``--choose-sampling``, with ``--run DIR`` or after ``--train``): the
+training pieces are split once more by piece (seed 1) and the same figures are measured for
+a few samplings against these validation pieces (never the held-out ones); the choice is
+the sampling whose worst figure (IOI overlap, velocity overlap, pedal ratio or its inverse)
+is highest. ``--run DIR`` judges a run trained before instead of training one.
 """
 from __future__ import annotations
 
@@ -216,16 +223,18 @@ def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray) -> float:
     return float(np.minimum(hx / max(1, hx.sum()), hy / max(1, hy.sum())).sum())
 
 
-def judge(run_dir: Path, held_paths: list[Path]) -> dict:
-    from cadenza import generate, load_run, to_scores
+def judge(run, held_paths: list[Path], **sampling) -> dict:
+    """Generated pieces of ``run`` (sampled as ``sampling`` says, else the run's defaults)
+    against the performances ``held_paths`` decoded from their tokens."""
+    from cadenza import generate, to_scores
     from cadenza.evaluate.compare import compare_sets
 
-    run = load_run(run_dir)
     rep = run.representation
     held = [rep.decode(rep.encode(read_piano_score(p))) for p in held_paths]
-    began = time.monotonic()
-    made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True))
-    gen_minutes = (time.monotonic() - began) / 60
+    began = time.process_time()
+    made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True,
+                                   **sampling))
+    gen_minutes = (time.process_time() - began) / 60
     g, h = _pooled(made), _pooled(held)
     return {"ioi_overlap": intersection(g["ioi"], h["ioi"], np.geomspace(0.005, 4.0, 41)),
             "velocity_overlap": intersection(g["velocity"], h["velocity"], np.linspace(0.5, 127.5, 33)),
@@ -235,12 +244,42 @@ def judge(run_dir: Path, held_paths: list[Path]) -> dict:
             "median_ioi_generated": float(np.median(g["ioi"])), "median_ioi_held_out": float(np.median(h["ioi"])),
             "mean_velocity_generated": float(g["velocity"].mean()),
             "mean_velocity_held_out": float(h["velocity"].mean()),
-            "notes_generated": sum(s.note_num() for s in made), "generation_minutes": gen_minutes}
+            "notes_generated": sum(s.note_num() for s in made), "generation_cpu_minutes": gen_minutes}
+
+
+# -- choosing the sampling on validation pieces ----------------------------------------------
+CANDIDATES = (("base preset: T 1, min-p 0.1", dict(temperature=1.0, top_p=1.0, min_p=0.1)),
+              ("T 1, min-p 0.02", dict(temperature=1.0, top_p=1.0, min_p=0.02)),
+              ("T 1, top-p 0.98", dict(temperature=1.0, top_p=0.98, min_p=0.0)),
+              ("T 0.95, unfiltered", dict(temperature=0.95, top_p=1.0, min_p=0.0)),
+              ("T 1, unfiltered", dict(temperature=1.0, top_p=1.0, min_p=0.0)))
+
+
+def worst(figures: dict) -> float:
+    """The figure furthest from its target: IOI overlap, velocity overlap, pedal ratio (or
+    its inverse, above 1)."""
+    ratio = figures["pedal_rate_ratio"]
+    return min(figures["ioi_overlap"], figures["velocity_overlap"], min(ratio, 1 / max(ratio, 1e-9)))
+
+
+def choose_sampling(run, train_paths: list[Path]) -> None:
+    _, val_paths = split_by_piece(train_paths, seed=1)
+    print(f"\nsampling chosen on {len(val_paths)} performances of {len({p.parent for p in val_paths})} "
+          "validation pieces (training pieces, split by piece with seed 1)")
+    print("| sampling | IOI overlap | velocity overlap | pedal presses/s (ratio) | median IOI (s) | worst |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, sampling in CANDIDATES:
+        f = judge(run, val_paths, **sampling)
+        print(f"| {name} | {f['ioi_overlap']:.3f} | {f['velocity_overlap']:.3f} | {f['pedal_rate_generated']:.3f} "
+              f"({f['pedal_rate_ratio']:.2f}) | {f['median_ioi_generated']:.3f} | {worst(f):.3f} |", flush=True)
+    print(f"| validation performances | | | {f['pedal_rate_held_out']:.3f} | {f['median_ioi_held_out']:.3f} | |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=float, metavar="MINUTES", help="also train for this many CPU minutes")
+    ap.add_argument("--run", type=Path, help="judge this run (trained on the training split) instead of training")
+    ap.add_argument("--choose-sampling", action="store_true", help="compare samplings on validation pieces")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "performance")
     ap.add_argument("--skip-round-trip", action="store_true")
     args = ap.parse_args()
@@ -253,13 +292,25 @@ def main() -> None:
         for pedals in (False, True):
             results[PerTokRoundTrip(pedals).name] = round_trip(PerTokRoundTrip(pedals), paths)
         print_table(results)
-    if args.train:
+    if args.train or args.run:
+        from cadenza import load_run
+
         train_paths, held_paths = split_by_piece(paths)
         print(f"\ntraining on {len(train_paths)} performances of {len({p.parent for p in train_paths})} pieces; "
               f"{len(held_paths)} performances of {len({p.parent for p in held_paths})} pieces held out")
-        run_dir, cpu, wall = train(train_paths, args.workdir, args.train)
-        print(f"training: {cpu:.1f} CPU minutes, {wall:.1f} wall minutes (--threads 1, --max-minutes {args.train:g} of CPU time)")
-        for key, value in judge(run_dir, held_paths).items():
+        run_dir = args.run
+        if args.train:
+            run_dir, cpu, wall = train(train_paths, args.workdir, args.train)
+            print(f"training: {cpu:.1f} CPU minutes, {wall:.1f} wall minutes (--threads 1, --max-minutes "
+                  f"{args.train:g} of CPU time)")
+        run = load_run(run_dir)
+        if args.choose_sampling:
+            choose_sampling(run, train_paths)
+            return
+        c = run.config
+        print(f"held-out pieces, the run's sampling: temperature {c.gen_temperature:g}, top-p {c.gen_top_p:g}, "
+              f"min-p {c.gen_min_p:g}")
+        for key, value in judge(run, held_paths).items():
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
 
 

@@ -171,3 +171,50 @@ def test_a_performance_continues_its_primer_in_seconds(performance_run, tmp_path
     ax = matplotlib.figure.Figure().add_subplot()
     assert draw_pianoroll(ax, piece, "p", axis="seconds")["mode"] == "seconds"
     assert ax.get_xlabel() == "time (s)" and "performance" in ax.get_title()
+
+
+def test_a_performance_run_gets_the_performance_sampling_defaults(performance_run, tmp_path, monkeypatch):
+    """min-p 0.1 (the base preset's, chosen on REMI) cut the Pedal tokens and the long time
+    shifts of performances: a performance run, from the API or the command line, samples
+    with the representation's own defaults; an explicit value still wins."""
+    import importlib
+
+    from cadenza import cli
+    from cadenza.config import PRESETS, REPRESENTATION_SAMPLING
+
+    own = REPRESENTATION_SAMPLING["performance"]
+    picked = lambda config: {k: getattr(config, k) for k in own}  # noqa: E731
+    assert picked(load_run(performance_run / "run").config) == own
+    assert picked(preset("base", representation="performance")) == own
+    assert preset("base", representation="performance", gen_min_p=0.05).gen_min_p == 0.05
+    assert preset("base").gen_min_p == PRESETS["base"]["gen_min_p"] != own["gen_min_p"]
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(source, run_dir, config, **kw):
+        seen.append(config)
+        raise Stop  # before any work
+
+    monkeypatch.setattr(importlib.import_module("cadenza.train"), "train", fake_train)
+    for extra in (["--representation", "performance"], []):
+        with pytest.raises(Stop):
+            cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])
+    assert picked(seen[0]) == own and seen[1].gen_min_p == PRESETS["base"]["gen_min_p"]
+
+
+def test_a_performance_run_presses_the_pedal_about_as_often_as_its_corpus(performance_run):
+    """With the run's own sampling the pieces press the pedal, per second of music, within
+    a factor of two of the training pieces."""
+    run = load_run(performance_run / "run")
+    rep = run.representation
+
+    def pedals_per_second(pieces) -> float:
+        scores = [rep.decode(p) for p in pieces]
+        return sum(len(s.tracks[0].pedals) for s in scores) / sum(s.to("second").end() for s in scores)
+
+    corpus = [rep.encode(read_piano_score(p)) for p in sorted((performance_run / "corpus").glob("*.mid"))]
+    made = generate(run, num=8, length=300, unit="tokens", seed=2, quiet=True).new
+    rate = pedals_per_second(corpus)
+    assert 0.5 * rate <= pedals_per_second(made) <= 2 * rate

@@ -152,9 +152,8 @@ def cmd_train(args) -> int:
         if clash:
             raise CadenzaError(f"--from takes the model and tokenizer of {args.start_from}; drop {', '.join(clash)}")
     elif not args.resume:
-        config = preset(args.preset or "base")
-        if args.representation:
-            config = config.replace(representation=args.representation)
+        config = preset(args.preset or "base",
+                        **({"representation": args.representation} if args.representation else {}))
         if args.vocab_size:
             config = config.replace(representation_options={**config.representation_options, "vocab_size": args.vocab_size})
         if args.model:

@@ -113,7 +113,21 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Sampling defaults of a representation, over any preset's: the presets' were chosen on
+# grid tokens (POP909 in REMI). Performance tokens: min-p 0.1 cuts a Pedal token in a third
+# of the places the corpus presses the pedal and a time shift of 200 ms or more in half of
+# them, so pieces came out dense and unpedalled; chosen on validation pieces of the ASAP
+# Bach performances (benchmarks/performance.py --choose-sampling, docs/benchmarks.md).
+REPRESENTATION_SAMPLING: dict[str, dict] = {
+    "performance": dict(gen_temperature=1.0, gen_top_k=0, gen_top_p=1.0, gen_min_p=0.0, gen_form=""),
+}
+
+
 def preset(name: str, **overrides) -> Config:
+    """The preset ``name`` with ``overrides``; its sampling defaults give way to the
+    representation's (:data:`REPRESENTATION_SAMPLING`), and both to ``overrides``."""
     if name not in PRESETS:
         raise CadenzaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return Config(preset=name, **PRESETS[name]).replace(**overrides)
+    config = Config(preset=name, **PRESETS[name]).replace(**overrides)
+    sampling = REPRESENTATION_SAMPLING.get(config.representation, {})
+    return config.replace(**{k: v for k, v in sampling.items() if k not in overrides})
