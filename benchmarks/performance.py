@@ -22,8 +22,10 @@ are generated and compared with the held-out performances (decoded from their to
 ``cadenza evaluate`` does): overlap (histogram intersection, 1 = same) of the pooled
 inter-onset intervals (40 log-spaced bins, 5 ms to 4 s) and of the velocities (32 bins);
 Yang & Lerch's overlapping area for the mean IOI (``cadenza.evaluate.compare``); and the
-ratio of pedal presses per second. Generation samples with the run's own defaults (those a
-``--representation performance`` run gets, :data:`cadenza.config.REPRESENTATION_SAMPLING`).
+ratio of pedal presses per second; beside them the same figures for the training
+performances themselves (what a model that reproduced its corpus would score). Generation
+samples with the run's own defaults (those a ``--representation performance`` run gets,
+:data:`cadenza.config.REPRESENTATION_SAMPLING`).
 
 Choosing those defaults (``--choose-sampling``, with ``--run DIR`` or after ``--train``): the
 training pieces are split once more by piece (seed 1) and the same figures are measured for
@@ -223,18 +225,14 @@ def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray) -> float:
     return float(np.minimum(hx / max(1, hx.sum()), hy / max(1, hy.sum())).sum())
 
 
-def judge(run, held_paths: list[Path], **sampling) -> dict:
-    """Generated pieces of ``run`` (sampled as ``sampling`` says, else the run's defaults)
-    against the performances ``held_paths`` decoded from their tokens."""
-    from cadenza import generate, to_scores
+def _decoded(rep, paths: list[Path]) -> list:
+    return [rep.decode(rep.encode(read_piano_score(p))) for p in paths]
+
+
+def figures(made: list, held: list) -> dict:
+    """The scores ``made`` against the scores ``held``."""
     from cadenza.evaluate.compare import compare_sets
 
-    rep = run.representation
-    held = [rep.decode(rep.encode(read_piano_score(p))) for p in held_paths]
-    began = time.process_time()
-    made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True,
-                                   **sampling))
-    gen_minutes = (time.process_time() - began) / 60
     g, h = _pooled(made), _pooled(held)
     return {"ioi_overlap": intersection(g["ioi"], h["ioi"], np.geomspace(0.005, 4.0, 41)),
             "velocity_overlap": intersection(g["velocity"], h["velocity"], np.linspace(0.5, 127.5, 33)),
@@ -244,7 +242,42 @@ def judge(run, held_paths: list[Path], **sampling) -> dict:
             "median_ioi_generated": float(np.median(g["ioi"])), "median_ioi_held_out": float(np.median(h["ioi"])),
             "mean_velocity_generated": float(g["velocity"].mean()),
             "mean_velocity_held_out": float(h["velocity"].mean()),
-            "notes_generated": sum(s.note_num() for s in made), "generation_cpu_minutes": gen_minutes}
+            "notes_generated": sum(s.note_num() for s in made)}
+
+
+def judge(run, held_paths: list[Path], **sampling) -> dict:
+    """Generated pieces of ``run`` (sampled as ``sampling`` says, else the run's defaults)
+    against the performances ``held_paths`` decoded from their tokens."""
+    from cadenza import generate, to_scores
+
+    held = _decoded(run.representation, held_paths)
+    began = time.process_time()
+    made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True,
+                                   **sampling))
+    return {**figures(made, held), "generation_cpu_minutes": (time.process_time() - began) / 60}
+
+
+HELD_ROWS = (("IOI overlap", "ioi_overlap", "{:.3f}"), ("velocity-histogram overlap", "velocity_overlap", "{:.3f}"),
+             ("OA of the mean IOI (Yang & Lerch)", "mean_ioi_oa", "{:.3f}"),
+             ("pedal presses per second", "pedal_rate_generated", "{:.3f}"),
+             ("pedal rate ratio", "pedal_rate_ratio", "{:.3f}"), ("median IOI (s)", "median_ioi_generated", "{:.3f}"),
+             ("mean velocity", "mean_velocity_generated", "{:.1f}"))
+
+
+def print_held_out(run, train_paths: list[Path], held_paths: list[Path]) -> None:
+    """The generated pieces and, as a reference, the training performances themselves
+    against the held-out performances, side by side."""
+    made = judge(run, held_paths)
+    corpus = figures(_decoded(run.representation, train_paths), _decoded(run.representation, held_paths))
+    print("| against the held-out performances | generated | training performances | held-out |")
+    print("|---|---:|---:|---:|")
+    own = {"pedal_rate_generated": "pedal_rate_held_out", "median_ioi_generated": "median_ioi_held_out",
+           "mean_velocity_generated": "mean_velocity_held_out"}
+    for label, key, fmt in HELD_ROWS:
+        held = fmt.format(made[own[key]]) if key in own else ""
+        print(f"| {label} | {fmt.format(made[key])} | {fmt.format(corpus[key])} | {held} |")
+    print(f"generated: {made['notes_generated']:,} notes in {GENERATED} pieces of {SECONDS:g} s, "
+          f"{made['generation_cpu_minutes']:.2f} CPU minutes")
 
 
 # -- choosing the sampling on validation pieces ----------------------------------------------
@@ -252,7 +285,9 @@ CANDIDATES = (("base preset: T 1, min-p 0.1", dict(temperature=1.0, top_p=1.0, m
               ("T 1, min-p 0.02", dict(temperature=1.0, top_p=1.0, min_p=0.02)),
               ("T 1, top-p 0.98", dict(temperature=1.0, top_p=0.98, min_p=0.0)),
               ("T 0.95, unfiltered", dict(temperature=0.95, top_p=1.0, min_p=0.0)),
-              ("T 1, unfiltered", dict(temperature=1.0, top_p=1.0, min_p=0.0)))
+              ("T 1, unfiltered", dict(temperature=1.0, top_p=1.0, min_p=0.0)),
+              ("T 1.05, unfiltered", dict(temperature=1.05, top_p=1.0, min_p=0.0)),
+              ("T 1.1, unfiltered", dict(temperature=1.1, top_p=1.0, min_p=0.0)))
 
 
 def worst(figures: dict) -> float:
@@ -310,8 +345,7 @@ def main() -> None:
         c = run.config
         print(f"held-out pieces, the run's sampling: temperature {c.gen_temperature:g}, top-p {c.gen_top_p:g}, "
               f"min-p {c.gen_min_p:g}")
-        for key, value in judge(run, held_paths).items():
-            print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+        print_held_out(run, train_paths, held_paths)
 
 
 if __name__ == "__main__":

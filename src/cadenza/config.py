@@ -114,12 +114,13 @@ PRESETS: dict[str, dict] = {
 
 
 # Sampling defaults of a representation, over any preset's: the presets' were chosen on
-# grid tokens (POP909 in REMI). Performance tokens: min-p 0.1 cuts a Pedal token in a third
+# grid tokens (POP909 in REMI). Performance tokens: min-p 0.1 cut a Pedal token in a third
 # of the places the corpus presses the pedal and a time shift of 200 ms or more in half of
-# them, so pieces came out dense and unpedalled; chosen on validation pieces of the ASAP
-# Bach performances (benchmarks/performance.py --choose-sampling, docs/benchmarks.md).
+# them, so pieces came out dense and unpedalled; temperature 1.05 with no top-p or min-p was
+# chosen on validation pieces of the ASAP Bach performances (benchmarks/performance.py
+# --choose-sampling; docs/benchmarks.md). No form: performance tokens have no bars.
 REPRESENTATION_SAMPLING: dict[str, dict] = {
-    "performance": dict(gen_temperature=1.0, gen_top_k=0, gen_top_p=1.0, gen_min_p=0.0, gen_form=""),
+    "performance": dict(gen_temperature=1.05, gen_top_k=0, gen_top_p=1.0, gen_min_p=0.0, gen_form=""),
 }
 
 
