@@ -15,7 +15,10 @@ def test_ctrl_c_saves_and_resume_continues(corpus_dir, tmp_path):
     cmd = [sys.executable, "-m", "cadenza", "train", str(corpus_dir), "--run-dir", str(run_dir), "--preset", "small",
            "--epochs", "1000", "--steps-per-epoch", "2", "--seq-len", "32", "--batch-size", "4", "--threads", "1",
            "--patience", "0", "--quiet"]  # no early stop: the run must still be going when Ctrl-C comes
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    # Ctrl-C as in a terminal, even when the suite itself runs as a background job (whose
+    # SIGINT the shell ignores, and children inherit that)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (run_dir / "metrics.csv").exists() and time.time() < deadline:
         time.sleep(0.2)
