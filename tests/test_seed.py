@@ -1,6 +1,9 @@
 """The seed preset reproduces the notebook: its tokens, its decoding, its network."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,24 +15,13 @@ from cadenza.representations.seed import parse_pitch_name, pitch_name, score_to_
 
 from midifiles import write_piece
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from seed_agreement import notebook_loop  # noqa: E402  (the notebook's loop, as written)
+
 
 def notebook_tokens(path) -> list[str]:
     """The notebook's own obtain_notes() loop, on one file."""
-    from music21 import chord, converter, instrument, note
-
-    notes = []
-    parsed_song = converter.parse(str(path))
-    try:
-        s2 = instrument.partitionByInstrument(parsed_song)
-        intermediate_notes = s2.parts[0].recurse()
-    except Exception:
-        intermediate_notes = parsed_song.flat.notes
-    for individual_note in intermediate_notes:
-        if isinstance(individual_note, note.Note):
-            notes.append(str(individual_note.pitch))
-        elif isinstance(individual_note, chord.Chord):
-            notes.append(".".join(str(n) for n in individual_note.normalOrder))
-    return notes
+    return notebook_loop(path)[0]
 
 
 Q = 480

@@ -13,6 +13,7 @@ import functools
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ from cadenza.representations.seed import SeedRepresentation, score_to_seed_token
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from seed_agreement import notebook_loop  # noqa: E402  (the notebook's loop, as written)
 ASAP = Path(os.environ.get("CADENZA_ASAP_DATA") or SHARED / "asap-bach")
 POP909 = Path(os.environ.get("CADENZA_POP909_DATA") or SHARED / "pop909")
 # small scores; songs whose PIANO track makes music21 build voices, move measures (a cut
@@ -35,21 +38,7 @@ POP909_SONGS = ["012", "014", "023"]
 @functools.lru_cache(maxsize=None)
 def notebook(path: Path):
     """The notebook's loop as written, and the notes of the part it walked."""
-    from music21 import chord, converter, instrument, note
-
-    notes = []
-    parsed_song = converter.parse(str(path))
-    try:
-        s2 = instrument.partitionByInstrument(parsed_song)
-        intermediate_notes = s2.parts[0].recurse()
-    except Exception:
-        intermediate_notes = parsed_song.flat.notes
-    for individual_note in intermediate_notes:
-        if isinstance(individual_note, note.Note):
-            notes.append(str(individual_note.pitch))
-        elif isinstance(individual_note, chord.Chord):
-            notes.append(".".join(str(n) for n in individual_note.normalOrder))
-    return notes, parsed_song, s2
+    return notebook_loop(path)
 
 
 def cadenza_tokens(path: Path) -> list[str]:
