@@ -10,6 +10,12 @@ import matplotlib
 matplotlib.use("Agg")  # noqa: E402
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
+
+# PIL loads its image plugins on the first save; done here, at import, so that a Ctrl-C
+# during a training's first loss plot never lands inside an import (which turns it into a
+# RuntimeError instead of the KeyboardInterrupt that saves the state)
+Image.preinit()
 
 
 def _num(v) -> float:
