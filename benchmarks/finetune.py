@@ -71,6 +71,36 @@ def train(folder: Path, run_dir: Path, how: list[str], minutes: float) -> tuple[
     return time.time() - began, (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
 
 
+# fine-tuning schedules compared on validation pieces (``--choose``): flags added to ``--from``
+SCHEDULES = {"lr 0.3x, dropout 0.1": [], "lr 0.1x, dropout 0.1": ["--lr", "3e-4"],
+             "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"]}
+CHOOSE_VAL_FRACTION = 0.25
+
+
+def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: str, parallel: int) -> list[dict]:
+    """Each schedule fine-tunes on the folder's training pieces with a quarter of them held out as
+    validation (the test pieces are not touched); the best validation loss per token decides."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cadenza.rundir import METRICS, read_metrics
+
+    def one(item):
+        label, flags = item
+        run_dir = workdir / name / "choose" / label.replace(", ", "-").replace(" ", "")
+        how = ["--from", start, "--val-fraction", f"{CHOOSE_VAL_FRACTION}", *flags]
+        wall, cpu = train(train_folder, run_dir, how, minutes)
+        rows = read_metrics(run_dir / METRICS)
+        best = min((r for r in rows if r["val_loss"] is not None), key=lambda r: r["val_loss"])
+        return {"folder": name, "schedule": label, "cpu_s": cpu, "best_val_loss": best["val_loss"],
+                "best_epoch": best["epoch"], "epochs": rows[-1]["epoch"]}
+
+    with ThreadPoolExecutor(parallel) as pool:
+        results = list(pool.map(one, SCHEDULES.items()))
+    for r in results:
+        print(json.dumps(r, default=float), flush=True)
+    return results
+
+
 def measure(run_dir: Path, test_folder: Path) -> dict:
     from cadenza.evaluate.run import _heldout_pieces, heldout_nll
     from cadenza.evaluate.structure import compare_structure
@@ -92,16 +122,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--folders", default="bach40,asap-bach")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "finetune")
+    ap.add_argument("--choose", action="store_true",
+                    help="compare the fine-tuning schedules on validation pieces instead (no test figures)")
+    ap.add_argument("--start", default="base", help="the run fine-tuned from with --choose")
+    ap.add_argument("--parallel", type=int, default=1, help="--choose trainings at once")
     args = ap.parse_args(argv)
     rows = []
     for name in args.folders.split(","):
         train_folder, test_folder = split(name, args.workdir)
+        if args.choose:
+            rows += choose(name, train_folder, args.workdir, args.minutes, args.start, args.parallel)
+            continue
         for label, how in (("from base", ["--from", "base"]), ("scratch", ["--preset", "base"])):
             run_dir = args.workdir / name / label.replace(" ", "-")
             wall, cpu = train(train_folder, run_dir, how, args.minutes)
             rows.append({"folder": name, "start": label, "wall_s": wall, "cpu_s": cpu,
                          **measure(run_dir, test_folder)})
             print(json.dumps(rows[-1], default=float), flush=True)
+    if args.choose:
+        print("| folder | schedule | CPU min | best validation loss | best epoch / epochs |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['folder']} | {r['schedule']} | {r['cpu_s'] / 60:.1f} | {r['best_val_loss']:.4f} | "
+                  f"{r['best_epoch']} / {r['epochs']} |")
+        return 0
     print("| folder | start | CPU min | test NLL/note | structure distance | "
           + " | ".join(f"ratio {k}" for k in KEYS) + " |")
     print("|" + "---|" * (5 + len(KEYS)))

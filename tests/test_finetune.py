@@ -90,3 +90,16 @@ def test_evaluating_the_base_writes_beside_the_user_not_into_the_package(corpus_
     report = (tmp_path / "base-report" / "report.json").read_text()
     assert '"nll_per_note"' in report
     assert _tree(base) == before
+
+
+def test_a_fine_tune_can_raise_the_dropout_and_a_bad_one_is_refused(corpus_dir, tmp_path, capsys):
+    run_dir = tmp_path / "ft"
+    assert main(["train", str(corpus_dir), "--run-dir", str(run_dir), "--from", "base", "--dropout", "0.3",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--threads", "1", "--workers", "1", "--quiet"]) == 0
+    tuned = load_run(run_dir)
+    assert tuned.config.model_options == {**load_run("base").config.model_options, "dropout": 0.3}
+    assert tuned.model.drop.p == 0.3 and tuned.model.lstm.dropout == 0.3
+    capsys.readouterr()
+    assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--dropout", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--dropout must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()

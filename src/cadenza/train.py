@@ -82,6 +82,18 @@ def evaluate_loss(model, windows: TokenWindows, batch_size: int, device, autocas
     return total / count
 
 
+def _with_overrides(config: Config, overrides: dict) -> Config:
+    """``config`` with ``overrides`` applied; ``dropout`` is the model's option of that name."""
+    overrides = dict(overrides)
+    dropout = overrides.pop("dropout", None)
+    config = config.replace(**overrides)
+    if dropout is not None:
+        if not 0 <= dropout < 1:
+            raise CadenzaError(f"--dropout must be in [0, 1), got {dropout}")
+        config = config.replace(model_options={**config.model_options, "dropout": dropout})
+    return config
+
+
 def _check_config(config: Config) -> None:
     if config.seq_len < 2 or config.batch_size < 1 or config.epochs < 1:
         raise CadenzaError("seq-len must be >= 2, batch-size >= 1 and epochs >= 1")
@@ -151,7 +163,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             config = finetune_config(start_from)
         else:
             config = config or preset("base")
-        config = config.replace(**(overrides or {}))
+        config = _with_overrides(config, overrides or {})
         source = source or config.source or "bach"
         if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
             source = os.path.abspath(source)
