@@ -211,34 +211,55 @@ def _onsets(score) -> np.ndarray:
     return np.unique(np.round(notes, 3))
 
 
-def _pooled(scores) -> dict[str, np.ndarray | float]:
-    ioi = np.concatenate([np.diff(_onsets(s)) for s in scores])
-    velocity = np.concatenate([s.tracks[0].notes.numpy()["velocity"] for s in scores if s.tracks])
-    seconds = sum(s.to("second").end() for s in scores)
-    pedals = sum(len(s.tracks[0].pedals) for s in scores if s.tracks)
-    return {"ioi": ioi, "velocity": velocity.astype(np.float64), "pedal_rate": pedals / max(seconds, 1e-9)}
+IOI_BINS = np.geomspace(0.005, 4.0, 41)          # seconds, log-spaced: a ratio of 1.18 a bin
+VELOCITY_BINS = np.linspace(0.5, 127.5, 33)      # the representation's 32 velocity bins
+
+
+def piece_stats(score) -> dict[str, np.ndarray | float]:
+    """What the figures are made of, for one piece: its inter-onset intervals (onsets within
+    1 ms one onset), velocities, pedal presses and length in seconds."""
+    notes = score.tracks[0].notes.numpy() if score.tracks else {"velocity": np.zeros(0)}
+    return {"ioi": np.diff(_onsets(score)), "velocity": notes["velocity"].astype(np.float64),
+            "pedals": len(score.tracks[0].pedals) if score.tracks else 0, "seconds": score.to("second").end()}
+
+
+def _pooled(stats: list[dict]) -> dict[str, np.ndarray | float]:
+    """The pieces' ``stats`` pooled: every interval and note counts once."""
+    seconds = sum(s["seconds"] for s in stats)
+    return {"ioi": np.concatenate([s["ioi"] for s in stats]),
+            "velocity": np.concatenate([s["velocity"] for s in stats]),
+            "pedal_rate": sum(s["pedals"] for s in stats) / max(seconds, 1e-9)}
+
+
+def histogram(x: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Shares of ``x`` in ``bins`` (values beyond the edges in the first or last bin)."""
+    h, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins)
+    return h / max(1, h.sum())
 
 
 def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray) -> float:
-    hx, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins)
-    hy, _ = np.histogram(np.clip(y, bins[0], bins[-1]), bins)
-    return float(np.minimum(hx / max(1, hx.sum()), hy / max(1, hy.sum())).sum())
+    """Overlap of the two histograms: the sum of their smaller shares (1 = the same)."""
+    return float(np.minimum(histogram(x, bins), histogram(y, bins)).sum())
 
 
 def _decoded(rep, paths: list[Path]) -> list:
     return [rep.decode(rep.encode(read_piano_score(p))) for p in paths]
 
 
+def overlaps(g: dict, h: dict) -> dict[str, float]:
+    """The three targets for pooled stats ``g`` against pooled stats ``h``."""
+    return {"ioi_overlap": intersection(g["ioi"], h["ioi"], IOI_BINS),
+            "velocity_overlap": intersection(g["velocity"], h["velocity"], VELOCITY_BINS),
+            "pedal_rate_ratio": g["pedal_rate"] / max(h["pedal_rate"], 1e-9)}
+
+
 def figures(made: list, held: list) -> dict:
     """The scores ``made`` against the scores ``held``."""
     from cadenza.evaluate.compare import compare_sets
 
-    g, h = _pooled(made), _pooled(held)
-    return {"ioi_overlap": intersection(g["ioi"], h["ioi"], np.geomspace(0.005, 4.0, 41)),
-            "velocity_overlap": intersection(g["velocity"], h["velocity"], np.linspace(0.5, 127.5, 33)),
-            "mean_ioi_oa": compare_sets(made, held)["avg_ioi"]["oa"],
+    g, h = _pooled([piece_stats(s) for s in made]), _pooled([piece_stats(s) for s in held])
+    return {**overlaps(g, h), "mean_ioi_oa": compare_sets(made, held)["avg_ioi"]["oa"],
             "pedal_rate_generated": g["pedal_rate"], "pedal_rate_held_out": h["pedal_rate"],
-            "pedal_rate_ratio": g["pedal_rate"] / max(h["pedal_rate"], 1e-9),
             "median_ioi_generated": float(np.median(g["ioi"])), "median_ioi_held_out": float(np.median(h["ioi"])),
             "mean_velocity_generated": float(g["velocity"].mean()),
             "mean_velocity_held_out": float(h["velocity"].mean()),
@@ -280,6 +301,70 @@ def print_held_out(run, train_paths: list[Path], held_paths: list[Path]) -> None
           f"{made['generation_cpu_minutes']:.2f} CPU minutes")
 
 
+# -- how much the split decides: the training performances against many held-out splits ---
+def _per_performance(stats: list[dict], g: dict) -> dict:
+    """``g`` with its histograms' weights per performance instead of per interval or note:
+    each performance's histogram, averaged (pedal rate: the mean of each one's rate)."""
+    return {**g, "ioi_hist": np.mean([histogram(s["ioi"], IOI_BINS) for s in stats], axis=0),
+            "velocity_hist": np.mean([histogram(s["velocity"], VELOCITY_BINS) for s in stats], axis=0),
+            "pedal_rate": float(np.mean([s["pedals"] / max(s["seconds"], 1e-9) for s in stats]))}
+
+
+def split_variants(train_stats: list[dict], held_stats: list[dict]) -> dict[str, float]:
+    """The training performances against the held-out ones: the benchmark's figures
+    (pooled, 40 IOI bins), then the same with 20 and with 80 IOI bins, and weighted per
+    performance."""
+    g, h = _pooled(train_stats), _pooled(held_stats)
+    out = overlaps(g, h)
+    for n in (20, 80):
+        out[f"ioi_overlap_{n}_bins"] = intersection(g["ioi"], h["ioi"], np.geomspace(0.005, 4.0, n + 1))
+    pg, ph = _per_performance(train_stats, g), _per_performance(held_stats, h)
+    out["ioi_overlap_per_performance"] = float(np.minimum(pg["ioi_hist"], ph["ioi_hist"]).sum())
+    out["velocity_overlap_per_performance"] = float(np.minimum(pg["velocity_hist"], ph["velocity_hist"]).sum())
+    out["pedal_rate_ratio_per_performance"] = pg["pedal_rate"] / max(ph["pedal_rate"], 1e-9)
+    return out
+
+
+SPLIT_ROWS = (("IOI overlap (the benchmark's: pooled, 40 bins)", "ioi_overlap", 0.8, None),
+              ("velocity overlap (pooled)", "velocity_overlap", 0.8, None),
+              ("pedal rate ratio (pooled)", "pedal_rate_ratio", 0.8, 1.2),
+              ("IOI overlap, 20 bins", "ioi_overlap_20_bins", 0.8, None),
+              ("IOI overlap, 80 bins", "ioi_overlap_80_bins", 0.8, None),
+              ("IOI overlap, each performance weighted alike", "ioi_overlap_per_performance", 0.8, None),
+              ("velocity overlap, each performance weighted alike", "velocity_overlap_per_performance", 0.8, None),
+              ("pedal rate ratio, mean of the performances' rates", "pedal_rate_ratio_per_performance", 0.8, 1.2))
+
+
+def split_effect(paths: list[Path], seeds: int) -> None:
+    """The training performances against the held-out ones, for ``seeds`` splits by piece
+    (seed 0 is the benchmark's): no model, only how far apart the two sides of a split are."""
+    rep = representations.create("performance")
+    began = time.process_time()
+    stats = dict(zip(paths, (piece_stats(s) for s in _decoded(rep, paths))))
+    rows = []
+    for seed in range(seeds):
+        train_paths, held_paths = split_by_piece(paths, seed)
+        rows.append(split_variants([stats[p] for p in train_paths], [stats[p] for p in held_paths]))
+    print(f"\ntraining performances against the held-out ones, {seeds} splits by piece (seeds 0-{seeds - 1}, "
+          f"{HELD_OUT_SHARE:.0%} of the pieces held out; {(time.process_time() - began) / 60:.2f} CPU minutes)")
+    print("| figure | seed 0 | median | 10th-90th percentile | min-max | splits meeting the target |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, key, low, high in SPLIT_ROWS:
+        v = np.array([r[key] for r in rows])
+        met = (v >= low) & (v <= high if high else True)
+        p10, p50, p90 = np.percentile(v, [10, 50, 90])
+        print(f"| {label} | {v[0]:.3f} | {p50:.3f} | {p10:.3f}-{p90:.3f} | {v.min():.3f}-{v.max():.3f} | "
+              f"{met.sum()} of {len(v)} |")
+    ratio = np.array([r["pedal_rate_ratio"] for r in rows])
+    all_met = sum((r["ioi_overlap"] >= 0.8) & (r["velocity_overlap"] >= 0.8) & (0.8 <= r["pedal_rate_ratio"] <= 1.2)
+                  for r in rows)
+    ioi = np.array([r["ioi_overlap"] for r in rows])
+    print(f"all three targets met by the training performances themselves: {all_met} of {seeds} splits; seed 0 "
+          f"ranks {int((ioi < ioi[0]).sum()) + 1} of {seeds} by IOI overlap and "
+          f"{int((np.minimum(ratio, 1 / ratio) < min(ratio[0], 1 / ratio[0])).sum()) + 1} of {seeds} by pedal ratio "
+          "(1: furthest from the target)")
+
+
 # -- choosing the sampling on validation pieces ----------------------------------------------
 CANDIDATES = (("base preset: T 1, min-p 0.1", dict(temperature=1.0, top_p=1.0, min_p=0.1)),
               ("T 1, min-p 0.02", dict(temperature=1.0, top_p=1.0, min_p=0.02)),
@@ -317,6 +402,8 @@ def main() -> None:
     ap.add_argument("--choose-sampling", action="store_true", help="compare samplings on validation pieces")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "performance")
     ap.add_argument("--skip-round-trip", action="store_true")
+    ap.add_argument("--splits", type=int, metavar="N", help="the training performances against the held-out "
+                    "ones for N splits by piece (no model)")
     args = ap.parse_args()
     paths = performances()
     if not paths:
@@ -327,6 +414,8 @@ def main() -> None:
         for pedals in (False, True):
             results[PerTokRoundTrip(pedals).name] = round_trip(PerTokRoundTrip(pedals), paths)
         print_table(results)
+    if args.splits:
+        split_effect(paths, args.splits)
     if args.train or args.run:
         from cadenza import load_run
 
