@@ -285,20 +285,48 @@ HELD_ROWS = (("IOI overlap", "ioi_overlap", "{:.3f}"), ("velocity-histogram over
              ("mean velocity", "mean_velocity_generated", "{:.1f}"))
 
 
-def print_held_out(run, train_paths: list[Path], held_paths: list[Path]) -> None:
-    """The generated pieces and, as a reference, the training performances themselves
-    against the held-out performances, side by side."""
-    made = judge(run, held_paths)
-    corpus = figures(_decoded(run.representation, train_paths), _decoded(run.representation, held_paths))
-    print("| against the held-out performances | generated | training performances | held-out |")
-    print("|---|---:|---:|---:|")
+def judge_primed(run, held_paths: list[Path], seconds: float) -> dict:
+    """One continuation of SECONDS seconds per performance of ``held_paths``, primed with its
+    first ``seconds`` (the primer's "bars" are the clock's 4-second windows), the new part
+    alone against the performances."""
+    from cadenza import generate, to_scores
+
+    windows = seconds / run.representation.seconds_per_bar
+    if windows != int(windows) or windows < 1:
+        sys.exit(f"--primed must be a multiple of {run.representation.seconds_per_bar:g} seconds")
+    began, made = time.process_time(), []
+    for k, path in enumerate(held_paths):
+        result = generate(run, num=1, length=SECONDS, unit="seconds", seed=k, quiet=True, primer=path,
+                          primer_bars=int(windows))
+        made += to_scores(run, result, continuation_only=True)
+    return {**figures(made, _decoded(run.representation, held_paths)),
+            "generation_cpu_minutes": (time.process_time() - began) / 60}
+
+
+def print_held_out(run, train_paths: list[Path], held_paths: list[Path], primed: float | None = None) -> None:
+    """The generated pieces (and with ``primed`` the continuations of each held-out
+    performance's first ``primed`` seconds) and, as a reference, the training performances
+    themselves against the held-out performances, side by side."""
+    columns = {"generated": judge(run, held_paths)}
+    if primed:
+        columns[f"generated, primed with the first {primed:g} s of each held-out performance"] = judge_primed(
+            run, held_paths, primed)
+    columns["training performances"] = figures(_decoded(run.representation, train_paths),
+                                               _decoded(run.representation, held_paths))
+    print(f"| against the held-out performances | {' | '.join(columns)} | held-out |")
+    print("|---|" + "---:|" * (len(columns) + 1))
+    made = columns["generated"]
     own = {"pedal_rate_generated": "pedal_rate_held_out", "median_ioi_generated": "median_ioi_held_out",
            "mean_velocity_generated": "mean_velocity_held_out"}
     for label, key, fmt in HELD_ROWS:
         held = fmt.format(made[own[key]]) if key in own else ""
-        print(f"| {label} | {fmt.format(made[key])} | {fmt.format(corpus[key])} | {held} |")
+        print(f"| {label} | {' | '.join(fmt.format(c[key]) for c in columns.values())} | {held} |")
     print(f"generated: {made['notes_generated']:,} notes in {GENERATED} pieces of {SECONDS:g} s, "
           f"{made['generation_cpu_minutes']:.2f} CPU minutes")
+    if primed:
+        c = list(columns.values())[1]
+        print(f"primed: {c['notes_generated']:,} notes in {len(held_paths)} continuations of {SECONDS:g} s, "
+              f"{c['generation_cpu_minutes']:.2f} CPU minutes")
 
 
 # -- how much the split decides: the training performances against many held-out splits ---
@@ -402,6 +430,8 @@ def main() -> None:
     ap.add_argument("--choose-sampling", action="store_true", help="compare samplings on validation pieces")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "performance")
     ap.add_argument("--skip-round-trip", action="store_true")
+    ap.add_argument("--primed", type=float, metavar="SECONDS", help="also continue the first SECONDS of each "
+                    "held-out performance (a multiple of 4)")
     ap.add_argument("--splits", type=int, metavar="N", help="the training performances against the held-out "
                     "ones for N splits by piece (no model)")
     args = ap.parse_args()
@@ -434,7 +464,7 @@ def main() -> None:
         c = run.config
         print(f"held-out pieces, the run's sampling: temperature {c.gen_temperature:g}, top-p {c.gen_top_p:g}, "
               f"min-p {c.gen_min_p:g}")
-        print_held_out(run, train_paths, held_paths)
+        print_held_out(run, train_paths, held_paths, args.primed)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ to the millisecond, velocities and pedals, tempos outside 40-250 bpm keep their 
 a model trained on performances samples only sequences that decode."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from symusic import ControlChange, Note, Score, Tempo, Track
@@ -218,3 +220,72 @@ def test_a_performance_run_presses_the_pedal_about_as_often_as_its_corpus(perfor
     made = generate(run, num=8, length=300, unit="tokens", seed=2, quiet=True).new
     rate = pedals_per_second(corpus)
     assert 0.5 * rate <= pedals_per_second(made) <= 2 * rate
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
+needs_asap = pytest.mark.skipif(not ASAP.is_dir(), reason=f"ASAP folder {ASAP} absent")
+
+
+def test_tempo_stretch_is_refused_for_a_performance_run(tmp_path, capsys):
+    """Performance tokens have no tempo to move: the option is refused in one line before any
+    work, and no run folder is left behind."""
+    from cadenza import cli
+
+    write_performed_piece(tmp_path / "corpus" / "p.mid", seed=3)
+    code = cli.main(["train", str(tmp_path / "corpus"), "--run-dir", str(tmp_path / "run"), "--representation",
+                     "performance", "--tempo-stretch", "2", "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--tempo-stretch" in err and "performance" in err
+    assert not (tmp_path / "run").exists()
+
+
+@needs_asap
+def test_evaluating_a_performance_run_measures_windows_of_four_seconds(performance_run, tmp_path):
+    """A performance has no bars: ``cadenza evaluate`` measures its "bars" as 4-second
+    windows from the start and says so in the report."""
+    import json
+
+    from cadenza.evaluate.run import evaluate_run
+
+    played = ASAP / "Bach" / "Fugue" / "bwv_857" / "Bult-ItoS02M.mid"
+    (tmp_path / "held").mkdir()
+    (tmp_path / "held" / played.name).symlink_to(played)
+    evaluate_run(performance_run / "run", data=str(tmp_path / "held"), samples=2, bars=3, quiet=True,
+                 out_dir=tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert report["bar_seconds"] == 4
+    assert "every bar in this report" in md and "window of 4 seconds" in md
+    assert "Means over the first 3 4-second windows" in md
+    rep = load_run(performance_run / "run").representation
+    notes = rep.decode(rep.encode(read_piano_score(played))).to("second").tracks[0].notes.numpy()
+    onsets, ends = notes["time"], notes["time"] + notes["duration"]
+    # the excerpt is the first 12 s (notes sounding past its end may be left out), not 3 bars of 2 s
+    per_window = report["structure"]["held_out"]["notes_per_bar"]
+    assert (ends <= 12.0).sum() / 3 <= per_window <= (onsets < 12.0).sum() / 3
+    assert per_window > (onsets < 8.0).sum() / 3
+
+
+@needs_asap
+def test_the_benchmark_splits_asap_by_piece_and_scores_a_set_against_itself_as_one():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import performance as bench
+
+    paths = bench.performances()
+    splits = [bench.split_by_piece(paths, seed) for seed in (0, 1)]
+    for train_paths, held_paths in splits:
+        assert sorted(train_paths + held_paths) == paths
+        assert not {p.parent for p in train_paths} & {p.parent for p in held_paths}
+        assert len({p.parent for p in held_paths}) == round(bench.HELD_OUT_SHARE * len({p.parent for p in paths}))
+    assert splits[0][1] != splits[1][1]
+    rep = representations.create("performance")
+    stats = [bench.piece_stats(s) for s in bench._decoded(rep, splits[0][1][:3])]
+    assert sum(s["pedals"] for s in stats) == sum(len(read_piano_score(p).tracks[0].pedals)
+                                                   for p in splits[0][1][:3])
+    same = bench.split_variants(stats, stats)
+    assert all(v == pytest.approx(1.0) for v in same.values())
+    other = bench.split_variants(stats[:1], stats[1:])
+    assert other["ioi_overlap"] < 1 and other["pedal_rate_ratio"] != pytest.approx(1.0)

@@ -63,7 +63,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch")
     p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are kept)")
-    p.add_argument("--primer-bars", type=int, help="continue only the primer's first N bars")
+    p.add_argument("--primer-bars", type=int, help="continue only the primer's first N bars "
+                   "(a performance run: windows of 4 s)")
     p.add_argument("--continuation-only", action="store_true",
                    help="write only the new part after a primer (from time 0, with the primer's tempo and metre)")
     p.add_argument("--no-constraints", action="store_true",
@@ -97,7 +98,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--data", help="held-out SOURCE (default: the run's validation split)")
     p.add_argument("--samples", type=int, default=8, help="pieces to generate and compare")
-    p.add_argument("--bars", type=int, default=32, help="length of the generated pieces, and of the compared excerpts")
+    p.add_argument("--bars", type=int, default=32, help="length of the generated pieces, and of the compared "
+                   "excerpts (a performance run: windows of 4 s)")
     p.add_argument("--max-pieces", type=int, default=200, help="held-out pieces to read at most")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="folder for the report (default: the run folder; ./base-report for base)")

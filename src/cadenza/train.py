@@ -106,6 +106,9 @@ def _check_config(config: Config) -> None:
     for name in ("transpose", "tempo_stretch", "patience", "steps_per_epoch", "threads"):
         if (getattr(config, name) or 0) < 0:
             raise CadenzaError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    if config.tempo_stretch and representations.timed_in_seconds(config.representation):
+        raise CadenzaError(f"--tempo-stretch moves tempo tokens, and the {config.representation} representation "
+                           "has none (its time is in seconds as played): leave it at 0")
     if config.max_minutes is not None and not 0 < config.max_minutes <= math.inf:
         raise CadenzaError(f"--max-minutes must be positive, got {config.max_minutes}")
     if not 0 <= config.checkpoint_minutes <= math.inf:

@@ -97,7 +97,12 @@ def _save(fig: Figure, path: Path) -> None:
         fig.savefig(tmp, dpi=100)
 
 
-def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: int) -> None:
+def bar_word(bar_seconds: float | None) -> str:
+    """What a bar is in a report: a bar, or for music timed in seconds a window of them."""
+    return "bar" if bar_seconds is None else f"{bar_seconds:g}-second window"
+
+
+def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: int, word: str = "bar") -> None:
     fig = Figure(figsize=(13, 6), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, scores, label in ((axes[0], generated, "generated"), (axes[1], held_out, "held-out")):
@@ -108,11 +113,11 @@ def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: i
         edge = (0.5, len(sim) + 0.5)
         ax.imshow(sim, vmin=0, vmax=1, cmap="magma", origin="lower", extent=edge + edge,
                   interpolation="nearest")
-        ax.set_title(f"{label} piece 1 of {len(scores)}: {len(sim)} bars")
-        ax.set_xlabel("bar")
-        ax.set_ylabel("bar")
+        ax.set_title(f"{label} piece 1 of {len(scores)}: {len(sim)} {word}s")
+        ax.set_xlabel(word)
+        ax.set_ylabel(word)
     fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, shrink=0.8, label="similarity")
-    fig.suptitle("bar self-similarity: 1 for bars equal up to transposition, "
+    fig.suptitle(f"{word} self-similarity: 1 for {word}s equal up to transposition, "
                  "else Jaccard index of their (onset, pitch) sets")
     _save(fig, path)
 
@@ -143,13 +148,15 @@ def _kde_figure(path: Path, comparison: dict) -> None:
 
 
 def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str,
-                 held_out: list | None = None, bars: int = DEFAULT_BARS) -> dict:
+                 held_out: list | None = None, bars: int = DEFAULT_BARS, bar_seconds: float | None = None) -> dict:
     """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
 
     ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
     ``{"nll_per_token", "perplexity", "nll_per_note", "tokens", "notes"}`` or None ("not
     computed"). The structure section compares the first ``bars`` bars of the generated pieces
-    with those of ``held_out`` (default: ``reference``). Writes ``report.md``, ``report.json``,
+    with those of ``held_out`` (default: ``reference``). ``bar_seconds``: the pieces are timed in
+    seconds without bars (a performance), and every bar is a window of that many seconds, as
+    the report says. Writes ``report.md``, ``report.json``,
     ``report_pitch_classes.png``, ``report_kde.png`` and ``report_self_similarity.png`` into
     ``out_dir``, each atomically; returns the dict saved as report.json.
     """
@@ -166,7 +173,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
 
     _pitch_class_figure(out / PITCH_CLASS_PNG, gen_feats, ref_feats, generated, reference)
     _kde_figure(out / KDE_PNG, comparison)
-    _self_similarity_figure(out / SELF_SIMILARITY_PNG, generated, held_out, bars)
+    _self_similarity_figure(out / SELF_SIMILARITY_PNG, generated, held_out, bars, bar_word(bar_seconds))
 
     features = {}
     for key, c in comparison.items():
@@ -183,6 +190,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "title": title,
             "n_generated": len(generated),
             "n_real": len(reference),
+            "bar_seconds": bar_seconds,
             "likelihood": dict(nll) if nll is not None else None,
             "features": features,
             "sanity": sanity,
@@ -198,6 +206,10 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
 
 def _markdown(r: dict) -> str:
     lines = [f"# {r['title']}", "", f"{r['n_generated']} generated pieces against {r['n_real']} held-out real pieces.", ""]
+    if r.get("bar_seconds") is not None:
+        lines += [f"These pieces are timed in seconds as played and have no bars: every bar in this report "
+                  f"(sanity, structure, self-similarity) is a window of {r['bar_seconds']:g} seconds from the "
+                  "piece's start.", ""]
     lines += ["## Likelihood", ""]
     nll = r["likelihood"]
     if nll is None:
@@ -234,7 +246,7 @@ def _markdown(r: dict) -> str:
     for key, label in MEASURES.items():
         g, s = r["sanity"]["generated"][key], r["sanity"]["real"][key]
         lines.append(f"| {label} | {_pm(g['mean'], g['std'])} | {_pm(s['mean'], s['std'])} |")
-    lines += _structure_markdown(r["structure"])
+    lines += _structure_markdown(r["structure"], bar_word(r.get("bar_seconds")))
     lines += [
         "",
         "## Figures",
@@ -243,19 +255,20 @@ def _markdown(r: dict) -> str:
         "",
         f"![distance distributions per feature]({r['figures']['kde']})",
         "",
-        f"![bar self-similarity of a generated and a held-out piece]({r['figures']['self_similarity']})",
+        f"![{bar_word(r.get('bar_seconds'))} self-similarity of a generated and a held-out piece]"
+        f"({r['figures']['self_similarity']})",
         "",
     ]
     return "\n".join(lines)
 
 
-def _structure_markdown(st: dict) -> list[str]:
+def _structure_markdown(st: dict, word: str = "bar") -> list[str]:
     pieces = st["pieces"]
     lines = [
         "",
         "## Structure",
         "",
-        f"Means over the first {st['bars']} bars of {pieces['generated']} generated and {pieces['held_out']} "
+        f"Means over the first {st['bars']} {word}s of {pieces['generated']} generated and {pieces['held_out']} "
         "held-out pieces (shorter held-out pieces whole); ratio: generated / held-out.",
         "",
         "| measure | generated | held-out | ratio |",

@@ -122,7 +122,9 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet:
 
 
 def _generate(run: Run, samples: int, bars: int, seed: int) -> list:
-    say(f"generating {samples} pieces of {bars} bars ...")
+    seconds = run.representation.seconds_per_bar
+    say(f"generating {samples} pieces of {bars} bars ..." if seconds is None else
+        f"generating {samples} pieces of {bars} windows of {seconds:g} s ({bars * seconds:g} s) ...")
     began = time.monotonic()
     scores = to_scores(run, generate(run, num=samples, length=bars, unit="bars", seed=seed), length=bars, unit="bars")
     say(f"generated {samples} pieces ({sum(s.note_num() for s in scores)} notes) in {time.monotonic() - began:.0f} s")
@@ -143,7 +145,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
                  out_dir: str | Path | None = None) -> list[Path]:
     """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
     held-out NLL over up to ``max_pieces`` held-out pieces, and ``samples`` generated pieces of
-    ``bars`` bars compared with them. ``quiet``: plain progress lines instead of bars."""
+    ``bars`` bars compared with them (a performance run: windows of 4 seconds, as the report
+    says). ``quiet``: plain progress lines instead of bars."""
     from .report import write_report
 
     if samples < 1 or bars < 1 or (max_pieces is not None and max_pieces < 1):
@@ -159,5 +162,5 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
     held_scores = [score for _, _, score in held]
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
-                 held_out=held_scores, bars=bars)
+                 held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar)
     return [out / name for name in ("report.md", "report.json")]

@@ -32,6 +32,12 @@ def create(name: str, **options) -> Representation:
     return _class_for(name)(**options)
 
 
+def timed_in_seconds(name: str) -> bool:
+    """Whether the representation ``name`` keeps time in seconds as played (no bars or tempo
+    tokens: its "bars" are windows of seconds)."""
+    return _class_for(name).seconds_per_bar is not None
+
+
 def save(rep: Representation, directory: Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,4 +84,4 @@ def load(directory: Path) -> Representation:
     return rep
 
 
-__all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load"]
+__all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load", "timed_in_seconds"]

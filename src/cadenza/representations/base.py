@@ -43,6 +43,8 @@ class Representation(ABC):
     name: ClassVar[str]
     transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
     reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part
+    # a "bar" of a representation timed in seconds (no metre): this many seconds; None: real bars
+    seconds_per_bar: ClassVar[float | None] = None
 
     @property
     @abstractmethod

@@ -64,6 +64,7 @@ class PerformanceRepresentation(MIDILikeRepresentation):
     grammar_class = PerformanceGrammar
     supports = frozenset()
     pedals = "tokens"
+    seconds_per_bar = 4 * 60 / CLOCK_BPM  # a decoded piece is in 4/4 at CLOCK_BPM: its "bars" are 4 s windows
 
     def __init__(self, beat_res=None, num_velocities: int = VELOCITIES, use_rests=None, use_tempos=None,
                  use_time_signatures=None, vocab_size=None, *, _tokenizer=None) -> None:
