@@ -32,6 +32,12 @@ training pieces are split once more by piece (seed 1) and the same figures are m
 a few samplings against these validation pieces (never the held-out ones); the choice is
 the sampling whose worst figure (IOI overlap, velocity overlap, pedal ratio or its inverse)
 is highest. ``--run DIR`` judges a run trained before instead of training one.
+
+``--primed SECONDS`` adds a column: one 60 s continuation of each held-out performance's
+first SECONDS (a multiple of the clock's 4-second windows), the continuations alone against
+the held-out performances. ``--splits N`` measures, without any model, the training
+performances against the held-out ones for N splits by piece (seeds 0 to N-1), with the IOI
+overlap's bins and weighting varied: how much the split decides the figures.
 """
 from __future__ import annotations
 
