@@ -29,6 +29,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
+from .stopping import stoppable
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
 from .token_stats import token_stats
 
@@ -179,7 +180,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
         budget = Budget(started, None if config.max_minutes is None else started + config.max_minutes * 60)
-        result = _train_locked(source, run_dir, config, resume, quiet, workers, dist, say, budget)
+        with stoppable():
+            result = _train_locked(source, run_dir, config, resume, quiet, workers, dist, say, budget)
         finished = True
         return result
     except MemoryError:
