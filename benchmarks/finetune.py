@@ -72,7 +72,7 @@ def train(folder: Path, run_dir: Path, how: list[str], minutes: float) -> tuple[
 
 
 # fine-tuning schedules compared on validation pieces (``--choose``): flags added to ``--from``
-SCHEDULES = {"lr 0.3x, dropout 0.1": [], "lr 0.1x, dropout 0.1": ["--lr", "3e-4"],
+SCHEDULES = {"lr 0.3x, dropout 0.1": ["--dropout", "0.1"], "lr 0.1x, dropout 0.1": ["--lr", "3e-4", "--dropout", "0.1"],
              "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"]}
 CHOOSE_VAL_FRACTION = 0.25
 

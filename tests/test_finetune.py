@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
-from cadenza import pretrained
+from cadenza import finetune, pretrained
 from cadenza.cli import main
 
 TINY = dict(steps_per_epoch=2, epochs=1, threads=1, max_minutes=None, checkpoint_minutes=60.0)
@@ -45,6 +45,7 @@ def test_fine_tuning_starts_from_the_base_resumes_and_no_longer_needs_it(corpus_
     base = load_run("base")
     tuned = load_run(run_dir)
     assert tuned.config.init_from == "base" and tuned.config.lr < base.config.lr
+    assert tuned.config.model_options["dropout"] == finetune.DROPOUT > base.config.model_options["dropout"]
     assert representations.digest(tuned.representation) == representations.digest(base.representation)
     start = load_file(str(base.directory / rundir.BEST))
     after = load_file(str(run_dir / rundir.BEST))
@@ -92,13 +93,13 @@ def test_evaluating_the_base_writes_beside_the_user_not_into_the_package(corpus_
     assert _tree(base) == before
 
 
-def test_a_fine_tune_can_raise_the_dropout_and_a_bad_one_is_refused(corpus_dir, tmp_path, capsys):
+def test_a_fine_tune_takes_another_dropout_and_a_bad_one_is_refused(corpus_dir, tmp_path, capsys):
     run_dir = tmp_path / "ft"
-    assert main(["train", str(corpus_dir), "--run-dir", str(run_dir), "--from", "base", "--dropout", "0.3",
+    assert main(["train", str(corpus_dir), "--run-dir", str(run_dir), "--from", "base", "--dropout", "0.2",
                  "--epochs", "1", "--steps-per-epoch", "1", "--threads", "1", "--workers", "1", "--quiet"]) == 0
     tuned = load_run(run_dir)
-    assert tuned.config.model_options == {**load_run("base").config.model_options, "dropout": 0.3}
-    assert tuned.model.drop.p == 0.3 and tuned.model.lstm.dropout == 0.3
+    assert tuned.config.model_options == {**load_run("base").config.model_options, "dropout": 0.2}
+    assert tuned.model.drop.p == 0.2 and tuned.model.lstm.dropout == 0.2
     capsys.readouterr()
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--dropout", "1.5"]) == 2
     err = capsys.readouterr().err.strip()

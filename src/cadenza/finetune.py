@@ -16,13 +16,16 @@ from .files import check_regular
 from .pretrained import resolve_run
 from .validate import check_finite, check_weights_file
 
+# Chosen on validation pieces of a small folder (benchmarks/finetune.py --choose; docs/benchmarks.md)
 LR_FACTOR = 0.3               # of the starting run's peak learning rate
+DROPOUT = 0.3                 # a small folder overfits: more dropout than the base preset's 0.1
 SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None)
 
 
 def finetune_config(start: str | Path) -> Config:
     """The configuration of a fine-tune from ``start``: its model and tokenizer, a tenth-scale
-    warmup, ``LR_FACTOR`` of its learning rate, a 10-minute budget (``--max-minutes`` changes it)."""
+    warmup, ``LR_FACTOR`` of its learning rate, at least ``DROPOUT``, a 10-minute budget
+    (``--max-minutes``, ``--lr`` and ``--dropout`` change them)."""
     directory = resolve_run(start)
     if not (directory / rundir.CONFIG).is_file() or not (directory / rundir.BEST).is_file():
         raise CadenzaError(f"--from {start}: not a trained cadenza run (no {rundir.CONFIG} and {rundir.BEST})")
@@ -31,7 +34,11 @@ def finetune_config(start: str | Path) -> Config:
     if not rep.transferable:
         raise CadenzaError(f"--from {start}: its {config.representation!r} tokens are the note strings of its own "
                            "corpus and cannot encode another folder; fine-tune from a REMI, TSD or MIDI-like run")
-    return config.replace(lr=config.lr * LR_FACTOR, init_from=str(start), source=None, **SCHEDULE)
+    options = dict(config.model_options)
+    if "dropout" in options:
+        options["dropout"] = max(options["dropout"], DROPOUT)
+    return config.replace(lr=config.lr * LR_FACTOR, init_from=str(start), source=None, model_options=options,
+                          **SCHEDULE)
 
 
 def start_tokenizer(config: Config, run_dir: Path, resume: bool):
