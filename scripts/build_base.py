@@ -40,6 +40,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pop909"
 TARGET = HERE / "base"
 FP16_TOLERANCE = 0.01
 GEN_KEYS = ("gen_temperature", "gen_top_k", "gen_top_p", "gen_min_p", "gen_form", "gen_length")
+# a fine-tune scales these from the base preset's, however the shipped weights were last trained
+TRAIN_KEYS = ("lr", "warmup_fraction", "warmup_steps", "max_minutes", "patience", "init_from")
 
 
 BENCHMARK_CHORALES = 40  # sorted(bach_chorales())[:40]: never in the base's data
@@ -105,7 +107,7 @@ def export(run, figs: dict, command: str, note: str = "") -> Path:
     model = run.model.half() if half else run.model
     save_model(model, str(tmp / rundir.BEST))
     run.model.float()
-    config = run.config.replace(**{k: getattr(preset("base"), k) for k in GEN_KEYS}, source="pop909")
+    config = run.config.replace(**{k: getattr(preset("base"), k) for k in GEN_KEYS + TRAIN_KEYS}, source="pop909")
     (tmp / rundir.CONFIG).write_text(config.to_json())
     shutil.copytree(run.directory / rundir.TOKENIZER, tmp / rundir.TOKENIZER)
     for name in (rundir.PRIMERS, rundir.TOKEN_STATS):
