@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cadenza.errors import CadenzaError  # noqa: E402
+from cadenza.files import write_bytes_atomic  # noqa: E402
 from cadenza.polyphonic.data import DATASETS, load_dataset  # noqa: E402
 from cadenza.polyphonic.model import FrameModel, ModelConfig  # noqa: E402
 from cadenza.polyphonic.dynamic import DynamicConfig  # noqa: E402
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
     md = table(results, args)
     print(md)
     if args.out is not None:
-        args.out.write_text(md)
+        write_bytes_atomic(args.out, md.encode())
     return 0
 
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from cadenza.corpus import SkipFile, read_piano_score  # noqa: E402
+from cadenza.files import write_bytes_atomic  # noqa: E402
 from cadenza.representations.seed import score_to_seed_tokens  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     rows = [r for r in (compare(p, args.cache, args.cached_only) for p in files) if r is not None]
     print("\n".join(summary(rows)))
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        write_bytes_atomic(args.out, json.dumps(rows, indent=1).encode())
     return 0
 
 

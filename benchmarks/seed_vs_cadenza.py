@@ -46,6 +46,7 @@ import importlib  # noqa: E402
 from cadenza import models, preset  # noqa: E402
 from cadenza.corpus import find_midi_files, read_pieces  # noqa: E402
 from cadenza.dataset import TokenWindows, prepare  # noqa: E402
+from cadenza.files import write_bytes_atomic  # noqa: E402
 from cadenza.errors import CadenzaError  # noqa: E402
 from cadenza.generate import generate  # noqa: E402
 from cadenza.representations.seed import SeedRepresentation  # noqa: E402
@@ -765,7 +766,7 @@ def main(argv=None) -> int:
         md = table(args, ex, tr, gen, sp)
     print(md)
     if args.out is not None:
-        args.out.write_text(md)
+        write_bytes_atomic(args.out, md.encode())
     return 0
 
 

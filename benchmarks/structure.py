@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 
+from cadenza.files import write_bytes_atomic  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pop909"
 TEST_SONGS, QUICK_SONGS = 40, 30
 
@@ -96,7 +98,7 @@ def train_all(names: list[str], folder: Path, workdir: Path, minutes: float, qui
               f"{cpu[name]['cpu_s']:.0f} CPU s", flush=True)
     record = workdir / "training.json"
     old = json.loads(record.read_text()) if record.exists() else {}
-    record.write_text(json.dumps({**old, **cpu}, indent=1))
+    write_bytes_atomic(record, json.dumps({**old, **cpu}, indent=1).encode())
     return {**old, **cpu}
 
 
@@ -201,7 +203,7 @@ def evaluate_all(names: list[str], args, test_folder: Path) -> str:
         print(f"{name}: evaluating ...", flush=True)
         results[name] = evaluate_candidate(name, args, test_folder)
         latest = json.loads(record.read_text()) if record.exists() else {}  # another eval may have written
-        record.write_text(json.dumps({**latest, name: results[name]}, indent=1, default=float))
+        write_bytes_atomic(record, json.dumps({**latest, name: results[name]}, indent=1, default=float).encode())
     training = json.loads((args.workdir / "training.json").read_text())
     return table(results, training, names)
 
