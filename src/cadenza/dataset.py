@@ -21,6 +21,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -30,12 +31,14 @@ from .corpus import CorpusSummary, find_midi_files, read_pieces
 from .corpus.cache import cache_root
 from .corpus.performed import suggestion
 from .errors import CadenzaError
+from .spool import PretokenSpool
 
 FORMAT_VERSION = 4  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
 # 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
 # 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
+SPOOL = "pretokens.spool"  # while preparing only
 
 
 def _corpus_digest(paths: list[Path]) -> str:
@@ -128,7 +131,7 @@ class PreparedData:
         return [here / os.path.relpath(p, first) for p in files]
 
 
-def _write_split(directory: Path, split: str, ids_list: list[np.ndarray], notes: list[int],
+def _write_split(directory: Path, split: str, ids_list: Iterable[np.ndarray], notes: list[int],
                  bos: int | None, dtype: str) -> int:
     offset, index = 0, []
     with open(directory / f"{split}.bin", "wb") as f:
@@ -166,26 +169,13 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
 
     log = log or (lambda msg: None)
     log(f"preparing {len(paths)} files with the {rep_name} representation ...")
-    progress = _progress_bar(len(paths), progress_bar)
-    pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None)
-    if progress:
-        progress.close()
-    if not pieces:
-        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
-        raise CadenzaError(f"no readable notes in {source} ({len(summary.skipped)} files skipped: {reasons})")
-    train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction, seed)
-    by_path = {p.path: p for p in pieces}
-    train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
-    if fitted is None:
-        rep.fit([p.pretokens for p in train])
-    meta = {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
-            "vocab_size": rep.vocab_size, "dtype": "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32",
-            "val_fraction": val_fraction, "seed": seed}
-    summary.val_files, summary.note_on_split = len(val), note
-    summary.suggestion = suggestion(summary.performed, summary.files_read, summary.pedals, rep.name)
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     try:
-        _write_entry(tmp, rep, {"train": train, "val": val}, meta, summary)
+        files.remove_entry(tmp)
+        tmp.mkdir(parents=True)
+        _build_entry(tmp, source, paths, rep, fitted is None, progress_bar,
+                     {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
+                      "val_fraction": val_fraction, "seed": seed}, workers)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not stay full
         if isinstance(exc, OSError):
@@ -197,6 +187,35 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     except OSError:  # another process prepared the same data meanwhile: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
     return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
+
+
+def _build_entry(tmp: Path, source: str, paths: list[Path], rep, fit: bool, progress_bar: bool, meta: dict,
+                 workers: int | None) -> None:
+    """Read the corpus into a spool in ``tmp`` (pretokens on disk as they come), fit the
+    representation on the training pieces read back from it, write the entry."""
+    spool = PretokenSpool(tmp / SPOOL)
+    progress = _progress_bar(len(paths), progress_bar)
+    try:
+        pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None,
+                                      store=spool.add)
+    finally:
+        spool.close()
+        if progress:
+            progress.close()
+    if not pieces:
+        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
+        raise CadenzaError(f"no readable notes in {source} ({len(summary.skipped)} files skipped: {reasons})")
+    train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction=meta["val_fraction"],
+                                               seed=meta["seed"])
+    by_path = {p.path: p for p in pieces}
+    train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
+    if fit:
+        rep.fit(spool.pieces([p.pretokens for p in train]))
+    meta = {**meta, "vocab_size": rep.vocab_size,
+            "dtype": "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32"}
+    summary.val_files, summary.note_on_split = len(val), note
+    summary.suggestion = suggestion(summary.performed, summary.files_read, summary.pedals, rep.name)
+    _write_entry(tmp, rep, spool, {"train": train, "val": val}, meta, summary)
 
 
 def _cached(directory: Path, key: str, log) -> PreparedData | None:
@@ -217,17 +236,17 @@ def _cached(directory: Path, key: str, log) -> PreparedData | None:
     return None
 
 
-def _write_entry(tmp: Path, rep, groups: dict, meta: dict, summary: CorpusSummary) -> None:
-    """The token files, indexes and tokenizer, then meta.json with their checksums last."""
-    files.remove_entry(tmp)
-    tmp.mkdir(parents=True)
+def _write_entry(tmp: Path, rep, spool: PretokenSpool, groups: dict, meta: dict, summary: CorpusSummary) -> None:
+    """The token files, indexes and tokenizer, then meta.json with their checksums last
+    (the spool removed first: it is no part of the entry)."""
     representations.save(rep, tmp / "representation")
     splits = {}
     for name, group in groups.items():
-        ids = [rep.to_ids(p.pretokens) for p in group]
+        ids = (rep.to_ids(spool[p.pretokens]) for p in group)
         n = _write_split(tmp, name, ids, [p.notes for p in group], rep.bos_id, meta["dtype"])
         splits[name] = {"tokens": n, "pieces": len(group), "notes": sum(p.notes for p in group),
                         "files": [p.path for p in group]}
+    spool.remove()
     summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
     meta = {**meta, "splits": splits, "summary": summary.to_dict(), "files": cache_check.checksums(tmp)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))

@@ -130,10 +130,13 @@ def _read_one(path: Path) -> tuple:
 
 def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | None = None,
                 progress: Callable[[int], None] | None = None,
-                merge: bool | None = None) -> tuple[list[Piece], CorpusSummary]:
+                merge: bool | None = None,
+                store: Callable[[Any], Any] | None = None) -> tuple[list[Piece], CorpusSummary]:
     """Read and pretokenize files in parallel; bad files become (path, reason) skips.
     ``merge=False`` hands ``pretokenize`` the file's piano tracks instead of one merged part;
     None: as the representation whose method ``pretokenize`` is wants (``reads_tracks``).
+    ``store``: what a piece keeps instead of its pretokens, given them as they arrive (where
+    a :class:`~cadenza.spool.PretokenSpool` put them), so they need not stay in memory.
 
     A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
     too: the files not yet read are read again one process at a time to find it."""
@@ -151,7 +154,7 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
             reason = "no tokens after tokenization"
         if reason is None:
             performed, pedals = signs[0] if signs else (False, 0)
-            pieces.append(Piece(path, notes, pretokens, performed, pedals))
+            pieces.append(Piece(path, notes, store(pretokens) if store else pretokens, performed, pedals))
             summary.files_read += 1
             summary.notes += notes
             summary.performed += performed

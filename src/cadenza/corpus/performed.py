@@ -11,7 +11,6 @@ import numpy as np
 from symusic import Score
 
 GRID_SHARE = 0.8
-_GRID = np.array([0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1.0])
 _TOLERANCE = 1 / 64
 SUGGESTED = "performance"
 
@@ -22,7 +21,8 @@ def is_quantised(onsets_beats: np.ndarray) -> bool:
     if len(onsets_beats) == 0:
         return True
     frac = np.mod(onsets_beats, 1.0)
-    dist = np.abs(frac[:, None] - _GRID[None, :]).min(axis=1)
+    quarters, thirds = frac * 4, frac * 3  # the grid is the quarters and the thirds of a beat
+    dist = np.minimum(np.abs(quarters - np.round(quarters)) / 4, np.abs(thirds - np.round(thirds)) / 3)
     return bool(np.mean(dist <= _TOLERANCE + 1e-9) >= GRID_SHARE)
 
 

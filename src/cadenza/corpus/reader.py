@@ -33,24 +33,27 @@ def merge_piano(score: Score) -> Score:
     """
     if _merged_already(score):  # the reader's own output, handed on to a tokenizer
         return score
-    arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    tracks = [t for t in score.tracks if not t.is_drum]
+    arrays = [t.notes.numpy() for t in tracks if len(t.notes)]
     merged = Score(score.tpq)
     merged.tempos = score.tempos.copy()
     merged.time_signatures = trusted_signatures(score)
     merged.key_signatures = score.key_signatures.copy()
     track = Track("Piano", 0, False)
     if arrays:
-        cols = {k: np.concatenate([a[k] for a in arrays]).astype(np.int64) for k in arrays[0]}
+        cols = {k: np.concatenate([a[k] for a in arrays]) if len(arrays) > 1 else arrays[0][k]
+                for k in ("time", "duration", "pitch", "velocity")}
         keep = ((cols["pitch"] >= PIANO_LOW) & (cols["pitch"] <= PIANO_HIGH)
                 & (cols["duration"] > 0) & (cols["time"] >= 0))
-        order = np.lexsort((cols["pitch"][keep], cols["time"][keep]))
+        if not keep.all():
+            cols = {k: v[keep] for k, v in cols.items()}
+        order = np.lexsort((cols["pitch"], cols["time"]))  # stable: tracks in order at a tie
         track.notes = Note.from_numpy(
-            time=cols["time"][keep][order].astype(np.int32),
-            duration=cols["duration"][keep][order].astype(np.int32),
-            pitch=cols["pitch"][keep][order].astype(np.int8),
-            velocity=np.clip(cols["velocity"][keep][order], 1, 127).astype(np.int8),
-            ttype="tick")
-    set_pedals(track, *pedal_spans([t for t in score.tracks if not t.is_drum]))
+            time=cols["time"][order].astype(np.int32), duration=cols["duration"][order].astype(np.int32),
+            pitch=cols["pitch"][order].astype(np.int8),
+            velocity=np.clip(cols["velocity"][order], 1, 127).astype(np.int8), ttype="tick")
+    if any(len(t.pedals) for t in tracks):  # a new track has neither pedals nor controls
+        set_pedals(track, *pedal_spans(tracks))
     merged.tracks.append(track)
     return merged
 
@@ -71,11 +74,12 @@ def _merged_already(score: Score) -> bool:
     if any(c.number != SUSTAIN_CC for c in track.controls):
         return False
     a = track.notes.numpy()
-    time, pitch = a["time"].astype(np.int64), a["pitch"].astype(np.int64)
-    step, rise = np.diff(time), np.diff(pitch)
-    return bool((pitch >= PIANO_LOW).all() and (pitch <= PIANO_HIGH).all() and (a["duration"] > 0).all()
-                and (time >= 0).all() and (a["velocity"] >= 1).all()
-                and ((step > 0) | ((step == 0) & (rise >= 0))).all())
+    pitch = a["pitch"]
+    if pitch.min() < PIANO_LOW or pitch.max() > PIANO_HIGH:
+        return False
+    order = a["time"].astype(np.int64) * 128 + pitch  # by time, then pitch (pitch < 128)
+    return bool((np.diff(order) >= 0).all() and a["time"][0] >= 0 and a["duration"].min() > 0
+                and a["velocity"].min() >= 1)
 
 
 def _read_file(path: Path) -> bytes:
@@ -92,8 +96,7 @@ def _read_file(path: Path) -> bytes:
             raise SkipFile("empty file (0 bytes)")
         if info.st_size > MAX_FILE_BYTES:
             raise SkipFile(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+        data = _read_fd(fd, min(info.st_size, MAX_FILE_BYTES) + 1)
     except OSError as exc:
         raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
     finally:
@@ -103,6 +106,18 @@ def _read_file(path: Path) -> bytes:
     if len(data) > MAX_FILE_BYTES:
         raise SkipFile(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
     return data
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes (asking for no more: a 64 MiB request costs a 64 MiB buffer)."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def piano_tracks(score: Score) -> Score:

@@ -47,16 +47,20 @@ _PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
 
 class _TrainingIterator:
     """Base ids of the training pieces as MidiTok's byte strings (what its own
-    ``TokTrainingIterator`` yields), split per bar as configured."""
+    ``TokTrainingIterator`` yields), split per bar as configured; each piece read when it
+    is reached (the pieces may be on disk: :mod:`cadenza.spool`)."""
 
     def __init__(self, tokenizer: MusicTokenizer, pieces: Sequence[np.ndarray]) -> None:
-        self.tokenizer, self.pieces = tokenizer, [p for p in pieces if len(p)]
+        self.tokenizer, self.pieces = tokenizer, pieces
+        self._count = sum(1 for p in pieces if len(p))
 
     def __len__(self) -> int:
-        return len(self.pieces)
+        return self._count
 
     def __iter__(self):
         for ids in self.pieces:
+            if not len(ids):
+                continue
             seq = TokSequence(ids=[int(i) for i in ids])
             self.tokenizer.complete_sequence(seq)
             if self.tokenizer.config.encode_ids_split == "bar":
@@ -160,7 +164,9 @@ class MidiTokRepresentation(Representation):
     def piano_part(self, score: Score) -> Score:
         """The one-track score the tokens hold: merged, the pedal applied or kept."""
         merged = merge_piano(score)
-        return sustain(merged) if self.pedals == "sustain" else merged
+        if self.pedals != "sustain" or not (len(merged.tracks[0].pedals) or len(merged.tracks[0].controls)):
+            return merged  # nothing to apply (sustain would copy the score to change nothing)
+        return sustain(merged)
 
     def pretokenize(self, score: Score) -> np.ndarray:
         merged = self.piano_part(score)
@@ -189,10 +195,9 @@ class MidiTokRepresentation(Representation):
         self._refresh()
 
     def to_ids(self, pretokens: Any) -> np.ndarray:
-        base = [int(i) for i in pretokens]
-        if not self.is_trained or not base:
-            return np.asarray(base, dtype=np.int64)
-        seq = TokSequence(ids=base)
+        if not self.is_trained or not len(pretokens):
+            return np.asarray(pretokens, dtype=np.int64)
+        seq = TokSequence(ids=[int(i) for i in pretokens])
         self.tokenizer.complete_sequence(seq)
         self.tokenizer.encode_token_ids(seq)
         return np.asarray(seq.ids, dtype=np.int64)

@@ -1,0 +1,101 @@
+"""Pretokens on disk while a corpus is prepared, so memory does not grow with the corpus.
+
+Each piece's pretokens are appended to one file as its worker hands them over; the
+vocabulary is then fitted and the token files written reading the pieces back one at a
+time (through ``np.memmap``). Pretokens that are arrays of ids (the MidiTok
+representations) are stored as they are; lists of strings (seed) as a number per distinct
+string, the strings kept once in memory (a vocabulary's worth).
+"""
+from __future__ import annotations
+
+from array import array
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+DTYPE = np.int32
+
+
+class PretokenSpool:
+    """Append with :meth:`add` (which returns the piece's number), then :meth:`close` and
+    read back with ``spool[number]`` or :meth:`pieces`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._file = open(self.path, "wb")
+        self._bounds = array("q", [0])
+        self._strings: list[str] | None = None  # None: the pretokens are ids
+        self._codes: dict[str, int] = {}
+        self._data: np.ndarray | None = None
+
+    def add(self, pretokens: Any) -> int:
+        strings = not isinstance(pretokens, np.ndarray)
+        if strings and not all(isinstance(t, str) for t in pretokens):
+            raise TypeError("pretokens must be an array of ids or a list of strings")
+        if len(self._bounds) == 1:
+            self._strings = [] if strings else None
+        elif strings != (self._strings is not None):
+            raise TypeError("every piece's pretokens must be of one kind")
+        if strings:
+            codes = np.fromiter(map(self._code, pretokens), DTYPE, len(pretokens))
+        elif len(pretokens) and (pretokens.min() < np.iinfo(DTYPE).min or pretokens.max() > np.iinfo(DTYPE).max):
+            raise ValueError("pretoken ids out of the int32 range")
+        else:
+            codes = pretokens
+        self._file.write(np.ascontiguousarray(codes, dtype=DTYPE).tobytes())
+        self._bounds.append(self._bounds[-1] + len(codes))
+        return len(self._bounds) - 2
+
+    def _code(self, token: str) -> int:
+        code = self._codes.get(token)
+        if code is None:
+            code = self._codes[token] = len(self._strings)
+            self._strings.append(token)
+        return code
+
+    def close(self) -> None:
+        """Done adding: the file is read back from here on."""
+        if self._data is not None:
+            return
+        self._file.close()
+        total = self._bounds[-1]
+        self._data = (np.memmap(self.path, dtype=DTYPE, mode="r", shape=(total,)) if total
+                      else np.zeros(0, dtype=DTYPE))
+
+    def __len__(self) -> int:
+        return len(self._bounds) - 1
+
+    def __getitem__(self, number: int) -> Any:
+        if self._data is None:
+            raise RuntimeError("close the spool before reading it")
+        codes = self._data[self._bounds[number]:self._bounds[number + 1]]
+        if self._strings is None:
+            return codes
+        strings = self._strings
+        return [strings[c] for c in codes.tolist()]
+
+    def pieces(self, numbers: Sequence[int]) -> "SpooledPieces":
+        return SpooledPieces(self, numbers)
+
+    def remove(self) -> None:
+        self.close()
+        self._data = None
+        self.path.unlink(missing_ok=True)
+
+
+class SpooledPieces(Sequence):
+    """Some pieces of a spool as a sequence, each read when it is asked for."""
+
+    def __init__(self, spool: PretokenSpool, numbers: Sequence[int]):
+        self.spool, self.numbers = spool, list(numbers)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, k: int) -> Any:
+        return self.spool[self.numbers[k]]
+
+    def __iter__(self) -> Iterator[Any]:
+        for number in self.numbers:
+            yield self.spool[number]
