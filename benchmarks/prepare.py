@@ -142,7 +142,7 @@ def measure_music21(corpus: str, n: int, repeats: int) -> dict:
                     start = _cpu()
                     mine = rep.pretokenize(read_piano_score(path, merge=False))
                     times["cadenza"][k].append(_cpu() - start)
-                assert len(mine) > 0 and len(notes) > 0
+                assert len(mine) > 0  # (the notebook finds no note in some files: its first part is empty)
                 counts[k] = len(notes)
     med = {kind: [statistics.median(t) for t in per_file] for kind, per_file in times.items()}
     out = {"files": len(sample), "repeats": repeats, "tokens": sum(counts)}

@@ -2,12 +2,13 @@
 
 Each piece's pretokens are appended to one file as its worker hands them over; the
 vocabulary is then fitted and the token files written reading the pieces back one at a
-time (through ``np.memmap``). Pretokens that are arrays of ids (the MidiTok
+time. Pretokens that are arrays of ids (the MidiTok
 representations) are stored as they are; lists of strings (seed) as a number per distinct
 string, the strings kept once in memory (a vocabulary's worth).
 """
 from __future__ import annotations
 
+import os
 from array import array
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -27,7 +28,7 @@ class PretokenSpool:
         self._bounds = array("q", [0])
         self._strings: list[str] | None = None  # None: the pretokens are ids
         self._codes: dict[str, int] = {}
-        self._data: np.ndarray | None = None
+        self._fd: int | None = None  # for reading, once closed
 
     def add(self, pretokens: Any) -> int:
         strings = not isinstance(pretokens, np.ndarray)
@@ -56,20 +57,22 @@ class PretokenSpool:
 
     def close(self) -> None:
         """Done adding: the file is read back from here on."""
-        if self._data is not None:
+        if self._fd is not None or self._file is None:
             return
         self._file.close()
-        total = self._bounds[-1]
-        self._data = (np.memmap(self.path, dtype=DTYPE, mode="r", shape=(total,)) if total
-                      else np.zeros(0, dtype=DTYPE))
+        self._file = None
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
     def __len__(self) -> int:
         return len(self._bounds) - 1
 
     def __getitem__(self, number: int) -> Any:
-        if self._data is None:
+        if self._fd is None:
             raise RuntimeError("close the spool before reading it")
-        codes = self._data[self._bounds[number]:self._bounds[number + 1]]
+        start, end = self._bounds[number], self._bounds[number + 1]
+        size = np.dtype(DTYPE).itemsize
+        # read, not mapped: pages of a mapping read once stay in the process's resident set
+        codes = np.frombuffer(os.pread(self._fd, (end - start) * size, start * size), dtype=DTYPE)
         if self._strings is None:
             return codes
         strings = self._strings
@@ -80,7 +83,8 @@ class PretokenSpool:
 
     def remove(self) -> None:
         self.close()
-        self._data = None
+        os.close(self._fd)
+        self._fd = None
         self.path.unlink(missing_ok=True)
 
 

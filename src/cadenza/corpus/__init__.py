@@ -45,7 +45,7 @@ def find_midi_files(source: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-@dataclass
+@dataclass(slots=True)  # one per file: small
 class Piece:
     path: str
     notes: int
