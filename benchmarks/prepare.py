@@ -258,7 +258,9 @@ def main(argv=None) -> int:
     for name, folder, reps in corpora:
         lines += run_corpus(name, folder, [r for r in reps.split(",") if r], args)
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        from cadenza.files import write_bytes_atomic
+
+        write_bytes_atomic(args.out, ("\n".join(lines) + "\n").encode())
     return 0
 
 
