@@ -103,6 +103,7 @@ class MidiTokRepresentation(Representation):
         self.use_rests, self.use_tempos = bool(config.use_rests), bool(config.use_tempos)
         self.use_time_signatures = bool(config.use_time_signatures)
         self._refresh()
+        self._check_bpe_size()
 
     def _supported(self, what: str, value: bool | None) -> bool:
         if value and what not in self.supports:
@@ -184,15 +185,19 @@ class MidiTokRepresentation(Representation):
         """Train MidiTok's BPE on the training pieces when ``vocab_size`` is set."""
         if self.bpe_vocab_size is None:
             return
-        if self.bpe_vocab_size <= self._base_size:
-            raise CadenzaError(
-                f"vocab_size {self.bpe_vocab_size} must exceed the {self._base_size} base "
-                f"tokens of {self.name}")
+        self._check_bpe_size()
         iterator = _TrainingIterator(self.tokenizer, train_pretokens)
         if not len(iterator):
             raise CadenzaError("no training pieces to learn BPE from")
         self.tokenizer.train(vocab_size=self.bpe_vocab_size, model="BPE", iterator=iterator)
         self._refresh()
+
+    def _check_bpe_size(self) -> None:
+        """Refused when the tokenizer is made, before any file is read (or a folder created)."""
+        if self.bpe_vocab_size is not None and self.bpe_vocab_size <= self._base_size:
+            raise CadenzaError(
+                f"vocab_size {self.bpe_vocab_size} must exceed the {self._base_size} base "
+                f"tokens of {self.name}")
 
     def to_ids(self, pretokens: Any) -> np.ndarray:
         if not self.is_trained or not len(pretokens):
