@@ -57,3 +57,38 @@ def test_the_cpu_budget_clock_does_not_run_while_the_process_waits(monkeypatch):
     assert wall.left() < 0
     monkeypatch.setenv("CADENZA_BUDGET_CLOCK", "cpu")
     assert cpu.left() > 0.3
+
+
+def test_a_resumed_budget_run_goes_on_down_from_where_it_stopped():
+    first = fitted(60)  # a run that used its budget: the cosine ended near the floor
+    stop = first.total - 10
+    resumed = Schedule(first.config, 10**6, Budget(time.time(), time.time() + 600))
+    resumed.resume_at(stop, first.factor(stop))
+    resumed.measure(step=stop + 3, steps_run=3, seconds=0.3, steps_per_epoch=10**6)
+    assert resumed.total > stop + 5000
+    factors = [resumed.factor(s) for s in range(stop, resumed.total, 97)]
+    assert factors[0] == pytest.approx(first.factor(stop))
+    assert all(a >= b for a, b in zip(factors, factors[1:])) and factors[-1] < 0.11
+    refitted = Schedule(first.config, 10**6, Budget(time.time(), time.time() + 600))  # what it did before
+    refitted.measure(step=stop + 3, steps_run=3, seconds=0.3, steps_per_epoch=10**6)
+    assert refitted.factor(stop + 3) > 0.9
+
+
+def test_resuming_without_a_budget_keeps_the_plan():
+    config = preset("small", warmup_steps=10)
+    plain, resumed = (Schedule(config, 1000, Budget(time.time(), None)) for _ in range(2))
+    resumed.resume_at(400, 0.2)
+    assert [resumed.factor(s) for s in range(0, 1000, 50)] == [plain.factor(s) for s in range(0, 1000, 50)]
+
+
+def test_a_real_run_resumed_with_a_budget_does_not_raise_its_learning_rate(corpus_dir, tmp_path):
+    from cadenza import rundir, train
+
+    tiny = dict(steps_per_epoch=3, threads=1, checkpoint_minutes=60.0, patience=None, warmup_steps=1)
+    run_dir = tmp_path / "run"
+    train(str(corpus_dir), run_dir, preset("small", seq_len=32, batch_size=4, epochs=2, max_minutes=None, **tiny),
+          quiet=True, workers=1)
+    before = rundir.read_metrics(run_dir / rundir.METRICS)
+    train(None, run_dir, resume=True, overrides=dict(epochs=4, max_minutes=30.0), quiet=True, workers=1)
+    after = rundir.read_metrics(run_dir / rundir.METRICS)[len(before):]
+    assert after and all(row["lr"] <= before[-1]["lr"] * 1.0001 for row in after)

@@ -24,6 +24,7 @@ EVALS_PER_BUDGET = 10
 EVAL_SECONDS = 600.0
 FIRST_ESTIMATE_STEP = 3  # steps measured before the first estimate of the step time
 SAFETY_SECONDS = 2.0
+FLOOR = 0.1  # the cosine ends at this share of the peak learning rate
 
 
 def budget_clock() -> float:
@@ -58,6 +59,15 @@ class Schedule:
         self.eval_every = eval_every
         self.seconds_per_step: float | None = None
         self.reserve = SAFETY_SECONDS  # time kept for the final evaluation and save
+        self.resumed: tuple[int, float] | None = None  # (global step, factor) where a budget run resumed
+
+    def resume_at(self, step: int, factor: float) -> None:
+        """A run resumed at ``step`` with a new budget goes on from the factor it had there
+        (never back up the cosine, which refitting ``total`` to the new budget would do) and
+        decays from it to the floor at the new ``total``. Without a budget ``total`` is the
+        same plan as before, and nothing changes."""
+        if self.budget.deadline is not None and step >= self.warmup:
+            self.resumed = (step, min(1.0, max(FLOOR, factor)))
 
     @property
     def warmup(self) -> int:
@@ -66,14 +76,17 @@ class Schedule:
         return min(self.config.warmup_steps, math.ceil(self.config.warmup_fraction * self.total))
 
     def factor(self, step: int) -> float:
-        """Linear warmup, then cosine decay to 10% at ``total`` (or constant)."""
+        """Linear warmup, then cosine decay to ``FLOOR`` (10%) at ``total`` (or constant)."""
         warmup = self.warmup
         if warmup and step < warmup:
             return (step + 1) / warmup
         if self.config.schedule == "constant" or self.total <= warmup:
             return 1.0
-        progress = min(1.0, (step - warmup) / max(1, self.total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+        start, top = warmup, 1.0
+        if self.resumed is not None and step >= self.resumed[0]:
+            start, top = self.resumed
+        progress = min(1.0, (step - start) / max(1, self.total - start))
+        return FLOOR + (top - FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def lr(self, step: int) -> float:
         return self.config.lr * self.factor(step)

@@ -345,6 +345,8 @@ class _Trainer:
         planned = s.steps_per_epoch * config.epochs
         self.schedule = Schedule(config, planned, budget, eval_every=st.get("eval_every"))
         self.epoch, self.step = st.get("epoch", 1), st.get("step", 0)
+        if state is not None:  # the learning rate the saved optimizer last stepped with
+            self.schedule.resume_at(self.global_step, s.optimizer.param_groups[0]["lr"] / config.lr)
         self.best_loss, self.best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
         self.bad_evals = st.get("bad_epochs", 0)
         self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
