@@ -92,3 +92,31 @@ def test_a_real_run_resumed_with_a_budget_does_not_raise_its_learning_rate(corpu
     train(None, run_dir, resume=True, overrides=dict(epochs=4, max_minutes=30.0), quiet=True, workers=1)
     after = rundir.read_metrics(run_dir / rundir.METRICS)[len(before):]
     assert after and all(row["lr"] <= before[-1]["lr"] * 1.0001 for row in after)
+
+
+def test_a_longer_budget_on_resume_does_not_reopen_the_warmup():
+    config = preset("small", warmup_steps=200, warmup_fraction=0.05)
+    first = Schedule(config, 10**6, Budget(time.time(), time.time() + 60))
+    first.measure(step=3, steps_run=3, seconds=0.3, steps_per_epoch=10**6)  # ~580 steps: warmup 30
+    resumed = Schedule(config, 10**6, Budget(time.time(), time.time() + 6000))
+    resumed.resume_at(300, first.factor(300))
+    resumed.measure(step=303, steps_run=3, seconds=0.3, steps_per_epoch=10**6)  # warmup would be 200 now
+    assert resumed.warmup == 200 and resumed.factor(303) <= first.factor(300)
+
+
+def test_a_run_resumed_in_its_warmup_finishes_that_warmup():
+    config = preset("small", warmup_steps=200, warmup_fraction=0.05)
+    resumed = Schedule(config, 10**6, Budget(time.time(), time.time() + 6000))
+    resumed.resume_at(20, 21 / 30, warmup=30)  # the first run's budget gave a 30-step warmup
+    resumed.measure(step=23, steps_run=3, seconds=0.3, steps_per_epoch=10**6)
+    assert resumed.warmup == 30 and resumed.factor(20) == pytest.approx(21 / 30)
+    assert resumed.factor(29) == pytest.approx(1.0) and resumed.factor(31) <= 1.0
+
+
+def test_a_run_resumed_after_its_warmup_never_goes_back_up():
+    config = preset("small", warmup_steps=200, warmup_fraction=0.05)
+    resumed = Schedule(config, 10**6, Budget(time.time(), time.time() + 6000))
+    resumed.resume_at(100, 0.6, warmup=30)  # past the run's own 30-step warmup, below the preset's 200
+    resumed.measure(step=103, steps_run=3, seconds=0.3, steps_per_epoch=10**6)
+    factors = [resumed.factor(s) for s in range(100, resumed.total, 50)]
+    assert factors[0] == pytest.approx(0.6) and all(a >= b for a, b in zip(factors, factors[1:]))

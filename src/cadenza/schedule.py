@@ -60,31 +60,44 @@ class Schedule:
         self.seconds_per_step: float | None = None
         self.reserve = SAFETY_SECONDS  # time kept for the final evaluation and save
         self.resumed: tuple[int, float] | None = None  # (global step, factor) where a budget run resumed
+        self.fixed_warmup: int | None = None  # a budget run resumed in its warmup keeps that warmup
 
-    def resume_at(self, step: int, factor: float) -> None:
+    def resume_at(self, step: int, factor: float, warmup: int | None = None) -> None:
         """A run resumed at ``step`` with a new budget goes on from the factor it had there
         (never back up the cosine, which refitting ``total`` to the new budget would do) and
-        decays from it to the floor at the new ``total``. Without a budget ``total`` is the
-        same plan as before, and nothing changes."""
-        if self.budget.deadline is not None and step >= self.warmup:
+        decays from it to the floor at the new ``total``; resumed within its warmup (``warmup``:
+        the run's own, saved with its state) it finishes that warmup. Without a budget ``total``
+        is the plan as before, and nothing changes."""
+        if self.budget.deadline is None:
+            return
+        if warmup is None:  # a state from before warmups were saved: the longest any refit gives
+            warmup = self.warmup
+        if step >= warmup:
             self.resumed = (step, min(1.0, max(FLOOR, factor)))
+        else:
+            self.fixed_warmup = warmup
 
     @property
     def warmup(self) -> int:
+        if self.fixed_warmup is not None:
+            return self.fixed_warmup
         if self.budget.deadline is None:
             return self.config.warmup_steps
         return min(self.config.warmup_steps, math.ceil(self.config.warmup_fraction * self.total))
 
     def factor(self, step: int) -> float:
         """Linear warmup, then cosine decay to ``FLOOR`` (10%) at ``total`` (or constant)."""
+        cosine = self.config.schedule != "constant"
+        if cosine and self.resumed is not None and step >= self.resumed[0]:
+            return self._cosine(step, *self.resumed)  # past any warmup the refitted total implies
         warmup = self.warmup
         if warmup and step < warmup:
             return (step + 1) / warmup
-        if self.config.schedule == "constant" or self.total <= warmup:
+        if not cosine or self.total <= warmup:
             return 1.0
-        start, top = warmup, 1.0
-        if self.resumed is not None and step >= self.resumed[0]:
-            start, top = self.resumed
+        return self._cosine(step, warmup, 1.0)
+
+    def _cosine(self, step: int, start: int, top: float) -> float:
         progress = min(1.0, (step - start) / max(1, self.total - start))
         return FLOOR + (top - FLOOR) * 0.5 * (1 + math.cos(math.pi * progress))
 

@@ -346,7 +346,8 @@ class _Trainer:
         self.schedule = Schedule(config, planned, budget, eval_every=st.get("eval_every"))
         self.epoch, self.step = st.get("epoch", 1), st.get("step", 0)
         if state is not None:  # the learning rate the saved optimizer last stepped with
-            self.schedule.resume_at(self.global_step, s.optimizer.param_groups[0]["lr"] / config.lr)
+            lr = s.optimizer.param_groups[0]["lr"]
+            self.schedule.resume_at(self.global_step, lr / config.lr, st.get("warmup"))
         self.best_loss, self.best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
         self.bad_evals = st.get("bad_epochs", 0)
         self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
@@ -372,6 +373,7 @@ class _Trainer:
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
                 "data_key": self.s.data.key, "data_tokens": self.s.data.tokens_digest, "eval_every": self.schedule.eval_every,
+                "warmup": self.schedule.warmup,
                 "rows": len(self.metrics)}
 
     def run(self) -> TrainResult:

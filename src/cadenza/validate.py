@@ -244,8 +244,8 @@ STATE = {"format": _Spec(int, 0, 1 << 16), "epoch": _Spec(int, 1, 1 << 40), "ste
          "best_loss": _Spec(float, -math.inf, math.inf), "best_epoch": _Spec(int, 0, 1 << 40),
          "bad_epochs": _Spec(int, 0, BIG), "elapsed": _Spec(float, 0, 1e12), "loss_sum": _Spec.finite(),
          "loss_count": _Spec(int, 0, BIG), "tokens": _Spec(int, 0, BIG), "eval_every": _Spec(int, 1, BIG, none=True),
-         "rows": _Spec(int, 0, BIG), "data_key": _Spec(str, none=True), "model": _Spec(dict),
-         "optimizer": _Spec(dict)}
+         "rows": _Spec(int, 0, BIG), "warmup": _Spec(int, 0, BIG), "data_key": _Spec(str, none=True),
+         "model": _Spec(dict), "optimizer": _Spec(dict)}
 
 
 def check_state(state, path: Path) -> dict:
