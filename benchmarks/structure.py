@@ -45,13 +45,17 @@ def split_songs(data: Path, workdir: Path, quick: bool, seed: int = 0) -> tuple[
     n_test = 6 if quick else TEST_SONGS
     folders = {"test": [songs[i] for i in order[:n_test]], "train": [songs[i] for i in order[n_test:]]}
     for name, files in folders.items():
-        folder = workdir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            link = folder / f.name
-            if not link.is_symlink():
-                link.symlink_to(f.resolve())
+        link_files(workdir / name, {f.name: f for f in files})
     return workdir / "train", workdir / "test"
+
+
+def link_files(folder: Path, links: dict[str, Path]) -> Path:
+    """``folder`` (made if missing) with a symlink ``name`` to each path, kept where one exists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in links.items():
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(path.resolve())
+    return folder
 
 
 # name: (preset, extra `cadenza train` flags). Quick mode shrinks every model.
@@ -165,12 +169,8 @@ def val_folder(run, workdir: Path) -> Path:
     cfg = run.config
     meta = prepare(cfg.source, cfg.representation, cfg.representation_options, cfg.val_fraction, cfg.seed,
                    log=None, progress_bar=False).meta
-    folder = workdir / "val"
-    folder.mkdir(exist_ok=True)
-    for name in (Path(f).name for f in meta["splits"]["val"]["files"]):
-        if not (folder / name).is_symlink():
-            (folder / name).symlink_to((workdir / "train" / name).resolve())
-    return folder
+    names = (Path(f).name for f in meta["splits"]["val"]["files"])
+    return link_files(workdir / "val", {name: workdir / "train" / name for name in names})
 
 
 def evaluate_candidate(name: str, args, test_folder: Path) -> dict:

@@ -51,15 +51,12 @@ def mixed_folder(pop_train: Path, pop_val: Path, target: Path) -> Path:
     """``target`` holding links to the POP909 training songs that are not ``pop_val`` songs and
     to the bach chorales after the benchmark's first 40."""
     from cadenza.corpus.bach import bach_chorales
+    from structure import link_files
 
-    target.mkdir(parents=True, exist_ok=True)
     val = {p.name for p in pop_val.iterdir()}
     links = {f"pop-{p.name}": p for p in sorted(pop_train.iterdir()) if p.name not in val}
     links |= {f"bach-{p.name}": p for p in sorted(bach_chorales())[BENCHMARK_CHORALES:]}
-    for name, path in links.items():
-        if not (target / name).is_symlink():
-            (target / name).symlink_to(path.resolve())
-    return target
+    return link_files(target, links)
 
 
 def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None = None) -> None:
