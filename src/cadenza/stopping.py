@@ -9,8 +9,18 @@ import signal
 import threading
 
 
+_requested = False
+
+
 def _raise_interrupt(signum, frame):
+    global _requested
+    _requested = True  # a KeyboardInterrupt raised inside a finalizer is swallowed: loops check this too
     raise KeyboardInterrupt
+
+
+def requested() -> bool:
+    """Whether a stop signal came since :func:`stoppable` was entered."""
+    return _requested
 
 
 @contextlib.contextmanager
@@ -20,8 +30,10 @@ def stoppable():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _requested
+    _requested = False
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         yield

@@ -29,6 +29,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
+from . import stopping
 from .stopping import stoppable
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
 from .token_stats import token_stats
@@ -402,6 +403,8 @@ class _Trainer:
         if self.dist.is_main and not self.quiet:
             self.progress = _progress(s.steps_per_epoch, self.step, self.epoch, cfg.epochs)
         while self.step < s.steps_per_epoch:
+            if stopping.requested():  # its KeyboardInterrupt was swallowed (raised inside a finalizer)
+                raise KeyboardInterrupt
             if self.steps_run and self.dist.agree(not self.schedule.time_for_another_step()):
                 self._close_progress()
                 self.say(f"time limit of {cfg.max_minutes} minutes reached in epoch {self.epoch}")
