@@ -9,7 +9,9 @@ out here too; training holds out its own 10% validation split. The first call tr
 (``--resume``) for as long again. ``--continue-from RUN --with-bach`` instead continues a
 POP909 run (``cadenza train --from RUN``) on its own training songs plus the built-in bach
 chorales except the first 40 (``benchmarks/finetune.py``'s unseen folder); its validation
-songs stay out, and the figures below use them. Then the best weights are exported to
+songs stay out, and the figures below use them. ``--bach-repeats K`` links each chorale K times,
+so that they are a larger share of what is trained on (the copies stay on one side of the
+run's validation split). Then the best weights are exported to
 ``src/cadenza/pretrained/base/`` with the tokenizer, configuration (the ``base`` preset's
 sampling), training windows and token statistics: as fp16 when the validation NLL stays within
 1% of fp32, else fp32. The model card records data, command, figures and the weights' SHA-256.
@@ -47,16 +49,28 @@ TRAIN_KEYS = ("lr", "warmup_fraction", "warmup_steps", "max_minutes", "patience"
 BENCHMARK_CHORALES = 40  # sorted(bach_chorales())[:40]: never in the base's data
 
 
-def mixed_folder(pop_train: Path, pop_val: Path, target: Path) -> Path:
+def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1) -> Path:
     """``target`` holding links to the POP909 training songs that are not ``pop_val`` songs and
-    to the bach chorales after the benchmark's first 40."""
+    to the bach chorales after the benchmark's first 40, each ``repeats`` times."""
     from cadenza.corpus.bach import bach_chorales
     from structure import link_files
 
     val = {p.name for p in pop_val.iterdir()}
     links = {f"pop-{p.name}": p for p in sorted(pop_train.iterdir()) if p.name not in val}
-    links |= {f"bach-{p.name}": p for p in sorted(bach_chorales())[BENCHMARK_CHORALES:]}
+    for k in range(repeats):
+        copy = f"r{k}-" if k else ""  # the first copy keeps the earlier runs' names
+        links |= {f"bach-{copy}{p.name}": p for p in sorted(bach_chorales())[BENCHMARK_CHORALES:]}
     return link_files(target, links)
+
+
+def pop909_run(run):
+    """The POP909-only run that ``run`` continues (itself when it is one): its validation songs
+    are the ones every continuation leaves out and is measured on."""
+    from cadenza.rundir import load_run
+
+    while run.config.init_from and any(Path(run.config.source).glob("bach-*")):
+        run = load_run(ROOT / run.config.init_from)
+    return run
 
 
 def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None = None) -> None:
@@ -64,8 +78,9 @@ def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None 
            "--max-minutes", f"{minutes}", "--threads", "1", "--quiet"]
     if (run_dir / rundir.STATE).exists():
         cmd += ["--resume"]
-    else:
-        cmd += ["--from", str(start)] if start else ["--preset", "base"]
+    else:  # a continuation on thousands of pieces keeps the base preset's dropout, not a fine-tune's
+        cmd += ["--from", str(start), "--dropout", f"{preset('base').model_options['dropout']}"] if start \
+            else ["--preset", "base"]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -170,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="a sentence for the model card (how the run was trained)")
     ap.add_argument("--continue-from", type=Path, help="a POP909 run (trained by this script) to continue")
     ap.add_argument("--with-bach", action="store_true", help="with --continue-from: add the bach chorales")
+    ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
     args = ap.parse_args(argv)
     train_folder, test_folder = split_songs(args.data, args.workdir, quick=False)
     from cadenza.rundir import load_run
@@ -177,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.with_bach and not args.continue_from:
         ap.error("--with-bach continues a POP909 run: give --continue-from RUN")
-    pop_val = val_folder(load_run(args.continue_from), args.workdir) if args.continue_from else None
+    pop_val = val_folder(pop909_run(load_run(args.continue_from)), args.workdir) if args.continue_from else None
     if args.with_bach:
-        train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / "train")
+        train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / "train", args.bach_repeats)
     if not args.export_only:
         train(train_folder, args.run_dir, args.minutes, args.continue_from)
     run = load_run(args.run_dir)

@@ -151,3 +151,23 @@ def test_bpe_windows_are_transposed_by_merging_again(corpus_dir):
     plain, _ = windows.batch(starts)
     assert x.shape == plain.shape and not np.array_equal(x.numpy(), plain.numpy())
     assert np.array_equal(x[:, 1:].numpy(), y[:, :-1].numpy())
+
+
+def test_copies_of_one_file_stay_on_one_side_of_the_split(corpus_dir, tmp_path):
+    """A folder holding a piece under several names (users' collections often do): every copy
+    is trained on, or every copy is held out, never both."""
+    originals = sorted(corpus_dir.glob("*.mid"))
+    folder = tmp_path / "with-copies"
+    folder.mkdir()
+    for k, path in enumerate(originals):
+        for copy in range(1 + (k < 4) * 3):  # four pieces four times each
+            (folder / f"{copy}-{path.name}").write_bytes(path.read_bytes())
+    data = prepare(str(folder), "remi", val_fraction=0.3, log=None)
+    sides = {}
+    for split in ("train", "val"):
+        for name in data.meta["splits"][split]["files"]:
+            sides.setdefault(name.split("-", 1)[1], set()).add(split)
+    assert all(len(s) == 1 for s in sides.values()) and {"val"} in sides.values()
+    assert sum(len(data.meta["splits"][s]["files"]) for s in ("train", "val")) == len(originals) + 12
+    files = [f"f{k}.mid" for k in range(30)]
+    assert split_files(files, 0.1, 0, {f: b"same" for f in files})[1] == []  # all copies: nothing held out

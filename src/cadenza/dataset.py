@@ -33,23 +33,24 @@ from .corpus.performed import suggestion
 from .errors import CadenzaError
 from .spool import PretokenSpool
 
-FORMAT_VERSION = 4  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
+FORMAT_VERSION = 5  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
 # 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
-# 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins
+# 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins;
+# 5: copies of one file stay on one side of the validation split
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only
 
 
-def _corpus_digest(paths: list[Path]) -> str:
-    """The files' names and contents, each field length-prefixed or of fixed size, so two
-    different folders never give the same byte stream."""
+def _corpus_digest(paths: list[Path], records: dict[Path, bytes]) -> str:
+    """The files' names and contents (``records``), each field length-prefixed or of fixed
+    size, so two different folders never give the same byte stream."""
     h = hashlib.blake2b(digest_size=16)
     h.update(len(paths).to_bytes(8, "little"))
     for path in paths:
         name = os.fsencode(path.name)
         h.update(len(name).to_bytes(8, "little") + name)
-        h.update(_content_record(path))
+        h.update(records[path])
     return h.hexdigest()
 
 
@@ -65,8 +66,11 @@ def _content_record(path: Path) -> bytes:
         return b"E" + digest.digest()
 
 
-def split_files(paths: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str], str]:
-    """Hold out ``val_fraction`` of the files (seeded); none when there are too few."""
+def split_files(paths: list[str], val_fraction: float, seed: int,
+                contents: dict[str, bytes] | None = None) -> tuple[list[str], list[str], str]:
+    """Hold out ``val_fraction`` of the files (seeded); none when there are too few. Files with
+    the same ``contents`` (copies of one piece) all go where the first of them drawn goes, so
+    validation never scores a piece that is also trained on."""
     n_val = int(len(paths) * val_fraction)
     if val_fraction <= 0:
         return list(paths), [], "no validation split (--val-fraction 0): best weights chosen by training loss"
@@ -74,9 +78,16 @@ def split_files(paths: list[str], val_fraction: float, seed: int) -> tuple[list[
         return list(paths), [], (f"no validation split: {len(paths)} usable file(s) is too few for "
                                  f"{val_fraction:.0%}; best weights chosen by training loss")
     order = np.random.default_rng(seed).permutation(len(paths))
-    val = sorted(paths[i] for i in order[:n_val])
-    val_set = set(val)
-    return [p for p in paths if p not in val_set], val, ""
+    first_side: dict[bytes, bool] = {}
+    val_set = set()
+    for rank, i in enumerate(order):
+        key = contents[paths[i]] if contents else paths[i]
+        if first_side.setdefault(key, rank < n_val):
+            val_set.add(paths[i])
+    if len(val_set) == len(paths):
+        return list(paths), [], ("no validation split: the held-out files' copies would leave nothing to train on; "
+                                 "best weights chosen by training loss")
+    return [p for p in paths if p not in val_set], sorted(val_set), ""
 
 
 def tokens_digest(directory: Path) -> str | None:
@@ -155,7 +166,8 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     paths = find_midi_files(source)
     if not paths:
         raise CadenzaError(f"no .mid or .midi files found in {source}")
-    key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(paths), "rep": rep.config_dict(),
+    records = {path: _content_record(path) for path in paths}
+    key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(paths, records), "rep": rep.config_dict(),
                           "val": val_fraction, "seed": seed,
                           **({"fitted": representations.digest(fitted)} if fitted else {})},
                          sort_keys=True, default=str)
@@ -173,7 +185,7 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     try:
         files.remove_entry(tmp)
         tmp.mkdir(parents=True)
-        _build_entry(tmp, source, paths, rep, fitted is None, progress_bar,
+        _build_entry(tmp, source, paths, rep, fitted is None, progress_bar, records,
                      {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
                       "val_fraction": val_fraction, "seed": seed}, workers)
     except BaseException as exc:
@@ -189,8 +201,8 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
 
 
-def _build_entry(tmp: Path, source: str, paths: list[Path], rep, fit: bool, progress_bar: bool, meta: dict,
-                 workers: int | None) -> None:
+def _build_entry(tmp: Path, source: str, paths: list[Path], rep, fit: bool, progress_bar: bool,
+                 records: dict[Path, bytes], meta: dict, workers: int | None) -> None:
     """Read the corpus into a spool in ``tmp`` (pretokens on disk as they come), fit the
     representation on the training pieces read back from it, write the entry."""
     spool = PretokenSpool(tmp / SPOOL)
@@ -205,8 +217,9 @@ def _build_entry(tmp: Path, source: str, paths: list[Path], rep, fit: bool, prog
     if not pieces:
         reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
         raise CadenzaError(f"no readable notes in {source} ({len(summary.skipped)} files skipped: {reasons})")
+    contents = {str(path): record for path, record in records.items()}
     train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction=meta["val_fraction"],
-                                               seed=meta["seed"])
+                                               seed=meta["seed"], contents=contents)
     by_path = {p.path: p for p in pieces}
     train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
     if fit:
