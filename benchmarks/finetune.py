@@ -117,6 +117,20 @@ def measure(run_dir: Path, test_folder: Path) -> dict:
     return {"test_nll_note": nll, "ratio": ratio, "distance": distance}
 
 
+def base_alone(start: str, train_folder: Path, test_folder: Path) -> dict:
+    """The base's NLL per note on the folder without any training: on its training pieces
+    (which choose between bases: the base never saw them) and on its test pieces."""
+    from cadenza.evaluate.run import _heldout_pieces, heldout_nll
+    from cadenza.rundir import load_run
+
+    run = load_run(start)
+    out = {}
+    for part, folder in (("train", train_folder), ("test", test_folder)):
+        pieces = _heldout_pieces(run, str(folder), None, quiet=True)
+        out[f"{part}_nll_note"] = heldout_nll(run, [(i, n) for i, n, _ in pieces])["nll_per_note"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -126,10 +140,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare the fine-tuning schedules on validation pieces instead (no test figures)")
     ap.add_argument("--start", default="base", help="the run fine-tuned from with --choose")
     ap.add_argument("--parallel", type=int, default=1, help="--choose trainings at once")
+    ap.add_argument("--base-alone", action="store_true", help="only the base's NLL on each folder's training "
+                    "pieces (how bases are chosen) and test pieces, without training")
     args = ap.parse_args(argv)
     rows = []
     for name in args.folders.split(","):
         train_folder, test_folder = split(name, args.workdir)
+        if args.base_alone:
+            print(json.dumps({"folder": name, "start": args.start, **base_alone(args.start, train_folder, test_folder)}))
+            continue
         if args.choose:
             rows += choose(name, train_folder, args.workdir, args.minutes, args.start, args.parallel)
             continue
@@ -139,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"folder": name, "start": label, "wall_s": wall, "cpu_s": cpu,
                          **measure(run_dir, test_folder)})
             print(json.dumps(rows[-1], default=float), flush=True)
+    if args.base_alone:
+        return 0
     if args.choose:
         print("| folder | schedule | CPU min | best validation loss | best epoch / epochs |\n|---|---|---|---|---|")
         for r in rows:
