@@ -135,10 +135,11 @@ def export(run, figs: dict, command: str, note: str = "") -> Path:
 def card(figs: dict, sha: str, dtype: str, command: str, run, note: str = "") -> str:
     rows = rundir.read_metrics(run.directory / rundir.METRICS)
     ratio = figs["structure_test"]["ratio"]
+    repeats = 1 + len({p.name.split("-")[1] for p in Path(run.config.source).glob("bach-r*-*")})
     bach = ("" if not any(Path(run.config.source).glob("bach-*")) else
             "\nThen continued on the same training songs with the Bach chorales that ship with music21 "
             f"(public domain), except the first {BENCHMARK_CHORALES}: those are the unseen folder of "
-            "`benchmarks/finetune.py`.")
+            "`benchmarks/finetune.py`" + (f"; each chorale linked {repeats} times" if repeats > 1 else "") + ".")
     ratios = "\n".join(f"| {k} | {v:.2f} |" if v is not None else f"| {k} | n/a |" for k, v in ratio.items())
     return f"""# cadenza base composer
 
@@ -152,7 +153,7 @@ them). 40 songs are held out as test (the split of `benchmarks/structure.py`), 1
 as validation.{bach} cadenza's code is MIT-licensed.
 
 ## Command
-`{command}`; training: {rows[-1]['elapsed_s'] / 60:.0f} minutes, {rows[-1]['progress']:.2f} epochs,
+`{command}`; training: {rows[-1]['elapsed_s'] / 60:.0f} wall minutes, {rows[-1]['progress']:.2f} epochs,
 one CPU thread, best validation loss {min(r['val_loss'] for r in rows if r['val_loss'] is not None):.4f} per token.
 {note}
 
