@@ -111,6 +111,22 @@ def figures(run, val_folder: Path, test_folder: Path) -> dict:
     return out
 
 
+def validation_structure(run_dirs: list[Path], workdir: Path) -> None:
+    """How runs compare when they generate with no primer: the structure of 16 pieces against
+    30 of the POP909 validation songs (never the test songs), one JSON line per run."""
+    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.rundir import load_run
+    from structure import sample, val_folder
+
+    cfg = preset("base")
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        val = _heldout_pieces(run, str(val_folder(pop909_run(run), workdir)), 30, quiet=True)
+        out = sample(run, 16, 32, (cfg.gen_temperature, cfg.gen_top_p, cfg.gen_min_p, cfg.gen_form),
+                     {"val": [s for *_, s in val]})["val"]
+        print(json.dumps({"run": str(run_dir), "ioi_overlap": out["ioi_overlap"], **out["ratio"]}, default=float))
+
+
 def export(run, figs: dict, command: str, note: str = "") -> Path:
     half = figs["val_nll_note_fp16"] <= figs["val_nll_note_fp32"] * (1 + FP16_TOLERANCE)
     tmp = TARGET.with_name("base.tmp")
@@ -187,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--continue-from", type=Path, help="a POP909 run (trained by this script) to continue")
     ap.add_argument("--with-bach", action="store_true", help="with --continue-from: add the bach chorales")
     ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
+    ap.add_argument("--val-structure", type=Path, nargs="+", metavar="RUN",
+                    help="only print each run's unprimed pieces against POP909 validation songs")
     args = ap.parse_args(argv)
+    if args.val_structure:
+        validation_structure(args.val_structure, args.workdir)
+        return 0
     train_folder, test_folder = split_songs(args.data, args.workdir, quick=False)
     from cadenza.rundir import load_run
     from structure import val_folder
