@@ -138,6 +138,15 @@ def corpus(asap: Path, pop909: Path, limit: int | None) -> list[Path]:
     return files[:limit] if limit else files
 
 
+def progress_note(row: dict | None) -> str:
+    if row is None:
+        return "not cached"
+    if "skipped" in row:
+        return "skipped"
+    same = row.get("identical", row.get("identical_on_kept_tracks"))
+    return f"{'identical' if same else row['cause']}, music21 {row['music21_cpu_s']:.1f} CPU-s"
+
+
 def summary(rows: list[dict]) -> list[str]:
     whole = [r for r in rows if r.get("all_tracks")]
     partial = [r for r in rows if "identical_on_kept_tracks" in r]
@@ -173,12 +182,19 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="folder caching music21's results")
     ap.add_argument("--out", type=Path, default=None, help="write every file's row as JSON")
     ap.add_argument("--cached-only", action="store_true", help="only files whose music21 result is cached")
+    ap.add_argument("--progress", action="store_true", help="a line per file on stderr, as it is done")
     args = ap.parse_args(argv)
     files = corpus(args.asap, args.pop909, args.limit)[args.first::args.every]
     if not files:
         print(f"no files under {args.asap} or {args.pop909}", file=sys.stderr)
         return 2
-    rows = [r for r in (compare(p, args.cache, args.cached_only) for p in files) if r is not None]
+    rows = []
+    for path in files:
+        row = compare(path, args.cache, args.cached_only)
+        if args.progress:
+            print(f"{path}: {progress_note(row)}", file=sys.stderr, flush=True)
+        if row is not None:
+            rows.append(row)
     print("\n".join(summary(rows)))
     if args.out:
         write_bytes_atomic(args.out, json.dumps(rows, indent=1).encode())

@@ -155,14 +155,29 @@ def _token(pitches: list[int]) -> str:
     return CHORD_NAMES[mask]
 
 
+def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Each note's end as music21 pairs note-offs: a note-on takes the first note-off of
+    its pitch after it, so of two overlapping notes of one pitch both end at the first
+    note-off (symusic gives each its own)."""
+    out = off.copy()
+    for p in np.unique(pitch):
+        at = np.flatnonzero((pitch == p) & (off > on))  # a zero-length note keeps its end
+        if len(at) < 2:
+            continue
+        ends = np.sort(off[pitch == p])
+        out[at] = ends[np.searchsorted(ends, on[at], side="right")]
+    return out
+
+
 def _track(track, tpq: int) -> tuple[list, list, list[str], bool]:
     """One track's groups, their quantized (offset, length), their tokens, and whether
     music21 makes voices in it."""
     arr = track.notes.numpy()
     order = np.argsort(arr["time"], kind="stable")
     on = arr["time"][order].astype(np.int64)
-    off = on + arr["duration"][order].astype(np.int64)
-    pitch = arr["pitch"][order].tolist()
+    pitches = arr["pitch"][order]
+    off = _note_offs(on, on + arr["duration"][order].astype(np.int64), pitches)
+    pitch = pitches.tolist()
     groups, voiced = _groups(on, off, tpq)
     tokens = [_token([pitch[i] for i in members]) for _, _, members in groups]
     return groups, _quantize(groups, tpq), tokens, voiced
