@@ -224,9 +224,9 @@ def track_layout(timed: list[tuple[int, int]], chords: list[bool], bars: np.ndar
     :data:`UNITS`, after makeMeasures, makeVoices, makeTies and makeRests; ``rank``
     orders the pieces at one offset. ``timed``: each group's quantized (offset, length);
     ``voiced``: music21 made voices in this track; ``end_marker``: a tempo, key or time
-    signature lies at or after the track's end (makeMeasures then stores it at the end
-    of the part, asking every measure its highest time); ``metas``: sorted offsets of
-    the tempos, key and time signatures."""
+    signature lies, quantized, on a barline at or after the track's end (makeMeasures
+    then stores it at the end of the part, asking every measure its highest time);
+    ``metas``: sorted quantized offsets of the tempos, key and time signatures."""
     if not voiced and not end_marker:
         return _plain_layout(timed, bars)
     seq = iter(range(1 << 62))

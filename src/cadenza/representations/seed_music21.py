@@ -5,6 +5,8 @@ The notebook parses a file with ``music21.converter.parse``, keeps the first par
 instrument that walk is fixed by four steps of music21's MIDI import, reproduced here
 track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``):
 
+0. note-offs: a note ends at the first note-off of its pitch after its note-on, so of
+   two overlapping notes of one pitch both end at the first (``getNotesFromEvents``).
 1. chords: notes sorted by onset (file order among equal onsets); each note not yet
    taken starts a group, and every later note that starts less than 1/4 beat after it
    *and* ends within 1/4 beat of it joins (even one already taken by an earlier group,
@@ -183,6 +185,19 @@ def _track(track, tpq: int) -> tuple[list, list, list[str], bool]:
     return groups, _quantize(groups, tpq), tokens, voiced
 
 
+def _stored_at_end(score: Score, tick: int) -> int | None:
+    """Where (in :data:`UNITS`) makeMeasures stores a tempo, key or time signature at
+    ``tick`` at the end of a part, asking every measure its highest time; None: it
+    never does. The conductor track is quantized like notes, and measures are made up
+    to the first barline at or after the part's end, so only a mark on a barline (at
+    or after the part's last note) is left outside them; one elsewhere lands in the
+    last measure."""
+    if tick < 0:
+        return None
+    units = _offset_units(tick, score.tpq)
+    return units if units in set(bar_lines(score, units).tolist()) else None
+
+
 def seed_events(score: Score) -> list[tuple[float, str]]:
     """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
     in its order: (offset in quarter notes, token)."""
@@ -194,12 +209,12 @@ def seed_events(score: Score) -> list[tuple[float, str]]:
     bars = bar_lines(score, end)
     lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
     meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
-    last_meta = max(meta_ticks, default=-1)
-    metas = np.sort(np.asarray([t * UNITS // tpq for t in meta_ticks], dtype=np.int64))
+    at_end = _stored_at_end(score, max(meta_ticks, default=-1))
+    metas = np.sort(np.asarray([_offset_units(t, tpq) for t in meta_ticks], dtype=np.int64))
     rows = []
     for ti, (groups, timed, tokens, voiced) in enumerate(tracks):
         chords = [len(g[2]) > 1 for g in groups]
-        end_marker = last_meta * UNITS >= max(o + d for o, d in timed) * tpq
+        end_marker = at_end is not None and at_end >= max(o + d for o, d in timed)
         for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas):
             rows.append((o, not grace, ti, rank, tokens[k]))
     rows.sort(key=lambda r: r[:4])
