@@ -78,7 +78,9 @@ class SeedRepresentation(Representation):
         return len(self.vocab)
 
     def config_dict(self) -> dict:
-        return {"name": self.name, "extraction": "music21-10"}  # tokens as music21 10 reads them
+        # tokens as music21 10 reads them; the revision renews prepared caches when the
+        # reproduction changes (2: note-offs of overlapping notes, end-of-part marks)
+        return {"name": self.name, "extraction": "music21-10", "revision": 2}
 
     def pretokenize(self, score: Score) -> list[str]:
         return score_to_seed_tokens(score)
