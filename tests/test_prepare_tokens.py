@@ -140,5 +140,28 @@ def test_a_spool_gives_back_what_it_was_given(tmp_path):
         words.add(piece)
     words.close()
     assert list(words.pieces([2, 0])) == [lists[2], lists[0]] and words[1] == []
+    assert words.pieces([2, 0, 1]).lengths() == [1, 3, 0] and ids.pieces([0, 2]).lengths() == [5, 1]
     words.remove()
     assert not (tmp_path / "words").exists()
+
+
+class _CountingSpool(PretokenSpool):
+    reads = 0
+
+    def __getitem__(self, number):
+        self.reads += 1
+        return super().__getitem__(number)
+
+
+def test_bpe_training_reads_each_spooled_piece_once(tmp_path):
+    from cadenza.representations.midi_tokens import _TrainingIterator
+
+    rep = representations.create("remi", vocab_size=700)
+    spool = _CountingSpool(tmp_path / "spool")
+    score = read_piano_score(FILES["pop001.mid"])
+    for piece in (rep.pretokenize(score), np.zeros(0, dtype=np.int32), rep.pretokenize(score)):
+        spool.add(piece)
+    spool.close()
+    iterator = _TrainingIterator(rep.tokenizer, spool.pieces([0, 1, 2]))
+    assert len(iterator) == 2 and spool.reads == 0  # counted from the spool's bounds
+    assert len(list(iterator)) == 2 and spool.reads == 3  # then read once, to train

@@ -78,6 +78,10 @@ class PretokenSpool:
         strings = self._strings
         return [strings[c] for c in codes.tolist()]
 
+    def length(self, number: int) -> int:
+        """The piece's number of pretokens, from the bounds (nothing is read)."""
+        return self._bounds[number + 1] - self._bounds[number]
+
     def pieces(self, numbers: Sequence[int]) -> "SpooledPieces":
         return SpooledPieces(self, numbers)
 
@@ -99,6 +103,10 @@ class SpooledPieces(Sequence):
 
     def __getitem__(self, k: int) -> Any:
         return self.spool[self.numbers[k]]
+
+    def lengths(self) -> list[int]:
+        """Each piece's number of pretokens, without reading any piece."""
+        return [self.spool.length(number) for number in self.numbers]
 
     def __iter__(self) -> Iterator[Any]:
         for number in self.numbers:

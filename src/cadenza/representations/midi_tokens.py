@@ -52,7 +52,9 @@ class _TrainingIterator:
 
     def __init__(self, tokenizer: MusicTokenizer, pieces: Sequence[np.ndarray]) -> None:
         self.tokenizer, self.pieces = tokenizer, pieces
-        self._count = sum(1 for p in pieces if len(p))
+        # spooled pieces tell their lengths without being read (MidiTok asks len() first)
+        lengths = pieces.lengths() if hasattr(pieces, "lengths") else map(len, pieces)
+        self._count = sum(1 for n in lengths if n)
 
     def __len__(self) -> int:
         return self._count
