@@ -35,6 +35,11 @@ CASES = {
     "tied": [(0, Q, 60, 80), (3 * Q + Q // 2, Q, 62, 80), (5 * Q, Q, 64, 80)],
     # notes that start together but end apart are separate voices, not a chord
     "voices": [(0, Q, 65, 80), (0, 2 * Q, 69, 80), (2 * Q, Q, 67, 80)],
+    # music21 ends a note at the first note-off of its pitch after it (symusic pairs them first
+    # in, first out): both C4 end at the first, so they make a chord without the E4, and the
+    # second G4 ends at the barline instead of crossing it
+    "same_pitch": [(0, Q, 60, 80), (0, 2 * Q, 60, 80), (0, 2 * Q, 64, 80),
+                   (6 * Q, 2 * Q, 67, 80), (7 * Q, 2 * Q, 67, 80)],
 }
 
 

@@ -160,13 +160,13 @@ def _token(pitches: list[int]) -> str:
 def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """Each note's end as music21 pairs note-offs: a note-on takes the first note-off of
     its pitch after it, so of two overlapping notes of one pitch both end at the first
-    note-off (symusic gives each its own)."""
+    note-off (symusic pairs first in, first out: the second ends at the second)."""
     out = off.copy()
-    for p in np.unique(pitch):
-        at = np.flatnonzero((pitch == p) & (off > on))  # a zero-length note keeps its end
-        if len(at) < 2:
-            continue
-        ends = np.sort(off[pitch == p])
+    values, counts = np.unique(pitch, return_counts=True)
+    for p in values[counts > 1]:
+        same = pitch == p
+        at = np.flatnonzero(same & (off > on))  # a zero-length note keeps its end
+        ends = np.sort(off[same])  # a zero-length note's note-off ends a longer one too
         out[at] = ends[np.searchsorted(ends, on[at], side="right")]
     return out
 
