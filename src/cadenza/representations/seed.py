@@ -4,9 +4,9 @@ order of their pitch classes (``4.9``). Decoding writes one token every half bea
 voiced in octave 4, one beat long, velocity 90 (music21's defaults).
 
 Extraction gives the token list the notebook's music21 loop gives, computed from symusic
-arrays (:mod:`.seed_music21` reproduces music21's MIDI import: chord grouping per track,
-quantization, ties at barlines, the track order), and chord names come from a table of
-all 4095 pitch-class sets built once at import, without music21.
+arrays (:mod:`.seed_music21` reproduces music21's MIDI import: note-off pairing, chord
+grouping per track, quantization, ties at barlines, the track order), and chord names come
+from a table of all 4095 pitch-class sets built once at import, without music21.
 
 Unlike the notebook, every non-drum track is kept: the notebook keeps only the first part
 of ``partitionByInstrument``, which loses any track with another instrument name, and any
