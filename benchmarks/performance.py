@@ -42,8 +42,10 @@ overlap's bins and weighting varied: how much the split decides the figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +60,7 @@ import numpy as np  # noqa: E402
 from cadenza import representations  # noqa: E402
 from cadenza.corpus import read_piano_score  # noqa: E402
 from cadenza.corpus.pedal import sustain  # noqa: E402
+from cadenza.files import atomic_path  # noqa: E402
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
 MATCH_S = 0.1
@@ -200,13 +203,16 @@ def _linked(paths: list[Path], folder: Path) -> Path:
     return folder
 
 
-def train(train_paths: list[Path], workdir: Path, minutes: float) -> tuple[Path, float, float]:
+def train(train_paths: list[Path], workdir: Path, minutes: float, log: Path | None = None) -> tuple[Path, float, float]:
+    """``cadenza train`` in ``workdir``/run; its output in ``log`` if given."""
     run_dir = workdir / "run"
     cmd = [sys.executable, "-m", "cadenza", "train", str(_linked(train_paths, workdir / "train")), "--run-dir",
            str(run_dir), "--preset", "base", "--representation", "performance", "--threads", "1",
            "--max-minutes", str(minutes), "--quiet", "--workers", "1"]
     before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"})
+    with open(log, "w") if log else open(os.devnull, "w") as out:
+        subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"},
+                       stdout=out if log else None)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60
     return run_dir, cpu, (time.monotonic() - began) / 60
@@ -335,6 +341,134 @@ def print_held_out(run, train_paths: list[Path], held_paths: list[Path], primed:
               f"{c['generation_cpu_minutes']:.2f} CPU minutes")
 
 
+# -- k folds by piece: every performance held out once ----------------------------------------
+def fold_split(paths: list[Path], k: int, seed: int = 0) -> list[list[Path]]:
+    """The held-out performances of each of ``k`` folds: the pieces shuffled (``seed``) and
+    dealt round the folds, all performances of a piece in one fold."""
+    pieces = sorted({p.parent for p in paths})
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    fold_of = {pieces[i]: n % k for n, i in enumerate(order)}
+    return [[p for p in paths if fold_of[p.parent] == f] for f in range(k)]
+
+
+def train_fold(train_paths: list[Path], held_paths: list[Path], fold_dir: Path, minutes: float | None) -> dict | None:
+    """The fold's training record, training it first if it has none and ``minutes`` is given.
+    A run without a record was stopped before its budget was spent: it starts again."""
+    record_path, held = fold_dir / "training.json", [str(p) for p in held_paths]
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["held_out"] != held:
+            sys.exit(f"{fold_dir} was trained on another split (other --folds or --fold-seed?): choose another --workdir")
+        return record
+    if minutes is None:
+        return None
+    for stale in (fold_dir / "run", fold_dir / "train"):
+        if stale.exists():
+            print(f"{stale}: stopped before its budget was spent; started again", flush=True)
+            shutil.rmtree(stale)
+    _, cpu, wall = train(train_paths, fold_dir, minutes, log=fold_dir / "train.log")
+    record = {"held_out": held, "max_minutes": minutes, "cpu_minutes": cpu, "wall_minutes": wall}
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def mixture(groups: list[list[dict]]) -> dict:
+    """Pooled stats of several sets, each set weighing the same per second (as each fold's
+    generated pieces do: 16 of 60 s): intervals and notes weighted by 1 / the set's seconds."""
+    seconds = [sum(s["seconds"] for s in g) for g in groups]
+    def cat(key):
+        return np.concatenate([s[key] for g in groups for s in g])
+    def weights(key):
+        return np.concatenate([np.full(len(s[key]), 1 / t) for g, t in zip(groups, seconds) for s in g])
+    return {"ioi": cat("ioi"), "ioi_w": weights("ioi"), "velocity": cat("velocity"), "velocity_w": weights("velocity"),
+            "pedal_rate": float(np.mean([sum(s["pedals"] for s in g) / max(t, 1e-9) for g, t in zip(groups, seconds)]))}
+
+
+def _whist(x: np.ndarray, w: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    h, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins, weights=w)
+    return h / max(h.sum(), 1e-12)
+
+
+def mixture_figures(g: dict, h: dict) -> dict:
+    """The targets for the mixture ``g`` against the mixture ``h``, with the medians and means."""
+    def overlap(key, bins):
+        return float(np.minimum(_whist(g[key], g[key + "_w"], bins), _whist(h[key], h[key + "_w"], bins)).sum())
+    return {"ioi_overlap": overlap("ioi", IOI_BINS), "velocity_overlap": overlap("velocity", VELOCITY_BINS),
+            "pedal_rate_ratio": g["pedal_rate"] / max(h["pedal_rate"], 1e-9), "pedal_rate_generated": g["pedal_rate"],
+            "pedal_rate_held_out": h["pedal_rate"], "median_ioi_generated": float(np.median(g["ioi"])),
+            "median_ioi_held_out": float(np.median(h["ioi"])),
+            "mean_velocity_generated": float(np.average(g["velocity"], weights=g["velocity_w"])),
+            "mean_velocity_held_out": float(np.average(h["velocity"], weights=h["velocity_w"]))}
+
+
+def met(f: dict) -> str:
+    hits = [f["ioi_overlap"] >= 0.8, f["velocity_overlap"] >= 0.8, 0.8 <= f["pedal_rate_ratio"] <= 1.2]
+    return ", ".join(n for n, ok in zip(("IOI", "velocity", "pedal"), hits) if ok) or "none"
+
+
+def kfold(paths: list[Path], k: int, seed: int, workdir: Path, minutes: float | None) -> None:
+    """One training per fold on the other folds (``minutes`` of CPU each, for the folds not
+    trained yet), its generated pieces against the fold's performances; then every fold's
+    generated pieces pooled against every performance (each held out once), beside the
+    training performances of every fold pooled the same way."""
+    from cadenza import load_run
+
+    rep = representations.create("performance")
+    stats = dict(zip(paths, (piece_stats(s) for s in _decoded(rep, paths))))
+    folds = fold_split(paths, k, seed)
+    print(f"\n{k} folds by piece (seed {seed}) of {len(paths)} performances of {len({p.parent for p in paths})} pieces; "
+          f"one training per fold on the other folds, in {workdir}")
+    print("| fold | held-out pieces (performances) | training CPU min (wall) | generated: IOI, velocity, pedal ratio "
+          "| training performances: IOI, velocity, pedal ratio | targets met by the generated |")
+    print("|---|---:|---:|---:|---:|---:|", flush=True)
+    done = []
+    for f, held_paths in enumerate(folds):
+        train_paths = [p for p in paths if p.parent not in {h.parent for h in held_paths}]
+        record = train_fold(train_paths, held_paths, workdir / f"fold-{f}", minutes)
+        if record is None:
+            print(f"| {f} | not trained | | | | |", flush=True)
+            continue
+        made = [piece_stats(s) for s in generated(load_run(workdir / f"fold-{f}" / "run"))]
+        train_s, held_s = [stats[p] for p in train_paths], [stats[p] for p in held_paths]
+        g, r = mixture_figures(mixture([made]), mixture([held_s])), mixture_figures(mixture([train_s]), mixture([held_s]))
+        print(f"| {f} | {len({p.parent for p in held_paths})} ({len(held_paths)}) | {record['cpu_minutes']:.1f} "
+              f"({record['wall_minutes']:.1f}) | {_three(g)} | {_three(r)} | {met(g)} |", flush=True)
+        done.append((made, train_s, held_s))
+    if done:
+        print_pooled(done, k)
+
+
+def generated(run) -> list:
+    from cadenza import to_scores, generate
+
+    return to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True))
+
+
+def _three(f: dict) -> str:
+    return f"{f['ioi_overlap']:.3f}, {f['velocity_overlap']:.3f}, {f['pedal_rate_ratio']:.3f}"
+
+
+def print_pooled(done: list[tuple], k: int) -> None:
+    held = mixture([[s for _, _, h in done for s in h]])
+    columns = {"generated, every fold's": mixture_figures(mixture([m for m, _, _ in done]), held),
+               "training performances, every fold's": mixture_figures(mixture([t for _, t, _ in done]), held)}
+    print(f"\npooled over {len(done)} of {k} folds: {sum(len(m) for m, _, _ in done)} generated pieces of {SECONDS:g} s "
+          f"(each fold's weighing the same per second, as do the training sets beside them) against the "
+          f"{sum(len(h) for _, _, h in done)} held-out performances of those folds")
+    print(f"| pooled | {' | '.join(columns)} | held-out |")
+    print("|---|---:|---:|---:|")
+    for label, key, fmt in POOLED_ROWS:
+        held_value = fmt.format(columns["generated, every fold's"][HELD_OWN[key]]) if key in HELD_OWN else ""
+        print(f"| {label} | {' | '.join(fmt.format(c[key]) for c in columns.values())} | {held_value} |")
+    print("| targets met | " + " | ".join(met(c) for c in columns.values()) + " | |", flush=True)
+
+
+POOLED_ROWS = tuple(r for r in HELD_ROWS if r[1] != "mean_ioi_oa")
+HELD_OWN = {"pedal_rate_generated": "pedal_rate_held_out", "median_ioi_generated": "median_ioi_held_out",
+            "mean_velocity_generated": "mean_velocity_held_out"}
+
+
 # -- how much the split decides: the training performances against many held-out splits ---
 def _per_performance(stats: list[dict], g: dict) -> dict:
     """``g`` with its histograms' weights per performance instead of per interval or note:
@@ -434,7 +568,11 @@ def main() -> None:
     ap.add_argument("--train", type=float, metavar="MINUTES", help="also train for this many CPU minutes")
     ap.add_argument("--run", type=Path, help="judge this run (trained on the training split) instead of training")
     ap.add_argument("--choose-sampling", action="store_true", help="compare samplings on validation pieces")
-    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "performance")
+    ap.add_argument("--workdir", type=Path, help="where runs go (default runs/performance, with --folds "
+                    "runs/perf-kfold)")
+    ap.add_argument("--folds", type=int, metavar="K", help="k folds by piece: one training per fold (--train "
+                    "MINUTES for the folds not trained yet; without it, the trained folds are judged)")
+    ap.add_argument("--fold-seed", type=int, default=0, help="the shuffle of the pieces into folds")
     ap.add_argument("--skip-round-trip", action="store_true")
     ap.add_argument("--primed", type=float, metavar="SECONDS", help="also continue the first SECONDS of each "
                     "held-out performance (a multiple of 4)")
@@ -452,7 +590,11 @@ def main() -> None:
         print_table(results)
     if args.splits:
         split_effect(paths, args.splits)
-    if args.train or args.run:
+    if args.folds:
+        if not 2 <= args.folds <= len({p.parent for p in paths}):
+            sys.exit(f"--folds must be 2 to {len({p.parent for p in paths})}, got {args.folds}")
+        kfold(paths, args.folds, args.fold_seed, args.workdir or ROOT / "runs" / "perf-kfold", args.train)
+    elif args.train or args.run:
         from cadenza import load_run
 
         train_paths, held_paths = split_by_piece(paths)
@@ -460,7 +602,7 @@ def main() -> None:
               f"{len(held_paths)} performances of {len({p.parent for p in held_paths})} pieces held out")
         run_dir = args.run
         if args.train:
-            run_dir, cpu, wall = train(train_paths, args.workdir, args.train)
+            run_dir, cpu, wall = train(train_paths, args.workdir or ROOT / "runs" / "performance", args.train)
             print(f"training: {cpu:.1f} CPU minutes, {wall:.1f} wall minutes (--threads 1, --max-minutes "
                   f"{args.train:g} of CPU time)")
         run = load_run(run_dir)
