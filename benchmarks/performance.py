@@ -362,10 +362,10 @@ def train_fold(train_paths: list[Path], held_paths: list[Path], fold_dir: Path, 
         return record
     if minutes is None:
         return None
+    if (fold_dir / "run").exists():
+        print(f"{fold_dir / 'run'}: stopped before its budget was spent; trained again from the start", flush=True)
     for stale in (fold_dir / "run", fold_dir / "train"):
-        if stale.exists():
-            print(f"{stale}: stopped before its budget was spent; started again", flush=True)
-            shutil.rmtree(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     _, cpu, wall = train(train_paths, fold_dir, minutes, log=fold_dir / "train.log")
     record = {"held_out": held, "max_minutes": minutes, "cpu_minutes": cpu, "wall_minutes": wall}
     with atomic_path(record_path) as tmp:

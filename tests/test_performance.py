@@ -289,3 +289,56 @@ def test_the_benchmark_splits_asap_by_piece_and_scores_a_set_against_itself_as_o
     assert all(v == pytest.approx(1.0) for v in same.values())
     other = bench.split_variants(stats[:1], stats[1:])
     assert other["ioi_overlap"] < 1 and other["pedal_rate_ratio"] != pytest.approx(1.0)
+
+
+@needs_asap
+def test_the_k_fold_protocol_holds_out_every_asap_performance_once_and_keeps_trained_folds(tmp_path):
+    """Every performance is held out in exactly one fold, every piece wholly in one fold, the
+    folds differ by seed; a fold with a training record is judged as it is, never retrained, and
+    a record of another split is refused."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import performance as bench
+
+    paths = bench.performances()
+    folds = bench.fold_split(paths, 5, seed=0)
+    assert sorted(p for fold in folds for p in fold) == paths
+    piece_fold = [{p.parent for p in fold} for fold in folds]
+    assert all(not a & b for i, a in enumerate(piece_fold) for b in piece_fold[i + 1:])
+    assert sorted(len(f) for f in piece_fold) == [11, 12, 12, 12, 12]
+    assert bench.fold_split(paths, 5, seed=1) != folds
+
+    held = folds[2]
+    train_paths = [p for p in paths if p not in held]
+    record = {"held_out": [str(p) for p in held], "max_minutes": 20, "cpu_minutes": 20.1, "wall_minutes": 31.0}
+    (tmp_path / "fold-2").mkdir()
+    (tmp_path / "fold-2" / "training.json").write_text(json.dumps(record))
+    assert bench.train_fold(train_paths, held, tmp_path / "fold-2", minutes=0.01) == record
+    assert not (tmp_path / "fold-2" / "run").exists()
+    assert bench.train_fold(train_paths, held, tmp_path / "fold-3", minutes=None) is None
+    with pytest.raises(SystemExit, match="another split"):
+        bench.train_fold([p for p in paths if p not in folds[1]], folds[1], tmp_path / "fold-2", minutes=0.01)
+
+
+def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
+    """Pooling sets of unequal length, each set counts for the same number of seconds (as each
+    fold's generated pieces do): a mixture against itself scores 1, and a long set does not
+    drown a short one."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import performance as bench
+
+    def piece(ioi, seconds, pedals):
+        return {"ioi": np.full(int(seconds / ioi), ioi), "velocity": np.full(int(seconds / ioi), 64.0),
+                "pedals": pedals, "seconds": seconds}
+
+    dense, sparse = [piece(0.1, 600.0, 60)], [piece(1.0, 60.0, 30)]
+    same = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense, sparse]))
+    assert same["ioi_overlap"] == pytest.approx(1) and same["pedal_rate_ratio"] == pytest.approx(1)
+    half = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense]))
+    # a second of each: 10 intervals of 0.1 s for one of 1 s (plain pooling: 6,000 for 60)
+    assert half["ioi_overlap"] == pytest.approx(10 / 11)
+    assert half["pedal_rate_ratio"] == pytest.approx((0.1 + 0.5) / 2 / 0.1)
