@@ -2,6 +2,7 @@
 
     python benchmarks/performance.py                      # round trip, every performance
     python benchmarks/performance.py --train 20           # + a 20-CPU-minute training, generation
+    python benchmarks/performance.py --skip-round-trip --folds 5 --train 20   # 5 folds by piece
 
 Round trip: every ``.mid`` under ``../shared/data/asap-bach`` that is not ``midi_score.mid``
 is read as cadenza reads a corpus, encoded and decoded with ``performance``, ``remi``, and
@@ -38,6 +39,18 @@ first SECONDS (a multiple of the clock's 4-second windows), the continuations al
 the held-out performances. ``--splits N`` measures, without any model, the training
 performances against the held-out ones for N splits by piece (seeds 0 to N-1), with the IOI
 overlap's bins and weighting varied: how much the split decides the figures.
+
+``--folds K`` (with ``--train MINUTES``): the 59 pieces shuffled (``--fold-seed``, 0) and
+dealt round K folds, all performances of a piece in one fold; for each fold one training as
+above on the other folds (in ``--workdir``/fold-F, default runs/perf-kfold), 16 pieces of
+60 s generated with the run's defaults and compared with the fold's performances, beside
+the training performances. Then pooled: every fold's generated pieces against every
+performance (each held out once), beside every fold's training performances pooled the same
+way (each fold's set weighing the same per second, as its 16 generated pieces do; every
+performance is in K-1 training sets, so this reference is close to 1 by construction). A fold
+whose training finished has a ``training.json`` and is not trained again (a stopped run can
+continue; one stopped mid-training starts again); without ``--train`` the trained folds are
+judged and the others listed as not trained.
 """
 from __future__ import annotations
 
