@@ -42,9 +42,10 @@ TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only
 
 
-def _corpus_digest(paths: list[Path], records: dict[Path, bytes]) -> str:
-    """The files' names and contents (``records``), each field length-prefixed or of fixed
-    size, so two different folders never give the same byte stream."""
+def _corpus_digest(paths: list[Path], records: dict[Path, bytes] | None = None) -> str:
+    """The files' names and contents (``records``, read here if not given), each field
+    length-prefixed or of fixed size, so two different folders never give the same byte stream."""
+    records = records or {path: _content_record(path) for path in paths}
     h = hashlib.blake2b(digest_size=16)
     h.update(len(paths).to_bytes(8, "little"))
     for path in paths:
