@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
+from structure import nll_per_note  # noqa: E402  (benchmarks/ is the script's folder)
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
 BARS, PIECES, TEST_SHARE = 16, 16, 0.2
@@ -102,14 +103,14 @@ def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: 
 
 
 def measure(run_dir: Path, test_folder: Path) -> dict:
-    from cadenza.evaluate.run import _heldout_pieces, heldout_nll
+    from cadenza.evaluate.run import _heldout_pieces
     from cadenza.evaluate.structure import compare_structure
     from cadenza.generate import generate, to_scores
     from cadenza.rundir import load_run
 
     run = load_run(run_dir)
     test = _heldout_pieces(run, str(test_folder), None, quiet=True)
-    nll = heldout_nll(run, [(i, n) for i, n, _ in test])["nll_per_note"]
+    nll = nll_per_note(run, test)
     result = generate(run, num=PIECES, length=BARS, unit="bars", seed=0, quiet=True)
     structure = compare_structure(to_scores(run, result, length=BARS, unit="bars"), [s for *_, s in test], BARS)
     ratio = structure["ratio"]
@@ -120,14 +121,13 @@ def measure(run_dir: Path, test_folder: Path) -> dict:
 def base_alone(start: str, train_folder: Path, test_folder: Path) -> dict:
     """The base's NLL per note on the folder without any training: on its training pieces
     (which choose between bases: the base never saw them) and on its test pieces."""
-    from cadenza.evaluate.run import _heldout_pieces, heldout_nll
+    from cadenza.evaluate.run import _heldout_pieces
     from cadenza.rundir import load_run
 
     run = load_run(start)
     out = {}
     for part, folder in (("train", train_folder), ("test", test_folder)):
-        pieces = _heldout_pieces(run, str(folder), None, quiet=True)
-        out[f"{part}_nll_note"] = heldout_nll(run, [(i, n) for i, n, _ in pieces])["nll_per_note"]
+        out[f"{part}_nll_note"] = nll_per_note(run, _heldout_pieces(run, str(folder), None, quiet=True))
     return out
 
 

@@ -173,10 +173,17 @@ def val_folder(run, workdir: Path) -> Path:
     return link_files(workdir / "val", {name: workdir / "train" / name for name in names})
 
 
+def nll_per_note(run, pieces) -> float:
+    """Held-out NLL per note of ``pieces`` as ``_heldout_pieces`` gives them (ids, notes, score)."""
+    from cadenza.evaluate.run import heldout_nll
+
+    return heldout_nll(run, [(ids, notes) for ids, notes, _ in pieces])["nll_per_note"]
+
+
 def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
     import torch
 
-    from cadenza.evaluate.run import _heldout_pieces, heldout_nll
+    from cadenza.evaluate.run import _heldout_pieces
     from cadenza.rundir import METRICS, load_run, read_metrics
 
     torch.set_num_threads(2)
@@ -185,8 +192,7 @@ def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
     val = _heldout_pieces(run, str(val_folder(run, args.workdir)), 30 if not args.quick else 3, quiet=True)
     test = _heldout_pieces(run, str(test_folder), None, quiet=True)
     rows = read_metrics(run_dir / METRICS)
-    out = {"val_nll_note": heldout_nll(run, [(i, n) for i, n, _ in val])["nll_per_note"],
-           "test_nll_note": heldout_nll(run, [(i, n) for i, n, _ in test])["nll_per_note"],
+    out = {"val_nll_note": nll_per_note(run, val), "test_nll_note": nll_per_note(run, test),
            "train_tokens_per_s": float(np.median([r["tokens_per_s"] for r in rows])) if rows else None,
            "epochs": rows[-1]["progress"] if rows else None,
            "params": sum(p.numel() for p in run.model.parameters())}

@@ -85,24 +85,18 @@ def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None 
     subprocess.run(cmd, check=True)
 
 
-def nll(run, pieces) -> float:
-    from cadenza.evaluate.run import heldout_nll
-
-    return heldout_nll(run, [(ids, notes) for ids, notes, _ in pieces])["nll_per_note"]
-
-
 def figures(run, val_folder: Path, test_folder: Path) -> dict:
     """Validation NLL per note in fp32 and fp16, test NLL per note, and the structure ratios
     of 16 generated 32-bar pieces against the test songs (the base preset's sampling)."""
     from cadenza.evaluate.run import _heldout_pieces
-    from structure import sample
+    from structure import nll_per_note, sample
 
     val = _heldout_pieces(run, str(val_folder), 30, quiet=True)
     test = _heldout_pieces(run, str(test_folder), None, quiet=True)
-    out = {"val_nll_note_fp32": nll(run, val), "test_nll_note": nll(run, test)}
+    out = {"val_nll_note_fp32": nll_per_note(run, val), "test_nll_note": nll_per_note(run, test)}
     fp32 = {k: v.clone() for k, v in run.model.state_dict().items()}
     run.model.load_state_dict({k: v.half().float() for k, v in fp32.items()})
-    out["val_nll_note_fp16"] = nll(run, val)
+    out["val_nll_note_fp16"] = nll_per_note(run, val)
     run.model.load_state_dict(fp32)
     cfg = preset("base")
     smp = sample(run, 16, 32, (cfg.gen_temperature, cfg.gen_top_p, cfg.gen_min_p, cfg.gen_form),
