@@ -55,6 +55,7 @@ judged and the others listed as not trained.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -223,9 +224,8 @@ def train(train_paths: list[Path], workdir: Path, minutes: float, log: Path | No
            str(run_dir), "--preset", "base", "--representation", "performance", "--threads", "1",
            "--max-minutes", str(minutes), "--quiet", "--workers", "1"]
     before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    with open(log, "w") if log else open(os.devnull, "w") as out:
-        subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"},
-                       stdout=out if log else None)
+    with open(log, "w") if log else contextlib.nullcontext() as out:  # None: the terminal
+        subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"}, stdout=out)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60
     return run_dir, cpu, (time.monotonic() - began) / 60
