@@ -38,7 +38,7 @@ def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]
     base_output = Path(output).with_name(f"{Path(output).stem}-base.mid") if output else \
         run_dir.parent / f"{run_dir.name}-base.mid"
     output = Path(output or run_dir / "demo.mid")
-    print("1. the shipped base composer (POP909), no training:")
+    print("1. the shipped base composer (POP909 songs and Bach chorales), no training:")
     base_output.parent.mkdir(parents=True, exist_ok=True)
     first, _ = _write_piece(rundir.load_run("base"), base_output, seed=1)
     for name, path in first.items():
