@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
+from cadenza.files import write_bytes_atomic  # noqa: E402
 from structure import nll_per_note  # noqa: E402  (benchmarks/ is the script's folder)
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
@@ -62,20 +63,24 @@ def split(name: str, workdir: Path, seed: int = 0) -> tuple[Path, Path]:
 def train(folder: Path, run_dir: Path, how: list[str], minutes: float) -> tuple[float, float]:
     """Wall and CPU seconds of one training whose budget counts its own CPU time
     (``CADENZA_BUDGET_CLOCK=cpu``): both starts get the same work on a shared machine."""
-    if (run_dir / "best.safetensors").exists():
-        return float("nan"), float("nan")  # trained by an earlier call
+    record = run_dir / "benchmark-times.json"
+    if record.exists():  # trained by an earlier call
+        return tuple(json.loads(record.read_text()))
     cmd = [sys.executable, "-m", "cadenza", "train", str(folder), "--run-dir", str(run_dir), *how,
            "--max-minutes", f"{minutes}", "--epochs", "1000", "--threads", "1", "--workers", "1", "--quiet"]
     began, cpu = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, env={**os.environ, "CADENZA_BUDGET_CLOCK": "cpu"})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.time() - began, (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+    times = time.time() - began, (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+    write_bytes_atomic(record, json.dumps(times).encode())
+    return times
 
 
 # fine-tuning schedules compared on validation pieces (``--choose``): flags added to ``--from``
 SCHEDULES = {"lr 0.3x, dropout 0.1": ["--dropout", "0.1"], "lr 0.1x, dropout 0.1": ["--lr", "3e-4", "--dropout", "0.1"],
              "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"]}
 CHOOSE_VAL_FRACTION = 0.25
+STARTS = {"from base": ["--from", "base"], "scratch": ["--preset", "base"]}
 
 
 def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: str, parallel: int) -> list[dict]:
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare the fine-tuning schedules on validation pieces instead (no test figures)")
     ap.add_argument("--start", default="base", help="the run fine-tuned from with --choose")
     ap.add_argument("--parallel", type=int, default=1, help="--choose trainings at once")
+    ap.add_argument("--starts", default=",".join(STARTS), help="which trainings to run and measure (a trained "
+                    "run folder is measured again, not retrained)")
     ap.add_argument("--base-alone", action="store_true", help="only the base's NLL on each folder's training "
                     "pieces (how bases are chosen) and test pieces, without training")
     args = ap.parse_args(argv)
@@ -152,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.choose:
             rows += choose(name, train_folder, args.workdir, args.minutes, args.start, args.parallel)
             continue
-        for label, how in (("from base", ["--from", "base"]), ("scratch", ["--preset", "base"])):
+        for label, how in STARTS.items():
+            if label not in args.starts.split(","):
+                continue
             run_dir = args.workdir / name / label.replace(" ", "-")
             wall, cpu = train(train_folder, run_dir, how, args.minutes)
             rows.append({"folder": name, "start": label, "wall_s": wall, "cpu_s": cpu,

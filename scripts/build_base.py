@@ -19,6 +19,7 @@ sampling), training windows and token statistics: as fp16 when the validation NL
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -66,11 +67,26 @@ def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1)
 def pop909_run(run):
     """The POP909-only run that ``run`` continues (itself when it is one): its validation songs
     are the ones every continuation leaves out and is measured on."""
+    from cadenza.pretrained import resolve_run
     from cadenza.rundir import load_run
 
     while run.config.init_from and any(Path(run.config.source).glob("bach-*")):
-        run = load_run(ROOT / run.config.init_from)
+        start = ROOT / run.config.init_from  # a run folder, or a shipped model's name
+        run = load_run(start if start.exists() else resolve_run(run.config.init_from))
     return run
+
+
+def pop909_val(run, workdir: Path) -> Path:
+    """The POP909 validation songs of ``run``'s chain, linked into ``workdir/val``. The shipped
+    base keeps no run folder: its chain's POP909 run trained on ``workdir/train`` with the
+    same split options, and the seeded split of the same files gives the same songs."""
+    from cadenza.pretrained import is_shipped
+    from structure import val_folder
+
+    run = pop909_run(run)
+    if is_shipped(run.directory):
+        run = dataclasses.replace(run, config=run.config.replace(source=str(workdir / "train")))
+    return val_folder(run, workdir)
 
 
 def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None = None) -> None:
@@ -110,12 +126,12 @@ def validation_structure(run_dirs: list[Path], workdir: Path) -> None:
     30 of the POP909 validation songs (never the test songs), one JSON line per run."""
     from cadenza.evaluate.run import _heldout_pieces
     from cadenza.rundir import load_run
-    from structure import sample, val_folder
+    from structure import sample
 
     cfg = preset("base")
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        val = _heldout_pieces(run, str(val_folder(pop909_run(run), workdir)), 30, quiet=True)
+        val = _heldout_pieces(run, str(pop909_val(run, workdir)), 30, quiet=True)
         out = sample(run, 16, 32, (cfg.gen_temperature, cfg.gen_top_p, cfg.gen_min_p, cfg.gen_form),
                      {"val": [s for *_, s in val]})["val"]
         print(json.dumps({"run": str(run_dir), "ioi_overlap": out["ioi_overlap"], **out["ratio"]}, default=float))
@@ -209,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.with_bach and not args.continue_from:
         ap.error("--with-bach continues a POP909 run: give --continue-from RUN")
-    pop_val = val_folder(pop909_run(load_run(args.continue_from)), args.workdir) if args.continue_from else None
+    pop_val = pop909_val(load_run(args.continue_from), args.workdir) if args.continue_from else None
     if args.with_bach:
         train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / "train", args.bach_repeats)
     if not args.export_only:
