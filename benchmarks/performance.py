@@ -598,6 +598,9 @@ def main() -> None:
     paths = performances()
     if not paths:
         sys.exit(f"no performances under {ASAP}")
+    pieces = len({p.parent for p in paths})
+    if args.folds is not None and not 2 <= args.folds <= pieces:
+        ap.error(f"--folds must be 2 to {pieces}, got {args.folds}")  # exit code 2, before any work
     if not args.skip_round_trip:
         print(f"round trip of {len(paths)} ASAP Bach performances")
         results = {name: round_trip(representations.create(name), paths) for name in ("performance", "remi")}
@@ -607,8 +610,6 @@ def main() -> None:
     if args.splits:
         split_effect(paths, args.splits)
     if args.folds:
-        if not 2 <= args.folds <= len({p.parent for p in paths}):
-            sys.exit(f"--folds must be 2 to {len({p.parent for p in paths})}, got {args.folds}")
         kfold(paths, args.folds, args.fold_seed, args.workdir or ROOT / "runs" / "perf-kfold", args.train)
     elif args.train or args.run:
         from cadenza import load_run

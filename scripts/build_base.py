@@ -64,13 +64,18 @@ def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1)
     return link_files(target, links)
 
 
+def trained_on_bach(run) -> bool:
+    """Whether ``run`` trained on a folder of ``mixed_folder`` (with chorales)."""
+    return any(Path(run.config.source).glob("bach-*"))
+
+
 def pop909_run(run):
     """The POP909-only run that ``run`` continues (itself when it is one): its validation songs
     are the ones every continuation leaves out and is measured on."""
     from cadenza.pretrained import resolve_run
     from cadenza.rundir import load_run
 
-    while run.config.init_from and any(Path(run.config.source).glob("bach-*")):
+    while run.config.init_from and trained_on_bach(run):
         start = ROOT / run.config.init_from  # a run folder, or a shipped model's name
         run = load_run(start if start.exists() else resolve_run(run.config.init_from))
     return run
@@ -162,7 +167,7 @@ def card(figs: dict, sha: str, dtype: str, command: str, run, note: str = "") ->
     rows = rundir.read_metrics(run.directory / rundir.METRICS)
     ratio = figs["structure_test"]["ratio"]
     repeats = 1 + len({p.name.split("-")[1] for p in Path(run.config.source).glob("bach-r*-*")})
-    bach = ("" if not any(Path(run.config.source).glob("bach-*")) else
+    bach = ("" if not trained_on_bach(run) else
             "\nThen continued on the same training songs with the Bach chorales that ship with music21 "
             f"(public domain), except the first {BENCHMARK_CHORALES}: those are the unseen folder of "
             "`benchmarks/finetune.py`" + (f"; each chorale linked {repeats} times" if repeats > 1 else "") + ".")
