@@ -322,6 +322,19 @@ def test_the_k_fold_protocol_holds_out_every_asap_performance_once_and_keeps_tra
         bench.train_fold([p for p in paths if p not in folds[1]], folds[1], tmp_path / "fold-2", minutes=0.01)
 
 
+@needs_asap
+def test_a_fold_count_outside_the_pieces_is_a_usage_error_before_any_work():
+    import subprocess
+    import sys
+
+    for bad in ("1", "60"):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "performance.py"), "--folds", bad],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        assert f"--folds must be 2 to 59, got {bad}" in done.stderr.splitlines()[-1]
+        assert "round trip" not in done.stdout  # refused before the slow round trip
+
+
 def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
     """Pooling sets of unequal length, each set counts for the same number of seconds (as each
     fold's generated pieces do): a mixture against itself scores 1, and a long set does not
