@@ -33,9 +33,11 @@ POP909 = Path(os.environ.get("CADENZA_POP909_DATA") or SHARED / "pop909")
 # chord's stale highest time) and put remainders outside the voices; 180: notes of one
 # pitch overlap (music21 ends both at the first note-off); 177 and 413: whether the last
 # tempo mark is stored at the end of a part (177: its offset is off the barlines, so it
-# is not; 413: quantized, it lands on one, so it is)
+# is not; 413: quantized, it lands on one, so it is); 766: 1/4 bars and triplets, where
+# whether a measure stays sorted (and so keeps a stale highest time) depends on its last
+# insert only and on the float music21 computes for a third past a barline
 ASAP_SCORES = ["Fugue/bwv_846", "Prelude/bwv_889"]
-POP909_SONGS = ["012", "014", "023", "177", "180", "413"]
+POP909_SONGS = ["012", "014", "023", "177", "180", "413", "766"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -79,8 +79,9 @@ class SeedRepresentation(Representation):
 
     def config_dict(self) -> dict:
         # tokens as music21 10 reads them; the revision renews prepared caches when the
-        # reproduction changes (2: note-offs of overlapping notes, end-of-part marks)
-        return {"name": self.name, "extraction": "music21-10", "revision": 2}
+        # reproduction changes (2: note-offs of overlapping notes, end-of-part marks;
+        # 3: which measures makeMeasures leaves sorted, POP909 766)
+        return {"name": self.name, "extraction": "music21-10", "revision": 3}
 
     def pretokenize(self, score: Score) -> list[str]:
         return score_to_seed_tokens(score)

@@ -25,9 +25,13 @@ OFFSET, GRACE, SEQ, GROUP, LENGTH, CHORD = range(6)
 
 
 @lru_cache(maxsize=4096)
-def _rounds_down(units: int) -> bool:
+def _rounds_down(units: int, bar: int = 0) -> bool:
+    """Whether music21's float for an offset ``units`` into a measure at ``bar`` is below
+    the exact offset. makeMeasures computes it as the part offset (a fraction unless
+    dyadic) minus the barline (a float): ``float(part offset) - bar``; other inserts
+    take the exact offset in the stream as a float (``bar`` 0)."""
     exact = Fraction(units, UNITS)
-    return Fraction(float(exact)) < exact
+    return Fraction(float(Fraction(units + bar, UNITS)) - bar / UNITS) < exact
 
 
 class _Stream(list):
@@ -72,6 +76,23 @@ class _Measure:
     def __init__(self) -> None:
         self.voices: list[_Stream] = []
         self.direct = _Stream()  # the measure itself: its own elements, cache, sortedness
+
+
+def _sorted_after_filling(measure: _Stream, marks: list[int], bar: int) -> bool:
+    """Whether makeMeasures leaves a measure sorted. It sorts the measure before each
+    insert (asking ``m.clef`` iterates it), so only the last insert counts: the element
+    last in order, a note or a tempo, key or time signature (``marks``: their offsets in
+    the measure; they sort before notes at one offset). Inserting it keeps the measure
+    sorted if everything inserted before reaches no further than its offset, compared as
+    a float (see :func:`_rounds_down`)."""
+    ends = [e[OFFSET] + e[LENGTH] for e in measure]
+    marks = sorted(marks)
+    if marks and marks[-1] > measure[-1][OFFSET]:
+        last, before = marks[-1], ends + marks[:-1]
+    else:
+        last, before = measure[-1][OFFSET], ends[:-1] + marks
+    reach = max(before, default=None)
+    return reach is None or reach < last or (reach == last and not _rounds_down(last, bar))
 
 
 def _in_order(container: list[list]) -> list[list]:
@@ -244,6 +265,10 @@ def track_layout(timed: list[tuple[int, int]], chords: list[bool], bars: np.ndar
         if meas is None:
             meas = measures[m] = _Measure()
         meas.direct.insert_sorted([o - bar_list[m], d == 0, next(seq), k, d, chords[k]])
+    for m, meas in measures.items():
+        lo, hi = np.searchsorted(metas, [bar_list[m], bar_list[m] + lengths_list[m]])
+        marks = [x - bar_list[m] for x in metas[lo:hi].tolist()]
+        meas.direct.unsorted = not _sorted_after_filling(meas.direct, marks, bar_list[m])
     if end_marker:
         for meas in measures.values():
             meas.direct.asked()
