@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 from symusic import Score
@@ -86,6 +87,40 @@ def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, 
     return out, voiced
 
 
+def _onset_groups(on: np.ndarray, off: np.ndarray, tpq: int) -> np.ndarray | None:
+    """The first note of each group when :func:`_groups` would group plainly: the notes of
+    one onset end within 1/4 beat of its first, and the next onset is 1/4 beat or more
+    later. Then each onset is one group and nothing is voiced; None otherwise."""
+    tol = tpq / max(DIVISORS)
+    new = np.empty(len(on), dtype=bool)
+    new[0] = True
+    np.not_equal(on[1:], on[:-1], out=new[1:])
+    firsts = np.flatnonzero(new)
+    if (np.diff(on[firsts]) < tol).any():
+        return None
+    if len(firsts) < len(on) and (np.abs(off - off[firsts][np.cumsum(new) - 1]) > tol).any():
+        return None
+    return firsts
+
+
+def _grouped(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, tpq: int):
+    """(onsets, lengths, tokens, chords, voiced) of one track's groups, in the order
+    music21 creates them (see :func:`_groups`)."""
+    firsts = _onset_groups(on, off, tpq)
+    if firsts is None:
+        groups, voiced = _groups(on, off, tpq)
+        pitch_l = pitch.tolist()
+        tokens = [_token([pitch_l[i] for i in members]) for _, _, members in groups]
+        return ([g[0] for g in groups], [g[1] for g in groups], tokens,
+                [len(g[2]) > 1 for g in groups], voiced)
+    lasts = np.append(firsts[1:], len(on)) - 1
+    sizes = (lasts - firsts + 1).tolist()
+    masks = np.bitwise_or.reduceat(np.left_shift(1, pitch % 12), firsts).tolist()
+    tokens = [NOTE_NAMES[p] if size == 1 else CHORD_NAMES[mask]
+              for p, size, mask in zip(pitch[firsts].tolist(), sizes, masks)]
+    return on[firsts].tolist(), (off - on)[lasts].tolist(), tokens, [size > 1 for size in sizes], False
+
+
 def _units(x: float) -> int:
     """A quantized quarter-note value in exact units (music21 keeps offsets as fractions)."""
     return round(x * UNITS)
@@ -105,16 +140,15 @@ def _length_units(ticks: int, tpq: int, gap: int | None) -> int:
     return _units(_best_match(ticks / tpq, ticks == 0, gap / UNITS))
 
 
-def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
-    """(offset, length) of each group in :data:`UNITS`, quantized as music21 does: in
+def _quantize(onsets: list[int], lengths: list[int], tpq: int) -> tuple[list[int], list[int]]:
+    """(offsets, lengths) of the groups in :data:`UNITS`, quantized as music21 does: in
     the order music21 sorts the part (by onset, grace notes first, then creation), each
     length looks ahead to the next element quantized to a later offset."""
-    offsets = [_offset_units(start, tpq) for start, _, _ in groups]
-    lengths = [length for _, length, _ in groups]
-    order = list(range(len(groups)))  # groups come by onset already
+    offsets = [_offset_units(start, tpq) for start in onsets]
+    order = list(range(len(onsets)))  # groups come by onset already
     if 0 in lengths:
-        order.sort(key=lambda k: (groups[k][0], lengths[k] != 0))
-    out: list[tuple[int, int]] = [(0, 0)] * len(groups)
+        order.sort(key=lambda k: (onsets[k], lengths[k] != 0))
+    out = [0] * len(onsets)
     nxt, n = 0, len(order)  # position in order of the first element quantized later
     for pos, k in enumerate(order):
         o = offsets[k]
@@ -122,8 +156,8 @@ def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
             nxt = pos + 1
         while nxt < n and offsets[order[nxt]] <= o:
             nxt += 1
-        out[k] = (o, _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None))
-    return out
+        out[k] = _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None)
+    return offsets, out
 
 
 def bar_lines(score: Score, end: int) -> np.ndarray:
@@ -160,29 +194,27 @@ def _token(pitches: list[int]) -> str:
 def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """Each note's end as music21 pairs note-offs: a note-on takes the first note-off of
     its pitch after it, so of two overlapping notes of one pitch both end at the first
-    note-off (symusic pairs first in, first out: the second ends at the second)."""
-    out = off.copy()
-    values, counts = np.unique(pitch, return_counts=True)
-    for p in values[counts > 1]:
-        same = pitch == p
-        at = np.flatnonzero(same & (off > on))  # a zero-length note keeps its end
-        ends = np.sort(off[same])  # a zero-length note's note-off ends a longer one too
-        out[at] = ends[np.searchsorted(ends, on[at], side="right")]
-    return out
+    note-off (symusic pairs first in, first out: the second ends at the second). A
+    zero-length note keeps its end, and its note-off ends a longer note of its pitch too.
+    ``on`` is sorted."""
+    low = min(int(on[0]), int(off.min()), 0)  # no tick is negative in a MIDI file
+    lane = pitch * (max(int(on[-1]), int(off.max())) - low + 1) - low  # a stretch of keys per pitch
+    ends = np.sort(lane + off)  # every note-off, by pitch then time
+    first = np.searchsorted(ends, lane + on, side="right")  # the first after the note-on
+    return np.where(off > on, ends[np.minimum(first, len(ends) - 1)] - lane, off)
 
 
-def _track(track, tpq: int) -> tuple[list, list, list[str], bool]:
-    """One track's groups, their quantized (offset, length), their tokens, and whether
-    music21 makes voices in it."""
+def _track(track, tpq: int) -> tuple[list[int], list[int], list[str], list[bool], bool]:
+    """One track's groups quantized (offsets, lengths), their tokens, which are chords,
+    and whether music21 makes voices in it."""
     arr = track.notes.numpy()
     order = np.argsort(arr["time"], kind="stable")
     on = arr["time"][order].astype(np.int64)
-    pitches = arr["pitch"][order]
-    off = _note_offs(on, on + arr["duration"][order].astype(np.int64), pitches)
-    pitch = pitches.tolist()
-    groups, voiced = _groups(on, off, tpq)
-    tokens = [_token([pitch[i] for i in members]) for _, _, members in groups]
-    return groups, _quantize(groups, tpq), tokens, voiced
+    pitch = arr["pitch"][order].astype(np.int64)
+    off = _note_offs(on, on + arr["duration"][order].astype(np.int64), pitch)
+    onsets, lengths, tokens, chords, voiced = _grouped(on, off, pitch, tpq)
+    offsets, lengths = _quantize(onsets, lengths, tpq)
+    return offsets, lengths, tokens, chords, voiced
 
 
 def _stored_at_end(score: Score, tick: int) -> int | None:
@@ -198,27 +230,50 @@ def _stored_at_end(score: Score, tick: int) -> int | None:
     return units if units in set(bar_lines(score, units).tolist()) else None
 
 
-def seed_events(score: Score) -> list[tuple[float, str]]:
-    """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
-    in its order: (offset in quarter notes, token)."""
+def _uncut(offsets: list[int], lengths: list[int], bars: np.ndarray) -> bool:
+    """No note or chord crosses a barline (none is tied)."""
+    o = np.asarray(offsets, dtype=np.int64)
+    return bool((bars[np.searchsorted(bars, o, side="right")] >= o + np.asarray(lengths, dtype=np.int64)).all())
+
+
+def _track_rows(ti: int, track, bars: np.ndarray, lengths: np.ndarray, at_end: int | None,
+                metas: np.ndarray) -> list[tuple]:
+    """(offset, not a grace note, ti, rank, token) of every piece of one track: its
+    sort key in the part, and its token."""
+    offsets, durations, tokens, chords, voiced = track
+    end_marker = at_end is not None and at_end >= max(map(sum, zip(offsets, durations)))
+    if not voiced and not end_marker and _uncut(offsets, durations, bars):  # each group one piece
+        return list(zip(offsets, [d != 0 for d in durations], repeat(ti), range(len(tokens)), tokens))
+    timed = list(zip(offsets, durations))
+    return [(o, not grace, ti, rank, tokens[k])
+            for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas)]
+
+
+def _part_rows(score: Score) -> list[tuple]:
+    """Every note or chord music21's first part yields for ``score``'s non-drum tracks, in
+    its order (by offset, grace notes first, then track, then the track's own order), as
+    ``_track_rows`` gives them."""
     tpq = score.tpq
     tracks = [_track(t, tpq) for t in score.tracks if not t.is_drum and len(t.notes)]
     if not tracks:
         return []
-    end = max(o + d for _, timed, _, _ in tracks for o, d in timed)
+    end = max(o + d for offsets, durations, *_ in tracks for o, d in zip(offsets, durations))
     bars = bar_lines(score, end)
     lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
     meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
     at_end = _stored_at_end(score, max(meta_ticks, default=-1))
     metas = np.sort(np.asarray([_offset_units(t, tpq) for t in meta_ticks], dtype=np.int64))
     rows = []
-    for ti, (groups, timed, tokens, voiced) in enumerate(tracks):
-        chords = [len(g[2]) > 1 for g in groups]
-        end_marker = at_end is not None and at_end >= max(o + d for o, d in timed)
-        for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas):
-            rows.append((o, not grace, ti, rank, tokens[k]))
+    for ti, track in enumerate(tracks):
+        rows += _track_rows(ti, track, bars, lengths, at_end, metas)
     rows.sort(key=lambda r: r[:4])
-    return [(r[0] / UNITS, r[4]) for r in rows]
+    return rows
+
+
+def seed_events(score: Score) -> list[tuple[float, str]]:
+    """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
+    in its order: (offset in quarter notes, token)."""
+    return [(r[0] / UNITS, r[4]) for r in _part_rows(score)]
 
 
 def _normal_order(pcs: list[int]) -> tuple[int, ...]:
@@ -255,4 +310,4 @@ NOTE_NAMES = [pitch_name(m) for m in range(128)]
 
 def notebook_tokens(score: Score) -> list[str]:
     """The token list the notebook's music21 loop gives for ``score``'s non-drum tracks."""
-    return [token for _, token in seed_events(score)]
+    return [r[4] for r in _part_rows(score)]
