@@ -29,7 +29,7 @@ def test_preparing_the_same_data_again_reads_the_cache(corpus_dir, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("the corpus was read again")
 
-    monkeypatch.setattr(dataset, "read_pieces", no_reading)
+    monkeypatch.setattr(dataset, "read_files", no_reading)
     again = prepare(str(corpus_dir), "remi", log=None)
     assert again.directory == first.directory
     with pytest.raises(AssertionError):  # another representation config is another key
