@@ -174,9 +174,13 @@ def _playable_end(tracks: list[dict]) -> int | None:
     """The latest end of the notes :func:`merge_piano` keeps of these tracks' note columns."""
     ends = []
     for a in tracks:
-        keep = (a["pitch"] >= PIANO_LOW) & (a["pitch"] <= PIANO_HIGH) & (a["duration"] > 0) & (a["time"] >= 0)
+        pitch, time, duration = a["pitch"], a["time"], a["duration"]
+        if pitch.min() >= PIANO_LOW and pitch.max() <= PIANO_HIGH and duration.min() > 0 and time.min() >= 0:
+            ends.append(_end(time, duration))  # all kept
+            continue
+        keep = (pitch >= PIANO_LOW) & (pitch <= PIANO_HIGH) & (duration > 0) & (time >= 0)
         if keep.any():
-            ends.append(_end(a["time"][keep], a["duration"][keep]))
+            ends.append(_end(time[keep], duration[keep]))
     return max(ends, default=None)
 
 

@@ -23,6 +23,7 @@ track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``
 from __future__ import annotations
 
 import math
+import operator
 from functools import lru_cache
 from itertools import repeat
 
@@ -57,33 +58,35 @@ def _best_match(x: float, zero_allowed: bool = True, gap: float = 0.0) -> float:
     return min(found)[3]
 
 
-def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, int, list[int]]], bool]:
+def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, int, list[int]]], list[bool]]:
     """music21's chord grouping of one track: (first onset, length of the last member,
-    member indices) in the order music21 creates them, and whether a note that started
-    with a group ended apart from it (music21 then makes voices)."""
+    member indices) in the order music21 creates them, and for each whether a note that
+    started with it ended apart from it (music21 then makes voices)."""
     tol = tpq / max(DIVISORS)
     n = len(on)
     taken = [False] * n
     on_l, off_l = on.tolist(), off.tolist()
     window = np.searchsorted(on, on + tol, side="left").tolist()  # notes starting within tol
-    out = []
-    voiced = False
+    out, voiced = [], []
     for i in range(n):
         if taken[i]:
             continue
         start, end = on_l[i], off_l[i]
         members = [i]
+        apart = False
         if window[i] == i + 1:
             out.append((start, end - start, members))
+            voiced.append(apart)
             continue
         for j in range(i + 1, window[i]):
             if abs(off_l[j] - end) <= tol:
                 members.append(j)
                 taken[j] = True
             else:
-                voiced = True
+                apart = True
         last = members[-1]
         out.append((start, off_l[last] - on_l[last], members))
+        voiced.append(apart)
     return out, voiced
 
 
@@ -104,8 +107,8 @@ def _onset_groups(on: np.ndarray, off: np.ndarray, tpq: int) -> np.ndarray | Non
 
 
 def _grouped(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, tpq: int):
-    """(onsets, lengths, tokens, chords, voiced) of one track's groups, in the order
-    music21 creates them (see :func:`_groups`)."""
+    """(onsets, lengths, tokens, chords, voiced) of the groups, in the order music21
+    creates them (see :func:`_groups`)."""
     firsts = _onset_groups(on, off, tpq)
     if firsts is None:
         groups, voiced = _groups(on, off, tpq)
@@ -118,7 +121,8 @@ def _grouped(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, tpq: int):
     masks = np.bitwise_or.reduceat(np.left_shift(1, pitch % 12), firsts).tolist()
     tokens = [NOTE_NAMES[p] if size == 1 else CHORD_NAMES[mask]
               for p, size, mask in zip(pitch[firsts].tolist(), sizes, masks)]
-    return on[firsts].tolist(), (off - on)[lasts].tolist(), tokens, [size > 1 for size in sizes], False
+    chords = [size > 1 for size in sizes]
+    return on[firsts].tolist(), (off - on)[lasts].tolist(), tokens, chords, [False] * len(sizes)
 
 
 def _units(x: float) -> int:
@@ -145,6 +149,9 @@ def _quantize(onsets: list[int], lengths: list[int], tpq: int) -> tuple[list[int
     the order music21 sorts the part (by onset, grace notes first, then creation), each
     length looks ahead to the next element quantized to a later offset."""
     offsets = [_offset_units(start, tpq) for start in onsets]
+    if 0 not in lengths and all(map(operator.lt, offsets, offsets[1:])):  # each next one is later
+        gaps = [*map(operator.sub, offsets[1:], offsets), None]
+        return offsets, list(map(_length_units, lengths, repeat(tpq), gaps))
     order = list(range(len(onsets)))  # groups come by onset already
     if 0 in lengths:
         order.sort(key=lambda k: (onsets[k], lengths[k] != 0))
@@ -204,17 +211,38 @@ def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray
     return np.where(off > on, ends[np.minimum(first, len(ends) - 1)] - lane, off)
 
 
-def _track(track, tpq: int) -> tuple[list[int], list[int], list[str], list[bool], bool]:
-    """One track's groups quantized (offsets, lengths), their tokens, which are chords,
-    and whether music21 makes voices in it."""
-    arr = track.notes.numpy()
-    order = np.argsort(arr["time"], kind="stable")
-    on = arr["time"][order].astype(np.int64)
-    pitch = arr["pitch"][order].astype(np.int64)
-    off = _note_offs(on, on + arr["duration"][order].astype(np.int64), pitch)
+def _notes(tracks, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
+    """The tracks' notes as one track, track k moved ``k * width`` ticks later (far enough
+    that no chord grouping or note-off pairing reaches across): onsets by time (file order
+    among equal onsets), ends as music21 pairs note-offs, pitches; each track's shift, and
+    the earliest tick of any track unmoved."""
+    cols = [t.notes.numpy() for t in tracks]
+    on = np.concatenate([c["time"] for c in cols]).astype(np.int64)
+    off = on + np.concatenate([c["duration"] for c in cols])
+    pitch = np.concatenate([c["pitch"] for c in cols]).astype(np.int64)
+    low = min(int(on.min()), int(off.min()))
+    shifts = [k * (max(int(on.max()), int(off.max())) - low + tpq + 1) for k in range(len(cols))]
+    if len(cols) > 1:
+        shift = np.repeat(shifts, [len(c["time"]) for c in cols])
+        on, off = on + shift, off + shift
+    if (np.diff(on) < 0).any():  # symusic gives each track's notes by time: seldom needed
+        order = np.argsort(on, kind="stable")
+        on, off, pitch = on[order], off[order], pitch[order]
+    return on, _note_offs(on, off, pitch), pitch, shifts, low
+
+
+def _tracks(tracks, tpq: int) -> list[tuple[list[int], list[int], list[str], list[bool], bool, int]]:
+    """Each track's groups quantized (offsets, lengths), their tokens, which are chords,
+    whether music21 makes voices in it, and where it ends."""
+    on, off, pitch, shifts, low = _notes(tracks, tpq)
     onsets, lengths, tokens, chords, voiced = _grouped(on, off, pitch, tpq)
-    offsets, lengths = _quantize(onsets, lengths, tpq)
-    return offsets, lengths, tokens, chords, voiced
+    cuts = [0, *np.searchsorted(onsets, [low + shift for shift in shifts[1:]]).tolist(), len(onsets)]
+    out = []
+    for shift, a, b in zip(shifts, cuts, cuts[1:]):
+        offsets, quantized = _quantize([o - shift for o in onsets[a:b]] if shift else onsets[a:b], lengths[a:b], tpq)
+        end = max(map(operator.add, offsets, quantized))
+        out.append((offsets, quantized, tokens[a:b], chords[a:b], any(voiced[a:b]), end))
+    return out
 
 
 def _stored_at_end(score: Score, tick: int) -> int | None:
@@ -240,8 +268,8 @@ def _track_rows(ti: int, track, bars: np.ndarray, lengths: np.ndarray, at_end: i
                 metas: np.ndarray) -> list[tuple]:
     """(offset, not a grace note, ti, rank, token) of every piece of one track: its
     sort key in the part, and its token."""
-    offsets, durations, tokens, chords, voiced = track
-    end_marker = at_end is not None and at_end >= max(map(sum, zip(offsets, durations)))
+    offsets, durations, tokens, chords, voiced, end = track
+    end_marker = at_end is not None and at_end >= end
     if not voiced and not end_marker and _uncut(offsets, durations, bars):  # each group one piece
         return list(zip(offsets, [d != 0 for d in durations], repeat(ti), range(len(tokens)), tokens))
     timed = list(zip(offsets, durations))
@@ -249,16 +277,19 @@ def _track_rows(ti: int, track, bars: np.ndarray, lengths: np.ndarray, at_end: i
             for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas)]
 
 
+_PART_ORDER = operator.itemgetter(0, 1, 2, 3)  # a row's sort key: offset, not grace, track, rank
+
+
 def _part_rows(score: Score) -> list[tuple]:
     """Every note or chord music21's first part yields for ``score``'s non-drum tracks, in
     its order (by offset, grace notes first, then track, then the track's own order), as
     ``_track_rows`` gives them."""
     tpq = score.tpq
-    tracks = [_track(t, tpq) for t in score.tracks if not t.is_drum and len(t.notes)]
+    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
     if not tracks:
         return []
-    end = max(o + d for offsets, durations, *_ in tracks for o, d in zip(offsets, durations))
-    bars = bar_lines(score, end)
+    tracks = _tracks(tracks, tpq)
+    bars = bar_lines(score, max(track[-1] for track in tracks))
     lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
     meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
     at_end = _stored_at_end(score, max(meta_ticks, default=-1))
@@ -266,7 +297,7 @@ def _part_rows(score: Score) -> list[tuple]:
     rows = []
     for ti, track in enumerate(tracks):
         rows += _track_rows(ti, track, bars, lengths, at_end, metas)
-    rows.sort(key=lambda r: r[:4])
+    rows.sort(key=_PART_ORDER)
     return rows
 
 
