@@ -15,7 +15,9 @@ beside it:
 * seed: the notebook's music21 loop (``benchmarks/seed_agreement.py``) on an evenly spaced
   sample of ``--music21-files`` files, interleaved file by file with cadenza's seed
   tokenisation of the same file (``read_piano_score`` + ``pretokenize``), its first run
-  on a file and its run again (music21 reads its own pickle of the file then) apart.
+  on a file and its run again (music21 reads its own pickle of the file then) apart,
+  and each beside cadenza's whole cold preparation a file (the cold row's CPU time over
+  its files: reading with checks, the spool, the split, the token files).
 
 Times are CPU seconds of the measuring process (``resource.getrusage``), one thread, so
 other jobs on a shared machine slow them less than wall time; peak memory is the process's
@@ -178,9 +180,9 @@ def rate(row: dict) -> str:
             f"{row['tokens'] / row['cpu_s']:,.0f} | {row['peak_mb']:.0f} | {row['grown_mb']:.0f}")
 
 
-def run_rep(name: str, corpus: Path, rep: str, repeats: int, workdir: Path) -> list[str]:
+def run_rep(name: str, corpus: Path, rep: str, repeats: int, workdir: Path) -> tuple[list[str], dict]:
     """Cold preparation and MidiTok's own encoding interleaved ``repeats`` times (medians),
-    then the cached preparation once."""
+    then the cached preparation once; the table's lines and the cold row."""
     colds, bases = [], []
     with tempfile.TemporaryDirectory(dir=workdir) as keep:
         for r in range(repeats):
@@ -197,18 +199,23 @@ def run_rep(name: str, corpus: Path, rep: str, repeats: int, workdir: Path) -> l
     if base:
         spread = f" ({min(r['cpu_s'] for r in bases):.1f}-{max(r['cpu_s'] for r in bases):.1f})" if repeats > 1 else ""
         lines.append(f"| {name} | {rep} | MidiTok's own encode{spread} | {rate(base)} | 1.00x |")
-    return lines
+    return lines, cold
 
 
-def music21_rows(name: str, corpus: Path, files: int, repeats: int) -> list[str]:
+def music21_rows(name: str, corpus: Path, files: int, repeats: int, cold: dict) -> list[str]:
+    """The notebook's loop beside cadenza's seed tokenisation of the same files, and beside
+    cadenza's whole cold preparation a file (``cold``: its row)."""
     m = child("music21", str(corpus), str(files), str(repeats))
+    whole = cold["cpu_s"] / cold["files"]
     lines = []
     for kind, what in (("first", "first run: parse, store its pickle"), ("again", "again: from its pickle")):
         cpu = m[f"{kind}_cpu_s"]
         lines.append(f"| {name} | seed | notebook music21 loop, {m['files']} files, {what} | {cpu:.1f} | "
                      f"{m['files'] / cpu:.2f} | {m['tokens'] / cpu:,.0f} | | | {m[f'{kind}_ratio']:.0f}x cadenza's "
-                     f"{m['cadenza_cpu_s']:.2f} CPU-s on these files (per file: median "
-                     f"{m[f'{kind}_median_ratio']:.0f}x, least {m[f'{kind}_min_ratio']:.0f}x) |")
+                     f"{m['cadenza_cpu_s']:.3f} CPU-s on these files (per file: median "
+                     f"{m[f'{kind}_median_ratio']:.0f}x, least {m[f'{kind}_min_ratio']:.0f}x); "
+                     f"{cpu / m['files'] / whole:.0f}x cadenza's whole cold preparation, "
+                     f"{1000 * whole:.2f} ms a file |")
     return lines
 
 
@@ -216,9 +223,10 @@ def run_corpus(name: str, corpus: Path, reps: list[str], args) -> list[str]:
     lines: list[str] = []
     for rep in reps:
         shown = len(lines)
-        lines += run_rep(name, corpus, rep, args.repeat, args.workdir)
+        rows, cold = run_rep(name, corpus, rep, args.repeat, args.workdir)
+        lines += rows
         if rep == "seed" and args.music21_files:
-            lines += music21_rows(name, corpus, args.music21_files, args.music21_repeat)
+            lines += music21_rows(name, corpus, args.music21_files, args.music21_repeat, cold)
         print("\n".join(lines[shown:]), flush=True)
     return lines
 

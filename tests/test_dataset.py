@@ -29,7 +29,7 @@ def test_preparing_the_same_data_again_reads_the_cache(corpus_dir, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("the corpus was read again")
 
-    monkeypatch.setattr(dataset, "read_pieces", no_reading)
+    monkeypatch.setattr(dataset, "read_files", no_reading)
     again = prepare(str(corpus_dir), "remi", log=None)
     assert again.directory == first.directory
     with pytest.raises(AssertionError):  # another representation config is another key
@@ -171,3 +171,23 @@ def test_copies_of_one_file_stay_on_one_side_of_the_split(corpus_dir, tmp_path):
     assert sum(len(data.meta["splits"][s]["files"]) for s in ("train", "val")) == len(originals) + 12
     files = [f"f{k}.mid" for k in range(30)]
     assert split_files(files, 0.1, 0, {f: b"same" for f in files})[1] == []  # all copies: nothing held out
+
+
+def test_corpus_files_come_in_the_order_of_their_paths(tmp_path):
+    """The corpus's file list (its digest, the spool's order, the split) is in Path order,
+    part by part, which plain string order is not ("a-c.mid" before "a/b.mid" there)."""
+    import os
+    from pathlib import Path
+
+    from cadenza.corpus import find_midi_files, midi_file_names
+
+    names = ["a/b.mid", "a-c.mid", "a.b/x.MID", "a/sub/y.mid", "a/x.midi", "a b/c.mid", "ab/c.mid",
+             "a/sub.mid", "deep/er/q.mid", "notes.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"MThd")
+    os.symlink(tmp_path / "a", tmp_path / "link")  # a symlinked folder is not entered
+    walked = sorted(Path(root) / n for root, _, files in os.walk(tmp_path) for n in files
+                    if n.lower().endswith((".mid", ".midi")))
+    assert midi_file_names(tmp_path) == [str(p) for p in walked] != sorted(str(p) for p in walked)
+    assert find_midi_files(tmp_path) == walked and len(walked) == 9

@@ -113,3 +113,24 @@ def test_seed_network_reads_the_index_over_vocabulary_size_and_predicts_every_to
     full, _ = model(ids)
     assert torch.allclose(full[:, -1:], logits, atol=1e-6)
     assert model.lstm.input_size == 1
+
+
+def test_the_shortcuts_for_plain_tracks_give_what_music21s_general_steps_give(tmp_path, monkeypatch):
+    """Tracks grouped by onset and left uncut without the per-note loops (the common case
+    of small typeset files) must give the tokens of the general grouping and layout."""
+    import random
+
+    from cadenza.representations import seed_music21
+
+    rng = random.Random(7)
+    paths = [write_piece(tmp_path / f"p{k}.mid", None, tracks=[
+        [(t, d, p, 80) for t, d in zip(range(0, 32 * Q, Q // 2), [Q // 2] * 64)
+         for p in rng.sample(range(60, 80), rng.choice([1, 1, 2, 3]))],
+        [(t, 2 * Q, p, 80) for t in range(0, 32 * Q, 2 * Q) for p in rng.sample(range(36, 55), 2)]])
+        for k in range(6)]
+    paths.append(write_piece(tmp_path / "tied.mid", CASES["tied"]))
+    shortcut = [score_to_seed_tokens(Score(str(p))) for p in paths]
+    assert all(t == notebook_tokens(p) for t, p in zip(shortcut[:2], paths))  # and what music21 gives
+    monkeypatch.setattr(seed_music21, "_onset_groups", lambda *args: None)
+    monkeypatch.setattr(seed_music21, "_uncut", lambda *args: False)
+    assert [score_to_seed_tokens(Score(str(p))) for p in paths] == shortcut

@@ -20,7 +20,7 @@ import numpy as np
 from .files import hash_file, pid_alive
 
 DTYPES = ("uint16", "uint32")
-BLOCK = 1 << 22
+BLOCK = 1 << 18  # token ids read at a time
 
 
 def _file_digest(path: Path) -> str:
@@ -95,14 +95,26 @@ def _ids_problem(directory: Path, meta: dict) -> str | None:
         n = meta["splits"][split]["tokens"]
         if n == 0:
             continue
-        tokens = np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r", shape=(n,))
-        top = max(int(tokens[k:k + BLOCK].max()) for k in range(0, n, BLOCK))
+        top = _top_id(directory / f"{split}.bin", meta["dtype"], n)
         if top >= meta["vocab_size"]:
             return f"{split}.bin holds token id {top}, outside the vocabulary of {meta['vocab_size']}"
         index = np.load(directory / f"{split}.idx.npy", allow_pickle=False)
         if index.ndim != 2 or index.shape[1] != 2 or (len(index) and not 0 <= index[:, 0].min() <= index[:, 0].max() < n):
             return f"{split}.idx.npy does not index {split}.bin"
     return None
+
+
+def _top_id(path: Path, dtype: str, n: int) -> int:
+    """The largest of the first ``n`` ids, read in blocks (not mapped: pages of a mapping,
+    once read, count in the process's resident memory)."""
+    top = 0
+    with open(path, "rb") as f:
+        for start in range(0, n, BLOCK):
+            block = np.fromfile(f, dtype=dtype, count=min(BLOCK, n - start))
+            if len(block) < min(BLOCK, n - start):
+                raise ValueError(f"{path.name} ends early")
+            top = max(top, int(block.max()))
+    return top
 
 
 def problem(directory: Path, key: str) -> str | None:

@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import sys
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from . import cache_check, files, representations
-from .corpus import CorpusSummary, find_midi_files, read_pieces
+from .corpus import CorpusSummary, midi_file_names, read_files
 from .corpus.cache import cache_root
 from .corpus.performed import suggestion
 from .errors import CadenzaError
@@ -42,20 +43,32 @@ TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only
 
 
-def _corpus_digest(paths: list[Path], records: dict[Path, bytes] | None = None) -> str:
-    """The files' names and contents (``records``, read here if not given), each field
-    length-prefixed or of fixed size, so two different folders never give the same byte stream."""
-    records = records or {path: _content_record(path) for path in paths}
+def _corpus_digest(paths: list, records: np.ndarray | None = None) -> str:
+    """The files' names and contents (``records``, one row per path, read here if not
+    given), each field length-prefixed or of fixed size, so two different folders never
+    give the same byte stream."""
+    records = _content_records(paths) if records is None else records
     h = hashlib.blake2b(digest_size=16)
     h.update(len(paths).to_bytes(8, "little"))
-    for path in paths:
-        name = os.fsencode(path.name)
+    for path, record in zip(paths, records):
+        name = os.fsencode(os.path.basename(path))
         h.update(len(name).to_bytes(8, "little") + name)
-        h.update(records[path])
+        h.update(record)
     return h.hexdigest()
 
 
-def _content_record(path: Path) -> bytes:
+RECORD_BYTES = 17
+
+
+def _content_records(paths: list) -> np.ndarray:
+    """``[len(paths), 17]`` bytes: each file's :func:`_content_record`."""
+    records = np.empty((len(paths), RECORD_BYTES), dtype=np.uint8)
+    for row, path in zip(records, paths):
+        row[:] = np.frombuffer(_content_record(path), dtype=np.uint8)
+    return records
+
+
+def _content_record(path) -> bytes:
     """17 bytes: a kind (file, not a regular file, error) and a digest of what was read."""
     digest = hashlib.blake2b(digest_size=16)
     try:
@@ -72,23 +85,34 @@ def split_files(paths: list[str], val_fraction: float, seed: int,
     """Hold out ``val_fraction`` of the files (seeded); none when there are too few. Files with
     the same ``contents`` (copies of one piece) all go where the first of them drawn goes, so
     validation never scores a piece that is also trained on."""
-    n_val = int(len(paths) * val_fraction)
+    keys = [contents[p] for p in paths] if contents else paths
+    ids: dict = {}
+    held, note = _held_out(val_fraction, seed, np.fromiter((ids.setdefault(k, len(ids)) for k in keys),
+                                                           np.int64, len(paths)))
+    if held is None:
+        return list(paths), [], note
+    return [p for p, h in zip(paths, held) if not h], sorted(p for p, h in zip(paths, held) if h), ""
+
+
+def _held_out(val_fraction: float, seed: int, copies: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Which files validation holds out (a mask), each file's ``copies`` number naming the
+    files of one content: see :func:`split_files`. None, and why, when it holds out none."""
+    n = len(copies)
+    n_val = int(n * val_fraction)
     if val_fraction <= 0:
-        return list(paths), [], "no validation split (--val-fraction 0): best weights chosen by training loss"
-    if n_val < 1 or len(paths) - n_val < 1:
-        return list(paths), [], (f"no validation split: {len(paths)} usable file(s) is too few for "
-                                 f"{val_fraction:.0%}; best weights chosen by training loss")
-    order = np.random.default_rng(seed).permutation(len(paths))
-    first_side: dict[bytes, bool] = {}
-    val_set = set()
-    for rank, i in enumerate(order):
-        key = contents[paths[i]] if contents else paths[i]
-        if first_side.setdefault(key, rank < n_val):
-            val_set.add(paths[i])
-    if len(val_set) == len(paths):
-        return list(paths), [], ("no validation split: the held-out files' copies would leave nothing to train on; "
-                                 "best weights chosen by training loss")
-    return [p for p in paths if p not in val_set], sorted(val_set), ""
+        return None, "no validation split (--val-fraction 0): best weights chosen by training loss"
+    if n_val < 1 or n - n_val < 1:
+        return None, (f"no validation split: {n} usable file(s) is too few for "
+                      f"{val_fraction:.0%}; best weights chosen by training loss")
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.random.default_rng(seed).permutation(n)] = np.arange(n)  # when each file is drawn
+    first = np.full(int(copies.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(first, copies, rank)  # when the first copy of each content is drawn
+    held = first[copies] < n_val
+    if held.all():
+        return None, ("no validation split: the held-out files' copies would leave nothing to train on; "
+                      "best weights chosen by training loss")
+    return held, ""
 
 
 def tokens_digest(directory: Path) -> str | None:
@@ -143,16 +167,17 @@ class PreparedData:
         return [here / os.path.relpath(p, first) for p in files]
 
 
-def _write_split(directory: Path, split: str, ids_list: Iterable[np.ndarray], notes: list[int],
+def _write_split(directory: Path, split: str, ids_list: Iterable[np.ndarray], notes: np.ndarray,
                  bos: int | None, dtype: str) -> int:
-    offset, index = 0, []
+    offset, index = 0, np.empty((len(notes), 2), dtype=np.int64)
+    index[:, 1] = notes
     with open(directory / f"{split}.bin", "wb") as f:
-        for ids, n_notes in zip(ids_list, notes):
+        for row, ids in zip(index, ids_list):
             seq = ids if bos is None else np.concatenate([[bos], ids])
             f.write(np.asarray(seq, dtype=dtype).tobytes())
-            index.append((offset, n_notes))
+            row[0] = offset
             offset += len(seq)
-    np.save(directory / f"{split}.idx.npy", np.asarray(index, dtype=np.int64).reshape(-1, 2))
+    np.save(directory / f"{split}.idx.npy", index)
     return offset
 
 
@@ -164,12 +189,9 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     ``fitted`` (a fine-tune's starting tokenizer) that one encodes it, unchanged."""
     rep_options = dict(rep_options or {})
     rep = fitted or representations.create(rep_name, **rep_options)
-    paths = find_midi_files(source)
-    if not paths:
-        raise CadenzaError(f"no .mid or .midi files found in {source}")
-    records = {path: _content_record(path) for path in paths}
-    key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(paths, records), "rep": rep.config_dict(),
-                          "val": val_fraction, "seed": seed,
+    corpus = _Corpus(source)
+    key_src = json.dumps({"v": FORMAT_VERSION, "corpus": _corpus_digest(corpus.paths, corpus.records),
+                          "rep": rep.config_dict(), "val": val_fraction, "seed": seed,
                           **({"fitted": representations.digest(fitted)} if fitted else {})},
                          sort_keys=True, default=str)
     key = hashlib.blake2b(key_src.encode(), digest_size=12).hexdigest()
@@ -179,16 +201,23 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
     if cached is not None:
         return cached
     cache_check.remove_dead_builds(prepared)
+    (log or (lambda msg: None))(f"preparing {len(corpus.paths)} files with the {rep_name} representation ...")
+    _build(directory, corpus, rep, fitted is None, progress_bar, workers,
+           {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
+            "val_fraction": val_fraction, "seed": seed})
+    del corpus  # its paths go before meta.json, which lists them again, is read back
+    return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
 
-    log = log or (lambda msg: None)
-    log(f"preparing {len(paths)} files with the {rep_name} representation ...")
+
+def _build(directory: Path, corpus: "_Corpus", rep, fit: bool, progress_bar: bool, workers: int | None,
+           meta: dict) -> None:
+    """The entry built in a temporary folder beside ``directory``, then moved there."""
+    prepared = directory.parent
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
     try:
         files.remove_entry(tmp)
         tmp.mkdir(parents=True)
-        _build_entry(tmp, source, paths, rep, fitted is None, progress_bar, records,
-                     {"key": key, "source": str(source), "representation": rep_name, "rep_options": rep_options,
-                      "val_fraction": val_fraction, "seed": seed}, workers)
+        _build_entry(tmp, corpus, rep, fit, progress_bar, meta, workers)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not stay full
         if isinstance(exc, OSError):
@@ -199,37 +228,65 @@ def prepare(source: str, rep_name: str, rep_options: dict | None = None, val_fra
         os.replace(tmp, directory)
     except OSError:  # another process prepared the same data meanwhile: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
-    return PreparedData(directory, json.loads((directory / "meta.json").read_text()))
 
 
-def _build_entry(tmp: Path, source: str, paths: list[Path], rep, fit: bool, progress_bar: bool,
-                 records: dict[Path, bytes], meta: dict, workers: int | None) -> None:
+class _Corpus:
+    """A corpus while it is prepared, a few bytes a file: the paths, each file's content
+    record, and the pieces read so far (the file each comes from and its note count; its
+    pretokens are the spool's piece of the same number)."""
+
+    def __init__(self, source: str):
+        self.paths = midi_file_names(source)
+        if not self.paths:
+            raise CadenzaError(f"no .mid or .midi files found in {source}")
+        self.records = _content_records(self.paths)
+        self.files, self.notes = array("q"), array("q")
+
+    def add(self, file: int, notes: int) -> None:
+        self.files.append(file)
+        self.notes.append(notes)
+
+    def piece_paths(self, pieces: np.ndarray) -> list[str]:
+        return [self.paths[k] for k in np.asarray(self.files)[pieces].tolist()]
+
+    def held_out(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """The pieces for training and for validation (sorted by path), see :func:`split_files`."""
+        rows = self.records[np.asarray(self.files)]
+        copies = np.unique(rows.view(f"V{RECORD_BYTES}").ravel(), return_inverse=True)[1].ravel()
+        held, note = _held_out(val_fraction, seed, copies)
+        if held is None:
+            return np.arange(len(self.files)), np.zeros(0, dtype=np.int64), note
+        val = sorted(np.flatnonzero(held).tolist(), key=lambda k: self.paths[self.files[k]])
+        return np.flatnonzero(~held), np.asarray(val, dtype=np.int64), ""
+
+
+def _build_entry(tmp: Path, corpus: _Corpus, rep, fit: bool, progress_bar: bool, meta: dict,
+                 workers: int | None) -> None:
     """Read the corpus into a spool in ``tmp`` (pretokens on disk as they come), fit the
     representation on the training pieces read back from it, write the entry."""
     spool = PretokenSpool(tmp / SPOOL)
-    progress = _progress_bar(len(paths), progress_bar)
+    progress = _progress_bar(len(corpus.paths), progress_bar)
+    summary = CorpusSummary()
     try:
-        pieces, summary = read_pieces(paths, rep.pretokenize, workers, progress.update if progress else None,
-                                      store=spool.add)
+        for file, pretokens, notes, _, _ in read_files(corpus.paths, rep.pretokenize, summary, workers,
+                                                       progress.update if progress else None):
+            spool.add(pretokens)
+            corpus.add(file, notes)
     finally:
         spool.close()
         if progress:
             progress.close()
-    if not pieces:
+    if not summary.files_read:
         reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
-        raise CadenzaError(f"no readable notes in {source} ({len(summary.skipped)} files skipped: {reasons})")
-    contents = {str(path): record for path, record in records.items()}
-    train_paths, val_paths, note = split_files([p.path for p in pieces], val_fraction=meta["val_fraction"],
-                                               seed=meta["seed"], contents=contents)
-    by_path = {p.path: p for p in pieces}
-    train, val = [by_path[p] for p in train_paths], [by_path[p] for p in val_paths]
+        raise CadenzaError(f"no readable notes in {meta['source']} ({len(summary.skipped)} files skipped: {reasons})")
+    train, val, note = corpus.held_out(meta["val_fraction"], meta["seed"])
     if fit:
-        rep.fit(spool.pieces([p.pretokens for p in train]))
+        rep.fit(spool.pieces(train))
     meta = {**meta, "vocab_size": rep.vocab_size,
             "dtype": "uint16" if rep.vocab_size <= np.iinfo(np.uint16).max else "uint32"}
     summary.val_files, summary.note_on_split = len(val), note
     summary.suggestion = suggestion(summary.performed, summary.files_read, summary.pedals, rep.name)
-    _write_entry(tmp, rep, spool, {"train": train, "val": val}, meta, summary)
+    _write_entry(tmp, rep, spool, corpus, {"train": train, "val": val}, meta, summary)
 
 
 def _cached(directory: Path, key: str, log) -> PreparedData | None:
@@ -250,20 +307,23 @@ def _cached(directory: Path, key: str, log) -> PreparedData | None:
     return None
 
 
-def _write_entry(tmp: Path, rep, spool: PretokenSpool, groups: dict, meta: dict, summary: CorpusSummary) -> None:
+def _write_entry(tmp: Path, rep, spool: PretokenSpool, corpus: _Corpus, groups: dict, meta: dict,
+                 summary: CorpusSummary) -> None:
     """The token files, indexes and tokenizer, then meta.json with their checksums last
     (the spool removed first: it is no part of the entry)."""
     representations.save(rep, tmp / "representation")
     splits = {}
-    for name, group in groups.items():
-        ids = (rep.to_ids(spool[p.pretokens]) for p in group)
-        n = _write_split(tmp, name, ids, [p.notes for p in group], rep.bos_id, meta["dtype"])
-        splits[name] = {"tokens": n, "pieces": len(group), "notes": sum(p.notes for p in group),
-                        "files": [p.path for p in group]}
+    notes = np.asarray(corpus.notes)
+    for name, pieces in groups.items():
+        ids = (rep.to_ids(spool[k]) for k in pieces.tolist())
+        n = _write_split(tmp, name, ids, notes[pieces], rep.bos_id, meta["dtype"])
+        splits[name] = {"tokens": n, "pieces": len(pieces), "notes": int(notes[pieces].sum()),
+                        "files": corpus.piece_paths(pieces)}
     spool.remove()
     summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
     meta = {**meta, "splits": splits, "summary": summary.to_dict(), "files": cache_check.checksums(tmp)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    with open(tmp / "meta.json", "w") as f:  # written as it is encoded: no copy of every path at once
+        json.dump(meta, f, indent=1, default=str)
 
 
 def _progress_bar(total: int, enabled: bool):

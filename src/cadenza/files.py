@@ -95,11 +95,15 @@ def atomic_path(path: Path, suffix: str = "", overwrite: bool = True):
     _remove_dead_temps(path)
 
 
-def hash_file(path: Path, digest, block: int = 1 << 22):
-    """``digest`` (a hashlib object) updated with the bytes of ``path``, read in blocks."""
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
+def hash_file(path: Path, digest, block: int = 1 << 16):
+    """``digest`` (a hashlib object) updated with the bytes of ``path``, read in blocks
+    (small ones: a block read is a buffer of its size, and many files hashed are small)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        while chunk := os.read(fd, block):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest
 
 

@@ -32,14 +32,15 @@ class PretokenSpool:
 
     def add(self, pretokens: Any) -> int:
         strings = not isinstance(pretokens, np.ndarray)
-        if strings and not all(isinstance(t, str) for t in pretokens):
+        known = self._known(pretokens) if strings else None
+        if strings and known is None and not all(isinstance(t, str) for t in pretokens):
             raise TypeError("pretokens must be an array of ids or a list of strings")
         if len(self._bounds) == 1:
             self._strings = [] if strings else None
         elif strings != (self._strings is not None):
             raise TypeError("every piece's pretokens must be of one kind")
         if strings:
-            codes = np.fromiter(map(self._code, pretokens), DTYPE, len(pretokens))
+            codes = np.array(known if known is not None else [self._code(t) for t in pretokens], dtype=DTYPE)
         elif len(pretokens) and (pretokens.min() < np.iinfo(DTYPE).min or pretokens.max() > np.iinfo(DTYPE).max):
             raise ValueError("pretoken ids out of the int32 range")
         else:
@@ -48,12 +49,25 @@ class PretokenSpool:
         self._bounds.append(self._bounds[-1] + len(codes))
         return len(self._bounds) - 2
 
+    def _known(self, tokens) -> list[int] | None:
+        """The strings' numbers if every one was seen before (looked up at C speed), else None."""
+        try:
+            codes = list(map(self._codes.get, tokens))
+        except TypeError:  # something unhashable: not a string
+            return None
+        return None if None in codes else codes
+
     def _code(self, token: str) -> int:
         code = self._codes.get(token)
         if code is None:
             code = self._codes[token] = len(self._strings)
             self._strings.append(token)
         return code
+
+    def lengths(self, numbers: np.ndarray) -> np.ndarray:
+        """The pieces' numbers of pretokens, from the bounds (nothing is read)."""
+        bounds = np.asarray(self._bounds)
+        return bounds[numbers + 1] - bounds[numbers]
 
     def close(self) -> None:
         """Done adding: the file is read back from here on."""
@@ -96,18 +110,18 @@ class SpooledPieces(Sequence):
     """Some pieces of a spool as a sequence, each read when it is asked for."""
 
     def __init__(self, spool: PretokenSpool, numbers: Sequence[int]):
-        self.spool, self.numbers = spool, list(numbers)
+        self.spool, self.numbers = spool, np.asarray(numbers, dtype=np.int64)  # 8 bytes a piece
 
     def __len__(self) -> int:
         return len(self.numbers)
 
     def __getitem__(self, k: int) -> Any:
-        return self.spool[self.numbers[k]]
+        return self.spool[int(self.numbers[k])]
 
     def lengths(self) -> list[int]:
         """Each piece's number of pretokens, without reading any piece."""
-        return [self.spool.length(number) for number in self.numbers]
+        return self.spool.lengths(self.numbers).tolist()
 
     def __iter__(self) -> Iterator[Any]:
         for number in self.numbers:
-            yield self.spool[number]
+            yield self.spool[int(number)]

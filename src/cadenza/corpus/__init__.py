@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import CadenzaError
 from .orphans import die_with_parent
@@ -23,26 +23,58 @@ MIDI_SUFFIXES = (".mid", ".midi")
 
 def find_midi_files(source: str | os.PathLike) -> list[Path]:
     """The MIDI files SOURCE names, sorted; raises ``CadenzaError`` for a missing path."""
+    return [Path(name) for name in midi_file_names(source)]
+
+
+def midi_file_names(source: str | os.PathLike) -> list[str]:
+    """:func:`find_midi_files` as strings (``str`` of each path, in its order), without
+    holding a ``Path`` object per file."""
     text = os.fspath(source)
     path = Path(text)
     if text in BUILTIN and not path.exists():
         from .bach import bach_chorales
 
-        return bach_chorales()
+        return [str(p) for p in bach_chorales()]
     if not path.exists() and not path.is_symlink():
         hint = f" (built-in corpora: {', '.join(BUILTIN)})" if os.sep not in text else ""
         raise CadenzaError(f"no such file or folder: {text}{hint}")
     if not path.is_dir():
-        return [path]
-    found = []
-    # os.walk does not follow symlinked folders, so a symlink loop cannot trap it; a
-    # looping symlink shows up as a file entry and is skipped with its reason later.
-    for root, dirs, files in os.walk(path, onerror=None):
-        dirs.sort()
-        for name in files:
-            if name.lower().endswith(MIDI_SUFFIXES):
-                found.append(Path(root) / name)
-    return sorted(found)
+        return [str(path)]
+    found: list[str] = []
+    top = str(path)  # normalised as a Path writes it; "./" is left out of the names, as Path does
+    _walk(top, found, 2 if top == "." else 0)
+    return found
+
+
+def _walk(folder: str, found: list[str], cut: int) -> None:
+    """Append the MIDI files under ``folder`` in the order of their ``Path`` objects: a
+    folder's entries by name, a subfolder's files at its name. As ``os.walk`` it does
+    not enter a symlinked folder (a symlink loop cannot trap it; a looping symlink
+    shows up as a file entry and is skipped with its reason later) and passes over a
+    folder it cannot list."""
+    midis, folders = [], set()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _is_dir(entry):
+                    folders.add(entry.name)
+                elif entry.name.lower().endswith(MIDI_SUFFIXES):
+                    midis.append(entry.name)
+    except OSError:
+        return
+    for name in sorted(midis + list(folders)):
+        path = os.path.join(folder, name)
+        if name not in folders:
+            found.append(path[cut:])
+        elif not os.path.islink(path):
+            _walk(path, found, cut)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 @dataclass(slots=True)  # one per file: small
@@ -141,51 +173,65 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
     A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
     too: the files not yet read are read again one process at a time to find it."""
     paths = list(paths)
+    pieces, summary = [], CorpusSummary()
+    for k, pretokens, notes, performed, pedals in read_files(paths, pretokenize, summary, workers, progress, merge):
+        pieces.append(Piece(str(paths[k]), notes, store(pretokens) if store else pretokens, performed, pedals))
+    return pieces, summary
+
+
+def read_files(paths: list, pretokenize: Callable, summary: CorpusSummary, workers: int | None = None,
+               progress: Callable[[int], None] | None = None,
+               merge: bool | None = None) -> Iterator[tuple[int, Any, int, bool, int]]:
+    """:func:`read_pieces` one file at a time: (its number in ``paths``, pretokens, notes,
+    looks performed, pedal events) of each usable file, in order; ``summary`` counts them
+    and the skips."""
     if merge is None:
         merge = not getattr(getattr(pretokenize, "__self__", None), "reads_tracks", False)
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) or 1))
-    pieces, summary = [], CorpusSummary()
     done = 0
-
-    def take(result) -> None:
-        nonlocal done
+    for result in _results(paths, pretokenize, workers, merge):
         path, pretokens, notes, reason, *signs = result
         if reason is None and (pretokens is None or len(pretokens) == 0):
             reason = "no tokens after tokenization"
         if reason is None:
             performed, pedals = signs[0] if signs else (False, 0)
-            pieces.append(Piece(path, notes, store(pretokens) if store else pretokens, performed, pedals))
             summary.files_read += 1
             summary.notes += notes
             summary.performed += performed
             summary.pedals += pedals
+            yield done, pretokens, notes, performed, pedals
         else:
             summary.skipped.append((_display(Path(path)), reason))
         done += 1
         if progress:
             progress(done)
 
+
+def _results(paths: list, pretokenize: Callable, workers: int, merge: bool) -> Iterator[tuple]:
+    """:func:`_read_one` of every path, in order, in ``workers`` processes; when one dies,
+    the rest again one process at a time, and the file that kills that one is skipped."""
     if workers == 1 or len(paths) < 8:
         _init_worker(pretokenize, None, merge)
-        for result in map(_read_one, paths):
-            take(result)
-        return pieces, summary
+        yield from map(_read_one, paths)
+        return
     chunksize = max(1, len(paths) // (workers * 8))
+    done = 0
     while done < len(paths):
         rest = paths[done:]
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                    initargs=(pretokenize, os.getpid(), merge))
         try:
             for result in pool.map(_read_one, rest, chunksize=chunksize):
-                take(result)
+                done += 1
+                yield result
         except BrokenProcessPool:
             if workers == 1 and chunksize == 1:  # alone and in order: the next file is the culprit
-                take((str(paths[done]), None, 0, "the MIDI reader crashed on this file (its process died)"))
+                done += 1
+                yield str(paths[done - 1]), None, 0, "the MIDI reader crashed on this file (its process died)"
             workers, chunksize = 1, 1
         finally:
             pool.shutdown(cancel_futures=True)
-    return pieces, summary
 
 
 __all__ = ["BUILTIN", "CorpusSummary", "Piece", "SkipFile", "find_midi_files", "merge_piano",
-           "piano_tracks", "read_piano_score", "read_pieces"]
+           "midi_file_names", "piano_tracks", "read_files", "read_piano_score", "read_pieces"]

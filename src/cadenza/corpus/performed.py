@@ -30,9 +30,16 @@ def performance_signs(score: Score) -> tuple[bool, int]:
     """(looks performed, pedal events) of a merged tick-time piano score: performed when its
     onsets are off the beat grid under a single nominal tempo."""
     track = score.tracks[0]
-    onsets = track.notes.numpy()["time"] / max(1, score.tpq)
     one_tempo = len({round(t.qpm, 3) for t in score.tempos}) <= 1
-    return bool(one_tempo and not is_quantised(onsets)), len(track.pedals)
+    return bool(one_tempo and not _on_grid(track.notes.numpy()["time"], score.tpq)), len(track.pedals)
+
+
+def _on_grid(ticks: np.ndarray, tpq: int) -> bool:
+    """:func:`is_quantised` of onsets in ticks, at once when every one lies exactly on a
+    16th or 8th-triplet tick (a beat of a multiple of 12 ticks)."""
+    if tpq % 12 == 0 and tpq > 0 and ((ticks % (tpq // 4) == 0) | (ticks % (tpq // 3) == 0)).all():
+        return True
+    return is_quantised(ticks / max(1, tpq))
 
 
 def suggestion(performed: int, files: int, pedals: int, representation: str) -> str:

@@ -131,7 +131,28 @@ def piano_tracks(score: Score) -> Score:
 def read_piano_score(path: Path, merge: bool = True) -> Score:
     """The merged piano part of one MIDI file (``merge=False``: its piano tracks
     unchanged, see :func:`piano_tracks`); raises ``SkipFile`` with a reason."""
-    data = _read_file(Path(path))
+    score = _parse(path)
+    tracks = [t for t in score.tracks if len(t.notes)]
+    if not tracks:
+        raise SkipFile("no notes")
+    if all(t.is_drum for t in tracks):
+        raise SkipFile("drum tracks only")
+    piano = [t for t in tracks if not t.is_drum]
+    notes = sum(len(t.notes) for t in piano)
+    if notes > MAX_NOTES:
+        raise SkipFile(f"too many notes: {notes:,} (limit {MAX_NOTES:,})")
+    if merge:
+        merged = merge_piano(score)
+        cols = merged.tracks[0].notes.numpy()
+        _check_end(_end(cols["time"], cols["duration"]), merged.tpq)
+        return merged
+    _check_end(_playable_end([t.notes.numpy() for t in piano]), score.tpq)
+    score.tracks = piano  # as piano_tracks gives them, without copying the score just read
+    return score
+
+
+def _parse(path: Path) -> Score:
+    data = _read_file(path)
     if not data.startswith(b"MThd"):
         raise SkipFile("not a MIDI file (no MThd header)")
     try:
@@ -141,21 +162,33 @@ def read_piano_score(path: Path, merge: bool = True) -> Score:
         raise SkipFile(f"unreadable MIDI: {reason}") from None
     if score.tpq < 1:
         raise SkipFile(f"invalid MIDI header: {score.tpq} ticks per quarter note")
-    tracks = [t for t in score.tracks if len(t.notes)]
-    if not tracks:
-        raise SkipFile("no notes")
-    if all(t.is_drum for t in tracks):
-        raise SkipFile("drum tracks only")
-    notes = sum(len(t.notes) for t in tracks if not t.is_drum)
-    if notes > MAX_NOTES:
-        raise SkipFile(f"too many notes: {notes:,} (limit {MAX_NOTES:,})")
-    merged = merge_piano(score)
-    piano = merged.tracks[0].notes
-    if not len(piano):
+    return score
+
+
+def _end(time: np.ndarray, duration: np.ndarray) -> int | None:
+    """The latest end of a note (None: no note)."""
+    return int((time.astype(np.int64) + duration).max()) if len(time) else None
+
+
+def _playable_end(tracks: list[dict]) -> int | None:
+    """The latest end of the notes :func:`merge_piano` keeps of these tracks' note columns."""
+    ends = []
+    for a in tracks:
+        pitch, time, duration = a["pitch"], a["time"], a["duration"]
+        if pitch.min() >= PIANO_LOW and pitch.max() <= PIANO_HIGH and duration.min() > 0 and time.min() >= 0:
+            ends.append(_end(time, duration))  # all kept
+            continue
+        keep = (pitch >= PIANO_LOW) & (pitch <= PIANO_HIGH) & (duration > 0) & (time >= 0)
+        if keep.any():
+            ends.append(_end(time[keep], duration[keep]))
+    return max(ends, default=None)
+
+
+def _check_end(end: int | None, tpq: int) -> None:
+    """Skip a piano part without notes (``end`` None) or one that ends too late."""
+    if end is None:
         raise SkipFile("no playable piano notes (all outside 21-108 or zero length)")
-    cols = piano.numpy()
-    quarters = int((cols["time"].astype(np.int64) + cols["duration"]).max()) / merged.tpq
+    quarters = end / tpq
     if quarters > MAX_QUARTERS:
         raise SkipFile(f"too long: {quarters:,.0f} quarter notes (limit {MAX_QUARTERS:,}; "
                        f"huge delta-times or note lengths)")
-    return merged if merge else piano_tracks(score)

@@ -23,7 +23,9 @@ track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``
 from __future__ import annotations
 
 import math
+import operator
 from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 from symusic import Score
@@ -56,34 +58,71 @@ def _best_match(x: float, zero_allowed: bool = True, gap: float = 0.0) -> float:
     return min(found)[3]
 
 
-def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, int, list[int]]], bool]:
+def _groups(on: np.ndarray, off: np.ndarray, tpq: int) -> tuple[list[tuple[int, int, list[int]]], list[bool]]:
     """music21's chord grouping of one track: (first onset, length of the last member,
-    member indices) in the order music21 creates them, and whether a note that started
-    with a group ended apart from it (music21 then makes voices)."""
+    member indices) in the order music21 creates them, and for each whether a note that
+    started with it ended apart from it (music21 then makes voices)."""
     tol = tpq / max(DIVISORS)
     n = len(on)
     taken = [False] * n
     on_l, off_l = on.tolist(), off.tolist()
     window = np.searchsorted(on, on + tol, side="left").tolist()  # notes starting within tol
-    out = []
-    voiced = False
+    out, voiced = [], []
     for i in range(n):
         if taken[i]:
             continue
         start, end = on_l[i], off_l[i]
         members = [i]
+        apart = False
         if window[i] == i + 1:
             out.append((start, end - start, members))
+            voiced.append(apart)
             continue
         for j in range(i + 1, window[i]):
             if abs(off_l[j] - end) <= tol:
                 members.append(j)
                 taken[j] = True
             else:
-                voiced = True
+                apart = True
         last = members[-1]
         out.append((start, off_l[last] - on_l[last], members))
+        voiced.append(apart)
     return out, voiced
+
+
+def _onset_groups(on: np.ndarray, off: np.ndarray, tpq: int) -> np.ndarray | None:
+    """The first note of each group when :func:`_groups` would group plainly: the notes of
+    one onset end within 1/4 beat of its first, and the next onset is 1/4 beat or more
+    later. Then each onset is one group and nothing is voiced; None otherwise."""
+    tol = tpq / max(DIVISORS)
+    new = np.empty(len(on), dtype=bool)
+    new[0] = True
+    np.not_equal(on[1:], on[:-1], out=new[1:])
+    firsts = np.flatnonzero(new)
+    if (np.diff(on[firsts]) < tol).any():
+        return None
+    if len(firsts) < len(on) and (np.abs(off - off[firsts][np.cumsum(new) - 1]) > tol).any():
+        return None
+    return firsts
+
+
+def _grouped(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, tpq: int):
+    """(onsets, lengths, tokens, chords, voiced) of the groups, in the order music21
+    creates them (see :func:`_groups`)."""
+    firsts = _onset_groups(on, off, tpq)
+    if firsts is None:
+        groups, voiced = _groups(on, off, tpq)
+        pitch_l = pitch.tolist()
+        tokens = [_token([pitch_l[i] for i in members]) for _, _, members in groups]
+        return ([g[0] for g in groups], [g[1] for g in groups], tokens,
+                [len(g[2]) > 1 for g in groups], voiced)
+    lasts = np.append(firsts[1:], len(on)) - 1
+    sizes = (lasts - firsts + 1).tolist()
+    masks = np.bitwise_or.reduceat(np.left_shift(1, pitch % 12), firsts).tolist()
+    tokens = [NOTE_NAMES[p] if size == 1 else CHORD_NAMES[mask]
+              for p, size, mask in zip(pitch[firsts].tolist(), sizes, masks)]
+    chords = [size > 1 for size in sizes]
+    return on[firsts].tolist(), (off - on)[lasts].tolist(), tokens, chords, [False] * len(sizes)
 
 
 def _units(x: float) -> int:
@@ -105,16 +144,18 @@ def _length_units(ticks: int, tpq: int, gap: int | None) -> int:
     return _units(_best_match(ticks / tpq, ticks == 0, gap / UNITS))
 
 
-def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
-    """(offset, length) of each group in :data:`UNITS`, quantized as music21 does: in
+def _quantize(onsets: list[int], lengths: list[int], tpq: int) -> tuple[list[int], list[int]]:
+    """(offsets, lengths) of the groups in :data:`UNITS`, quantized as music21 does: in
     the order music21 sorts the part (by onset, grace notes first, then creation), each
     length looks ahead to the next element quantized to a later offset."""
-    offsets = [_offset_units(start, tpq) for start, _, _ in groups]
-    lengths = [length for _, length, _ in groups]
-    order = list(range(len(groups)))  # groups come by onset already
+    offsets = [_offset_units(start, tpq) for start in onsets]
+    if 0 not in lengths and all(map(operator.lt, offsets, offsets[1:])):  # each next one is later
+        gaps = [*map(operator.sub, offsets[1:], offsets), None]
+        return offsets, list(map(_length_units, lengths, repeat(tpq), gaps))
+    order = list(range(len(onsets)))  # groups come by onset already
     if 0 in lengths:
-        order.sort(key=lambda k: (groups[k][0], lengths[k] != 0))
-    out: list[tuple[int, int]] = [(0, 0)] * len(groups)
+        order.sort(key=lambda k: (onsets[k], lengths[k] != 0))
+    out = [0] * len(onsets)
     nxt, n = 0, len(order)  # position in order of the first element quantized later
     for pos, k in enumerate(order):
         o = offsets[k]
@@ -122,8 +163,8 @@ def _quantize(groups, tpq: int) -> list[tuple[int, int]]:
             nxt = pos + 1
         while nxt < n and offsets[order[nxt]] <= o:
             nxt += 1
-        out[k] = (o, _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None))
-    return out
+        out[k] = _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None)
+    return offsets, out
 
 
 def bar_lines(score: Score, end: int) -> np.ndarray:
@@ -160,29 +201,48 @@ def _token(pitches: list[int]) -> str:
 def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """Each note's end as music21 pairs note-offs: a note-on takes the first note-off of
     its pitch after it, so of two overlapping notes of one pitch both end at the first
-    note-off (symusic pairs first in, first out: the second ends at the second)."""
-    out = off.copy()
-    values, counts = np.unique(pitch, return_counts=True)
-    for p in values[counts > 1]:
-        same = pitch == p
-        at = np.flatnonzero(same & (off > on))  # a zero-length note keeps its end
-        ends = np.sort(off[same])  # a zero-length note's note-off ends a longer one too
-        out[at] = ends[np.searchsorted(ends, on[at], side="right")]
+    note-off (symusic pairs first in, first out: the second ends at the second). A
+    zero-length note keeps its end, and its note-off ends a longer note of its pitch too.
+    ``on`` is sorted."""
+    low = min(int(on[0]), int(off.min()), 0)  # no tick is negative in a MIDI file
+    lane = pitch * (max(int(on[-1]), int(off.max())) - low + 1) - low  # a stretch of keys per pitch
+    ends = np.sort(lane + off)  # every note-off, by pitch then time
+    first = np.searchsorted(ends, lane + on, side="right")  # the first after the note-on
+    return np.where(off > on, ends[np.minimum(first, len(ends) - 1)] - lane, off)
+
+
+def _notes(tracks, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
+    """The tracks' notes as one track, track k moved ``k * width`` ticks later (far enough
+    that no chord grouping or note-off pairing reaches across): onsets by time (file order
+    among equal onsets), ends as music21 pairs note-offs, pitches; each track's shift, and
+    the earliest tick of any track unmoved."""
+    cols = [t.notes.numpy() for t in tracks]
+    on = np.concatenate([c["time"] for c in cols]).astype(np.int64)
+    off = on + np.concatenate([c["duration"] for c in cols])
+    pitch = np.concatenate([c["pitch"] for c in cols]).astype(np.int64)
+    low = min(int(on.min()), int(off.min()))
+    shifts = [k * (max(int(on.max()), int(off.max())) - low + tpq + 1) for k in range(len(cols))]
+    if len(cols) > 1:
+        shift = np.repeat(shifts, [len(c["time"]) for c in cols])
+        on, off = on + shift, off + shift
+    if (np.diff(on) < 0).any():  # symusic gives each track's notes by time: seldom needed
+        order = np.argsort(on, kind="stable")
+        on, off, pitch = on[order], off[order], pitch[order]
+    return on, _note_offs(on, off, pitch), pitch, shifts, low
+
+
+def _tracks(tracks, tpq: int) -> list[tuple[list[int], list[int], list[str], list[bool], bool, int]]:
+    """Each track's groups quantized (offsets, lengths), their tokens, which are chords,
+    whether music21 makes voices in it, and where it ends."""
+    on, off, pitch, shifts, low = _notes(tracks, tpq)
+    onsets, lengths, tokens, chords, voiced = _grouped(on, off, pitch, tpq)
+    cuts = [0, *np.searchsorted(onsets, [low + shift for shift in shifts[1:]]).tolist(), len(onsets)]
+    out = []
+    for shift, a, b in zip(shifts, cuts, cuts[1:]):
+        offsets, quantized = _quantize([o - shift for o in onsets[a:b]] if shift else onsets[a:b], lengths[a:b], tpq)
+        end = max(map(operator.add, offsets, quantized))
+        out.append((offsets, quantized, tokens[a:b], chords[a:b], any(voiced[a:b]), end))
     return out
-
-
-def _track(track, tpq: int) -> tuple[list, list, list[str], bool]:
-    """One track's groups, their quantized (offset, length), their tokens, and whether
-    music21 makes voices in it."""
-    arr = track.notes.numpy()
-    order = np.argsort(arr["time"], kind="stable")
-    on = arr["time"][order].astype(np.int64)
-    pitches = arr["pitch"][order]
-    off = _note_offs(on, on + arr["duration"][order].astype(np.int64), pitches)
-    pitch = pitches.tolist()
-    groups, voiced = _groups(on, off, tpq)
-    tokens = [_token([pitch[i] for i in members]) for _, _, members in groups]
-    return groups, _quantize(groups, tpq), tokens, voiced
 
 
 def _stored_at_end(score: Score, tick: int) -> int | None:
@@ -198,27 +258,53 @@ def _stored_at_end(score: Score, tick: int) -> int | None:
     return units if units in set(bar_lines(score, units).tolist()) else None
 
 
-def seed_events(score: Score) -> list[tuple[float, str]]:
-    """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
-    in its order: (offset in quarter notes, token)."""
+def _uncut(offsets: list[int], lengths: list[int], bars: np.ndarray) -> bool:
+    """No note or chord crosses a barline (none is tied)."""
+    o = np.asarray(offsets, dtype=np.int64)
+    return bool((bars[np.searchsorted(bars, o, side="right")] >= o + np.asarray(lengths, dtype=np.int64)).all())
+
+
+def _track_rows(ti: int, track, bars: np.ndarray, lengths: np.ndarray, at_end: int | None,
+                metas: np.ndarray) -> list[tuple]:
+    """(offset, not a grace note, ti, rank, token) of every piece of one track: its
+    sort key in the part, and its token."""
+    offsets, durations, tokens, chords, voiced, end = track
+    end_marker = at_end is not None and at_end >= end
+    if not voiced and not end_marker and _uncut(offsets, durations, bars):  # each group one piece
+        return list(zip(offsets, [d != 0 for d in durations], repeat(ti), range(len(tokens)), tokens))
+    timed = list(zip(offsets, durations))
+    return [(o, not grace, ti, rank, tokens[k])
+            for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas)]
+
+
+_PART_ORDER = operator.itemgetter(0, 1, 2, 3)  # a row's sort key: offset, not grace, track, rank
+
+
+def _part_rows(score: Score) -> list[tuple]:
+    """Every note or chord music21's first part yields for ``score``'s non-drum tracks, in
+    its order (by offset, grace notes first, then track, then the track's own order), as
+    ``_track_rows`` gives them."""
     tpq = score.tpq
-    tracks = [_track(t, tpq) for t in score.tracks if not t.is_drum and len(t.notes)]
+    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
     if not tracks:
         return []
-    end = max(o + d for _, timed, _, _ in tracks for o, d in timed)
-    bars = bar_lines(score, end)
+    tracks = _tracks(tracks, tpq)
+    bars = bar_lines(score, max(track[-1] for track in tracks))
     lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
     meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
     at_end = _stored_at_end(score, max(meta_ticks, default=-1))
     metas = np.sort(np.asarray([_offset_units(t, tpq) for t in meta_ticks], dtype=np.int64))
     rows = []
-    for ti, (groups, timed, tokens, voiced) in enumerate(tracks):
-        chords = [len(g[2]) > 1 for g in groups]
-        end_marker = at_end is not None and at_end >= max(o + d for o, d in timed)
-        for o, grace, rank, k in track_layout(timed, chords, bars, lengths, voiced, end_marker, metas):
-            rows.append((o, not grace, ti, rank, tokens[k]))
-    rows.sort(key=lambda r: r[:4])
-    return [(r[0] / UNITS, r[4]) for r in rows]
+    for ti, track in enumerate(tracks):
+        rows += _track_rows(ti, track, bars, lengths, at_end, metas)
+    rows.sort(key=_PART_ORDER)
+    return rows
+
+
+def seed_events(score: Score) -> list[tuple[float, str]]:
+    """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
+    in its order: (offset in quarter notes, token)."""
+    return [(r[0] / UNITS, r[4]) for r in _part_rows(score)]
 
 
 def _normal_order(pcs: list[int]) -> tuple[int, ...]:
@@ -255,4 +341,4 @@ NOTE_NAMES = [pitch_name(m) for m in range(128)]
 
 def notebook_tokens(score: Score) -> list[str]:
     """The token list the notebook's music21 loop gives for ``score``'s non-drum tracks."""
-    return [token for _, token in seed_events(score)]
+    return [r[4] for r in _part_rows(score)]
