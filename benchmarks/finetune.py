@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel", type=int, default=1, help="--choose trainings at once")
     ap.add_argument("--starts", default=",".join(STARTS), help="which trainings to run and measure (a trained "
                     "run folder is measured again, not retrained)")
+    ap.add_argument("--seed", type=int, default=0, help="the trainings' seed (the folders' split stays seed 0); "
+                    "other than 0, the run folders are named with it")
     ap.add_argument("--base-alone", action="store_true", help="only the base's NLL on each folder's training "
                     "pieces (how bases are chosen) and test pieces, without training")
     args = ap.parse_args(argv)
@@ -162,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         for label, how in STARTS.items():
             if label not in args.starts.split(","):
                 continue
-            run_dir = args.workdir / name / label.replace(" ", "-")
+            run_dir = args.workdir / name / (label.replace(" ", "-") + (f"-seed{args.seed}" if args.seed else ""))
+            how = [*how, "--seed", str(args.seed)]
             wall, cpu = train(train_folder, run_dir, how, args.minutes)
-            rows.append({"folder": name, "start": label, "wall_s": wall, "cpu_s": cpu,
+            rows.append({"folder": name, "start": label, "seed": args.seed, "wall_s": wall, "cpu_s": cpu,
                          **measure(run_dir, test_folder)})
             print(json.dumps(rows[-1], default=float), flush=True)
     if args.base_alone:
@@ -175,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {r['folder']} | {r['schedule']} | {r['cpu_min']:.1f} | {r['best_val_loss']:.4f} | "
                   f"{r['best_epoch']} / {r['epochs']} |")
         return 0
-    print("| folder | start | CPU min | test NLL/note | structure distance | "
+    print("| folder | start | seed | CPU min | test NLL/note | structure distance | "
           + " | ".join(f"ratio {k}" for k in KEYS) + " |")
-    print("|" + "---|" * (5 + len(KEYS)))
+    print("|" + "---|" * (6 + len(KEYS)))
     for r in rows:
-        print(f"| {r['folder']} | {r['start']} | {r['cpu_s'] / 60:.1f} | {r['test_nll_note']:.3f} | {r['distance']:.3f} | "
+        print(f"| {r['folder']} | {r['start']} | {r['seed']} | {r['cpu_s'] / 60:.1f} | {r['test_nll_note']:.3f} | {r['distance']:.3f} | "
               + " | ".join("n/a" if r["ratio"].get(k) is None else f"{r['ratio'][k]:.2f}" for k in KEYS) + " |")
     return 0
 
