@@ -7,7 +7,7 @@ The songs are split as ``benchmarks/structure.py`` splits them: its 40 test song
 out here too; training holds out its own 10% validation split. The first call trains
 ``--run-dir`` with the ``base`` preset for ``--minutes``; later calls continue it
 (``--resume``) for as long again. ``--continue-from RUN --with-bach`` instead continues a
-POP909 run (``cadenza train --from RUN``) on its own training songs plus the built-in bach
+POP909 run or the shipped ``base`` (``cadenza train --from RUN``) on its own training songs plus the built-in bach
 chorales except the first 40 (``benchmarks/finetune.py``'s unseen folder); its validation
 songs stay out, and the figures below use them. ``--bach-repeats K`` links each chorale K times,
 so that they are a larger share of what is trained on (the copies stay on one side of the
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "structure", help="where the song split lives")
     ap.add_argument("--export-only", action="store_true", help="export the run as it is, without training")
     ap.add_argument("--note", default="", help="a sentence for the model card (how the run was trained)")
-    ap.add_argument("--continue-from", type=Path, help="a POP909 run (trained by this script) to continue")
+    ap.add_argument("--continue-from", type=Path, help="a run of this script, or base (the shipped weights), to continue")
     ap.add_argument("--with-bach", action="store_true", help="with --continue-from: add the bach chorales")
     ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
     ap.add_argument("--val-structure", type=Path, nargs="+", metavar="RUN",
