@@ -80,7 +80,10 @@ def train(folder: Path, run_dir: Path, how: list[str], minutes: float) -> tuple[
 SCHEDULES = {"lr 0.3x, dropout 0.1": ["--dropout", "0.1"], "lr 0.1x, dropout 0.1": ["--lr", "3e-4", "--dropout", "0.1"],
              "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"]}
 CHOOSE_VAL_FRACTION = 0.25
-STARTS = {"from base": ["--from", "base"], "scratch": ["--preset", "base"]}
+# scratch as `--preset base` gives it (early stopping after 5 evaluations without improvement,
+# on a validation split of a few pieces), and scratch with the whole budget (best weights kept)
+STARTS = {"from base": ["--from", "base"], "scratch": ["--preset", "base"],
+          "scratch nostop": ["--preset", "base", "--patience", "0"]}
 
 
 def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: str, parallel: int) -> list[dict]:
