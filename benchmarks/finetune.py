@@ -4,11 +4,12 @@
 
 Two folders: 40 chorales of the built-in bach corpus, and the ASAP Bach scores
 (``midi_score.mid`` under ``../shared/data/asap-bach``). Each is split once (seeded) into
-training pieces and 20% test pieces, used for nothing but this table. On each, two trainings
+training pieces and 20% test pieces, used for nothing but this table. On each, three trainings
 with the same ``--max-minutes`` (the whole command, counted in the training's own CPU time so
 that other jobs on the machine change neither side), one thread each, one after the other:
-``--from base`` and ``--preset base`` from scratch, each free to use the whole budget (no
-epoch cap; the best weights by validation loss are kept). Then: test NLL per note, and the structure
+``--from base``, ``--preset base`` from scratch (with the preset's early stopping), and the
+same with ``--patience 0`` (the whole budget), with no epoch cap; the best weights by
+validation loss are kept. ``--seed`` repeats them with another training seed. Then: test NLL per note, and the structure
 ratios (generated / held-out) of 16 generated 16-bar pieces against 16-bar excerpts of the
 test pieces, with each run's own sampling defaults.
 """
