@@ -92,10 +92,6 @@ class PretokenSpool:
         strings = self._strings
         return [strings[c] for c in codes.tolist()]
 
-    def length(self, number: int) -> int:
-        """The piece's number of pretokens, from the bounds (nothing is read)."""
-        return self._bounds[number + 1] - self._bounds[number]
-
     def pieces(self, numbers: Sequence[int]) -> "SpooledPieces":
         return SpooledPieces(self, numbers)
 
