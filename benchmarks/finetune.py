@@ -79,7 +79,10 @@ def train(folder: Path, run_dir: Path, how: list[str], minutes: float) -> tuple[
 
 # fine-tuning schedules compared on validation pieces (``--choose``): flags added to ``--from``
 SCHEDULES = {"lr 0.3x, dropout 0.1": ["--dropout", "0.1"], "lr 0.1x, dropout 0.1": ["--lr", "3e-4", "--dropout", "0.1"],
-             "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"]}
+             "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"],
+             "lr 0.3x, dropout 0.5": ["--dropout", "0.5"], "lr 0.6x, dropout 0.3": ["--lr", "1.8e-3", "--dropout", "0.3"],
+             "lr 0.3x, dropout 0.3, ema 0.99": ["--dropout", "0.3", "--ema", "0.99"],
+             "lr 0.3x, dropout 0.3, ema 0.998": ["--dropout", "0.3", "--ema", "0.998"]}
 CHOOSE_VAL_FRACTION = 0.25
 # scratch as `--preset base` gives it (early stopping after 5 evaluations without improvement,
 # on a validation split of a few pieces), and scratch with the whole budget (best weights kept)
@@ -87,7 +90,8 @@ STARTS = {"from base": ["--from", "base"], "scratch": ["--preset", "base"],
           "scratch nostop": ["--preset", "base", "--patience", "0"]}
 
 
-def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: str, parallel: int) -> list[dict]:
+def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: str, parallel: int,
+           schedules: list[str]) -> list[dict]:
     """Each schedule fine-tunes on the folder's training pieces with a quarter of them held out as
     validation (the test pieces are not touched); the best validation loss per token decides."""
     from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +109,7 @@ def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: 
                 "best_epoch": best["epoch"], "epochs": rows[-1]["epoch"]}
 
     with ThreadPoolExecutor(parallel) as pool:
-        results = list(pool.map(one, SCHEDULES.items()))
+        results = list(pool.map(one, [(k, SCHEDULES[k]) for k in schedules]))
     for r in results:
         print(json.dumps(r, default=float), flush=True)
     return results
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare the fine-tuning schedules on validation pieces instead (no test figures)")
     ap.add_argument("--start", default="base", help="the run fine-tuned from with --choose")
     ap.add_argument("--parallel", type=int, default=1, help="--choose trainings at once")
+    ap.add_argument("--schedules", default=";".join(SCHEDULES), help="with --choose: which schedules, separated by ';'")
     ap.add_argument("--starts", default=",".join(STARTS), help="which trainings to run and measure (a trained "
                     "run folder is measured again, not retrained)")
     ap.add_argument("--seed", type=int, default=0, help="the trainings' seed (the folders' split stays seed 0); "
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"folder": name, "start": args.start, **base_alone(args.start, train_folder, test_folder)}))
             continue
         if args.choose:
-            rows += choose(name, train_folder, args.workdir, args.minutes, args.start, args.parallel)
+            rows += choose(name, train_folder, args.workdir, args.minutes, args.start, args.parallel,
+                           args.schedules.split(";"))
             continue
         for label, how in STARTS.items():
             if label not in args.starts.split(","):

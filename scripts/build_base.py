@@ -94,7 +94,8 @@ def pop909_val(run, workdir: Path) -> Path:
     return val_folder(run, workdir)
 
 
-def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None = None) -> None:
+def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None = None,
+          extra: list[str] = ()) -> None:
     cmd = [sys.executable, "-m", "cadenza", "train", str(train_folder), "--run-dir", str(run_dir),
            "--max-minutes", f"{minutes}", "--threads", "1", "--quiet"]
     if (run_dir / rundir.STATE).exists():
@@ -102,6 +103,7 @@ def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None 
     else:  # a continuation on thousands of pieces keeps the base preset's dropout, not a fine-tune's
         cmd += ["--from", str(start), "--dropout", f"{preset('base').model_options['dropout']}"] if start \
             else ["--preset", "base"]
+        cmd += list(extra)  # given last: they override the dropout above
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -214,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "base")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "structure", help="where the song split lives")
     ap.add_argument("--export-only", action="store_true", help="export the run as it is, without training")
+    ap.add_argument("--no-export", action="store_true", help="train and print the figures, without shipping "
+                    "(candidates are compared first; --export-only then ships the chosen one)")
     ap.add_argument("--note", default="", help="a sentence for the model card (how the run was trained)")
     ap.add_argument("--continue-from", type=Path, help="a run of this script, or base (the shipped weights), to continue")
     ap.add_argument("--with-bach", action="store_true", help="with --continue-from: add the bach chorales")
     ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
+    ap.add_argument("--train-args", default="", help="more `cadenza train` options for a new run, e.g. "
+                    "'--dropout 0.3 --ema 0.999'")
     ap.add_argument("--val-structure", type=Path, nargs="+", metavar="RUN",
                     help="only print each run's unprimed pieces against POP909 validation songs")
     args = ap.parse_args(argv)
@@ -234,11 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_bach:
         train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / "train", args.bach_repeats)
     if not args.export_only:
-        train(train_folder, args.run_dir, args.minutes, args.continue_from)
+        train(train_folder, args.run_dir, args.minutes, args.continue_from, args.train_args.split())
     run = load_run(args.run_dir)
     torch.set_num_threads(2)
     figs = figures(run, pop_val or val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))
+    if args.no_export:
+        return 0
     given = list(sys.argv[1:] if argv is None else argv)
     if "--note" in given:  # the note is printed on its own in the card
         del given[given.index("--note"):given.index("--note") + 2]

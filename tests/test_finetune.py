@@ -104,3 +104,30 @@ def test_a_fine_tune_takes_another_dropout_and_a_bad_one_is_refused(corpus_dir, 
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--dropout", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--dropout must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
+
+
+def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path, capsys):
+    """With --ema d the kept weights are d x (weights after step 1) + (1 - d) x (after step 2),
+    the stepped weights stay in the state, and a resumed run carries the average on."""
+    import torch
+
+    def run(name, steps, **more):
+        train(str(corpus_dir), tmp_path / name, start_from="base", quiet=True, workers=1,
+              overrides={**TINY, "steps_per_epoch": steps, "ema": 0.75, **more})
+        return torch.load(tmp_path / name / rundir.STATE, weights_only=True), load_file(str(tmp_path / name / rundir.BEST))
+
+    one, _ = run("one", 1)
+    two, kept = run("two", 2)
+    for k, v in kept.items():  # the file holds a tied weight once
+        assert torch.allclose(v, 0.75 * one["model"][k] + 0.25 * two["model"][k], atol=1e-6), k
+    assert any(not torch.equal(kept[k], two["model"][k]) for k in kept)
+    resumed = train(None, tmp_path / "two", resume=True, overrides=dict(epochs=2), quiet=True, workers=1)
+    straight, _ = run("straight", 2, epochs=2)
+    after = torch.load(tmp_path / "two" / rundir.STATE, weights_only=True)
+    assert resumed.epochs_done == 2 and int(after["average"]["n_averaged"]) == 4
+    for k, v in straight["average"].items():
+        assert torch.allclose(after["average"][k].float(), v.float()), k
+    capsys.readouterr()
+    assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--from", "base", "--ema", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ema must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()

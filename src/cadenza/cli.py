@@ -31,6 +31,8 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--dropout", type=float, help="the model's dropout (a fine-tune may raise it against overfitting)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="evaluate and keep a moving average of the weights with this decay per step (0: off)")
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--transpose", type=int, help="random transposition within +-N semitones (0: off)")
     p.add_argument("--tempo-stretch", type=int, help="random tempo change within +-N tempo bins (0: off)")
@@ -143,7 +145,7 @@ def cmd_train(args) -> int:
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
                  max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
-                 patience=args.patience, dropout=args.dropout)  # --patience 0: off
+                 patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
     if args.max_minutes == 0:
         overrides["max_minutes"] = None  # --max-minutes 0: no budget

@@ -36,6 +36,8 @@ class Config:
     warmup_fraction: float = 0.05  # this share of the steps that fit in the budget
     schedule: str = "cosine"      # cosine | constant
     grad_clip: float = 1.0
+    ema: float = 0.0              # decay of a moving average of the weights, which is evaluated and
+                                  # kept as the best (0: off; cadenza.averaging)
     batch_size: int = 32
     epochs: int = 30
     steps_per_epoch: int | None = None  # None: the whole training set once per epoch

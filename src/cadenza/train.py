@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import files, models, representations, rundir
+from .averaging import scored, weight_average
 from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
 from .dataset import tokens_digest as dataset_tokens_digest
@@ -113,6 +114,8 @@ def _check_config(config: Config) -> None:
                            "has none (its time is in seconds as played): leave it at 0")
     if config.max_minutes is not None and not 0 < config.max_minutes <= math.inf:
         raise CadenzaError(f"--max-minutes must be positive, got {config.max_minutes}")
+    if not 0 <= config.ema < 1:
+        raise CadenzaError(f"--ema must be in [0, 1), got {config.ema}")
     if not 0 <= config.checkpoint_minutes <= math.inf:
         raise CadenzaError(f"--checkpoint-minutes must be >= 0, got {config.checkpoint_minutes}")
 
@@ -228,6 +231,7 @@ class _Setup:
     val_w: TokenWindows
     steps_per_epoch: int
     autocast: object
+    average: torch.nn.Module | None = None  # the moving average of the weights (--ema), evaluated and kept
 
 
 def _prepare_data(source, config: Config, workers, dist, say, quiet, fitted) -> PreparedData:
@@ -277,6 +281,7 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     state = rundir.load_state(run_dir / rundir.STATE) if resume else None
     if state is not None:
         _restore(state, data, model, optimizer, run_dir)
+    average = weight_average(model, config.ema, state)
     tables, retokenize = transposition(rep, config.transpose)
     if dist.is_main and not resume:
         _write_run_files(run_dir, config, rep, data, tables)
@@ -295,7 +300,7 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dist.device.type == "cuda" else \
         (lambda: torch.autocast("cpu", enabled=False))
     train_model = dist.wrap(torch.compile(model) if config.compile else model)
-    return _Setup(data, model, train_model, optimizer, train_w, val_w, steps_per_epoch, autocast), state
+    return _Setup(data, model, train_model, optimizer, train_w, val_w, steps_per_epoch, autocast, average), state
 
 
 def _same_tokens(state: dict, data: PreparedData) -> bool:
@@ -374,8 +379,8 @@ class _Trainer:
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
                 "data_key": self.s.data.key, "data_tokens": self.s.data.tokens_digest, "eval_every": self.schedule.eval_every,
-                "warmup": self.schedule.warmup,
-                "rows": len(self.metrics)}
+                "warmup": self.schedule.warmup, "rows": len(self.metrics),
+                **({"average": self.s.average.state_dict()} if self.s.average is not None else {})}
 
     def run(self) -> TrainResult:
         stopped = "done"
@@ -389,7 +394,7 @@ class _Trainer:
                 rundir.save_state(self.snapshot(), self.run_dir / rundir.STATE)
                 self.say(f"interrupted: state saved in {self.run_dir / rundir.STATE}; continue with --resume")
         if self.dist.is_main and not (self.run_dir / rundir.BEST).exists():
-            rundir.save_weights(self.s.model, self.run_dir / rundir.BEST)  # interrupted before any evaluation
+            rundir.save_weights(scored(self.s.model, self.s.average), self.run_dir / rundir.BEST)  # interrupted before any evaluation
         return TrainResult(self.run_dir, self.epoch - 1, self.best_loss, self.best_epoch, stopped, self.metrics)
 
     def _epoch(self) -> str:
@@ -440,6 +445,8 @@ class _Trainer:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
         s.optimizer.step()
+        if s.average is not None:
+            s.average.update_parameters(s.model)
         self.loss_sum, self.loss_count = self.loss_sum + loss.item(), self.loss_count + 1
         self.step, self.steps_run = self.step + 1, self.steps_run + 1
         self.tokens_seen += y.numel() * self.dist.world
@@ -466,7 +473,8 @@ class _Trainer:
             self._save_state()
             return None
         train_loss = self.dist.mean(self.loss_sum / max(1, self.loss_count))
-        val_loss = evaluate_loss(s.model, s.val_w, self.config.batch_size, self.dist.device, s.autocast) \
+        kept = scored(s.model, s.average)
+        val_loss = evaluate_loss(kept, s.val_w, self.config.batch_size, self.dist.device, s.autocast) \
             if self.has_val else None
         self.schedule.evaluation_took(budget_clock() - t)
         score = val_loss if val_loss is not None else train_loss
@@ -475,7 +483,7 @@ class _Trainer:
         if improved:
             self.best_loss, self.best_epoch, self.bad_evals = score, epoch, 0
             if self.dist.is_main:
-                rundir.save_weights(s.model, self.run_dir / rundir.BEST)
+                rundir.save_weights(kept, self.run_dir / rundir.BEST)
         else:
             self.bad_evals += 1
         seconds = max(1e-9, time.time() - self.last_eval_t)

@@ -116,7 +116,7 @@ def _config_specs() -> dict[str, _Spec]:
         "optimizer": _Spec({"adamw", "rmsprop"}), "lr": _Spec(float, 0, 1e6, lo_open=True),
         "weight_decay": _Spec(float, 0, 1e6), "warmup_steps": _Spec(int, 0, BIG),
         "warmup_fraction": _Spec(float, 0, 1), "schedule": _Spec({"cosine", "constant"}),
-        "grad_clip": _Spec(float, 0, 1e12), "batch_size": _Spec(int, 1, 1 << 20), "epochs": _Spec(int, 1, BIG),
+        "grad_clip": _Spec(float, 0, 1e12), "ema": _Spec(float, 0, 1, hi_open=True), "batch_size": _Spec(int, 1, 1 << 20), "epochs": _Spec(int, 1, BIG),
         "steps_per_epoch": _Spec(int, 1, BIG, none=True), "patience": _Spec(int, 0, BIG, none=True),
         "max_minutes": _Spec(float, 0, math.inf, none=True, lo_open=True),
         "checkpoint_minutes": _Spec(float, 0, math.inf), "seed": _Spec(int, 0, 2**63, hi_open=True),
