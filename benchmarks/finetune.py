@@ -82,7 +82,8 @@ SCHEDULES = {"lr 0.3x, dropout 0.1": ["--dropout", "0.1"], "lr 0.1x, dropout 0.1
              "lr 0.3x, dropout 0.3": ["--dropout", "0.3"], "lr 0.1x, dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"],
              "lr 0.3x, dropout 0.5": ["--dropout", "0.5"], "lr 0.6x, dropout 0.3": ["--lr", "1.8e-3", "--dropout", "0.3"],
              "lr 0.3x, dropout 0.3, ema 0.99": ["--dropout", "0.3", "--ema", "0.99"],
-             "lr 0.3x, dropout 0.3, ema 0.998": ["--dropout", "0.3", "--ema", "0.998"]}
+             "lr 0.3x, dropout 0.3, ema 0.998": ["--dropout", "0.3", "--ema", "0.998"],
+             "lr 0.6x, dropout 0.3, ema 0.998": ["--lr", "1.8e-3", "--dropout", "0.3", "--ema", "0.998"]}
 CHOOSE_VAL_FRACTION = 0.25
 # scratch as `--preset base` gives it (early stopping after 5 evaluations without improvement,
 # on a validation split of a few pieces), and scratch with the whole budget (best weights kept)

@@ -46,6 +46,7 @@ def test_fine_tuning_starts_from_the_base_resumes_and_no_longer_needs_it(corpus_
     tuned = load_run(run_dir)
     assert tuned.config.init_from == "base" and tuned.config.lr < base.config.lr
     assert tuned.config.model_options["dropout"] == finetune.DROPOUT > base.config.model_options["dropout"]
+    assert tuned.config.ema == finetune.EMA > 0 == base.config.ema
     assert representations.digest(tuned.representation) == representations.digest(base.representation)
     start = load_file(str(base.directory / rundir.BEST))
     after = load_file(str(run_dir / rundir.BEST))

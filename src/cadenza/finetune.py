@@ -19,13 +19,15 @@ from .validate import check_finite, check_weights_file
 # Chosen on validation pieces of a small folder (benchmarks/finetune.py --choose; docs/benchmarks.md)
 LR_FACTOR = 0.3               # of the starting run's peak learning rate
 DROPOUT = 0.3                 # a small folder overfits: more dropout than the base preset's 0.1
-SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None)
+EMA = 0.998                   # the kept weights are a moving average of the stepped ones
+SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None, ema=EMA)
 
 
 def finetune_config(start: str | Path) -> Config:
     """The configuration of a fine-tune from ``start``: its model and tokenizer, a tenth-scale
-    warmup, ``LR_FACTOR`` of its learning rate, at least ``DROPOUT``, a 10-minute budget
-    (``--max-minutes``, ``--lr`` and ``--dropout`` change them)."""
+    warmup, ``LR_FACTOR`` of its learning rate, at least ``DROPOUT``, the weights' moving
+    average (``EMA``), a 10-minute budget (``--max-minutes``, ``--lr``, ``--dropout`` and
+    ``--ema`` change them)."""
     directory = resolve_run(start)
     if not (directory / rundir.CONFIG).is_file() or not (directory / rundir.BEST).is_file():
         raise CadenzaError(f"--from {start}: not a trained cadenza run (no {rundir.CONFIG} and {rundir.BEST})")
