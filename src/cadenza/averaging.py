@@ -18,8 +18,12 @@ def weight_average(model: torch.nn.Module, decay: float, state: dict | None = No
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
     if state is not None:
         if "average" not in state:
-            raise CadenzaError("the saved state has no weight average: resume with the --ema it was trained with")
-        average.load_state_dict(state["average"])
+            raise CadenzaError("the saved state has no weight average (the run was trained without --ema); "
+                               "resume it with --ema 0")
+        try:
+            average.load_state_dict(state["average"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CadenzaError(f"the saved weight average does not match this run's model: {str(exc)[:200]}") from None
     return average
 
 
