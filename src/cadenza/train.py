@@ -278,10 +278,10 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     model = model.to(dist.device)
     every_position = getattr(model, "trains_every_position", True)
     optimizer = make_optimizer(model, config)
+    average = weight_average(model, config.ema)
     state = rundir.load_state(run_dir / rundir.STATE) if resume else None
     if state is not None:
-        _restore(state, data, model, optimizer, run_dir)
-    average = weight_average(model, config.ema, state)
+        _restore(state, data, model, optimizer, average, run_dir)
     tables, retokenize = transposition(rep, config.transpose)
     if dist.is_main and not resume:
         _write_run_files(run_dir, config, rep, data, tables)
@@ -318,14 +318,19 @@ def _same_tokens(state: dict, data: PreparedData) -> bool:
     return old.is_dir() and dataset_tokens_digest(old) == data.tokens_digest
 
 
-def _restore(state: dict, data: PreparedData, model, optimizer, run_dir: Path) -> None:
+def _restore(state: dict, data: PreparedData, model, optimizer, average, run_dir: Path) -> None:
     if not _same_tokens(state, data):
         raise CadenzaError(f"the data changed since {run_dir} was trained (its tokens differ from those "
                            f"prepared now from {data.meta['source']}); train a new run instead of resuming")
+    if average is not None and "average" not in state:
+        raise CadenzaError("the saved state has no weight average (the run was trained without --ema); "
+                           "resume it with --ema 0")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as exc:
+        if average is not None:
+            average.load_state_dict(state["average"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise CadenzaError(f"{run_dir / rundir.STATE} does not match this run's model: {str(exc)[:200]}") from None
 
 
