@@ -37,7 +37,7 @@ def studio(tmp_path_factory):
         runs = tiny_runs(base)
     finally:
         mp.undo()
-    server = Studio(runs, studio_env(base / "cache"))
+    server = Studio(runs, studio_env(base / "cache"), "--corpora", str(base))
     server.corpus = base / "corpus"
     server.runs = runs
     yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -40,22 +41,31 @@ def free_port() -> int:
 class Studio:
     """``cadenza studio --runs RUNS --no-browser`` in a subprocess, stopped with SIGINT."""
 
-    def __init__(self, runs: Path, env: dict) -> None:
+    def __init__(self, runs: Path, env: dict, *extra: str, token_from_url: bool = False) -> None:
+        """``token_from_url``: take the token from the printed launch URL (a studio on the
+        network gives its page only to a request that has it)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "cadenza", "studio", "--runs", str(runs), "--port",
-                                      str(self.port), "--no-browser"], env=env, stdout=subprocess.PIPE,
+                                      str(self.port), "--no-browser", *extra], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
+        if token_from_url:
+            self.banner = self.proc.stdout.readline() + self.proc.stdout.readline()
+            self.token = re.search(r"\?token=(\S+)", self.banner).group(1)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"cadenza studio exited: {self.proc.stdout.read()}")
             try:
                 self.get("/api/models")
-                return
+                break
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("cadenza studio did not answer in 60 s")
+        else:
+            raise RuntimeError("cadenza studio did not answer in 60 s")
+        if not token_from_url:
+            page = self.request("GET", "/")[1].decode()
+            self.token = re.search(r'<meta name="cadenza-token" content="([^"]+)">', page).group(1)
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGINT)
@@ -79,9 +89,11 @@ class Studio:
     def get(self, path: str):
         return self.request("GET", path)
 
-    def post(self, path: str, data: dict | None = None, raw: bytes | None = None):
+    def post(self, path: str, data: dict | None = None, raw: bytes | None = None, headers: dict | None = None):
+        """A POST as the studio's own page sends it (JSON and the token), ``headers`` changed."""
         body = raw if raw is not None else json.dumps(data or {}).encode()
-        return self.request("POST", path, body, {"Content-Type": "application/json"})
+        sent = {"Content-Type": "application/json", "X-Cadenza-Token": self.token, **(headers or {})}
+        return self.request("POST", path, body, {k: v for k, v in sent.items() if v is not None})
 
     def post_form(self, path: str, fields: dict, file: bytes | None = None, name: str = "prompt.mid",
                   field: str = "file"):
@@ -92,7 +104,8 @@ class Studio:
             parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
                          f'Content-Type: audio/midi\r\n\r\n'.encode() + file + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return self.request("POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                                 "X-Cadenza-Token": self.token})
 
 
 def studio_env(cache: Path) -> dict:

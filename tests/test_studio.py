@@ -146,6 +146,7 @@ def test_oversized_upload_refused_before_it_is_read(studio):
     conn.putrequest("POST", "/api/prompts")
     conn.putheader("Content-Type", "multipart/form-data; boundary=x")
     conn.putheader("Content-Length", str(3 * 1024 * 1024))
+    conn.putheader("X-Cadenza-Token", studio.token)
     conn.endheaders()  # no body sent: the answer comes from the headers alone
     resp = conn.getresponse()
     assert resp.status == 413 and "larger than 2 MB" in json.loads(resp.read())["error"]

@@ -117,7 +117,12 @@ def _add_demo(sub) -> None:
 def _add_studio(sub) -> None:
     p = sub.add_parser("studio", help="a local web app: generate, see, listen, pick, train")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="the folder of run folders to offer (default: runs)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: this machine only; any other address requires the "
+                        "printed token on every request)")
+    p.add_argument("--corpora", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder whose MIDI folders the page may train on (repeat for more; default: none, "
+                        "only uploads and bach)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
 
@@ -275,7 +280,10 @@ def cmd_studio(args) -> int:
 
     if not 0 < args.port < 65536:
         raise CadenzaError(f"--port must be from 1 to 65535, got {args.port}")
-    serve(args.runs, args.host, args.port, open_browser=not args.no_browser)
+    for folder in args.corpora:
+        if not folder.is_dir():
+            raise CadenzaError(f"--corpora {folder}: no such folder")
+    serve(args.runs, args.host, args.port, open_browser=not args.no_browser, corpora=args.corpora)
     return 0
 
 

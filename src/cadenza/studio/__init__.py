@@ -1,6 +1,7 @@
 """``cadenza studio``: a local web app to generate, see, listen and pick (see app.py)."""
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import threading
@@ -9,17 +10,25 @@ from pathlib import Path
 
 
 def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          work: Path | None = None) -> None:
-    """Serve the studio until Ctrl-C; pieces live in ``work`` (a temporary folder by default)."""
+          work: Path | None = None, corpora=()) -> None:
+    """Serve the studio until Ctrl-C; pieces live in ``work`` (a temporary folder by default);
+    trainings may read folders under ``corpora``. Bound to anything but this machine, every
+    request needs the launch token, and the printed URL carries it."""
     import uvicorn
 
     from .app import create_app
+    from .guard import is_loopback
 
+    network = not is_loopback(host)
+    token = secrets.token_urlsafe(32)
     temporary = work is None
     work = Path(tempfile.mkdtemp(prefix="cadenza-studio-")) if temporary else Path(work)
-    app = create_app(Path(runs), work)
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    app = create_app(Path(runs), work, token=token, network=network, bound=host, corpora=corpora)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/" + (f"?token={token}" if network else "")
     print(f"cadenza studio: {url} (models from {Path(runs).resolve()}; Ctrl-C to stop)", flush=True)
+    if network:
+        print(f"cadenza studio: listening on {host}, reachable from other machines: every request needs the "
+              "token in this URL; share it only with people who may train and generate here", flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     try:

@@ -1,9 +1,11 @@
 """The studio's web app: one page (``static/``) over a small JSON API, a thin layer over
 cadenza's Python API (``generate``, ``to_scores``, ``render``, ``cadenza train``).
 
-Safety: models are named by id (``models.resolve``), pieces by a random id, uploads are
-size-limited before they are read and parsed as a corpus file is; every error is a 4xx with
-``{"error": "one line"}``, never a traceback.
+Safety: only the studio's own page may use it (``guard.py``: Host, Origin, content type and a
+per-launch token); models are named by id (``models.resolve``), pieces by a random id, uploads
+are size-limited before they are read and parsed as a corpus file is; a training reads only
+folders under the ``--corpora`` folders named at launch, or an upload; every error is a 4xx
+with ``{"error": "one line"}`` (an unforeseen one a 500 and one log line), never a traceback.
 """
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ import asyncio
 import json
 import math
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -28,6 +31,7 @@ from ..form import parse_form
 from ..generate import generate, to_scores
 from ..rundir import load_run
 from . import models
+from .guard import COOKIE, Access, Guard
 from .jobs import Job, Training, Worker
 from .pieces import KINDS, MAX_UPLOAD_BYTES, Pieces
 
@@ -40,8 +44,9 @@ LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2
 class Studio:
     """What the app holds: the runs folder, the pieces, the worker, the trainings."""
 
-    def __init__(self, runs: Path, work: Path) -> None:
+    def __init__(self, runs: Path, work: Path, corpora=()) -> None:
         self.runs, self.work = Path(runs), Path(work)
+        self.corpora = [Path(c).expanduser().resolve() for c in corpora]
         self.runs.mkdir(parents=True, exist_ok=True)
         self.pieces = Pieces(self.work)
         self.worker = Worker()
@@ -72,9 +77,10 @@ def _number(body: dict, name: str, default, integer: bool, lo: float, hi: float)
         return default
     try:
         number = int(value) if integer and not isinstance(value, float) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
         raise CadenzaError(f"{name} must be a number") from None
-    if isinstance(value, bool) or not math.isfinite(number) or not lo <= number <= hi or (integer and number != int(number)):
+    in_range = lo <= number <= hi  # compared before isfinite, which overflows on a huge integer
+    if isinstance(value, bool) or not in_range or not math.isfinite(number) or (integer and number != int(number)):
         raise CadenzaError(f"{name} must be {'an integer' if integer else 'a number'} from {lo:g} to {hi:g}")
     return int(number) if integer else number
 
@@ -109,7 +115,7 @@ async def _body(request: Request) -> tuple[dict, bytes | None, str]:
     raw = await request.body()
     try:
         body = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise CadenzaError("the request body is not JSON (or a multipart form)") from None
     if not isinstance(body, dict):
         raise CadenzaError("the request body must be a JSON object")
@@ -118,7 +124,18 @@ async def _body(request: Request) -> tuple[dict, bytes | None, str]:
 
 # -- endpoints -----------------------------------------------------------------------------
 async def index(request: Request):
-    return FileResponse(STATIC / "index.html")
+    """The page, holding this launch's token (on the network: only for a request that has it)."""
+    guard: Access = request.app.state.access
+    if guard.network and not guard.has_token(request.headers, request.url.query):
+        return HTMLResponse("<p>This studio needs its token: open the URL that <code>cadenza studio</code> printed "
+                            "when it started.</p>", status_code=403)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    meta = f'<meta name="cadenza-token" content="{guard.token}">'
+    response = HTMLResponse(page.replace("<meta charset=\"utf-8\">", f"<meta charset=\"utf-8\">\n{meta}", 1))
+    response.headers["Cache-Control"] = "no-store"
+    if guard.network:
+        response.set_cookie(COOKIE, guard.token, httponly=True, samesite="strict")
+    return response
 
 
 async def api_models(request: Request):
@@ -196,10 +213,7 @@ def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
             raise CadenzaError("no such uploaded corpus")
         source = str(folder)
     elif source != "bach":
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise CadenzaError(f"no such folder or file on this machine: {source[:200]}")
-        source = str(path.resolve())
+        source = str(_allowed_source(studio, source))
     args = [source, "--max-minutes", f"{minutes:g}"]
     if body.get("from"):  # a fine-tune takes the starting model's preset, tokenizer and model
         args += ["--from", str(models.resolve(studio.runs, body["from"]))]
@@ -208,6 +222,21 @@ def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
     if body.get("steps_per_epoch"):
         args += ["--steps-per-epoch", str(_number(body, "steps_per_epoch", None, True, 1, 10**6))]
     return args, studio.runs / name
+
+
+def _allowed_source(studio: Studio, source: str) -> Path:
+    """A folder on this machine, only under the ``--corpora`` folders named at launch."""
+    if not studio.corpora:
+        raise CadenzaError("training from a folder on this machine needs `cadenza studio --corpora DIR`; "
+                           "upload the files instead")
+    path = Path(source).expanduser()
+    if not path.is_absolute() or not path.exists():
+        raise CadenzaError(f"no such folder or file on this machine: {source[:200]!r}")
+    path = path.resolve()
+    if not any(path.is_relative_to(root) for root in studio.corpora):
+        raise CadenzaError(f"only folders under {', '.join(map(str, studio.corpora))[:300]} can be trained on "
+                           "(the --corpora folders this studio was started with)")
+    return path
 
 
 async def api_train_start(request: Request):
@@ -246,19 +275,27 @@ async def api_corpora(request: Request):
     """Uploaded training files: saved, under safe names, into a new folder of the work dir."""
     studio: Studio = request.app.state.studio
     form = await request.form(max_files=MAX_CORPUS_FILES, max_fields=MAX_CORPUS_FILES, max_part_size=64 * 1024)
+    files = [data for value in form.values() if not isinstance(value, str)
+             if len(data := await value.read(MAX_UPLOAD_BYTES + 1)) <= MAX_UPLOAD_BYTES and data.startswith(b"MThd")]
+    if not files:
+        raise CadenzaError("no MIDI file among the uploaded files")
     key = secrets.token_hex(8)
     folder = studio.work / "corpora" / key
-    folder.mkdir(parents=True)
-    count = 0
-    for value in form.values():
-        if not isinstance(value, str):
-            data = await value.read(MAX_UPLOAD_BYTES + 1)
-            if len(data) <= MAX_UPLOAD_BYTES and data.startswith(b"MThd"):
-                (folder / f"{count:04d}.mid").write_bytes(data)
-                count += 1
-    if not count:
-        raise CadenzaError("no MIDI file among the uploaded files")
-    return JSONResponse({"corpus": f"upload:{key}", "files": count}, status_code=201)
+    await run_in_threadpool(_save_corpus, folder, files)
+    return JSONResponse({"corpus": f"upload:{key}", "files": len(files)}, status_code=201)
+
+
+def _save_corpus(folder: Path, files: list[bytes]) -> None:
+    """The files under a temporary name, renamed into place whole: no half corpus, no empty folder."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        for k, data in enumerate(files):
+            (tmp / f"{k:04d}.mid").write_bytes(data)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -292,12 +329,39 @@ async def _http_error(request: Request, exc: HTTPException):
     return JSONResponse({"error": str(exc.detail).splitlines()[0]}, status_code=exc.status_code)
 
 
-async def _internal_error(request: Request, exc: Exception):
-    print(f"cadenza studio: {request.method} {request.url.path} failed: {exc!r}", file=sys.stderr)
-    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+class OneLineErrors:
+    """An unforeseen error: a 500 with one line, and one line in the log, not a traceback
+    (Starlette's own handler re-raises, so the server logs it whole). A client that left
+    mid-upload is no error of the studio's and is not logged."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        started = False
+
+        async def sending(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            return
+        except Exception as exc:
+            if scope["type"] != "http":
+                raise
+            print(f"cadenza studio: {scope['method']} {scope['path']} failed: {exc!r}"[:500], file=sys.stderr)
+            if not started:
+                await JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)(
+                    scope, receive, send)
 
 
-def create_app(runs: Path, work: Path) -> Starlette:
+def create_app(runs: Path, work: Path, token: str | None = None, network: bool = False, bound: str = "127.0.0.1",
+               corpora=()) -> Starlette:
+    """The studio over ``runs``; ``token`` (made here when None), ``network`` and ``bound`` as in
+    :class:`guard.Access`; ``corpora``: the folders whose subfolders a training may read."""
     routes = [
         Route("/", index),
         Route("/api/models", api_models),
@@ -313,8 +377,11 @@ def create_app(runs: Path, work: Path) -> Starlette:
         Route("/api/train/{train}/stop", api_train_stop, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {CadenzaError: _cadenza_error, HTTPException: _http_error, Exception: _internal_error}
+    handlers = {CadenzaError: _cadenza_error, HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers)
-    app.state.studio = Studio(runs, work)
+    app.state.studio = Studio(runs, work, corpora)
+    app.state.access = Access(token or secrets.token_urlsafe(32), network, bound)
+    app.add_middleware(OneLineErrors)
     app.add_middleware(BodyLimit)
+    app.add_middleware(Guard, access=app.state.access)
     return app

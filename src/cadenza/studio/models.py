@@ -16,6 +16,7 @@ from safetensors import safe_open
 from .. import rundir
 from ..config import Config
 from ..errors import CadenzaError
+from ..files import check_regular
 from ..pretrained import SHIPPED, shipped_dir
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -77,9 +78,9 @@ def describe(model_id: str, path: Path) -> dict:
     try:
         config = Config.load(path / rundir.CONFIG)
         rows = rundir.read_metrics(path / rundir.METRICS)
-        params = parameters(path / rundir.BEST)
-    except (CadenzaError, OSError, ValueError, KeyError) as exc:
-        return {"id": model_id, "error": str(exc).splitlines()[0]}
+        params = parameters(check_regular(path / rundir.BEST, rundir.MAX_WEIGHTS_BYTES))  # a FIFO would hang
+    except Exception as exc:  # noqa: BLE001 - one damaged run is listed as damaged, alone
+        return {"id": model_id, "error": f"damaged run: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}"}
     vals = [r["val_loss"] for r in rows if r["val_loss"] is not None]
     return {"id": model_id, "corpus": config.source, "preset": config.preset, "model": config.model,
             "representation": config.representation, "parameters": params,

@@ -9,8 +9,11 @@ function showError(message) {
   box.hidden = !message;
 }
 
+// this launch's token, handed to the page inside index.html: the studio refuses a change without it
+const TOKEN = (document.querySelector('meta[name="cadenza-token"]') || {}).content || "";
+
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), "X-Cadenza-Token": TOKEN } });
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
