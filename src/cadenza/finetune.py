@@ -55,12 +55,18 @@ def start_tokenizer(config: Config, run_dir: Path, resume: bool):
 
 
 def load_start_weights(model: torch.nn.Module, config: Config) -> None:
-    """The starting run's best weights (any float dtype) into ``model``."""
-    path = resolve_run(config.init_from) / rundir.BEST
+    """The starting run's best weights (any float dtype) into ``model``. A model that grows
+    from the starting run's kind (its ``grown_from``) keeps its own new parameters."""
+    directory = resolve_run(config.init_from)
+    path = directory / rundir.BEST
     check_regular(path, rundir.MAX_WEIGHTS_BYTES)
     check_weights_file(path)
-    try:
-        load_model(model, str(path), strict=True)  # copies into the model's tensors, casting fp16/bf16
+    start_model = Config.load(directory / rundir.CONFIG).model
+    new = getattr(model, "grown_from", {}).get(start_model) if start_model != config.model else None
+    try:  # copies into the model's tensors, casting fp16/bf16
+        missing, unexpected = load_model(model, str(path), strict=new is None)
     except Exception as exc:  # safetensors raises its own types for damaged files
         raise CadenzaError(f"cannot start from {path}: {str(exc).splitlines()[0][:200]}") from None
+    if unexpected or any(not key.startswith(new) for key in missing):
+        raise CadenzaError(f"cannot start a {config.model} model from {path}: the {start_model} weights do not fit")
     check_finite(dict(model.named_parameters()), path)

@@ -20,6 +20,7 @@ from ..errors import CadenzaError
 _REGISTRY = {
     "seed_lstm": "cadenza.models.seed_lstm:SeedLSTM",
     "lstm": "cadenza.models.lstm:LSTMModel",
+    "lstm_memory": "cadenza.models.lstm_memory:LSTMMemoryModel",
     "transformer": "cadenza.models.transformer:TransformerModel",
 }
 NAMES = tuple(_REGISTRY)
