@@ -157,10 +157,12 @@ def cmd_train(args) -> int:
     config = None
     if args.start_from is not None:
         clash = [flag for flag, v in (("--preset", args.preset), ("--representation", args.representation),
-                                      ("--vocab-size", args.vocab_size), ("--model", args.model),
+                                      ("--vocab-size", args.vocab_size),
                                       ("--resume", args.resume or None)) if v is not None]
         if clash:
             raise CadenzaError(f"--from takes the model and tokenizer of {args.start_from}; drop {', '.join(clash)}")
+        if args.model:  # a model that grows from the starting one (models/lstm_memory.py)
+            overrides["model"] = args.model
     elif not args.resume:
         config = preset(args.preset or "base",
                         **({"representation": args.representation} if args.representation else {}))

@@ -54,6 +54,16 @@ def start_tokenizer(config: Config, run_dir: Path, resume: bool):
     return representations.load(resolve_run(config.init_from) / rundir.TOKENIZER)
 
 
+def check_start_model(config: Config) -> None:
+    """Before any work: a fine-tune keeps the starting run's model, or names one that grows
+    from it (the model class's ``grown_from``)."""
+    from . import models
+
+    start = Config.load(resolve_run(config.init_from) / rundir.CONFIG).model
+    if config.model != start and start not in getattr(models.model_class(config.model), "grown_from", {}):
+        raise CadenzaError(f"--from {config.init_from} is a {start} model; --model {config.model} cannot start from it")
+
+
 def load_start_weights(model: torch.nn.Module, config: Config) -> None:
     """The starting run's best weights (any float dtype) into ``model``. A model that grows
     from the starting run's kind (its ``grown_from``) keeps its own new parameters."""

@@ -28,7 +28,7 @@ from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transpos
 from .dataset import tokens_digest as dataset_tokens_digest
 from .distributed import Dist
 from .errors import CadenzaError
-from .finetune import finetune_config, load_start_weights, start_tokenizer
+from .finetune import check_start_model, finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
 from . import stopping
 from .stopping import stoppable
@@ -172,6 +172,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         else:
             config = config or preset("base")
         config = _with_overrides(config, overrides or {})
+        if start_from is not None:
+            check_start_model(config)
         source = source or config.source or "bach"
         if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
             source = os.path.abspath(source)
