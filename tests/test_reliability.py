@@ -250,6 +250,20 @@ def test_lock_of_a_dead_process_does_not_block(corpus, tmp_path):
     train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_fifo_or_dev_zero_as_the_lock_is_refused_not_read(tmp_path, trained, kind):
+    """A FIFO named run.lock blocked `train --resume` forever; a link to /dev/zero read
+    until out of memory. A real process: a hang fails by the timeout. The entry stays."""
+    run = copy_run(trained / "remi", tmp_path / "run")
+    os.mkfifo(run / rundir.LOCK) if kind == "fifo" else (run / rundir.LOCK).symlink_to("/dev/zero")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-m", "cadenza", "train", "--resume", "--run-dir", str(run), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    what = "it is not a regular file" if kind == "fifo" else "it is a symlink"
+    assert proc.returncode == 2 and proc.stderr == f"cadenza: error: refusing to read {run / rundir.LOCK}: {what}\n"
+    assert os.path.lexists(run / rundir.LOCK) and json.loads((run / rundir.CONFIG).read_text())["epochs"] == 2
+
+
 # ---------------------------------------------------------------- untrusted files
 
 class Payload:

@@ -30,6 +30,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
+from .recorded_source import recorded_source
 from . import stopping
 from .stopping import stoppable
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
@@ -172,6 +173,9 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         else:
             config = config or preset("base")
         config = _with_overrides(config, overrides or {})
+        if resume and not source:
+            source = recorded_source(config.source, run_dir / rundir.CONFIG, "name the folder it was trained on: "
+                                     f"cadenza train FOLDER --resume --run-dir {run_dir}")
         source = source or config.source or "bach"
         if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
             source = os.path.abspath(source)
