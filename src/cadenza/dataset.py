@@ -34,10 +34,10 @@ from .corpus.performed import suggestion
 from .errors import CadenzaError
 from .spool import PretokenSpool
 
-FORMAT_VERSION = 5  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
+FORMAT_VERSION = 6  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
 # 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
 # 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins;
-# 5: copies of one file stay on one side of the validation split
+# 5: copies of one file stay on one side of the validation split; 6: meta.json's own checksum
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only
@@ -226,8 +226,11 @@ def _build(directory: Path, corpus: "_Corpus", rep, fit: bool, progress_bar: boo
         raise
     try:
         os.replace(tmp, directory)
-    except OSError:  # another process prepared the same data meanwhile: use theirs
+    except OSError as exc:  # another process prepared the same data meanwhile: use theirs if it verifies
         shutil.rmtree(tmp, ignore_errors=True)
+        why = cache_check.problem(directory, meta["key"])
+        if why is not None:
+            _refuse_damaged(directory, why, exc)
 
 
 class _Corpus:
@@ -296,15 +299,22 @@ def _cached(directory: Path, key: str, log) -> PreparedData | None:
     why = cache_check.problem(directory, key)
     if why is None:
         return PreparedData(directory, cache_check.read_meta(directory))
-    if log:
-        log(f"the prepared data in {directory} does not verify ({why}); preparing it again")
     aside = directory.with_name(directory.name + f".bad.tmp{os.getpid()}")
     try:
         os.replace(directory, aside)
-    except OSError:
-        aside = directory
+    except OSError as exc:
+        _refuse_damaged(directory, why, exc)
     files.remove_entry(aside)
+    if log:
+        log(f"the prepared data in {directory} does not verify ({why}); preparing it again")
     return None
+
+
+def _refuse_damaged(directory: Path, why: str, exc: OSError) -> None:
+    """A damaged entry that cannot be moved away is never used: its tokens would be trained on."""
+    raise CadenzaError(f"the prepared data in {directory} does not verify ({why}) and cannot be replaced "
+                       f"({exc.strerror or exc}); remove that folder (if immutable, chattr -i it first) or "
+                       f"set CADENZA_CACHE to another folder")
 
 
 def _write_entry(tmp: Path, rep, spool: PretokenSpool, corpus: _Corpus, groups: dict, meta: dict,
@@ -322,6 +332,7 @@ def _write_entry(tmp: Path, rep, spool: PretokenSpool, corpus: _Corpus, groups: 
     spool.remove()
     summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
     meta = {**meta, "splits": splits, "summary": summary.to_dict(), "files": cache_check.checksums(tmp)}
+    meta[cache_check.META_DIGEST] = cache_check.meta_digest(meta)
     with open(tmp / "meta.json", "w") as f:  # written as it is encoded: no copy of every path at once
         json.dump(meta, f, indent=1, default=str)
 
