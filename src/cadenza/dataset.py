@@ -22,7 +22,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 import numpy as np
 import torch
@@ -293,7 +293,8 @@ def _build_entry(tmp: Path, corpus: _Corpus, rep, fit: bool, progress_bar: bool,
 
 
 def _cached(directory: Path, key: str, log) -> PreparedData | None:
-    """The cache entry if it verifies; a damaged one is removed (and said so) to be rebuilt."""
+    """The cache entry if it verifies; a damaged one is removed (and said so) to be rebuilt, or
+    is a one-line error where it cannot be moved away (an immutable folder)."""
     if not os.path.lexists(directory):
         return None
     why = cache_check.problem(directory, key)
@@ -302,6 +303,8 @@ def _cached(directory: Path, key: str, log) -> PreparedData | None:
     aside = directory.with_name(directory.name + f".bad.tmp{os.getpid()}")
     try:
         os.replace(directory, aside)
+    except FileNotFoundError:
+        pass  # another process moved it away meanwhile
     except OSError as exc:
         _refuse_damaged(directory, why, exc)
     files.remove_entry(aside)
@@ -310,7 +313,7 @@ def _cached(directory: Path, key: str, log) -> PreparedData | None:
     return None
 
 
-def _refuse_damaged(directory: Path, why: str, exc: OSError) -> None:
+def _refuse_damaged(directory: Path, why: str, exc: OSError) -> NoReturn:
     """A damaged entry that cannot be moved away is never used: its tokens would be trained on."""
     raise CadenzaError(f"the prepared data in {directory} does not verify ({why}) and cannot be replaced "
                        f"({exc.strerror or exc}); remove that folder (if immutable, chattr -i it first) or "
