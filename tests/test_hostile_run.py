@@ -120,6 +120,15 @@ def nan_state_model(run: Path) -> None:
     torch.save(state, run / "state.pt")
 
 
+def plant(name: str, kind: str):
+    """``name`` replaced by a FIFO (a reader would wait forever) or a link to /dev/zero
+    (a reader would fill memory)."""
+    def apply(run: Path) -> None:
+        (run / name).unlink(missing_ok=True)
+        os.mkfifo(run / name) if kind == "fifo" else (run / name).symlink_to("/dev/zero")
+    return apply
+
+
 def deep(n: int = 100_000) -> str:
     return "[" * n + "]" * n
 
@@ -153,6 +162,11 @@ CASES = {  # id: (corruption, command that reads it, what the one line must name
     "config-top-p-2": (config_set("gen_top_p", 2.0), GENERATE, ["config.json", "gen_top_p"]),
     "config-gen-length-negative": (config_set("gen_length", -1), GENERATE, ["config.json", "gen_length"]),
     "config-source-number": (config_set("source", 5), EVALUATE, ["config.json", "source"]),
+    "config-source-root-resume": (config_set("source", "/"), RESUME, ["config.json", "root of the file system"]),
+    "config-source-root-evaluate": (config_set("source", "/"), EVALUATE, ["config.json", "root of the file system",
+                                                                           "--data"]),
+    "config-source-home": (config_set("source", os.path.expanduser("~")), EVALUATE, ["config.json", "home folder"]),
+    "config-source-system": (config_set("source", "/usr"), RESUME, ["config.json", "system folder"]),
     "config-a-list": (write_text("config.json", "[1, 2]"), GENERATE, ["config.json"]),
     "config-not-utf8": (write_text("config.json", b'{"preset": "\xff"}'), GENERATE, ["config.json"]),
     "config-batch-huge": (config_set("batch_size", 10**12), RESUME, ["config.json", "batch_size"]),
@@ -222,6 +236,12 @@ CASES = {  # id: (corruption, command that reads it, what the one line must name
                             ["metrics.csv", "lr"]),
     "metrics-loss-inf": (write_text("metrics.csv", METRICS_HEAD + "1,2,1,inf,3.1,0.001,10,1,True\n"), RESUME,
                          ["metrics.csv", "train_loss"]),
+    # any run file a FIFO or a link to /dev/zero, for the command that reads it
+    **{f"{name}-{kind}": (plant(name, kind), command, [name, "it is not a regular file" if kind == "fifo"
+                                                       else "it is a symlink"])
+       for name, command in (("run.lock", RESUME), ("state.pt", RESUME), ("metrics.csv", RESUME),
+                             ("config.json", EVALUATE), ("primers.npy", GENERATE), ("token_stats.json", GENERATE))
+       for kind in ("fifo", "zero")},
 }
 
 

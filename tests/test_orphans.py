@@ -75,3 +75,68 @@ def test_reader_workers_die_with_a_killed_training(tmp_path):
         for w in workers:
             if alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    """The ``pids`` still alive after waiting up to ``seconds`` for them to end (then killed)."""
+    deadline = time.time() + seconds
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return left
+
+
+def test_bach_conversion_workers_die_with_a_killed_parent(tmp_path):
+    """The first use of the built-in corpus converts the music21 chorales in a process pool;
+    a SIGKILL then left its converters alive for good."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", "from cadenza.corpus.bach import bach_chorales; "
+                             "bach_chorales(workers=2)"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 120, []
+    while proc.poll() is None and time.time() < deadline and len(workers) < 2:
+        workers = children(proc.pid)
+        time.sleep(0.01)
+    assert len(workers) >= 2, "the conversion pool was not seen"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert gone_within(workers, 10) == [], "conversion workers outlived their parent by 10 s"
+
+
+STUDIO_PARENT = """
+import sys, threading, time
+from pathlib import Path
+from cadenza.studio.jobs import Training
+started = []
+# started from a thread that ends at once, as a server's worker thread may
+thread = threading.Thread(target=lambda: started.append(Training(sys.argv[2:], Path(sys.argv[1]))))
+thread.start()
+thread.join()
+print(started[0].proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_studio_training_dies_with_a_killed_studio(tmp_path):
+    """The studio runs each training as a child `cadenza train`; a SIGKILLed studio left it
+    training until its next log line met the closed pipe (here: the end of a long epoch).
+    It ends now with its parent, and not with the thread that started it."""
+    from midifiles import write_eighths_corpus
+
+    corpus, run = write_eighths_corpus(tmp_path / "corpus"), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
+    args = [str(corpus), "--preset", "small", "--seq-len", "32", "--batch-size", "4", "--epochs", "1",
+            "--steps-per-epoch", "1000000", "--threads", "1", "--workers", "1", "--device", "cpu"]
+    studio = subprocess.Popen([sys.executable, "-c", STUDIO_PARENT, str(run), *args], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    training = int(studio.stdout.readline())
+    try:
+        deadline = time.time() + 60
+        while not (run / "primers.npy").exists() and alive(training) and time.time() < deadline:
+            time.sleep(0.05)  # written just before the first step
+        assert (run / "primers.npy").exists() and alive(training), "the training did not get going"
+    finally:
+        studio.send_signal(signal.SIGKILL)
+        studio.wait()
+    assert gone_within([training], 5) == [], "the training outlived the studio by 5 s"

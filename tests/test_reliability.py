@@ -250,6 +250,20 @@ def test_lock_of_a_dead_process_does_not_block(corpus, tmp_path):
     train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_fifo_or_dev_zero_as_the_lock_is_refused_not_read(tmp_path, trained, kind):
+    """A FIFO named run.lock blocked `train --resume` forever; a link to /dev/zero read
+    until out of memory. A real process: a hang fails by the timeout. The entry stays."""
+    run = copy_run(trained / "remi", tmp_path / "run")
+    os.mkfifo(run / rundir.LOCK) if kind == "fifo" else (run / rundir.LOCK).symlink_to("/dev/zero")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-m", "cadenza", "train", "--resume", "--run-dir", str(run), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    what = "it is not a regular file" if kind == "fifo" else "it is a symlink"
+    assert proc.returncode == 2 and proc.stderr == f"cadenza: error: refusing to read {run / rundir.LOCK}: {what}\n"
+    assert os.path.lexists(run / rundir.LOCK) and json.loads((run / rundir.CONFIG).read_text())["epochs"] == 2
+
+
 # ---------------------------------------------------------------- untrusted files
 
 class Payload:
@@ -335,3 +349,70 @@ def test_damaged_files_are_clear_errors(tmp_path, trained):
     (run / rundir.CONFIG).write_text(json.dumps({"nonsense": 1}))
     with pytest.raises(CadenzaError, match="nonsense"):
         rundir.load_run(run)
+
+
+# ------------------------------------------------------------ the prepared-data cache
+
+def immutable_folders_work(folder: pathlib.Path) -> bool:
+    """Whether ``chattr +i`` can make a folder here immutable (root, a file system with
+    inode flags): the one real way found to make a cache entry that cannot be removed."""
+    probe = folder / "chattr-probe"
+    probe.mkdir()
+    ok = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["chattr", "-i", str(probe)], check=True)
+    probe.rmdir()
+    return bool(ok)
+
+
+def test_a_damaged_entry_that_cannot_be_removed_is_never_trained_on(corpus, tmp_path, monkeypatch, capsys):
+    """An immutable entry with one in-vocabulary token changed used to be reported as
+    "preparing it again" and then trained on, damaged token and all."""
+    if not immutable_folders_work(tmp_path):
+        pytest.skip("chattr +i is not available here (needs root and a file system with inode flags)")
+    from cadenza.dataset import prepare
+
+    monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
+    entry = prepare(str(corpus), "remi", val_fraction=0.34, log=None).directory
+    tokens = np.fromfile(entry / "train.bin", dtype=np.uint16)
+    tokens[5] = tokens[6] if tokens[6] != tokens[5] else tokens[7]
+    tokens.tofile(entry / "train.bin")
+    subprocess.run(["chattr", "+i", str(entry)], check=True)
+    try:
+        code = main(["train", str(corpus), "--run-dir", str(tmp_path / "run"), "--preset", "small", "--epochs", "1",
+                     "--steps-per-epoch", "1", "--seq-len", "32", "--batch-size", "2", "--val-fraction", "0.34",
+                     "--threads", "1", "--quiet", "--workers", "1"])
+    finally:
+        subprocess.run(["chattr", "-i", str(entry)], check=True)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"cadenza: error: the prepared data in {entry} does not verify (train.bin does not match "
+                          f"its checksum) and cannot be replaced (Operation not permitted)"), err
+    assert not (tmp_path / "run").exists()
+    assert np.array_equal(np.fromfile(entry / "train.bin", dtype=np.uint16), tokens)  # refused, not used nor changed
+
+
+@pytest.mark.parametrize("edit", ["a training piece listed as held out", "a held-out piece listed for training",
+                                  "the seed"])
+def test_an_edited_meta_json_is_damage(corpus, tmp_path, monkeypatch, edit):
+    """meta.json's file lists decide what `evaluate` scores as held out; an edit of them (or
+    of a setting) passed every checksum and was used silently. Now it is rebuilt."""
+    from cadenza.dataset import prepare
+
+    monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
+    first = prepare(str(corpus), "remi", val_fraction=0.34, log=None)
+    meta = json.loads((first.directory / "meta.json").read_text())
+    train_files, val_files = meta["splits"]["train"]["files"], meta["splits"]["val"]["files"]
+    if edit == "the seed":
+        meta["seed"] = 1
+    elif edit.startswith("a training"):
+        meta["splits"]["val"]["files"] = [train_files[0]]
+    else:
+        meta["splits"]["train"]["files"] = train_files + val_files
+    (first.directory / "meta.json").write_text(json.dumps(meta, indent=1))
+    lines = []
+    again = prepare(str(corpus), "remi", val_fraction=0.34, log=lines.append)
+    assert lines[0] == (f"the prepared data in {first.directory} does not verify (meta.json does not match its "
+                        f"checksum: its file lists or settings were changed); preparing it again")
+    assert again.meta["splits"]["val"]["files"] == val_files and again.meta["splits"]["train"]["files"] == train_files
+    assert again.meta["seed"] == 0

@@ -1,8 +1,9 @@
 """A prepared-data cache entry is checked before use, never trusted.
 
 Preparation records in ``meta.json`` the size and a checksum of every other file of the
-entry (token files, piece indexes, the tokenizer). :func:`problem` compares them, and
-checks that meta.json itself is whole and that every token id lies in the vocabulary;
+entry (token files, piece indexes, the tokenizer), and a checksum of meta.json's own
+content (its file lists decide what validation holds out). :func:`problem` compares them,
+and checks that every token id lies in the vocabulary;
 a entry that fails is rebuilt by the caller. :func:`remove_dead_builds` removes the
 temporary folders (``NAME.tmpPID``) of preparations whose process is gone.
 """
@@ -13,13 +14,17 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from .files import hash_file, pid_alive
+from .errors import CadenzaError
+from .files import hash_file, pid_alive, read_regular
 
 DTYPES = ("uint16", "uint32")
+META_DIGEST = "meta_digest"
+MAX_META_BYTES = 1 << 30  # meta.json lists every file of the corpus
 BLOCK = 1 << 18  # token ids read at a time
 
 
@@ -43,12 +48,24 @@ def checksums(directory: Path) -> dict:
     return {rel: [os.path.getsize(directory / rel), _file_digest(directory / rel)] for rel in _entry_files(directory)}
 
 
+def meta_digest(meta: dict) -> str:
+    """A checksum of everything in ``meta`` but itself, over a canonical encoding streamed
+    to the hash (as meta.json is written: no copy of every path at once)."""
+    h = hashlib.blake2b(digest_size=16)
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+    for chunk in encoder.iterencode({k: v for k, v in meta.items() if k != META_DIGEST}):
+        h.update(chunk.encode())
+    return h.hexdigest()
+
+
 def read_meta(directory: Path) -> dict | str:
     """meta.json as a dict, or why it cannot be used."""
     path = directory / "meta.json"
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        meta = json.loads(read_regular(path, MAX_META_BYTES))
+    except CadenzaError as exc:
+        return str(exc).replace(f"{path}", "meta.json")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return f"meta.json unreadable ({type(exc).__name__})"
     if not isinstance(meta, dict):
         return "meta.json is not an object"
@@ -77,6 +94,8 @@ def _files_problem(directory: Path, meta: dict) -> str | None:
     if sorted(recorded) != present:
         return f"files {sorted(set(recorded) ^ set(present))} missing or unexpected"
     for rel, (size, digest) in recorded.items():
+        if not stat.S_ISREG(os.lstat(directory / rel).st_mode):  # a FIFO would block the checksum
+            return f"{rel} is not a regular file"
         actual = os.path.getsize(directory / rel)
         if actual != size:
             return f"{rel} has {actual} bytes, meta.json says {size}"
@@ -87,6 +106,12 @@ def _files_problem(directory: Path, meta: dict) -> str | None:
     for rel, (size, digest) in recorded.items():
         if _file_digest(directory / rel) != digest:
             return f"{rel} does not match its checksum"
+    return None
+
+
+def _digest_problem(meta: dict) -> str | None:
+    if meta.get(META_DIGEST) != meta_digest(meta):
+        return "meta.json does not match its checksum: its file lists or settings were changed"
     return None
 
 
@@ -123,7 +148,8 @@ def problem(directory: Path, key: str) -> str | None:
     if isinstance(meta, str):
         return meta
     try:
-        return _meta_problem(meta, key) or _files_problem(directory, meta) or _ids_problem(directory, meta)
+        return (_meta_problem(meta, key) or _files_problem(directory, meta) or _ids_problem(directory, meta)
+                or _digest_problem(meta))
     except (OSError, ValueError, TypeError, KeyError) as exc:
         return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 

@@ -22,7 +22,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 import numpy as np
 import torch
@@ -34,10 +34,10 @@ from .corpus.performed import suggestion
 from .errors import CadenzaError
 from .spool import PretokenSpool
 
-FORMAT_VERSION = 5  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
+FORMAT_VERSION = 6  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
 # 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
 # 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins;
-# 5: copies of one file stay on one side of the validation split
+# 5: copies of one file stay on one side of the validation split; 6: meta.json's own checksum
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only
@@ -226,8 +226,11 @@ def _build(directory: Path, corpus: "_Corpus", rep, fit: bool, progress_bar: boo
         raise
     try:
         os.replace(tmp, directory)
-    except OSError:  # another process prepared the same data meanwhile: use theirs
+    except OSError as exc:  # another process prepared the same data meanwhile: use theirs if it verifies
         shutil.rmtree(tmp, ignore_errors=True)
+        why = cache_check.problem(directory, meta["key"])
+        if why is not None:
+            _refuse_damaged(directory, why, exc)
 
 
 class _Corpus:
@@ -290,21 +293,31 @@ def _build_entry(tmp: Path, corpus: _Corpus, rep, fit: bool, progress_bar: bool,
 
 
 def _cached(directory: Path, key: str, log) -> PreparedData | None:
-    """The cache entry if it verifies; a damaged one is removed (and said so) to be rebuilt."""
+    """The cache entry if it verifies; a damaged one is removed (and said so) to be rebuilt, or
+    is a one-line error where it cannot be moved away (an immutable folder)."""
     if not os.path.lexists(directory):
         return None
     why = cache_check.problem(directory, key)
     if why is None:
         return PreparedData(directory, cache_check.read_meta(directory))
-    if log:
-        log(f"the prepared data in {directory} does not verify ({why}); preparing it again")
     aside = directory.with_name(directory.name + f".bad.tmp{os.getpid()}")
     try:
         os.replace(directory, aside)
-    except OSError:
-        aside = directory
+    except FileNotFoundError:
+        pass  # another process moved it away meanwhile
+    except OSError as exc:
+        _refuse_damaged(directory, why, exc)
     files.remove_entry(aside)
+    if log:
+        log(f"the prepared data in {directory} does not verify ({why}); preparing it again")
     return None
+
+
+def _refuse_damaged(directory: Path, why: str, exc: OSError) -> NoReturn:
+    """A damaged entry that cannot be moved away is never used: its tokens would be trained on."""
+    raise CadenzaError(f"the prepared data in {directory} does not verify ({why}) and cannot be replaced "
+                       f"({exc.strerror or exc}); remove that folder (if immutable, chattr -i it first) or "
+                       f"set CADENZA_CACHE to another folder")
 
 
 def _write_entry(tmp: Path, rep, spool: PretokenSpool, corpus: _Corpus, groups: dict, meta: dict,
@@ -322,6 +335,7 @@ def _write_entry(tmp: Path, rep, spool: PretokenSpool, corpus: _Corpus, groups: 
     spool.remove()
     summary.tokens = splits["train"]["tokens"] + splits["val"]["tokens"]
     meta = {**meta, "splits": splits, "summary": summary.to_dict(), "files": cache_check.checksums(tmp)}
+    meta[cache_check.META_DIGEST] = cache_check.meta_digest(meta)
     with open(tmp / "meta.json", "w") as f:  # written as it is encoded: no copy of every path at once
         json.dump(meta, f, indent=1, default=str)
 

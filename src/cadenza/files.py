@@ -10,6 +10,7 @@ never written).
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -152,19 +153,55 @@ def remove_stale_temp_files(folder: Path) -> None:
 
 def check_regular(path: Path, limit: int) -> Path:
     """``path`` if it is a regular file of at most ``limit`` bytes, judged without following
-    a link: a FIFO would block a reader forever, a link to /dev/zero would fill memory."""
+    a link: a FIFO would block a reader forever, a link to /dev/zero would fill memory. For
+    readers that take a path (safetensors, MidiTok); others use :func:`open_regular`."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         raise CadenzaError(f"missing {path}") from None
     except OSError as exc:
         raise CadenzaError(f"cannot read {path}: {exc.strerror}") from None
+    _check_kind(path, info, limit)
+    return Path(path)
+
+
+def _check_kind(path: Path, info: os.stat_result, limit: int) -> None:
     if not stat.S_ISREG(info.st_mode):
         kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
         raise CadenzaError(f"refusing to read {path}: it is {kind}")
     if info.st_size > limit:
         raise CadenzaError(f"refusing to read {path}: {info.st_size:,} bytes, more than the {limit:,} it may hold")
-    return Path(path)
+
+
+def open_regular(path: Path, limit: int):
+    """``path`` opened for reading (binary) if it is a regular file of at most ``limit``
+    bytes, else one line why not. Judged on the opened file itself (``fstat``), so nothing
+    can be swapped in between the check and the read; the open follows no link and never
+    waits (a FIFO opened without O_NONBLOCK blocks until a writer comes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    except FileNotFoundError:
+        raise CadenzaError(f"missing {path}") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise CadenzaError(f"refusing to read {path}: it is a symlink") from None
+        raise CadenzaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        _check_kind(path, os.fstat(fd), limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, read through :func:`open_regular` (at most ``limit``, even
+    if the file grows while it is read)."""
+    with open_regular(path, limit) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise CadenzaError(f"refusing to read {path}: more than the {limit:,} bytes it may hold")
+    return data
 
 
 def check_regular_tree(folder: Path, limit: int) -> None:

@@ -32,8 +32,8 @@ from safetensors.torch import load_model, save_model
 from . import models, representations, validate
 from .config import Config
 from .errors import CadenzaError
-from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, remove_stale_temp_files,
-                    write_bytes_atomic)
+from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, open_regular, read_regular,
+                    remove_stale_temp_files, write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
@@ -41,6 +41,7 @@ METRICS, LOSS_PLOT, LOCK = "metrics.csv", "loss.png", "run.lock"
 TOKEN_STATS = "token_stats.json"
 MAX_FILE_BYTES = 256 << 20  # a run file other than the weights (a FIFO or /dev/zero link is refused too)
 MAX_WEIGHTS_BYTES = 64 << 30
+MAX_LOCK_BYTES = 4096  # "host pid"
 RUN_FILES = {CONFIG, TOKENIZER, TOKENIZER + ".tmp", BEST, STATE, PRIMERS, TOKEN_STATS, METRICS, LOSS_PLOT, LOCK}
 METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s", "best"]
 
@@ -58,12 +59,13 @@ def save_state(state: dict, path: Path) -> None:
 
 def load_state(path: Path) -> dict:
     """The training state, loaded without executing anything stored in it."""
-    if os.path.lexists(path):
-        check_regular(path, MAX_WEIGHTS_BYTES)
+    if not os.path.lexists(path):
+        raise CadenzaError(f"missing training state {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CadenzaError(f"missing training state {path}") from None
+        with open_regular(path, MAX_WEIGHTS_BYTES) as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except CadenzaError:
+        raise
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
         what = f"; it references {found.group(1)}" if found else ""
@@ -99,7 +101,7 @@ def read_metrics(path: Path) -> list[dict]:
     if not os.path.lexists(path):
         return []
     try:
-        with open(check_regular(path, MAX_FILE_BYTES), newline="", encoding="utf-8") as f:
+        with io.TextIOWrapper(open_regular(path, MAX_FILE_BYTES), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (csv.Error, ValueError) as exc:  # NUL bytes, a huge field, not UTF-8
         raise CadenzaError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
@@ -122,9 +124,11 @@ class RunLock:
         self.held = False
 
     def _owner_alive(self) -> tuple[bool, str]:
-        try:
-            host, pid = self.path.read_text().split()[:2]
-        except (OSError, ValueError):
+        if not os.path.lexists(self.path):
+            return False, "?"  # released meanwhile
+        try:  # a FIFO or a link to /dev/zero here is refused, never read
+            host, pid = read_regular(self.path, MAX_LOCK_BYTES).decode("utf-8", "replace").split()[:2]
+        except ValueError:
             return False, "?"
         if host != socket.gethostname():
             return True, f"{pid} on {host}"
@@ -210,18 +214,17 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     missing = [name for name in (CONFIG, TOKENIZER, BEST) if not (run_dir / name).exists()]
     if missing:
         raise CadenzaError(f"{run_dir} is not a complete cadenza run: missing {', '.join(missing)}")
-    for name, limit in ((BEST, MAX_WEIGHTS_BYTES), (PRIMERS, MAX_FILE_BYTES), (TOKEN_STATS, MAX_FILE_BYTES)):
-        if os.path.lexists(run_dir / name):
-            check_regular(run_dir / name, limit)
+    check_regular(run_dir / BEST, MAX_WEIGHTS_BYTES)
     check_regular_tree(run_dir / TOKENIZER, MAX_FILE_BYTES)
     config = Config.load(run_dir / CONFIG)
     rep = representations.load(run_dir / TOKENIZER)
     model = _load_model(run_dir, config, rep, device)
     primers = None
-    if (run_dir / PRIMERS).exists():
+    if os.path.lexists(run_dir / PRIMERS):
         try:
-            primers = np.load(run_dir / PRIMERS, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            with open_regular(run_dir / PRIMERS, MAX_FILE_BYTES) as f:
+                primers = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
     return Run(run_dir, config, rep, model, primers, load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size))

@@ -30,6 +30,7 @@ from .distributed import Dist
 from .errors import CadenzaError
 from .finetune import check_start_model, finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
+from .recorded_source import recorded_source
 from . import stopping
 from .stopping import stoppable
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
@@ -174,6 +175,9 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         config = _with_overrides(config, overrides or {})
         if start_from is not None:
             check_start_model(config)
+        if resume and not source:
+            source = recorded_source(config.source, run_dir / rundir.CONFIG, "name the folder it was trained on: "
+                                     f"cadenza train FOLDER --resume --run-dir {run_dir}")
         source = source or config.source or "bach"
         if os.path.lexists(source):  # as an absolute path: evaluate and --resume work from any folder
             source = os.path.abspath(source)

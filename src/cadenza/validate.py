@@ -90,10 +90,10 @@ def check_fields(data: dict, specs: dict[str, _Spec], path: Path, prefix: str = 
 def read_json(path: Path, limit: int = MAX_JSON_BYTES):
     """The JSON in ``path`` (a regular file within ``limit`` bytes), or one line why not:
     broken, not UTF-8, or nested too deep to parse."""
-    from .files import check_regular
+    from .files import read_regular
 
     try:
-        return json.loads(check_regular(Path(path), limit).read_bytes())
+        return json.loads(read_regular(Path(path), limit))
     except CadenzaError:
         raise
     except RecursionError:

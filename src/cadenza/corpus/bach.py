@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .cache import cache_root
+from .orphans import die_with_parent
 
 
 def _drop_repeats(score) -> None:
@@ -55,7 +56,8 @@ def bach_chorales(workers: int | None = None) -> list[Path]:
         if todo:
             print(f"building the bach corpus: converting {len(todo)} music21 chorales to MIDI "
                   f"(once) into {folder}", flush=True)
-            with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:  # a killed training leaves no converter
                 failed = [msg for msg in pool.map(_convert, todo, chunksize=8) if msg]
             for msg in failed:
                 print(f"  could not convert {msg}", flush=True)

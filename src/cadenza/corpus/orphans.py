@@ -1,10 +1,11 @@
-"""Reader processes die with their parent: a training killed by SIGKILL, the OOM killer or
+"""Child processes die with their parent: a training killed by SIGKILL, the OOM killer or
 a CI timeout must not leave workers behind (each holds memory and the parent's stdout, so
-``cadenza train ... | tee log`` would never return)."""
+``cadenza train ... | tee log`` would never return), nor a killed studio its trainings."""
 from __future__ import annotations
 
 import ctypes
 import os
+import runpy
 import signal
 import sys
 import threading
@@ -36,3 +37,21 @@ def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(POLL_S)
     os._exit(1)
+
+
+def module_command(module: str, args: list[str]) -> list[str]:
+    """The command line of ``python -m MODULE ARGS`` that ends when this process dies. The
+    child watches this process's pid itself: prctl's "parent" is the thread that started
+    the child, and a server's worker thread may end long before the server does."""
+    return [sys.executable, "-c", "from cadenza.corpus.orphans import _run_watched; _run_watched()",
+            str(os.getpid()), module, *args]
+
+
+def _run_watched() -> None:
+    """The child's side of :func:`module_command` (``sys.argv``: PARENT MODULE ARGS...)."""
+    parent, module = int(sys.argv[1]), sys.argv[2]
+    threading.Thread(target=_watch, args=(parent,), daemon=True, name="parent-watch").start()
+    if os.getppid() != parent:
+        os._exit(1)
+    sys.argv = [module, *sys.argv[3:]]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)

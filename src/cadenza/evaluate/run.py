@@ -15,6 +15,7 @@ from ..dataset import prepare
 from ..errors import CadenzaError
 from ..generate import generate, to_scores
 from ..pretrained import is_shipped, resolve_run
+from ..recorded_source import recorded_source
 from ..rundir import Run, load_run
 
 MAX_WINDOW_TARGETS = 2000  # the seed network needs one 100-token window per predicted token
@@ -99,7 +100,8 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet:
     if data is not None:
         paths = find_midi_files(data)
     else:
-        source = run.config.source or "bach"
+        source = recorded_source(run.config.source, run.directory / "config.json",
+                                 "pass the held-out pieces with --data FOLDER")
         prepared = prepare(source, run.config.representation, run.config.representation_options,
                            run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
         paths = prepared.split_files("val", source)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import rundir
+from ..corpus.orphans import module_command
 from ..errors import CadenzaError
 
 MAX_QUEUED = 8
@@ -98,7 +99,8 @@ class Training:
     def __init__(self, args: list[str], run_dir: Path) -> None:
         self.id, self.run_dir, self.started = secrets.token_hex(8), run_dir, time.time()
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
-        cmd = [sys.executable, "-m", "cadenza", "train", *args, "--run-dir", str(run_dir), "--quiet"]
+        # ended with the studio even when it is killed (its log pipe would end it only at the next line)
+        cmd = module_command("cadenza", ["train", *args, "--run-dir", str(run_dir), "--quiet"])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._read, daemon=True).start()
