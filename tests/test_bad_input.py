@@ -97,6 +97,7 @@ EXPECTED = {
     "loop_a.mid": "cannot open",         # symlink loop: ELOOP
     "loop_b.mid": "cannot open",
     "unreadable.mid": "cannot open",     # EACCES, simulated (root reads chmod 000 files)
+    "huge.mid": "file larger than",      # a 20 GB sparse file: skipped from its size, never read
 }
 UNREADABLE = "unreadable.mid"
 
@@ -149,6 +150,8 @@ def build_corpus(d: Path) -> Path:
     (d / "dirloop").mkdir()
     os.symlink(d / "dirloop", d / "dirloop" / "again")       # a folder loop: not followed
     os.symlink(d / "dirloop", d / "dirloop" / "again.mid")   # a .mid symlink to a folder
+    with open(d / "huge.mid", "wb") as f:
+        f.truncate(20 << 30)  # sparse: no disk space, but hashing it whole took minutes
     (d / UNREADABLE).write_bytes(good_midi(9))
     os.chmod(d / UNREADABLE, 0)
     return d
