@@ -191,6 +191,26 @@ def test_find_lists_every_candidate_and_terminates(corpus):
     names = {os.fsdecode(os.path.relpath(os.fsencode(p), os.fsencode(corpus))) for p in find_midi_files(corpus)}
     assert names == {_key(k) for k in EXPECTED}
     assert not any("dirloop" in n for n in names)  # the folder loop is not walked into
+    found = find_midi_files(corpus)
+    assert found == sorted(found)  # a subfolder's files at its name, as Path orders them
+
+
+def test_folders_nested_1100_deep_are_walked(tmp_path):
+    """Deeper than Python's recursion limit: every file found, in order, no RecursionError."""
+    top = tmp_path / "deep"
+    folder = top
+    for depth in range(1100):
+        folder = folder / "d"
+        folder.mkdir(parents=True)
+        if depth in (0, 549):
+            (folder / "a.mid").write_bytes(good_midi(depth, n=8))
+            (folder / "z.mid").write_bytes(good_midi(depth + 1, n=8))
+    (folder / "bottom.mid").write_bytes(good_midi(7, n=8))
+    (top / "top.mid").write_bytes(good_midi(8, n=8))
+    found = find_midi_files(top)
+    assert len(found) == 6 and found == sorted(found)
+    assert found[-1] == top / "top.mid" and found[2] == folder / "bottom.mid"  # d/ sorts before top.mid
+    assert len(read_piano_score(found[2]).tracks[0].notes) == 8
 
 
 @pytest.mark.parametrize("name", list(EXPECTED), ids=_key)
