@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import CadenzaError
+from ..errors import CadenzaError, printable
 from .orphans import die_with_parent
 from .performed import performance_signs
 from .reader import SkipFile, merge_piano, piano_tracks, read_piano_score
@@ -144,10 +144,6 @@ class CorpusSummary:
                    d.get("pedals", 0), d.get("suggestion", ""))
 
 
-def _display(path: Path) -> str:
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 _worker_fn: Callable | None = None
 _worker_merge = True
 
@@ -212,7 +208,7 @@ def read_files(paths: list, pretokenize: Callable, summary: CorpusSummary, worke
             summary.pedals += pedals
             yield done, pretokens, notes, performed, pedals
         else:
-            summary.skipped.append((_display(Path(path)), reason))
+            summary.skipped.append((printable(path), reason))
         done += 1
         if progress:
             progress(done)

@@ -7,6 +7,8 @@ import threading
 import webbrowser
 from pathlib import Path
 
+from ..errors import printable
+
 
 def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
           work: Path | None = None) -> None:
@@ -19,7 +21,7 @@ def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: b
     work = Path(tempfile.mkdtemp(prefix="cadenza-studio-")) if temporary else Path(work)
     app = create_app(Path(runs), work)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-    print(f"cadenza studio: {url} (models from {Path(runs).resolve()}; Ctrl-C to stop)", flush=True)
+    print(f"cadenza studio: {url} (models from {printable(Path(runs).resolve())}; Ctrl-C to stop)", flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     try:
