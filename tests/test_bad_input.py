@@ -16,6 +16,7 @@ from symusic import Note, Score, Track
 
 from cadenza.corpus import find_midi_files, read_piano_score
 from cadenza.corpus.reader import MAX_NOTES, PIANO_HIGH, PIANO_LOW, SkipFile
+from cadenza.errors import printable
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -97,6 +98,11 @@ EXPECTED = {
     "loop_a.mid": "cannot open",         # symlink loop: ELOOP
     "loop_b.mid": "cannot open",
     "unreadable.mid": "cannot open",     # EACCES, simulated (root reads chmod 000 files)
+    "huge.mid": "file larger than",      # a 20 GB sparse file: skipped from its size, never read
+    "esc\x1b[31mRED\x1b[0m.mid": KEEP,     # a name that would recolour a terminal
+    "esc\x1b[31mbad.mid": "not a MIDI file",
+    "new\nline.mid": "not a MIDI file",   # a name that would split a log line
+    b"\xfe\x1b.mid": "not a MIDI file",   # not UTF-8, and a control character
 }
 UNREADABLE = "unreadable.mid"
 
@@ -149,6 +155,12 @@ def build_corpus(d: Path) -> Path:
     (d / "dirloop").mkdir()
     os.symlink(d / "dirloop", d / "dirloop" / "again")       # a folder loop: not followed
     os.symlink(d / "dirloop", d / "dirloop" / "again.mid")   # a .mid symlink to a folder
+    with open(d / "huge.mid", "wb") as f:
+        f.truncate(20 << 30)  # sparse: no disk space, but hashing it whole took minutes
+    (d / "esc\x1b[31mRED\x1b[0m.mid").write_bytes(good_midi(10))
+    for name in ("esc\x1b[31mbad.mid", "new\nline.mid", b"\xfe\x1b.mid"):
+        with open(os.path.join(os.fsencode(d), os.fsencode(name)), "wb") as f:
+            f.write(b"text, with \x1b[31m in it\n")
     (d / UNREADABLE).write_bytes(good_midi(9))
     os.chmod(d / UNREADABLE, 0)
     return d
@@ -156,6 +168,11 @@ def build_corpus(d: Path) -> Path:
 
 def _key(name) -> str:
     return os.fsdecode(name) if isinstance(name, bytes) else name
+
+
+def _shown(name) -> str:
+    """How a message shows the file name ``name``: control characters and non-UTF-8 bytes escaped."""
+    return printable(_key(name))
 
 
 def deny_unreadable(monkeypatch) -> None:
@@ -178,7 +195,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def _skip_map(skipped, corpus: Path) -> dict[str, str]:
     """Display path -> reason, keyed by the path relative to the corpus."""
-    root = os.fsdecode(corpus) + os.sep
+    root = printable(corpus) + os.sep
     return {p[len(root):] if p.startswith(root) else p: r for p, r in skipped}
 
 
@@ -188,6 +205,29 @@ def test_find_lists_every_candidate_and_terminates(corpus):
     names = {os.fsdecode(os.path.relpath(os.fsencode(p), os.fsencode(corpus))) for p in find_midi_files(corpus)}
     assert names == {_key(k) for k in EXPECTED}
     assert not any("dirloop" in n for n in names)  # the folder loop is not walked into
+    found = find_midi_files(corpus)
+    assert found == sorted(found)  # a subfolder's files at its name, as Path orders them
+
+
+def test_folders_nested_1100_deep_are_walked(tmp_path):
+    """Deeper than Python's recursion limit: every file found, in order, no RecursionError."""
+    top = tmp_path / "deep"
+    folder = top
+    for depth in range(1100):
+        folder = folder / "d"
+        folder.mkdir(parents=True)
+        if depth in (0, 549):
+            (folder / "a.mid").write_bytes(good_midi(depth, n=8))
+            (folder / "z.mid").write_bytes(good_midi(depth + 1, n=8))
+    (folder / "bottom.mid").write_bytes(good_midi(7, n=8))
+    (top / "top.mid").write_bytes(good_midi(8, n=8))
+    try:
+        found = find_midi_files(top)
+        assert len(found) == 6 and found == sorted(found)
+        assert found[-1] == top / "top.mid" and found[2] == folder / "bottom.mid"  # d/ sorts before top.mid
+        assert len(read_piano_score(found[2]).tracks[0].notes) == 8
+    finally:
+        subprocess.run(["rm", "-rf", str(top)], check=True)  # pytest's cleanup recurses, and fails on it
 
 
 @pytest.mark.parametrize("name", list(EXPECTED), ids=_key)
@@ -211,7 +251,7 @@ def test_each_case(corpus, name, monkeypatch):
 
 def _check_summary(summary, corpus):
     skips = _skip_map(summary.skipped, corpus)
-    bad = {_key(k): v for k, v in EXPECTED.items() if v != KEEP}
+    bad = {_shown(k): v for k, v in EXPECTED.items() if v != KEEP}
     assert set(skips) == set(bad), set(skips) ^ set(bad)
     for name, reason in bad.items():
         assert reason in skips[name], (name, skips[name])
@@ -232,7 +272,7 @@ def test_prepare_keeps_good_and_explains_bad(corpus, tmp_path, monkeypatch, work
     _check_summary(data.summary, corpus)
     lines = "\n".join(data.summary.lines())
     for name in (k for k, v in EXPECTED.items() if v != KEEP):
-        assert f"{_key(name)}: " in lines  # every skip is listed in the log with its reason
+        assert f"{_shown(name)}: " in lines  # every skip is listed in the log with its reason
     assert len(data.tokens("train")) > 0
 
 
@@ -254,9 +294,13 @@ def test_cli_train_on_bad_corpus(corpus, tmp_path):
     assert f"corpus: {kept} files read, {skipped} skipped" in proc.stderr
     for name, reason in EXPECTED.items():
         if reason != KEEP and not (name == UNREADABLE and root_reads):
-            line = next(ln for ln in proc.stderr.splitlines() if ln.strip().startswith(f"skipped {corpus}/{_key(name)}:"))
+            line = next(ln for ln in proc.stderr.splitlines() if ln.strip().startswith(f"skipped {corpus}/{_shown(name)}:"))
             assert reason in line
     assert "skipped " + str(corpus) + "/\\xff.mid" not in proc.stderr
+    # names are shown escaped: no raw escape sequence or newline reaches the terminal
+    assert "\x1b" not in proc.stderr + proc.stdout and "new\nline" not in proc.stderr
+    assert f"skipped {corpus}/new\\nline.mid: not a MIDI file" in proc.stderr
+    assert f"skipped {corpus}/\\xfe\\x1b.mid: not a MIDI file" in proc.stderr
     assert (run_dir / "best.safetensors").exists() and (run_dir / "state.pt").exists()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,65 @@ def test_generate_good_arguments_write(setup, capsys, tmp_path):
     assert (tmp_path / "y.mid").stat().st_size > 0
 
 
+ESC_NAME = "esc\x1b[31mRED\x1b[0m"  # a file name that would recolour the terminal
+NEWLINE_NAME = "new\nline"           # one that would split the error line
+
+
+def assert_escaped(text: str, *shown: str) -> None:
+    assert "\x1b" not in text, text
+    for needle in shown:
+        assert needle in text, (needle, text)
+
+
+@pytest.mark.parametrize("case", ["run", "primer", "output exists", "render", "train source"])
+def test_errors_show_control_characters_in_paths_escaped(setup, capsys, tmp_path, case):
+    """A path with an escape sequence or a newline comes back escaped, on one line."""
+    weird = tmp_path / f"{ESC_NAME}{NEWLINE_NAME}.mid"
+    shown = "esc\\x1b[31mRED\\x1b[0mnew\\nline.mid"
+    out = tmp_path / "out.mid"
+    args, needle = {
+        "run": (["generate", weird, "-o", out], "no such run directory"),
+        "primer": (["generate", setup / "run", "-o", out, "--primer", weird], "primer not found"),
+        "output exists": (["generate", setup / "run", "-o", weird], "already exists"),
+        "render": (["render", weird, "--png", tmp_path / "x.png"], "no such MIDI file"),
+        "train source": (["train", weird, "--run-dir", tmp_path / "run"], "no such file or folder"),
+    }[case]
+    if case == "output exists":
+        weird.write_bytes(b"mine")
+    code, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, needle, shown)
+    assert_escaped(err)
+    assert not out.exists() and not (tmp_path / "run").exists()
+    assert case != "output exists" or weird.read_bytes() == b"mine"
+
+
+def test_report_lines_show_control_characters_in_paths_escaped(setup, capsys, tmp_path):
+    """What `generate` writes is named escaped on stdout: a name not UTF-8, with an escape."""
+    name = os.fsdecode(b"\xfe" + ESC_NAME.encode() + b".mid")
+    capsys.readouterr()
+    assert main(["generate", str(setup / "run"), "-o", str(tmp_path / name), "--length", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert_escaped(out, f"wrote {tmp_path}/\\xfeesc\\x1b[31mRED\\x1b[0m.mid (")
+    assert (tmp_path / name).stat().st_size > 0
+
+
+def test_a_symlink_deep_in_a_run_folder_is_refused(setup, capsys, tmp_path):
+    """A tokenizer folder nested 1,100 deep is checked to the bottom, without a RecursionError."""
+    run = tmp_path / "run"
+    shutil.copytree(setup / "run", run)
+    folder = run / "tokenizer"
+    for _ in range(1100):
+        folder = folder / "d"
+        folder.mkdir()
+    (folder / "x.json").symlink_to(tmp_path / "elsewhere.json")
+    try:
+        code, err = run_cli(["generate", run, "-o", tmp_path / "x.mid"], capsys)
+    finally:
+        subprocess.run(["rm", "-rf", str(run)], check=True)  # pytest's cleanup recurses, and fails on it
+    assert_one_line_error(code, err, "it is a symlink", "/d/d/x.json")
+    assert not (tmp_path / "x.mid").exists()
+
+
 def test_a_run_stores_its_source_as_an_absolute_path(setup, tmp_path, monkeypatch):
     """Issue 11 item 13: SOURCE typed relative to one folder must not name another
     (or nothing) when evaluate or --resume run from elsewhere."""
@@ -171,10 +231,11 @@ def test_subprocess_bad_arguments_exit_2_one_line(setup, tmp_path):
     """The real process: exit status 2, one stderr line, no traceback."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     for args in (["train", "--run-dir", str(tmp_path / "r"), "--preset", "nope"],
-                 ["generate", str(setup / "run"), "-o", str(setup / "out" / "x.mid"), "--top-p", "2"]):
+                 ["generate", str(setup / "run"), "-o", str(setup / "out" / "x.mid"), "--top-p", "2"],
+                 ["render", str(setup / f"{ESC_NAME}{NEWLINE_NAME}.mid"), "--png", str(setup / "out" / "x.png")]):
         proc = subprocess.run([sys.executable, "-m", "cadenza", *args], capture_output=True, text=True, env=env,
                               timeout=120)
         assert proc.returncode == 2
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cadenza: error: "), proc.stderr
-        assert proc.stdout == ""
+        assert proc.stdout == "" and "\x1b" not in proc.stderr
     assert not (tmp_path / "r").exists() and os.listdir(setup / "out") == []

@@ -1,4 +1,5 @@
-"""Ctrl-C or kill during training saves the state and exits cleanly; --resume continues."""
+"""Ctrl-C or kill during training saves the state and exits cleanly; --resume continues.
+Ctrl-C while the command is still starting is one line and exit code 130."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from cadenza import rundir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _inherit_ignored_sigint():
@@ -44,3 +48,41 @@ def test_a_stop_signal_saves_and_resume_continues(corpus_dir, tmp_path, how):
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert rundir.load_state(run_dir / "state.pt")["epoch"] == done + 2
+
+
+def _interrupt_while_torch_loads(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Start ``cmd`` and send it SIGINT as soon as torch's library is mapped into it, that
+    is, in the middle of ``import torch``, which takes a second or more after that point."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        loading = False
+        while not loading and proc.poll() is None and time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/maps") as maps:
+                loading = "libtorch" in maps.read()
+            time.sleep(0.002)
+        assert loading, "torch was never imported"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("how", ["python -m cadenza", "console script"])
+def test_ctrl_c_while_the_command_imports_is_one_line(tmp_path, how):
+    script = Path(sys.executable).with_name("cadenza")
+    if how == "console script" and not script.exists():
+        pytest.skip("cadenza is not installed as a console script here")
+    start = [sys.executable, "-m", "cadenza"] if how == "python -m cadenza" else [str(script)]
+    done = _interrupt_while_torch_loads([*start, "train", "bach", "--run-dir", str(tmp_path / "run")])
+    assert (done.returncode, done.stderr, done.stdout) == (130, "cadenza: interrupted\n", "")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_a_script_imports_cadenza_stays_a_keyboard_interrupt():
+    """Only the command is guarded: a program importing cadenza keeps Python's Ctrl-C."""
+    done = _interrupt_while_torch_loads([sys.executable, "-c", "import cadenza"])
+    assert done.returncode == -signal.SIGINT and "KeyboardInterrupt" in done.stderr

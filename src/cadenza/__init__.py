@@ -8,6 +8,10 @@ The pipeline, as a Python API (the ``cadenza`` command is a thin layer over it):
     pieces = to_scores(run, generate(run, num=2, length=32, unit="bars", temperature=0.9))
     pieces[0].dump_midi("new.mid")
 """
+from .startup import guard as _guard_command_start
+
+_guard_command_start()  # first: a Ctrl-C while torch is imported below is one line, not a traceback
+
 from .config import PRESETS, Config, preset
 from .dataset import prepare
 from .errors import CadenzaError

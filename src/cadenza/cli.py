@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import CadenzaError
+from . import startup
+from .errors import CadenzaError, printable
 
 
 def _add_train(sub) -> None:
@@ -131,7 +132,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other cadenza error (exit code 2)."""
 
     def error(self, message):
-        self.exit(2, f"cadenza: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, printable(f"cadenza: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,11 +175,16 @@ def cmd_train(args) -> int:
                    quiet=args.quiet, workers=args.workers, device=args.device, start_from=args.start_from)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0
-    print(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
-          f"(epoch {result.best_epoch})  stopped: {result.stopped}")
-    print(f"weights: {result.run_dir / 'best.safetensors'}")
-    print(f"loss plot: {result.run_dir / 'loss.png'}")
+    _say(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
+         f"(epoch {result.best_epoch})  stopped: {result.stopped}")
+    _say(f"weights: {result.run_dir / 'best.safetensors'}")
+    _say(f"loss plot: {result.run_dir / 'loss.png'}")
     return 130 if result.stopped == "interrupted" else 0
+
+
+def _say(line: str) -> None:
+    """A line of the command's report, the paths it names escaped (see :func:`printable`)."""
+    print(printable(line))
 
 
 def _render_formats(text: str) -> set[str]:
@@ -226,13 +232,13 @@ def cmd_generate(args) -> int:
     for path, score, new in zip(paths, scores, result.new):
         with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
             score.dump_midi(str(tmp))
-        print(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
+        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
         if formats:
             from .render import render_outputs
 
             for kind, out in render_outputs(path, formats, args.soundfont, args.synth, overwrite=args.force,
                                             axis=axis).items():
-                print(f"  {kind}: {out}")
+                _say(f"  {kind}: {out}")
     if args.verbose:
         print(f"grammar-masked probability mass per step: {result.masked_mass:.4%}")
     return 0
@@ -254,9 +260,9 @@ def cmd_render(args) -> int:
         raise CadenzaError("--png and --wav name the same file")
     check_outputs(outputs, args.force, [args.midi])
     if args.png:
-        print(f"wrote {render_pianoroll(args.midi, args.png, overwrite=args.force)}")
+        _say(f"wrote {render_pianoroll(args.midi, args.png, overwrite=args.force)}")
     if args.wav:
-        print(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth, overwrite=args.force)}")
+        _say(f"wrote {render_wav(args.midi, args.wav, soundfont=args.soundfont, synth=args.synth, overwrite=args.force)}")
     return 0
 
 
@@ -266,7 +272,7 @@ def cmd_evaluate(args) -> int:
     paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed,
                          max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out)
     for path in paths:
-        print(f"wrote {path}")
+        _say(f"wrote {path}")
     return 0
 
 
@@ -294,11 +300,13 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command ``argv`` names: its exit code (2: a usage or data error, 130: Ctrl-C)."""
     try:
+        args = build_parser().parse_args(argv)  # may import torch: a Ctrl-C here is one line too
+        startup.release()  # from here Ctrl-C is a KeyboardInterrupt, which a training saves its state on
         return COMMANDS[args.command](args)
     except CadenzaError as exc:
-        print(f"cadenza: error: {exc}", file=sys.stderr)
+        print(printable(f"cadenza: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cadenza: interrupted", file=sys.stderr)
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file that cannot be written: read-only, /proc, disk full ...
         from .files import os_error_line
 
-        print(f"cadenza: error: {os_error_line(exc)}", file=sys.stderr)
+        print(printable(f"cadenza: error: {os_error_line(exc)}"), file=sys.stderr)
         return 2
 
 

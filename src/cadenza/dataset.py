@@ -31,6 +31,7 @@ from . import cache_check, files, representations
 from .corpus import CorpusSummary, midi_file_names, read_files
 from .corpus.cache import cache_root
 from .corpus.performed import suggestion
+from .corpus.reader import MAX_FILE_BYTES
 from .errors import CadenzaError
 from .spool import PretokenSpool
 
@@ -69,11 +70,17 @@ def _content_records(paths: list) -> np.ndarray:
 
 
 def _content_record(path) -> bytes:
-    """17 bytes: a kind (file, not a regular file, error) and a digest of what was read."""
+    """17 bytes: a kind (file, file too large to read, not a regular file, error) and a
+    digest of what was read. A file larger than the reader takes is skipped unread, so it
+    is not read here either (a 20 GB file named .mid took minutes): its size stands in."""
     digest = hashlib.blake2b(digest_size=16)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would block forever
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block forever
             return b"N" + digest.digest()
+        if info.st_size > MAX_FILE_BYTES:
+            digest.update(info.st_size.to_bytes(8, "little"))
+            return b"L" + digest.digest()
         return b"F" + files.hash_file(path, digest).digest()
     except OSError as exc:  # unreadable files are skipped later; hash the reason
         digest.update(str(exc.errno).encode())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import rundir
 from .config import preset
-from .errors import CadenzaError
+from .errors import CadenzaError, printable
 from .files import atomic_path
 from .generate import generate, score_bars, to_scores
 from .render import render_outputs
@@ -42,7 +42,7 @@ def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]
     base_output.parent.mkdir(parents=True, exist_ok=True)
     first, _ = _write_piece(rundir.load_run("base"), base_output, seed=1)
     for name, path in first.items():
-        print(f"   {name}: {path}")
+        print(f"   {name}: {printable(path)}")
     print(f"\n2. fine-tuning it on the bach chorales for {preset('demo').max_minutes:g} minutes ...")
     resume = (run_dir / rundir.STATE).exists()
     budget = dict(max_minutes=preset("demo").max_minutes, threads=1)
@@ -52,5 +52,5 @@ def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]
     outputs, _ = _write_piece(rundir.load_run(run_dir), output, seed=1)
     outputs["loss plot"] = run_dir / rundir.LOSS_PLOT
     for name, path in outputs.items():
-        print(f"   {name}: {path}")
+        print(f"   {name}: {printable(path)}")
     return {"base " + k: v for k, v in first.items()} | outputs

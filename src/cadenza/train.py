@@ -27,7 +27,7 @@ from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
 from .dataset import tokens_digest as dataset_tokens_digest
 from .distributed import Dist
-from .errors import CadenzaError
+from .errors import CadenzaError, printable
 from .finetune import check_start_model, finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
 from .recorded_source import recorded_source
@@ -154,7 +154,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             raise CadenzaError(f"--device {device}: no such CUDA device on this machine")
     started = budget_clock()  # --max-minutes counts from here: data preparation is part of it
     dist = Dist.from_env(device)
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or (lambda msg: print(printable(msg), file=sys.stderr, flush=True))  # paths escaped
     say = log if dist.is_main else (lambda msg: None)
     run_dir = Path(run_dir)
     lock = rundir.RunLock(run_dir)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import CadenzaError
+from ..errors import CadenzaError, printable
 from .orphans import die_with_parent
 from .performed import performance_signs
 from .reader import SkipFile, merge_piano, piano_tracks, read_piano_score
@@ -46,12 +46,28 @@ def midi_file_names(source: str | os.PathLike) -> list[str]:
     return found
 
 
-def _walk(folder: str, found: list[str], cut: int) -> None:
-    """Append the MIDI files under ``folder`` in the order of their ``Path`` objects: a
+def _walk(top: str, found: list[str], cut: int) -> None:
+    """Append the MIDI files under ``top`` in the order of their ``Path`` objects: a
     folder's entries by name, a subfolder's files at its name. As ``os.walk`` it does
     not enter a symlinked folder (a symlink loop cannot trap it; a looping symlink
     shows up as a file entry and is skipped with its reason later) and passes over a
-    folder it cannot list."""
+    folder it cannot list. Walked with a stack, not recursion: folders nested a
+    thousand deep are walked too."""
+    stack = [iter(_entries(top))]
+    while stack:
+        for path, is_folder in stack[-1]:
+            if not is_folder:
+                found.append(path[cut:])
+            elif not os.path.islink(path):
+                stack.append(iter(_entries(path)))  # its entries come before the rest of this folder's
+                break
+        else:
+            stack.pop()
+
+
+def _entries(folder: str) -> list[tuple[str, bool]]:
+    """(path, is a folder) of the MIDI files and folders in ``folder``, by name; none when
+    it cannot be listed."""
     midis, folders = [], set()
     try:
         with os.scandir(folder) as entries:
@@ -61,13 +77,8 @@ def _walk(folder: str, found: list[str], cut: int) -> None:
                 elif entry.name.lower().endswith(MIDI_SUFFIXES):
                     midis.append(entry.name)
     except OSError:
-        return
-    for name in sorted(midis + list(folders)):
-        path = os.path.join(folder, name)
-        if name not in folders:
-            found.append(path[cut:])
-        elif not os.path.islink(path):
-            _walk(path, found, cut)
+        return []
+    return [(os.path.join(folder, name), name in folders) for name in sorted(midis + list(folders))]
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -131,10 +142,6 @@ class CorpusSummary:
         return cls(d["files_read"], [tuple(s) for s in d["skipped"]], d["notes"], d["tokens"],
                    d.get("val_files", 0), d.get("note_on_split", ""), d.get("performed", 0),
                    d.get("pedals", 0), d.get("suggestion", ""))
-
-
-def _display(path: Path) -> str:
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _worker_fn: Callable | None = None
@@ -201,7 +208,7 @@ def read_files(paths: list, pretokenize: Callable, summary: CorpusSummary, worke
             summary.pedals += pedals
             yield done, pretokens, notes, performed, pedals
         else:
-            summary.skipped.append((_display(Path(path)), reason))
+            summary.skipped.append((printable(path), reason))
         done += 1
         if progress:
             progress(done)

@@ -12,7 +12,7 @@ import torch
 
 from ..corpus import SkipFile, find_midi_files, read_piano_score
 from ..dataset import prepare
-from ..errors import CadenzaError
+from ..errors import CadenzaError, printable
 from ..generate import generate, to_scores
 from ..pretrained import is_shipped, resolve_run
 from ..recorded_source import recorded_source
@@ -23,7 +23,7 @@ LOG_EVERY_S = 10.0  # --quiet: a progress line at most this often
 
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)  # paths escaped
 
 
 def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:

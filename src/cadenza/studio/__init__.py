@@ -8,6 +8,8 @@ import threading
 import webbrowser
 from pathlib import Path
 
+from ..errors import printable
+
 
 def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
           work: Path | None = None, corpora=()) -> None:
@@ -25,7 +27,7 @@ def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: b
     work = Path(tempfile.mkdtemp(prefix="cadenza-studio-")) if temporary else Path(work)
     app = create_app(Path(runs), work, token=token, network=network, bound=host, corpora=corpora)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/" + (f"?token={token}" if network else "")
-    print(f"cadenza studio: {url} (models from {Path(runs).resolve()}; Ctrl-C to stop)", flush=True)
+    print(f"cadenza studio: {url} (models from {printable(Path(runs).resolve())}; Ctrl-C to stop)", flush=True)
     if network:
         print(f"cadenza studio: listening on {host}, reachable from other machines: every request needs the "
               "token in this URL; share it only with people who may train and generate here", flush=True)
