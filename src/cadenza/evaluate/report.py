@@ -148,7 +148,8 @@ def _kde_figure(path: Path, comparison: dict) -> None:
 
 
 def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str,
-                 held_out: list | None = None, bars: int = DEFAULT_BARS, bar_seconds: float | None = None) -> dict:
+                 held_out: list | None = None, bars: int = DEFAULT_BARS, bar_seconds: float | None = None,
+                 context: dict | None = None) -> dict:
     """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
 
     ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
@@ -156,7 +157,8 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
     computed"). The structure section compares the first ``bars`` bars of the generated pieces
     with those of ``held_out`` (default: ``reference``). ``bar_seconds``: the pieces are timed in
     seconds without bars (a performance), and every bar is a window of that many seconds, as
-    the report says. Writes ``report.md``, ``report.json``,
+    the report says. ``context``: what :func:`cadenza.evaluate.context.context_use` gives, or
+    None (not measured). Writes ``report.md``, ``report.json``,
     ``report_pitch_classes.png``, ``report_kde.png`` and ``report_self_similarity.png`` into
     ``out_dir``, each atomically; returns the dict saved as report.json.
     """
@@ -192,6 +194,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "n_real": len(reference),
             "bar_seconds": bar_seconds,
             "likelihood": dict(nll) if nll is not None else None,
+            "context": context,
             "features": features,
             "sanity": sanity,
             "structure": compare_structure(generated, held_out, bars),
@@ -218,6 +221,7 @@ def _markdown(r: dict) -> str:
         lines += ["| measure | value |", "|---|---|"]
         lines += [f"| {label} | {_fmt(nll.get(key))} |" for key, label in NLL_KEYS]
         lines += [""]
+    lines += _context_markdown(r.get("context"))
     lines += [
         "## Features",
         "",
@@ -277,4 +281,22 @@ def _structure_markdown(st: dict, word: str = "bar") -> list[str]:
     for key, label in STRUCTURE.items():
         values = (_fmt(st[side][key]) for side in ("generated", "held_out", "ratio"))
         lines.append(f"| {label} | {' | '.join(values)} |")
+    return lines
+
+
+def _context_markdown(c: dict | None) -> list[str]:
+    lines = ["## Context use", ""]
+    if c is None:
+        return lines + ["Not measured: the model reads fixed windows (the seed network), or no held-out "
+                        "piece is long enough.", ""]
+    first, last = c["span"]
+    lines += [f"NLL per token (nats) of the tokens at positions {first:,}-{last:,} of {c['pieces']} held-out pieces "
+              f"(the second half of the {c['second_half_pieces']} shorter than {last:,} tokens; "
+              f"{c['skipped_short']} shorter than {c['min_tokens']} tokens skipped), at most {c['max_pieces']} "
+              f"pieces and {c['targets_per_piece']} evenly spaced positions a piece: {c['positions']} positions.",
+              "", "| context before each position | NLL per token |", "|---|---|",
+              f"| the whole piece | {_fmt(c['full'])} |",
+              f"| only the {c['window']} tokens before it | {_fmt(c['short'])} |",
+              f"| none before the span | {_fmt(c['none'])} |", "",
+              f"Gain from the whole piece: (short - full) / short = {100 * c['gain']:.1f}%.", ""]
     return lines

@@ -59,21 +59,34 @@ def piece_nll(model, ids: np.ndarray, seq_len: int, every_position: bool) -> tup
             return 0.0, 0
         if len(targets) > MAX_WINDOW_TARGETS:
             targets = targets[np.linspace(0, len(targets) - 1, MAX_WINDOW_TARGETS).astype(int)]
-        total = 0.0
-        for k in range(0, len(targets), 256):
-            t = torch.as_tensor(targets[k:k + 256])
-            windows = x[t[:, None] - seq_len + torch.arange(seq_len)]
-            logits, _ = model(windows, last_only=True)
-            total += torch.nn.functional.cross_entropy(logits[:, -1].float(), x[t], reduction="sum").item()
-        return total, len(targets)
-    carries = not hasattr(model, "max_len")
-    state, total = None, 0.0
+        return window_nll(model, x, targets, seq_len), len(targets)
+    return token_nlls(model, x, seq_len, carry=not hasattr(model, "max_len")).sum().item(), len(x) - 1
+
+
+@torch.no_grad()
+def token_nlls(model, x: torch.Tensor, seq_len: int, carry: bool) -> torch.Tensor:
+    """NLL (nats) of each token of ``x`` after the first, ``x`` read in chunks of ``seq_len``;
+    ``carry``: each chunk continues from the state the one before left (else starts fresh)."""
+    state, out = None, []
     for start in range(0, len(x) - 1, seq_len):
         chunk = x[start:start + seq_len + 1]
         logits, new_state = model(chunk[None, :-1], state=state)
-        total += torch.nn.functional.cross_entropy(logits[0].float(), chunk[1:], reduction="sum").item()
-        state = new_state if carries else None
-    return total, len(x) - 1
+        out.append(torch.nn.functional.cross_entropy(logits[0].float(), chunk[1:], reduction="none"))
+        state = new_state if carry else None
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def window_nll(model, x: torch.Tensor, targets: np.ndarray, window: int, batch: int = 256) -> float:
+    """Summed NLL (nats) of the tokens ``x[t]`` for ``t`` in ``targets`` (each >= ``window``),
+    each predicted from a fresh state fed only the ``window`` tokens before it, in batches."""
+    total = 0.0
+    for k in range(0, len(targets), batch):
+        t = torch.as_tensor(targets[k:k + batch])
+        windows = x[t[:, None] - window + torch.arange(window)]
+        logits, _ = model(windows, last_only=True)
+        total += torch.nn.functional.cross_entropy(logits[:, -1].float(), x[t], reduction="sum").item()
+    return total
 
 
 def heldout_nll(run: Run, pieces: Iterable[tuple[np.ndarray, int]]) -> dict:
@@ -146,9 +159,11 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
                  max_pieces: int | None = 200, bars: int = 32, quiet: bool = False,
                  out_dir: str | Path | None = None) -> list[Path]:
     """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
-    held-out NLL over up to ``max_pieces`` held-out pieces, and ``samples`` generated pieces of
+    held-out NLL over up to ``max_pieces`` held-out pieces, context use (:mod:`.context`) over
+    the first of them, and ``samples`` generated pieces of
     ``bars`` bars compared with them (a performance run: windows of 4 seconds, as the report
     says). ``quiet``: plain progress lines instead of bars."""
+    from .context import context_use
     from .report import write_report
 
     if samples < 1 or bars < 1 or (max_pieces is not None and max_pieces < 1):
@@ -160,9 +175,11 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
     run = load_run(run_dir)
     held = _heldout_pieces(run, data, max_pieces, quiet)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
+    say("measuring context use ...")
+    context = context_use(run.model, [ids for ids, _, _ in held], run.config.seq_len)
     generated = _generate(run, samples, bars, seed)
     held_scores = [score for _, _, score in held]
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
-                 held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar)
+                 held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context)
     return [out / name for name in ("report.md", "report.json")]

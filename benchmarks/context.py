@@ -1,0 +1,101 @@
+"""How much of a piece a model uses: NLL with the whole piece, 32 tokens, or nothing before.
+
+    python benchmarks/context.py [--run base] [--pieces 32] [--workdir runs/context] [--out FILE.md]
+
+For each held-out folder, the positions of ``cadenza.evaluate.context`` (1,024-2,048, or the
+second half of a shorter piece; 256 evenly spaced a piece) of up to ``--pieces`` pieces are
+scored with the whole piece before them (full), only the 32 tokens before each (short), and
+the span read from a fresh state (none); gain = (short - full) / short. For scale, the exact
+copy share: the share of those positions whose 8 preceding tokens occur earlier in the piece
+followed by the same token.
+
+Held-out folders, never trained on by the base: the 40 POP909 test songs of
+``benchmarks/structure.py``'s seeded split (a run folder other than a shipped model: its own
+validation split instead), and ``PIANO_MIDI_HELD_OUT`` pieces of ``../shared/data/piano-midi``:
+the first of a seeded permutation (numpy ``default_rng(0)``) of its sorted files, listed in
+``WORKDIR/piano-midi-held-out``; a base trained on piano-midi.de must leave these out.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cadenza.evaluate.context import context_use, copy_share, span  # noqa: E402
+from cadenza.evaluate.run import _heldout_pieces  # noqa: E402
+from cadenza.files import write_bytes_atomic  # noqa: E402
+from cadenza.pretrained import is_shipped, resolve_run  # noqa: E402
+from cadenza.rundir import load_run  # noqa: E402
+from structure import DEFAULT_DATA as POP909, link_files, split_songs  # noqa: E402
+
+PIANO_MIDI = ROOT.parent / "shared" / "data" / "piano-midi"
+PIANO_MIDI_HELD_OUT = 40
+
+
+def piano_midi_held_out(workdir: Path) -> Path:
+    """The held-out piano-midi.de pieces, linked into one folder (composer in the name)."""
+    files = sorted(PIANO_MIDI.glob("midis/*/*.mid"))
+    if not files:
+        sys.exit(f"no piano-midi.de pieces under {PIANO_MIDI}")
+    order = np.random.default_rng(0).permutation(len(files))[:PIANO_MIDI_HELD_OUT]
+    return link_files(workdir / "piano-midi-held-out", {f"{files[i].parent.name}-{files[i].name}": files[i]
+                                                        for i in order})
+
+
+def pop909_held_out(run, workdir: Path) -> str | None:
+    """A shipped model's POP909 test songs; None (the run's validation split) for a run folder."""
+    return str(split_songs(POP909, workdir, quick=False)[1]) if is_shipped(run.directory) else None
+
+
+def measure(run, data: str | None, pieces: int) -> dict:
+    """Context use and exact-copy share over the first ``pieces`` long-enough held-out pieces."""
+    ids = [i for i, _, _ in _heldout_pieces(run, data, None, quiet=True)]
+    use = context_use(run.model, ids, run.config.seq_len, max_pieces=pieces)
+    if use is None:
+        sys.exit(f"no held-out piece in {data or 'the validation split'} is long enough, or {run.directory} "
+                 "reads fixed windows")
+    spans = [(i, span(len(i), getattr(run.model, "max_len", None))) for i in ids]
+    spans = [(i, s) for i, s in spans if s is not None][:pieces]
+    copied = sum(copy_share(i, *s) * (s[1] - s[0]) for i, s in spans) / sum(s[1] - s[0] for _, s in spans)
+    return use | {"copy_share": copied}
+
+
+def table(rows: dict[str, dict], title: str) -> str:
+    lines = [f"Context use of {title}: NLL per token (nats) of positions 1,024-2,048 (a shorter piece: "
+             "its second half; 256 evenly spaced a piece).", "",
+             "| held-out pieces | pieces (halves) | positions | full | 32 tokens | none | gain | exact-copy share |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['pieces']} ({r['second_half_pieces']}) | {r['positions']} | {r['full']:.3f} | "
+                     f"{r['short']:.3f} | {r['none']:.3f} | {100 * r['gain']:.1f}% | {100 * r['copy_share']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="base", help="a run folder or shipped model (default: base)")
+    parser.add_argument("--pieces", type=int, default=32, help="pieces scored per folder at most")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "context")
+    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    run = load_run(resolve_run(args.run))
+    folders = {"POP909 test songs" if is_shipped(run.directory) else "validation split":
+               pop909_held_out(run, args.workdir),
+               f"piano-midi.de ({PIANO_MIDI_HELD_OUT} held out)": str(piano_midi_held_out(args.workdir))}
+    rows = {name: measure(run, data, args.pieces) for name, data in folders.items()}
+    text = table(rows, args.run)
+    print(text)
+    if args.out:
+        write_bytes_atomic(args.out, text.encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
