@@ -1,6 +1,7 @@
 """How much of a piece a model uses: NLL with the whole piece, 32 tokens, or nothing before.
 
     python benchmarks/context.py [--run base] [--pieces 32] [--workdir runs/context] [--out FILE.md]
+        [--pop909 test|val|own]
 
 For each held-out folder, the positions of ``cadenza.evaluate.context`` (1,024-2,048, or the
 second half of a shorter piece; 256 evenly spaced a piece) of up to ``--pieces`` pieces are
@@ -48,9 +49,21 @@ def piano_midi_held_out(workdir: Path) -> Path:
                                                         for i in order})
 
 
-def pop909_held_out(run, workdir: Path) -> str | None:
-    """A shipped model's POP909 test songs; None (the run's validation split) for a run folder."""
-    return str(split_songs(POP909, workdir, quick=False)[1]) if is_shipped(run.directory) else None
+def pop909_held_out(run, workdir: Path, which: str | None = None) -> str | None:
+    """POP909 songs the run never trained on: ``test`` (the 40 test songs), ``val`` (the POP909
+    validation songs of the base's chain, for choosing between runs that continue the base),
+    ``own`` (None: the run's validation split); by default a shipped model's test songs, else
+    the run's own split."""
+    which = which or ("test" if is_shipped(run.directory) else "own")
+    if which == "own":
+        return None
+    train, test = split_songs(POP909, workdir, quick=False)
+    if which == "test":
+        return str(test)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from build_base import pop909_val
+
+    return str(pop909_val(run, workdir))
 
 
 def measure(run, data: str | None, pieces: int) -> dict:
@@ -83,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pieces", type=int, default=32, help="pieces scored per folder at most")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "context")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--pop909", choices=("test", "val", "own"),
+                        help="which POP909 songs: the 40 test songs, the base chain's validation songs, or the "
+                             "run's own validation split (default: test for a shipped model, else own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     run = load_run(resolve_run(args.run))
-    folders = {"POP909 test songs" if is_shipped(run.directory) else "validation split":
-               pop909_held_out(run, args.workdir),
+    which = args.pop909 or ("test" if is_shipped(run.directory) else "own")
+    folders = {{"test": "POP909 test songs", "val": "POP909 validation songs", "own": "validation split"}[which]:
+               pop909_held_out(run, args.workdir, which),
                f"piano-midi.de ({PIANO_MIDI_HELD_OUT} held out)": str(piano_midi_held_out(args.workdir))}
     rows = {name: measure(run, data, args.pieces) for name, data in folders.items()}
     text = table(rows, args.run)
