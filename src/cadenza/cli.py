@@ -106,12 +106,16 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="folder for the report (default: the run folder; ./base-report for base)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
+    p.add_argument("--force", action="store_true", help="overwrite an existing report (report.md, report.json, "
+                   "its figures)")
 
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train on the built-in bach corpus and write a piece")
     p.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
     p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (both pieces, their pictures and audio)")
 
 
 def _add_studio(sub) -> None:
@@ -257,7 +261,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate.run import evaluate_run
 
     paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed,
-                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out)
+                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out,
+                         force=args.force)
     for path in paths:
         print(f"wrote {path}")
     return 0
@@ -266,7 +271,7 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.run_dir, args.output)
+    run_demo(args.run_dir, args.output, force=args.force)
     return 0
 
 

@@ -32,8 +32,8 @@ from safetensors.torch import load_model, save_model
 from . import models, representations, validate
 from .config import Config
 from .errors import CadenzaError
-from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, remove_stale_temp_files,
-                    write_bytes_atomic)
+from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of,
+                    remove_stale_temp_files, write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
@@ -150,7 +150,7 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()}\n")
             self.held = True
-            remove_stale_temp_files(self.path.parent)  # no one else writes here while we hold the lock
+            remove_stale_temp_files(self.path.parent, RUN_FILES)  # no one else writes here while we hold the lock
             return self
         raise CadenzaError(f"cannot lock {self.path}")
 
@@ -168,13 +168,15 @@ class RunLock:
 
 def check_new_run_dir(run_dir: Path) -> None:
     """A new training writes into RUN_DIR only when it is new, empty, or holds nothing but
-    the leftovers of a failed start of a cadenza run (a cadenza config.json first): a
-    user's folder is refused before anything in it is touched."""
+    the leftovers of a failed start of a cadenza run (a cadenza config.json first, no
+    weights yet): a user's folder, or a trained run (even without state.pt, as copied for
+    generation), is refused before anything in it is touched. Only cadenza's own
+    temporary files count as nothing (see :func:`is_run_temp`)."""
     if os.path.lexists(run_dir) and not run_dir.is_dir():
         raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
     if not run_dir.exists():
         return
-    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_temp_name(n))
+    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_run_temp(run_dir, n))
     if not names:
         return
     advice = "nothing in it was touched; choose a new or empty --run-dir"
@@ -189,6 +191,16 @@ def check_new_run_dir(run_dir: Path) -> None:
     except CadenzaError:
         raise CadenzaError(f"{run_dir} is not empty and not a cadenza run ({CONFIG} is missing or not "
                            f"a cadenza configuration); {advice}") from None
+    if STATE in names:
+        raise CadenzaError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    if BEST in names:
+        raise CadenzaError(f"{run_dir} holds a trained run ({BEST}, no {STATE} to resume); {advice}")
+
+
+def is_run_temp(run_dir: Path, name: str) -> bool:
+    """Whether ``name`` in RUN_DIR is a temporary file of cadenza's own writes of a run
+    file (or safetensors' leftover of the weights): what a killed training leaves."""
+    return is_temp_of(name, RUN_FILES) or is_library_leftover(Path(run_dir) / name)
 
 
 @dataclass

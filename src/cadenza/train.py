@@ -165,8 +165,6 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             if not (run_dir / rundir.STATE).exists():
                 raise CadenzaError(f"nothing to resume in {run_dir}: no {rundir.STATE}")
             config = Config.load(run_dir / rundir.CONFIG)
-        elif (run_dir / rundir.STATE).exists():
-            raise CadenzaError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         elif start_from is not None:
             config = finetune_config(start_from)
         else:
@@ -214,7 +212,7 @@ def _make_dir(run_dir: Path) -> bool:
 
 
 def _stopped_by(exc: OSError, run_dir: Path) -> str:
-    where = files.os_error_line(exc)
+    where = files.os_error_line(exc, run_dir)
     if (run_dir / rundir.STATE).exists():
         return f"training stopped: {where}; the last checkpoint in {run_dir} is intact: fix this, then continue with --resume"
     return f"training stopped: {where}; no training state was saved yet: fix this, then start the training again"
