@@ -187,7 +187,7 @@ def _render_formats(text: str) -> set[str]:
 
 
 def cmd_generate(args) -> int:
-    from .files import atomic_path, check_outputs
+    from .files import check_outputs, write_bytes_atomic
     from .generate import generate, output_paths, to_scores
     from .rundir import load_run
     from .sampling import check_sampling_args
@@ -221,8 +221,8 @@ def cmd_generate(args) -> int:
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
     for path, score, new in zip(paths, scores, result.new):
-        with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
-            score.dump_midi(str(tmp))
+        # as bytes: symusic's dump_midi writes an empty file on a full disk and says nothing
+        write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
         print(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
         if formats:
             from .render import render_outputs

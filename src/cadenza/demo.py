@@ -7,7 +7,7 @@ from pathlib import Path
 from . import rundir
 from .config import preset
 from .errors import CadenzaError
-from .files import atomic_path, check_outputs
+from .files import check_outputs, write_bytes_atomic
 from .generate import generate, score_bars, to_scores
 from .render import render_outputs
 from .train import train
@@ -20,8 +20,7 @@ def _write_piece(run, output: Path, seed: int, force: bool) -> tuple[dict[str, P
     an existing file is replaced only with ``force``."""
     piece = generate(run, num=1, length=DEMO_BARS, unit="bars", seed=seed)
     score = to_scores(run, piece, length=DEMO_BARS, unit="bars")[0]
-    with atomic_path(output, output.suffix, overwrite=force) as tmp:
-        score.dump_midi(str(tmp))
+    write_bytes_atomic(output, score.dumps_midi(), overwrite=force)  # dump_midi fails silently on a full disk
     outputs: dict[str, Path | str] = {"midi": output}
     outputs.update(render_outputs(output, {"png", "wav"}, overwrite=force))
     pitches = {n.pitch for n in score.tracks[0].notes} if score.tracks else set()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from . import models, representations, validate
@@ -47,7 +48,13 @@ METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "t
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     with atomic_path(path) as tmp:
-        save_model(model, str(tmp))
+        try:
+            save_model(model, str(tmp))
+        except SafetensorError as exc:  # a full disk reaches us as "... (os error 28)"
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from None  # named by atomic_path
 
 
 def save_state(state: dict, path: Path) -> None:
