@@ -177,7 +177,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         if not resume:
             rundir.check_new_run_dir(run_dir)
         created = _make_dir(run_dir)
-        lock.acquire()
+        _acquire(lock, created)
     try:
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
@@ -209,6 +209,23 @@ def _make_dir(run_dir: Path) -> bool:
             raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder") from None
         return False
     return True
+
+
+def _acquire(lock: rundir.RunLock, created: bool) -> None:
+    """Take the run's lock. A disk too full to write the lock file is one line naming the
+    folder; the empty lock file goes, and the folder too when this process created it and
+    nothing else is in it (os.rmdir: never a file of another training's)."""
+    try:
+        lock.acquire()
+    except OSError as exc:
+        try:
+            if os.path.getsize(lock.path) == 0:
+                lock.path.unlink()
+            if created:
+                os.rmdir(lock.path.parent)
+        except OSError:
+            pass
+        raise CadenzaError(_stopped_by(exc, lock.path.parent)) from None
 
 
 def _stopped_by(exc: OSError, run_dir: Path) -> str:
