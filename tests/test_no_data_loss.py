@@ -436,7 +436,8 @@ def test_evaluate_refuses_an_existing_report_unless_force(base, tmp_path, capsys
     assert tree(out) == before  # and nothing was evaluated: the error is stderr's only line
     code, err = cli(["evaluate", base / "run", "--out", out, *EVALUATE, "--force"], capsys)
     assert code == 0, err
-    assert (out / "report.md").read_text().startswith("# run: ") and (out / "report_kde.png").read_bytes().endswith(PNG_END)
+    assert (out / "report.md").read_text().startswith("# run: ")
+    assert (out / "report_kde.png").read_bytes().endswith(PNG_END)
     assert sorted(os.listdir(out)) == ["report.json", "report.md", "report_kde.png", "report_pitch_classes.png",
                                        "report_self_similarity.png"]
 

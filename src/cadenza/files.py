@@ -42,14 +42,16 @@ def is_library_leftover(entry: Path) -> bool:
     if not LIBRARY_TEMP_NAME.fullmatch(Path(entry).name):
         return False
     try:
+        if not stat.S_ISREG(os.lstat(entry).st_mode):  # a link, FIFO or device: never opened
+            return False
         fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
     except OSError:
         return False
     try:
-        head = os.read(fd, 9) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        head = os.read(fd, 9)
     finally:
         os.close(fd)
-    return head == b"" or (head is not None and len(head) == 9 and head[8:] == b"{")
+    return head == b"" or (len(head) == 9 and head[8:] == b"{")
 
 
 def temp_path(path: Path, suffix: str = "") -> Path:
@@ -227,7 +229,7 @@ def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = (), make_
         if os.path.lexists(path) and not force:
             raise CadenzaError(f"{path} already exists; pass --force to overwrite it")
     for folder in dict.fromkeys(Path(p).parent for p in paths):
-        check_creatable(folder) if make_folders else check_writable(folder)
+        (check_creatable if make_folders else check_writable)(folder)
 
 
 def check_creatable(folder: Path) -> None:

@@ -213,18 +213,18 @@ def _make_dir(run_dir: Path) -> bool:
 
 def _acquire(lock: rundir.RunLock, created: bool) -> None:
     """Take the run's lock. A disk too full to write the lock file is one line naming the
-    folder; the empty lock file goes, and the folder too when this process created it and
+    folder; the lock file goes, and the folder too when this process created it and
     nothing else is in it (os.rmdir: never a file of another training's)."""
     try:
         lock.acquire()
     except OSError as exc:
-        try:
-            if os.path.getsize(lock.path) == 0:
-                lock.path.unlink()
-            if created:
-                os.rmdir(lock.path.parent)
-        except OSError:
-            pass
+        if exc.filename is None:  # writing the lock file it had just created exclusively
+            try:
+                lock.path.unlink(missing_ok=True)
+                if created:
+                    os.rmdir(lock.path.parent)
+            except OSError:
+                pass
         raise CadenzaError(_stopped_by(exc, lock.path.parent)) from None
 
 
