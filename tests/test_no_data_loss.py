@@ -380,3 +380,186 @@ def test_a_huge_primer_is_cut_to_the_models_context(base, tmp_path, capsys, monk
     generate_api(run, length=8, primer=tmp_path / "huge.mid", seed=0, quiet=True, log=lambda line: None)
     assert encoded and max(encoded) < n // 100, encoded  # its last bars, never the whole primer
     assert read[0] == run.config.seq_len and set(read[1:]) == {1}  # the context once, then one token a step
+
+
+# ------------------------- issue 24: demo, evaluate, a trained run, temporary names, a full disk
+
+def cadenza(base, *args, cwd=None) -> subprocess.CompletedProcess:
+    """``python -m cadenza ARGS`` as a real process (the test's corpus cache)."""
+    return subprocess.run([sys.executable, "-m", "cadenza", *map(str, args)], capture_output=True, text=True,
+                          env={**ENV, "CADENZA_CACHE": str(base / "cache")}, timeout=300, cwd=cwd)
+
+
+def refused(proc: subprocess.CompletedProcess, needle: str) -> None:
+    one_line_error(proc.returncode, proc.stderr, needle)
+    assert "Traceback" not in proc.stderr
+
+
+EVALUATE = ["--samples", "1", "--bars", "2", "--max-pieces", "2", "--quiet"]
+TRAIN = ["--preset", "small", "--epochs", "1", "--steps-per-epoch", "1", "--quiet", "--workers", "1"]
+
+
+def test_demo_refuses_a_users_run_dir_before_writing_anything(base, tmp_path, capsys):
+    """Issue 24 item 2: demo wrote NAME-base.mid, .png and .wav beside the run folder, then
+    refused the folder: two of the user's files replaced, a WAV created. --force is about
+    output files, never about a user's folder."""
+    folder = users_folder(tmp_path / "work")
+    (tmp_path / "work-base.mid").write_bytes(b"my piece")
+    (tmp_path / "work-base.png").write_bytes(b"my picture")
+    before = tree(tmp_path)
+    refused(cadenza(base, "demo", "--run-dir", folder), "not a cadenza run")
+    assert tree(tmp_path) == before
+    code, err = cli(["demo", "--run-dir", folder, "--force"], capsys)
+    one_line_error(code, err, "not a cadenza run")
+    assert tree(tmp_path) == before
+
+
+def test_demo_refuses_every_existing_output_before_any_work(base, tmp_path, capsys):
+    (tmp_path / "mine.mid").write_bytes(b"my piece")
+    code, err = cli(["demo", "--run-dir", tmp_path / "run", "--output", tmp_path / "mine.mid"], capsys)
+    one_line_error(code, err, "mine.mid already exists; pass --force")
+    (tmp_path / "mine.mid").unlink()
+    (tmp_path / "mine-base.wav").write_bytes(b"my recording")
+    code, err = cli(["demo", "--run-dir", tmp_path / "run", "--output", tmp_path / "mine.mid"], capsys)
+    one_line_error(code, err, "mine-base.wav already exists; pass --force")
+    assert os.listdir(tmp_path) == ["mine-base.wav"] and (tmp_path / "mine-base.wav").read_bytes() == b"my recording"
+
+
+def test_evaluate_refuses_an_existing_report_unless_force(base, tmp_path, capsys):
+    """Issue 24 item 3: evaluate replaced report.md, report.json (and the figures) in --out."""
+    out = tmp_path / "reports"
+    out.mkdir()
+    for name, mine in (("report.md", b"my notes"), ("report.json", b"{}"), ("report_kde.png", b"my plot")):
+        (out / name).write_bytes(mine)
+    before = tree(out)
+    refused(cadenza(base, "evaluate", base / "run", "--out", out, *EVALUATE), "report.md already exists; pass --force")
+    assert tree(out) == before  # and nothing was evaluated: the error is stderr's only line
+    code, err = cli(["evaluate", base / "run", "--out", out, *EVALUATE, "--force"], capsys)
+    assert code == 0, err
+    assert (out / "report.md").read_text().startswith("# run: ")
+    assert (out / "report_kde.png").read_bytes().endswith(PNG_END)
+    assert sorted(os.listdir(out)) == ["report.json", "report.md", "report_kde.png", "report_pitch_classes.png",
+                                       "report_self_similarity.png"]
+
+
+def test_evaluate_base_refuses_an_existing_report(base, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base-report").mkdir()
+    (tmp_path / "base-report" / "report.json").write_text('{"mine": 1}')
+    code, err = cli(["evaluate", "base", "--data", base / "corpus", *EVALUATE], capsys)
+    one_line_error(code, err, "base-report/report.json already exists")
+    assert os.listdir(tmp_path / "base-report") == ["report.json"]
+
+
+@pytest.mark.parametrize("folder", ["/proc", "/sys"])
+def test_evaluate_into_a_folder_that_takes_no_files_fails_before_evaluating(base, folder, capsys):
+    """Issue 24 item 13: evaluate --out read-only failed only after the whole evaluation."""
+    code, err = cli(["evaluate", base / "run", "--out", Path(folder) / "cadenza-report", *EVALUATE], capsys)
+    one_line_error(code, err, f"cannot create files in {folder}")  # one line: nothing was evaluated
+
+
+def test_evaluate_into_a_read_only_file_system_fails_before_evaluating(base, read_only_folder, capsys):
+    code, err = cli(["evaluate", base / "run", "--out", read_only_folder / "report", *EVALUATE], capsys)
+    one_line_error(code, err, "Read-only file system")
+    assert os.listdir(read_only_folder) == ["old.mid"]
+
+
+def test_train_refuses_a_trained_run_without_its_state(base, tmp_path, capsys):
+    """Issue 24 item 4: a run copied for generation (no state.pt) was taken for a failed
+    start: its weights, config, primers, token statistics, metrics and plot replaced."""
+    whole = tmp_path / "copy"
+    shutil.copytree(base / "run", whole)
+    (whole / rundir.STATE).unlink()
+    before = tree(whole)
+    refused(cadenza(base, "train", base / "corpus", "--run-dir", whole, *TRAIN), "holds a trained run")
+    assert tree(whole) == before
+    bare = tmp_path / "for-generation"  # only what generation needs
+    bare.mkdir()
+    for name in (rundir.CONFIG, rundir.BEST):
+        shutil.copy(base / "run" / name, bare / name)
+    shutil.copytree(base / "run" / rundir.TOKENIZER, bare / rundir.TOKENIZER)
+    before = tree(bare)
+    code, err = cli(["train", base / "corpus", "--run-dir", bare, "--from", "base", "--epochs", "1", "--quiet"], capsys)
+    one_line_error(code, err, "holds a trained run")
+    assert tree(bare) == before
+
+
+def test_files_with_temporary_looking_names_are_the_users(base, tmp_path):
+    """Issue 24 item 4: a folder holding only .tmpABCDEF and .important.tmp123 was taken as
+    empty and both files deleted. Only cadenza's own temporaries of run files (and what
+    safetensors leaves of the weights) are cleaned, in a run folder, never a user's file."""
+    dots = tmp_path / "dots"
+    dots.mkdir()
+    (dots / ".tmpABCDEF").write_text("my draft")
+    (dots / ".important.tmp123").write_text("my notes")
+    before = tree(dots)
+    refused(cadenza(base, "train", base / "corpus", "--run-dir", dots, *TRAIN), "'.important.tmp123' and 1 more")
+    assert tree(dots) == before
+
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    (run / ".tmpABCDEF").write_text("my draft")
+    (run / ".important.tmp123").write_text("my notes")
+    (run / ".state.pt.tmp999999").write_bytes(b"\0" * 100)  # what killed writes leave
+    (run / ".tmpQwErTy").write_bytes((run / rundir.BEST).read_bytes()[:100])
+    train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1)
+    assert sorted(n for n in os.listdir(run) if n.startswith(".")) == [".important.tmp123", ".tmpABCDEF"]
+    assert (run / ".tmpABCDEF").read_text() == "my draft" and (run / ".important.tmp123").read_text() == "my notes"
+
+
+def test_a_failed_write_names_its_file_and_leaves_no_temporary(tmp_path):
+    """/dev/full answers every write with ENOSPC, which names no file: the error names the
+    output, whose temporary file is removed."""
+    import errno
+
+    from cadenza.files import atomic_path, os_error_line
+
+    out = tmp_path / "x.mid"
+    with pytest.raises(OSError) as caught:
+        with atomic_path(out, ".mid"):
+            with open("/dev/full", "wb") as full:
+                full.write(b"MThd")
+    assert caught.value.errno == errno.ENOSPC
+    assert os_error_line(caught.value) == f"No space left on device: {out}"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB file system to fill (tmpfs; needs root's mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount capability)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def fill(disk: Path) -> None:
+    fd = os.open(disk / "pad", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(base, small_disk, capsys):
+    """Issue 24 item 13: "No space left on device" named no file. Worse, symusic writes an
+    empty MIDI file on a full disk and says nothing: `generate --force` replaced a piece
+    with 0 bytes and reported success."""
+    proc = cadenza(base, *generate(base, small_disk / "x.mid", "--render", "png,wav"))
+    refused(proc, f"No space left on device: {small_disk / 'x.wav'}")
+    assert sorted(os.listdir(small_disk)) == ["x.mid", "x.png"]  # whole files, no temporary left
+    piece = (small_disk / "x.mid").read_bytes()
+    fill(small_disk)
+    code, err = cli(generate(base, small_disk / "x.mid", "--force", "--seed", "1"), capsys)
+    one_line_error(code, err, f"No space left on device: {small_disk / 'x.mid'}")
+    assert (small_disk / "x.mid").read_bytes() == piece
+    code, err = cli(["train", base / "corpus", "--run-dir", small_disk / "run", *TRAIN], capsys)
+    one_line_error(code, err, f"training stopped: No space left on device: {small_disk / 'run'}")
+    assert sorted(os.listdir(small_disk)) == ["pad", "x.mid", "x.png"]  # the failed start left nothing

@@ -189,6 +189,7 @@ def test_temp_files_of_a_killed_writer_are_removed(corpus, tmp_path, trained):
             run / ".tmpWmh7iv"]  # the last: safetensors writes through one (found by the kill campaign)
     for j in junk:
         j.write_bytes(b"\0" * 1000)
+    junk[-1].write_bytes((run / rundir.BEST).read_bytes()[:1000])  # cut short as a killed write leaves it
     (run / ".metrics.csv.tmp999996").symlink_to(tmp_path / "outside.csv")  # planted: removed, never followed
     train(None, run, resume=True, overrides={"epochs": 3}, quiet=True, workers=1)
     assert temp_files(run) == [] and not (tmp_path / "outside.csv").exists()

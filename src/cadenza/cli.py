@@ -107,12 +107,16 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="folder for the report (default: the run folder; ./base-report for base)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
+    p.add_argument("--force", action="store_true", help="overwrite an existing report (report.md, report.json, "
+                   "its figures)")
 
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train on the built-in bach corpus and write a piece")
     p.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
     p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (both pieces, their pictures and audio)")
 
 
 def _add_studio(sub) -> None:
@@ -196,7 +200,7 @@ def _render_formats(text: str) -> set[str]:
 
 
 def cmd_generate(args) -> int:
-    from .files import atomic_path, check_outputs
+    from .files import check_outputs, write_bytes_atomic
     from .generate import generate, output_paths, to_scores
     from .rundir import load_run
     from .sampling import check_sampling_args
@@ -230,8 +234,8 @@ def cmd_generate(args) -> int:
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
     for path, score, new in zip(paths, scores, result.new):
-        with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
-            score.dump_midi(str(tmp))
+        # as bytes: symusic's dump_midi writes an empty file on a full disk and says nothing
+        write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
         _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
         if formats:
             from .render import render_outputs
@@ -270,7 +274,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate.run import evaluate_run
 
     paths = evaluate_run(args.run_dir, data=args.data, samples=args.samples, seed=args.seed,
-                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out)
+                         max_pieces=args.max_pieces, bars=args.bars, quiet=args.quiet, out_dir=args.out,
+                         force=args.force)
     for path in paths:
         _say(f"wrote {path}")
     return 0
@@ -279,7 +284,7 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.run_dir, args.output)
+    run_demo(args.run_dir, args.output, force=args.force)
     return 0
 
 

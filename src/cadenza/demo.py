@@ -7,7 +7,7 @@ from pathlib import Path
 from . import rundir
 from .config import preset
 from .errors import CadenzaError, printable
-from .files import atomic_path
+from .files import check_outputs, write_bytes_atomic
 from .generate import generate, score_bars, to_scores
 from .render import render_outputs
 from .train import train
@@ -15,14 +15,14 @@ from .train import train
 DEMO_BARS = 32
 
 
-def _write_piece(run, output: Path, seed: int) -> tuple[dict[str, Path | str], object]:
-    """One DEMO_BARS-bar piece from ``run`` to ``output`` (atomically), with its PNG and WAV."""
+def _write_piece(run, output: Path, seed: int, force: bool) -> tuple[dict[str, Path | str], object]:
+    """One DEMO_BARS-bar piece from ``run`` to ``output`` (atomically), with its PNG and WAV;
+    an existing file is replaced only with ``force``."""
     piece = generate(run, num=1, length=DEMO_BARS, unit="bars", seed=seed)
     score = to_scores(run, piece, length=DEMO_BARS, unit="bars")[0]
-    with atomic_path(output, output.suffix) as tmp:
-        score.dump_midi(str(tmp))
+    write_bytes_atomic(output, score.dumps_midi(), overwrite=force)  # dump_midi fails silently on a full disk
     outputs: dict[str, Path | str] = {"midi": output}
-    outputs.update(render_outputs(output, {"png", "wav"}))
+    outputs.update(render_outputs(output, {"png", "wav"}, overwrite=force))
     pitches = {n.pitch for n in score.tracks[0].notes} if score.tracks else set()
     print(f"generated {score.note_num()} notes, {len(pitches)} distinct pitches, {score_bars(score):.0f} bars")
     if score.note_num() == 0:
@@ -30,26 +30,32 @@ def _write_piece(run, output: Path, seed: int) -> tuple[dict[str, Path | str], o
     return outputs, score
 
 
-def run_demo(run_dir: Path, output: Path | None = None) -> dict[str, Path | str]:
+def run_demo(run_dir: Path, output: Path | None = None, force: bool = False) -> dict[str, Path | str]:
     """Generate from the shipped base at once; then fine-tune it on the built-in bach corpus
-    within the demo preset's budget (or resume an unfinished demo run) and generate again."""
+    within the demo preset's budget (or resume an unfinished demo run) and generate again.
+    Before any work, refuses a RUN_DIR that a new training may not use and any existing
+    output file (the pieces, their PNGs and WAVs) unless ``force``."""
     run_dir = Path(run_dir)
     # the base's piece goes beside the run folder: that folder must hold nothing but the run
     base_output = Path(output).with_name(f"{Path(output).stem}-base.mid") if output else \
         run_dir.parent / f"{run_dir.name}-base.mid"
     output = Path(output or run_dir / "demo.mid")
+    resume = (run_dir / rundir.STATE).exists()
+    if not resume:
+        rundir.check_new_run_dir(run_dir)
+    check_outputs([p.with_suffix(suffix) if suffix else p for p in (base_output, output)
+                   for suffix in ("", ".png", ".wav")], force, make_folders=True)
     print("1. the shipped base composer (POP909 songs and Bach chorales), no training:")
     base_output.parent.mkdir(parents=True, exist_ok=True)
-    first, _ = _write_piece(rundir.load_run("base"), base_output, seed=1)
+    first, _ = _write_piece(rundir.load_run("base"), base_output, seed=1, force=force)
     for name, path in first.items():
         print(f"   {name}: {printable(path)}")
     print(f"\n2. fine-tuning it on the bach chorales for {preset('demo').max_minutes:g} minutes ...")
-    resume = (run_dir / rundir.STATE).exists()
     budget = dict(max_minutes=preset("demo").max_minutes, threads=1)
     result = train("bach", run_dir, resume=resume, start_from=None if resume else "base", overrides=budget)
     steps = result.metrics[-1].get("step") if result.metrics else 0
     print(f"fine-tuned {steps} steps (best loss {result.best_loss:.3f}, stopped: {result.stopped})")
-    outputs, _ = _write_piece(rundir.load_run(run_dir), output, seed=1)
+    outputs, _ = _write_piece(rundir.load_run(run_dir), output, seed=1, force=force)
     outputs["loss plot"] = run_dir / rundir.LOSS_PLOT
     for name, path in outputs.items():
         print(f"   {name}: {printable(path)}")

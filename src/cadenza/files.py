@@ -20,15 +20,38 @@ from pathlib import Path
 
 from .errors import CadenzaError
 
-TEMP_NAME = re.compile(r"\..+\.tmp\d+(\.\w+)?")
+TEMP_NAME = re.compile(r"\.(.+)\.tmp\d+(\.\w+)?")  # group 1: the final name
 # safetensors (Rust's tempfile crate) writes a file through ``.tmpXXXXXX`` beside it
 LIBRARY_TEMP_NAME = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# a write that failed for want of room or rights: named by its file, never by a bare strerror
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
-def is_temp_name(name: str) -> bool:
-    """Whether ``name`` is a temporary file of an atomic write (ours or a library's)."""
-    return bool(TEMP_NAME.fullmatch(name) or LIBRARY_TEMP_NAME.fullmatch(name))
+def is_temp_of(name: str, finals) -> bool:
+    """Whether ``name`` is a temporary file :func:`atomic_path` makes for one of ``finals``:
+    a user's ``.notes.tmp1`` beside them is not (it names no file cadenza writes there)."""
+    found = TEMP_NAME.fullmatch(name)
+    return bool(found) and found.group(1) in finals
+
+
+def is_library_leftover(entry: Path) -> bool:
+    """Whether ``entry`` is a ``.tmpXXXXXX`` file safetensors left when killed mid-write:
+    empty, or beginning as a safetensors file does (an 8-byte header length, then ``{``).
+    A user's file that merely has such a name is not."""
+    if not LIBRARY_TEMP_NAME.fullmatch(Path(entry).name):
+        return False
+    try:
+        if not stat.S_ISREG(os.lstat(entry).st_mode):  # a link, FIFO or device: never opened
+            return False
+        fd = os.open(entry, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, 9)
+    finally:
+        os.close(fd)
+    return head == b"" or (len(head) == 9 and head[8:] == b"{")
 
 
 def temp_path(path: Path, suffix: str = "") -> Path:
@@ -90,6 +113,8 @@ def atomic_path(path: Path, suffix: str = "", overwrite: bool = True):
         yield tmp
         _fsync(tmp)
         _place(tmp, path, overwrite)
+    except OSError as exc:
+        raise named_error(exc, path) from None
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -138,16 +163,18 @@ def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> None:
         tmp.write_bytes(data)
 
 
-def remove_stale_temp_files(folder: Path) -> None:
-    """Temporary files of atomic writes cut short by a killed process (judged by lstat:
-    a planted link is removed, never followed). Call only while no one else writes here."""
+def remove_stale_temp_files(folder: Path, finals) -> None:
+    """Temporary files of atomic writes of ``finals`` (and safetensors' leftovers) cut short
+    by a killed process, judged by lstat: a planted link is removed, never followed. Any
+    other file is the user's, whatever its name. Call only while no one else writes here."""
     try:
         names = os.listdir(folder)
     except OSError:
         return
     for name in names:
         entry = folder / name
-        if is_temp_name(name) and (os.path.islink(entry) or not entry.is_dir()):
+        ours = is_temp_of(name, finals) and (os.path.islink(entry) or not entry.is_dir())
+        if ours or is_library_leftover(entry):
             entry.unlink(missing_ok=True)
 
 
@@ -233,9 +260,11 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = ()) -> None:
+def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = (), make_folders: bool = False) -> None:
     """Refuse before any work: an output that is one of the inputs (even with ``force``),
-    a folder, or any existing entry (a symlink included) unless ``force``."""
+    a folder, or any existing entry (a symlink included) unless ``force``; and a folder
+    that takes no files (``make_folders``: the writer creates missing ones; see
+    :func:`check_creatable`)."""
     for path in paths:
         for source in inputs:
             if source is not None and _same_file(path, source):
@@ -245,7 +274,18 @@ def check_outputs(paths: list[Path], force: bool, inputs: list[Path] = ()) -> No
         if os.path.lexists(path) and not force:
             raise CadenzaError(f"{path} already exists; pass --force to overwrite it")
     for folder in dict.fromkeys(Path(p).parent for p in paths):
-        check_writable(folder)
+        (check_creatable if make_folders else check_writable)(folder)
+
+
+def check_creatable(folder: Path) -> None:
+    """Refuse before any work a folder that cadenza will create (with its parents) where
+    its nearest existing ancestor takes no files, or is a file."""
+    folder = Path(folder)
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CadenzaError(f"{folder} exists and is not a folder; choose another output folder")
+    check_writable(folder)
 
 
 def check_writable(folder: Path) -> None:
@@ -266,7 +306,16 @@ def check_writable(folder: Path) -> None:
         pass
 
 
-def os_error_line(exc: OSError) -> str:
-    """One line for a failed file operation, naming the final file rather than its temporary."""
-    name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+(\.\w+)?$", r"\1\2", os.fsdecode(exc.filename or ""))
+def named_error(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` when it is a failed write that names no file (a full disk
+    reports ENOSPC on a file descriptor), else ``exc`` itself."""
+    if exc.filename is not None or exc.errno not in WRITE_ERRNOS:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))  # PermissionError for EACCES, as the original
+
+
+def os_error_line(exc: OSError, where: Path | None = None) -> str:
+    """One line for a failed file operation, naming the final file rather than its
+    temporary; ``where`` (a folder) when the error names no file."""
+    name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+(\.\w+)?$", r"\1\2", os.fsdecode(exc.filename or where or ""))
     return f"{exc.strerror or exc}{': ' + name if name else ''}"

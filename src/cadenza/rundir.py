@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from . import models, representations, validate
 from .config import Config
 from .errors import CadenzaError
-from .files import (atomic_path, check_regular, check_regular_tree, is_temp_name, open_regular, read_regular,
-                    remove_stale_temp_files, write_bytes_atomic)
+from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of, open_regular,
+                    read_regular, remove_stale_temp_files, write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
@@ -48,7 +49,13 @@ METRIC_FIELDS = ["epoch", "step", "progress", "train_loss", "val_loss", "lr", "t
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     with atomic_path(path) as tmp:
-        save_model(model, str(tmp))
+        try:
+            save_model(model, str(tmp))
+        except SafetensorError as exc:  # a full disk reaches us as "... (os error 28)"
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from None  # named by atomic_path
 
 
 def save_state(state: dict, path: Path) -> None:
@@ -154,7 +161,7 @@ class RunLock:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{socket.gethostname()} {os.getpid()}\n")
             self.held = True
-            remove_stale_temp_files(self.path.parent)  # no one else writes here while we hold the lock
+            remove_stale_temp_files(self.path.parent, RUN_FILES)  # no one else writes here while we hold the lock
             return self
         raise CadenzaError(f"cannot lock {self.path}")
 
@@ -172,13 +179,15 @@ class RunLock:
 
 def check_new_run_dir(run_dir: Path) -> None:
     """A new training writes into RUN_DIR only when it is new, empty, or holds nothing but
-    the leftovers of a failed start of a cadenza run (a cadenza config.json first): a
-    user's folder is refused before anything in it is touched."""
+    the leftovers of a failed start of a cadenza run (a cadenza config.json first, no
+    weights yet): a user's folder, or a trained run (even without state.pt, as copied for
+    generation), is refused before anything in it is touched. Only cadenza's own
+    temporary files count as nothing (see :func:`is_run_temp`)."""
     if os.path.lexists(run_dir) and not run_dir.is_dir():
         raise CadenzaError(f"--run-dir {run_dir} exists and is not a folder")
     if not run_dir.exists():
         return
-    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_temp_name(n))
+    names = sorted(n for n in os.listdir(run_dir) if n != LOCK and not is_run_temp(run_dir, n))
     if not names:
         return
     advice = "nothing in it was touched; choose a new or empty --run-dir"
@@ -193,6 +202,16 @@ def check_new_run_dir(run_dir: Path) -> None:
     except CadenzaError:
         raise CadenzaError(f"{run_dir} is not empty and not a cadenza run ({CONFIG} is missing or not "
                            f"a cadenza configuration); {advice}") from None
+    if STATE in names:
+        raise CadenzaError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+    if BEST in names:
+        raise CadenzaError(f"{run_dir} holds a trained run ({BEST}, no {STATE} to resume); {advice}")
+
+
+def is_run_temp(run_dir: Path, name: str) -> bool:
+    """Whether ``name`` in RUN_DIR is a temporary file of cadenza's own writes of a run
+    file (or safetensors' leftover of the weights): what a killed training leaves."""
+    return is_temp_of(name, RUN_FILES) or is_library_leftover(Path(run_dir) / name)
 
 
 @dataclass

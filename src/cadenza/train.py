@@ -166,8 +166,6 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
             if not (run_dir / rundir.STATE).exists():
                 raise CadenzaError(f"nothing to resume in {run_dir}: no {rundir.STATE}")
             config = Config.load(run_dir / rundir.CONFIG)
-        elif (run_dir / rundir.STATE).exists():
-            raise CadenzaError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
         elif start_from is not None:
             config = finetune_config(start_from)
         else:
@@ -185,7 +183,7 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
         if not resume:
             rundir.check_new_run_dir(run_dir)
         created = _make_dir(run_dir)
-        lock.acquire()
+        _acquire(lock, created)
     try:
         config, source = dist.broadcast_object((config, source))
         _check_config(config)
@@ -219,8 +217,25 @@ def _make_dir(run_dir: Path) -> bool:
     return True
 
 
+def _acquire(lock: rundir.RunLock, created: bool) -> None:
+    """Take the run's lock. A disk too full to write the lock file is one line naming the
+    folder; the lock file goes, and the folder too when this process created it and
+    nothing else is in it (os.rmdir: never a file of another training's)."""
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if exc.filename is None:  # writing the lock file it had just created exclusively
+            try:
+                lock.path.unlink(missing_ok=True)
+                if created:
+                    os.rmdir(lock.path.parent)
+            except OSError:
+                pass
+        raise CadenzaError(_stopped_by(exc, lock.path.parent)) from None
+
+
 def _stopped_by(exc: OSError, run_dir: Path) -> str:
-    where = files.os_error_line(exc)
+    where = files.os_error_line(exc, run_dir)
     if (run_dir / rundir.STATE).exists():
         return f"training stopped: {where}; the last checkpoint in {run_dir} is intact: fix this, then continue with --resume"
     return f"training stopped: {where}; no training state was saved yet: fix this, then start the training again"

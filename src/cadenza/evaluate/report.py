@@ -24,6 +24,7 @@ from cadenza.files import atomic_path, write_bytes_atomic
 PITCH_CLASS_PNG = "report_pitch_classes.png"
 KDE_PNG = "report_kde.png"
 SELF_SIMILARITY_PNG = "report_self_similarity.png"
+REPORT_FILES = ("report.md", "report.json", PITCH_CLASS_PNG, KDE_PNG, SELF_SIMILARITY_PNG)
 NLL_KEYS = (
     ("nll_per_token", "held-out NLL per token (nats)"),
     ("perplexity", "perplexity"),
@@ -64,7 +65,7 @@ def _pm(mean, std) -> str:
     return "n/a" if mean is None or not math.isfinite(float(mean)) else f"{_fmt(mean)} ± {_fmt(std)}"
 
 
-def _pitch_class_figure(path: Path, gen_feats, ref_feats, generated, reference) -> None:
+def _pitch_class_figure(gen_feats, ref_feats, generated, reference) -> Figure:
     from cadenza.render.pianoroll import draw_pianoroll
 
     fig = Figure(figsize=(16, 13), dpi=100, layout="constrained")
@@ -84,7 +85,7 @@ def _pitch_class_figure(path: Path, gen_feats, ref_feats, generated, reference) 
             draw_pianoroll(ax, scores[0], f"{label} piece 1 of {len(scores)}")
         else:
             _no_pieces(ax, label)
-    _save(fig, path)
+    return fig
 
 
 def _no_pieces(ax, label: str) -> None:
@@ -92,8 +93,8 @@ def _no_pieces(ax, label: str) -> None:
     ax.set_axis_off()
 
 
-def _save(fig: Figure, path: Path) -> None:
-    with atomic_path(path, suffix=path.suffix) as tmp:
+def _save(fig: Figure, path: Path, overwrite: bool) -> None:
+    with atomic_path(path, suffix=path.suffix, overwrite=overwrite) as tmp:
         fig.savefig(tmp, dpi=100)
 
 
@@ -102,7 +103,7 @@ def bar_word(bar_seconds: float | None) -> str:
     return "bar" if bar_seconds is None else f"{bar_seconds:g}-second window"
 
 
-def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: int, word: str = "bar") -> None:
+def _self_similarity_figure(generated: list, held_out: list, bars: int, word: str = "bar") -> Figure:
     fig = Figure(figsize=(13, 6), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, scores, label in ((axes[0], generated, "generated"), (axes[1], held_out, "held-out")):
@@ -119,10 +120,10 @@ def _self_similarity_figure(path: Path, generated: list, held_out: list, bars: i
     fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, shrink=0.8, label="similarity")
     fig.suptitle(f"{word} self-similarity: 1 for {word}s equal up to transposition, "
                  "else Jaccard index of their (onset, pitch) sets")
-    _save(fig, path)
+    return fig
 
 
-def _kde_figure(path: Path, comparison: dict) -> None:
+def _kde_figure(comparison: dict) -> Figure:
     keys = list(FEATURES)
     cols = 3
     rows = math.ceil(len(keys) / cols)
@@ -144,12 +145,12 @@ def _kde_figure(path: Path, comparison: dict) -> None:
         ax.set_axis_off()
     axes[0].legend(fontsize=8)
     fig.suptitle("distance distributions (Gaussian KDE) per feature")
-    _save(fig, path)
+    return fig
 
 
 def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str,
                  held_out: list | None = None, bars: int = DEFAULT_BARS, bar_seconds: float | None = None,
-                 context: dict | None = None) -> dict:
+                 context: dict | None = None, overwrite: bool = False) -> dict:
     """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
 
     ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
@@ -160,7 +161,8 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
     the report says. ``context``: what :func:`cadenza.evaluate.context.context_use` gives, or
     None (not measured). Writes ``report.md``, ``report.json``,
     ``report_pitch_classes.png``, ``report_kde.png`` and ``report_self_similarity.png`` into
-    ``out_dir``, each atomically; returns the dict saved as report.json.
+    ``out_dir`` (:data:`REPORT_FILES`), each atomically, an existing one replaced only with
+    ``overwrite``; returns the dict saved as report.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,9 +175,10 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
     ref_sanity = [sanity_measures(s) for s in reference]
     sanity = {"generated": summarise(gen_sanity), "real": summarise(ref_sanity)}
 
-    _pitch_class_figure(out / PITCH_CLASS_PNG, gen_feats, ref_feats, generated, reference)
-    _kde_figure(out / KDE_PNG, comparison)
-    _self_similarity_figure(out / SELF_SIMILARITY_PNG, generated, held_out, bars, bar_word(bar_seconds))
+    _save(_pitch_class_figure(gen_feats, ref_feats, generated, reference), out / PITCH_CLASS_PNG, overwrite)
+    _save(_kde_figure(comparison), out / KDE_PNG, overwrite)
+    _save(_self_similarity_figure(generated, held_out, bars, bar_word(bar_seconds)), out / SELF_SIMILARITY_PNG,
+          overwrite)
 
     features = {}
     for key, c in comparison.items():
@@ -202,8 +205,8 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG, "self_similarity": SELF_SIMILARITY_PNG},
         }
     )
-    write_bytes_atomic(out / "report.json", (json.dumps(result, indent=2) + "\n").encode())
-    write_bytes_atomic(out / "report.md", _markdown(result).encode())
+    write_bytes_atomic(out / "report.json", (json.dumps(result, indent=2) + "\n").encode(), overwrite)
+    write_bytes_atomic(out / "report.md", _markdown(result).encode(), overwrite)
     return result
 
 

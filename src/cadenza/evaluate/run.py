@@ -13,6 +13,7 @@ import torch
 from ..corpus import SkipFile, find_midi_files, read_piano_score
 from ..dataset import prepare
 from ..errors import CadenzaError, printable
+from ..files import check_outputs
 from ..generate import generate, to_scores
 from ..pretrained import is_shipped, resolve_run
 from ..recorded_source import recorded_source
@@ -157,18 +158,20 @@ def report_dir(run_dir: str | Path, out_dir: str | Path | None) -> Path:
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8, seed: int = 0,
                  max_pieces: int | None = 200, bars: int = 32, quiet: bool = False,
-                 out_dir: str | Path | None = None) -> list[Path]:
+                 out_dir: str | Path | None = None, force: bool = False) -> list[Path]:
     """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
     held-out NLL over up to ``max_pieces`` held-out pieces, context use (:mod:`.context`) over
     the first of them, and ``samples`` generated pieces of
     ``bars`` bars compared with them (a performance run: windows of 4 seconds, as the report
-    says). ``quiet``: plain progress lines instead of bars."""
+    says). ``quiet``: plain progress lines instead of bars. An existing report file is
+    refused before any work unless ``force``, as is a folder that takes no files."""
     from .context import context_use
-    from .report import write_report
+    from .report import REPORT_FILES, write_report
 
     if samples < 1 or bars < 1 or (max_pieces is not None and max_pieces < 1):
         raise CadenzaError("--samples, --bars and --max-pieces must be >= 1")
     out = report_dir(run_dir, out_dir)
+    check_outputs([out / name for name in REPORT_FILES], force, make_folders=True)
     if data is None and is_shipped(resolve_run(run_dir)):
         raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
                            f"pass --data FOLDER of held-out pieces")
@@ -181,5 +184,6 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
     held_scores = [score for _, _, score in held]
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
-                 held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context)
+                 held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context,
+                 overwrite=force)
     return [out / name for name in ("report.md", "report.json")]
