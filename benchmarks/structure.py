@@ -175,7 +175,7 @@ def val_folder(run, workdir: Path) -> Path:
 
 def nll_per_note(run, pieces) -> float:
     """Held-out NLL per note of ``pieces`` as ``_heldout_pieces`` gives them (ids, notes, score)."""
-    from cadenza.evaluate.run import heldout_nll
+    from cadenza.evaluate.nll import heldout_nll
 
     return heldout_nll(run, [(ids, notes) for ids, notes, _ in pieces])["nll_per_note"]
 

@@ -8,7 +8,7 @@ import torch
 
 from cadenza import load_run, preset, train
 from cadenza.cli import main
-from cadenza.evaluate.run import heldout_nll, piece_nll
+from cadenza.evaluate.nll import heldout_nll, piece_nll
 from cadenza.evaluate.structure import STRUCTURE
 
 

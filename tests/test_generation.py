@@ -15,7 +15,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
 from cadenza.cli import main
 from cadenza.bars import bar_tick, bars_before
-from cadenza.evaluate.notes import bar_contents
+from cadenza.scores import bar_contents
 from cadenza.form import FormPlan, parse_form, section_bars
 from cadenza.sampling import sample_next
 from cadenza.token_stats import TokenKinds, token_stats

@@ -69,7 +69,8 @@ class Config:
     @classmethod
     def load(cls, path: Path) -> "Config":
         """A run's config.json, every value checked (:mod:`cadenza.validate`)."""
-        from .validate import check_config, read_json
+        from .files import read_json
+        from .validate import check_config
 
         data = read_json(Path(path), MAX_CONFIG_BYTES)
         if not isinstance(data, dict):

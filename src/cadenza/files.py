@@ -11,6 +11,7 @@ never written).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -319,3 +320,19 @@ def os_error_line(exc: OSError, where: Path | None = None) -> str:
     temporary; ``where`` (a folder) when the error names no file."""
     name = re.sub(r"(^|/)\.([^/]+)\.tmp\d+(\.\w+)?$", r"\1\2", os.fsdecode(exc.filename or where or ""))
     return f"{exc.strerror or exc}{': ' + name if name else ''}"
+
+
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path: Path, limit: int = MAX_JSON_BYTES):
+    """The JSON in ``path`` (a regular file within ``limit`` bytes), or one line why not:
+    broken, not UTF-8, or nested too deep to parse."""
+    try:
+        return json.loads(read_regular(Path(path), limit))
+    except CadenzaError:
+        raise
+    except RecursionError:
+        raise CadenzaError(f"cannot read {path}: nested too deeply") from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CadenzaError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None

@@ -34,7 +34,7 @@ from . import models, representations, validate
 from .config import Config
 from .errors import CadenzaError
 from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of, open_regular,
-                    read_regular, remove_stale_temp_files, write_bytes_atomic)
+                    read_json, read_regular, remove_stale_temp_files, write_bytes_atomic)
 from .pretrained import resolve_run
 
 CONFIG, TOKENIZER, BEST, STATE, PRIMERS = "config.json", "tokenizer", "best.safetensors", "state.pt", "primers.npy"
@@ -91,7 +91,7 @@ def load_token_stats(path: Path, vocab_size: int) -> dict | None:
     """The token statistics saved at training time; None for runs that predate them."""
     if not os.path.lexists(path):
         return None
-    return validate.check_token_stats(validate.read_json(Path(path), MAX_FILE_BYTES), vocab_size, Path(path))
+    return validate.check_token_stats(read_json(Path(path), MAX_FILE_BYTES), vocab_size, Path(path))
 
 
 def write_metrics(rows: list[dict], path: Path) -> None:

@@ -8,15 +8,14 @@ metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CadenzaError
+from .files import read_json
 
-MAX_JSON_BYTES = 64 << 20
 BIG = 2**62
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
@@ -85,21 +84,6 @@ def check_fields(data: dict, specs: dict[str, _Spec], path: Path, prefix: str = 
     for name, spec in specs.items():
         if name in data and not spec.ok(data[name]):
             raise _fail(path, prefix + name, spec, data[name])
-
-
-def read_json(path: Path, limit: int = MAX_JSON_BYTES):
-    """The JSON in ``path`` (a regular file within ``limit`` bytes), or one line why not:
-    broken, not UTF-8, or nested too deep to parse."""
-    from .files import read_regular
-
-    try:
-        return json.loads(read_regular(Path(path), limit))
-    except CadenzaError:
-        raise
-    except RecursionError:
-        raise CadenzaError(f"cannot read {path}: nested too deeply") from None
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        raise CadenzaError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
 # -- config.json ---------------------------------------------------------------------------

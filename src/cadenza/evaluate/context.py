@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .run import token_nlls, window_nll
+from .nll import token_nlls, window_nll
 
 SPAN = (1024, 2048)
 WINDOW = 32

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from cadenza.evaluate.compare import compare_sets
 from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
-from cadenza.evaluate.notes import load_score
+from cadenza.scores import load_score
 from cadenza.evaluate.sanity import MEASURES, sanity_measures, summarise
 from cadenza.evaluate.structure import DEFAULT_BARS, STRUCTURE, compare_structure, excerpt, self_similarity
 from cadenza.files import atomic_path, write_bytes_atomic

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cadenza.evaluate.features import PITCH_NAMES
-from cadenza.evaluate.notes import ScoreLike, bar_contents, load_score, merged_notes
+from cadenza.scores import ScoreLike, bar_contents, load_score, merged_notes
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 MINOR = np.array([0, 2, 3, 5, 7, 8, 10])

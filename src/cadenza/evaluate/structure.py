@@ -38,7 +38,7 @@ import numpy as np
 from symusic import Score
 
 from cadenza.errors import CadenzaError
-from cadenza.evaluate.notes import ScoreLike, bar_contents, bar_lines, in_ticks, load_score, merged_notes
+from cadenza.scores import ScoreLike, bar_contents, bar_lines, in_ticks, load_score, merged_notes
 from cadenza.evaluate.sanity import scale_consistency, summarise
 
 DEFAULT_BARS = 32

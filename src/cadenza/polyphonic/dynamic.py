@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from cadenza.polyphonic.frames import Batch
 from cadenza.polyphonic.model import FrameModel
 
 
@@ -34,8 +35,6 @@ def dynamic_log_probs(model: FrameModel, rolls: list[np.ndarray], lr: float, seg
                       decay: float = 0.0) -> torch.Tensor:
     """log p(frame_t | frames_<t) of every step of every piece (pieces concatenated in
     order), adapting the weights within each piece; the model is left as it was."""
-    from cadenza.polyphonic.train import Batch  # train.py imports this module
-
     was_training = model.training
     model.eval()  # no dropout while adapting
     params = [p for p in model.parameters() if p.requires_grad]

@@ -8,6 +8,7 @@ rather than a BOS token (see model.py).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 N_PITCHES = 88
 EOS = N_PITCHES
@@ -53,3 +54,30 @@ def transpose_range(roll: np.ndarray, max_shift: int) -> tuple[int, int]:
 def transpose(roll: np.ndarray, shift: int) -> np.ndarray:
     """Shift a roll by `shift` semitones (caller guarantees no note falls off)."""
     return np.roll(roll, shift, axis=1) if shift else roll
+
+
+class Batch:
+    """Pieces padded to (B, T, n) with their tokens sorted by time step."""
+
+    def __init__(self, rolls: list[np.ndarray], shifts: list[int] | None = None):
+        n = rolls[0].shape[1]
+        self.shift = torch.tensor(shifts) if shifts is not None else None
+        self.lengths = torch.tensor([len(r) for r in rolls])
+        T = int(self.lengths.max())
+        frames = np.zeros((len(rolls), T, n), dtype=np.float32)
+        bs, ts, ys = [], [], []
+        for b, roll in enumerate(rolls):
+            frames[b, : len(roll)] = roll
+            steps, targets = roll_tokens(roll)
+            bs.append(np.full(len(steps), b))
+            ts.append(steps)
+            ys.append(targets)
+        t = np.concatenate(ts)
+        order = np.argsort(t, kind="stable")
+        self.b = torch.from_numpy(np.concatenate(bs)[order])
+        self.t = torch.from_numpy(t[order])
+        self.y = torch.from_numpy(np.concatenate(ys)[order])
+        self.frames = torch.from_numpy(frames)
+        self.prev = torch.cat([torch.zeros_like(self.frames[:, :1]), self.frames[:, :-1]], dim=1)
+        self.start = torch.zeros(len(rolls), T)
+        self.start[:, 0] = 1

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from cadenza.polyphonic.dynamic import DynamicConfig, dynamic_log_probs
-from cadenza.polyphonic.frames import roll_tokens, transpose, transpose_range
+from cadenza.polyphonic.frames import Batch, transpose, transpose_range
 from cadenza.polyphonic.model import FrameModel
 
 
@@ -33,33 +33,6 @@ class TrainConfig:
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
-
-
-class Batch:
-    """Pieces padded to (B, T, n) with their tokens sorted by time step."""
-
-    def __init__(self, rolls: list[np.ndarray], shifts: list[int] | None = None):
-        n = rolls[0].shape[1]
-        self.shift = torch.tensor(shifts) if shifts is not None else None
-        self.lengths = torch.tensor([len(r) for r in rolls])
-        T = int(self.lengths.max())
-        frames = np.zeros((len(rolls), T, n), dtype=np.float32)
-        bs, ts, ys = [], [], []
-        for b, roll in enumerate(rolls):
-            frames[b, : len(roll)] = roll
-            steps, targets = roll_tokens(roll)
-            bs.append(np.full(len(steps), b))
-            ts.append(steps)
-            ys.append(targets)
-        t = np.concatenate(ts)
-        order = np.argsort(t, kind="stable")
-        self.b = torch.from_numpy(np.concatenate(bs)[order])
-        self.t = torch.from_numpy(t[order])
-        self.y = torch.from_numpy(np.concatenate(ys)[order])
-        self.frames = torch.from_numpy(frames)
-        self.prev = torch.cat([torch.zeros_like(self.frames[:, :1]), self.frames[:, :-1]], dim=1)
-        self.start = torch.zeros(len(rolls), T)
-        self.start[:, 0] = 1
 
 
 def run_batch(model: FrameModel, batch: Batch, chunk: int, opt=None, clip: float = 1.0,

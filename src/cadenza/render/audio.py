@@ -18,7 +18,7 @@ import symusic
 
 from cadenza.errors import CadenzaError
 from cadenza.corpus.pedal import sustain
-from cadenza.evaluate.notes import ScoreLike, in_ticks, load_score
+from cadenza.scores import ScoreLike, in_ticks, load_score
 from cadenza.render.sf2 import synthesize
 from cadenza.files import atomic_path
 

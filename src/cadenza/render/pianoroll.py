@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from cadenza.corpus.performed import GRID_SHARE, is_quantised  # noqa: F401  (GRID_SHARE: the rule above)
 from cadenza.files import atomic_path
-from cadenza.evaluate.notes import ScoreLike, bar_starts, load_score, merged_notes
+from cadenza.scores import ScoreLike, bar_starts, load_score, merged_notes
 
 FIGSIZE = (16, 6)
 DPI = 100

@@ -65,7 +65,7 @@ def digest(rep: Representation) -> str:
 def load(directory: Path) -> Representation:
     directory = Path(directory)
     meta_path = directory / _META_FILE
-    from ..validate import read_json
+    from ..files import read_json
 
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):

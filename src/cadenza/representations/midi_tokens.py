@@ -34,7 +34,8 @@ from symusic import Score, Track
 from ..corpus.pedal import pedal_spans, set_pedals, sustain
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
 from ..errors import CadenzaError
-from ..validate import check_miditok_file, check_rep_options, read_json
+from ..files import read_json
+from ..validate import check_miditok_file, check_rep_options
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
 

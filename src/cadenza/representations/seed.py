@@ -130,7 +130,7 @@ class SeedRepresentation(Representation):
     @classmethod
     def load(cls, directory: Path) -> "SeedRepresentation":
         path = Path(directory) / cls._FILE
-        from ..validate import read_json
+        from ..files import read_json
 
         data = read_json(path)
         vocab = data.get("vocab") if isinstance(data, dict) else None
