@@ -224,7 +224,9 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
         except (OSError, ValueError) as exc:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
-    return Run(run_dir, config, rep, model, primers, load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size))
+    stats = load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size)
+    rep.limit_notes((stats or {}).get("longest_note_beats"))  # no generated note outlives the corpus's longest
+    return Run(run_dir, config, rep, model, primers, stats)
 
 
 def _load_model(run_dir: Path, config: Config, rep, device: str) -> torch.nn.Module:

@@ -171,8 +171,16 @@ class MIDILikeGrammar(_TokenGrammar):
     """NoteOn Velocity; NoteOff only for a sounding pitch, NoteOn only for a silent one;
     Rest only when nothing sounds; TimeShift / Tempo / TimeSig as in MidiTok's graph.
 
-    State: (phase, frozenset of sounding pitches). A sequence cut while notes sound has
-    unended notes: :meth:`closing` gives the tokens that end them.
+    With ``longest`` (ticks of the token clock: the longest note of the training corpus) no
+    note outlives it: a time move that would carry a sounding note past it is masked, and a
+    note that has reached it must be ended (its NoteOff is the only choice wherever a NoteOff
+    may come). A model that forgot a note it struck long ago (its NoteOn is out of the
+    context it reads) would otherwise leave it sounding to the end of the piece.
+
+    State: (phase, frozenset of sounding (pitch, onset tick), now in ticks); without
+    ``longest`` time is not counted (onsets and now stay 0, so states repeat and masks cache).
+    A sequence cut while notes sound has unended notes: :meth:`closing` gives the tokens that
+    end them.
     """
 
     FOLLOW = {
@@ -186,58 +194,76 @@ class MIDILikeGrammar(_TokenGrammar):
         "Rest": ("Rest", "TimeSig", "Tempo", "NoteOn", "TimeShift"),
     }
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, longest: int | None = None) -> None:
         super().__init__(tokenizer)
         self.on_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOn"])}
         self.off_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOff"])}
-        self.shift_id = min(
-            (i for i in np.flatnonzero(self.type_mask["TimeShift"])),
-            key=lambda i: tokenizer._time_token_to_ticks(self.values[i], tokenizer.time_division))
+        self.ticks = np.zeros(self.size, dtype=np.int64)  # how far each TimeShift / Rest moves time
+        for kind in ("TimeShift", "Rest"):
+            for i in np.flatnonzero(self.type_mask.get(kind, np.zeros(self.size, dtype=bool))):
+                self.ticks[i] = tokenizer._time_token_to_ticks(self.values[i], tokenizer.time_division)
+        shifts = np.flatnonzero(self.type_mask["TimeShift"])
+        self.shift_id = int(shifts[np.argmin(self.ticks[shifts])])
+        self.longest = None if longest is None else max(int(longest), int(self.ticks[self.shift_id]))
 
     def initial(self) -> tuple:
-        return ("start", frozenset())
+        return ("start", frozenset(), 0)
 
     def allowed(self, state: Any) -> np.ndarray:
-        phase, active = state
-        key = (phase, bool(active))
+        phase, sounding, now = state[:3]
+        key = (phase, bool(sounding))
         mask = self._cache.get(key)
         if mask is None:
             mask = self._types(*self.FOLLOW[phase])
             mask[list(self.off_id.values())] = False
-            if active:
+            if sounding:
                 mask &= ~self.type_mask.get("Rest", np.zeros(self.size, dtype=bool))
             mask.setflags(write=False)
             self._cache[key] = mask
-        if active:
+        if sounding:
             mask = mask.copy()
             may_off = "NoteOff" in self.FOLLOW[phase]
-            for pitch in active:
+            for pitch, _ in sounding:
                 mask[self.on_id[pitch]] = False
                 if may_off:
                     mask[self.off_id[pitch]] = True
+            if self.longest is not None:
+                mask = self._within_longest(mask, sounding, now, may_off)
             if not mask.any():  # all pitches sounding right after a Velocity
                 mask[self.shift_id] = True
         return mask
 
+    def _within_longest(self, mask: np.ndarray, sounding: frozenset, now: int, may_off: bool) -> np.ndarray:
+        """``mask`` without the time moves that would carry a note past ``longest``; only the
+        NoteOffs of the notes that reached it, where a NoteOff may come."""
+        left = self.longest - (now - min(onset for _, onset in sounding))
+        mask &= self.ticks <= max(left, 0)
+        if left <= 0 and may_off:
+            mask = np.zeros(self.size, dtype=bool)
+            mask[[self.off_id[p] for p, onset in sounding if now - onset >= self.longest]] = True
+        return mask
+
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
-        _, active = state
+        _, sounding, now = state[:3]
+        if self.longest is not None:
+            now += int(self.ticks[token_id])
         if kind == "NoteOn":
-            active = active | {int(value)}
+            sounding = sounding | {(int(value), now)}
         elif kind == "NoteOff":
-            active = active - {int(value)}
-        return (kind, active)
+            sounding = frozenset(n for n in sounding if n[0] != int(value))
+        return (kind, sounding, now)
 
     def closing(self, state: tuple) -> list[int]:
         """Base ids that end every sounding note (a TimeShift first if needed)."""
-        phase, active = state
-        if not active:
+        phase, sounding = state[:2]
+        if not sounding:
             return []
         ids = []
         if phase == "NoteOn":  # finish the note: its Velocity, then a time move
             ids.append(int(np.flatnonzero(self.type_mask["Velocity"])[-1]))
         if phase not in ("TimeShift", "NoteOff", "Tempo", "TimeSig"):
             ids.append(int(self.shift_id))
-        return ids + [self.off_id[p] for p in sorted(active)]
+        return ids + [self.off_id[p] for p in sorted({p for p, _ in sounding})]
 
 
 class BPEGrammar(Grammar):
@@ -299,9 +325,9 @@ class PerformanceGrammar(MIDILikeGrammar):
     """MIDI-Like with the sustain pedal: Pedal only while the pedal is up, PedalOff only
     while it is down, both where a NoteOn or NoteOff may come, and time passes between two
     pedal events (no pedal of no length, no lift of no length: each Pedal token is one
-    pedal of the decoded piece).
+    pedal of the decoded piece). Notes no longer than ``longest`` as in MIDI-Like.
 
-    State: (phase, frozenset of sounding pitches, pedal down, a pedal event at this time)."""
+    State: MIDI-Like's (phase, sounding notes, now), then pedal down, a pedal event at this time."""
 
     FOLLOW = {
         **{phase: follow + ("Pedal", "PedalOff") for phase, follow in MIDILikeGrammar.FOLLOW.items()},
@@ -310,30 +336,30 @@ class PerformanceGrammar(MIDILikeGrammar):
         "PedalOff": ("NoteOn", "NoteOff", "TimeShift"),
     }
 
-    def __init__(self, tokenizer) -> None:
-        super().__init__(tokenizer)
+    def __init__(self, tokenizer, longest: int | None = None) -> None:
+        super().__init__(tokenizer, longest)
         none = np.zeros(self.size, dtype=bool)
         self.pedal_on, self.pedal_off = self.type_mask.get("Pedal", none), self.type_mask.get("PedalOff", none)
 
     def initial(self) -> tuple:
-        return ("start", frozenset(), False, False)
+        return super().initial() + (False, False)
 
     def allowed(self, state: Any) -> np.ndarray:
-        phase, active, down, just = state
-        mask = super().allowed((phase, active))
+        down, just = state[3:]
+        mask = super().allowed(state[:3])
         wrong = self.pedal_on | self.pedal_off if just else self.pedal_on if down else self.pedal_off
         return mask & ~wrong if (mask & wrong).any() else mask
 
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
-        phase, active, down, just = state
+        down, just = state[3:]
         if kind in ("Pedal", "PedalOff"):
-            return (kind, active, kind == "Pedal", True)
-        return super()._advance((phase, active), kind, value, token_id) + (down, just and kind != "TimeShift")
+            return (kind,) + state[1:3] + (kind == "Pedal", True)
+        return super()._advance(state[:3], kind, value, token_id) + (down, just and kind != "TimeShift")
 
     def closing(self, state: tuple) -> list[int]:
         """Base ids that end every sounding note and lift a pedal still down."""
-        phase, active, down, just = state
-        ids = super().closing((phase, active))
+        down, just = state[3:]
+        ids = super().closing(state[:3])
         if down:
             if just and not any(self.types[i] == "TimeShift" for i in ids):
                 ids.append(int(self.shift_id))
