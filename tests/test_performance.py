@@ -355,3 +355,84 @@ def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
     # a second of each: 10 intervals of 0.1 s for one of 1 s (plain pooling: 6,000 for 60)
     assert half["ioi_overlap"] == pytest.approx(10 / 11)
     assert half["pedal_rate_ratio"] == pytest.approx((0.1 + 0.5) / 2 / 0.1)
+
+
+# -- stuck notes (issue 29): no note outlives the corpus's longest ------------------------------
+def test_the_grammar_ends_a_note_within_the_longest_note_of_the_corpus():
+    """A hand-written performance: C4 struck, then time moves. With a longest note of 1.5 s
+    the time moves that would carry C4 past 1.5 s are masked; at 1.5 s its NoteOff is the
+    only token left; once released, time moves freely again. A NoteOff is never allowed for
+    a key that is not sounding."""
+    rep = representations.create("performance")
+    vocab, name = rep.tokenizer.vocab, rep.tokenizer.__getitem__
+    ids = lambda *tokens: [vocab[t] for t in tokens]  # noqa: E731
+    rep.limit_notes(1.5)
+    g = rep.grammar()
+
+    def allowed(*tokens):
+        return {name(int(i)) for i in np.flatnonzero(g.allowed(g.start(ids(*tokens))))}
+
+    after_1s = allowed("NoteOn_60", "Velocity_63", "TimeShift_1.0.4")
+    shifts = {t for t in after_1s if t.startswith("TimeShift")}
+    assert "TimeShift_0.50.100" in shifts and "TimeShift_0.51.100" not in shifts and "TimeShift_1.0.4" not in shifts
+    assert "NoteOff_60" in after_1s and "NoteOff_62" not in after_1s
+    assert allowed("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "TimeShift_0.50.100") == {"NoteOff_60"}
+    # two notes: the older one decides; released, time is free again
+    struck = ("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "NoteOn_64", "Velocity_63", "TimeShift_0.50.100")
+    assert allowed(*struck) == {"NoteOff_60"}
+    free = allowed(*struck, "NoteOff_60")
+    assert "TimeShift_1.0.4" in free and "TimeShift_1.25.4" not in free  # E4 has 1 s left
+    rep.limit_notes(None)
+    assert "TimeShift_4.0.4" in {name(int(i)) for i in np.flatnonzero(rep.grammar().allowed(
+        rep.grammar().start(ids("NoteOn_60", "Velocity_63", "TimeShift_4.0.4", "TimeShift_4.0.4"))))}
+
+
+def test_decoding_ends_a_note_never_released_at_the_longest_note_of_the_corpus():
+    rep = representations.create("performance")
+    drone = [rep.tokenizer.vocab[t] for t in ("NoteOn_48", "Velocity_63", "NoteOn_60", "Velocity_63",
+                                              "TimeShift_0.50.100", "NoteOff_60", "TimeShift_4.0.4",
+                                              "TimeShift_4.0.4", "NoteOn_62", "Velocity_63")]
+    assert max(_seconds(rep.decode(drone))["duration"]) == pytest.approx(8.5, abs=0.011)  # to the end
+    rep.limit_notes(2.0)
+    keys = _seconds(rep.decode(drone))
+    assert max(keys["duration"]) == pytest.approx(2.0, abs=0.011)
+    assert keys["duration"][keys["pitch"] == 60][0] == pytest.approx(0.5, abs=0.011)  # released: as played
+
+
+def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corpus(performance_run):
+    """The run keeps its corpus's longest note (0.94 s at most in these pieces); sampled
+    pieces hold none longer, where the same model sampled without the limit leaves notes
+    sounding far longer (a NoteOn whose NoteOff it never samples)."""
+    run = load_run(performance_run / "run")
+    rep = run.representation
+    corpus = [rep.decode(rep.encode(read_piano_score(p))) for p in sorted((performance_run / "corpus").glob("*.mid"))]
+    longest = max(_seconds(s)["duration"].max() for s in corpus)
+    assert run.token_stats["longest_note_beats"] == pytest.approx(longest, abs=1e-5) and longest < 1.0
+    assert rep.longest_note == pytest.approx(longest, abs=1e-5)
+
+    def longest_made() -> float:
+        scores = to_scores(run, generate(run, num=8, length=20, unit="seconds", seed=3, quiet=True))
+        return max(_seconds(s)["duration"].max() for s in scores)
+
+    assert longest_made() <= longest + 1e-5
+    rep.limit_notes(None)
+    assert longest_made() > 2 * longest
+
+
+def test_evaluate_finds_a_stuck_note_by_its_duration():
+    from cadenza.evaluate.sanity import duration_checks
+
+    def piece(durations) -> Score:
+        score, track = Score(TPQ), Track("Piano", 0, False)
+        track.notes.extend([Note(240 * k, d, 60 + k % 12, 80) for k, d in enumerate(durations)])
+        score.tracks.append(track)
+        score.tempos.append(Tempo(0, 120.0))
+        return score
+
+    real = [piece([120, 240, 480, 960] * 250)]  # 0.125 to 1 s
+    same = duration_checks(real, real)
+    assert same["duration_overlap"] == pytest.approx(1.0) and same["long_share_generated"] == same["long_share_real"]
+    assert same["long_note_s"] == pytest.approx(1.0)
+    stuck = duration_checks([piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)], real)
+    assert stuck["long_share_generated"] == pytest.approx(0.04) and stuck["long_share_real"] == 0
+    assert stuck["duration_overlap"] == pytest.approx(0.96)
