@@ -436,3 +436,16 @@ def test_evaluate_finds_a_stuck_note_by_its_duration():
     stuck = duration_checks([piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)], real)
     assert stuck["long_share_generated"] == pytest.approx(0.04) and stuck["long_share_real"] == 0
     assert stuck["duration_overlap"] == pytest.approx(0.96)
+
+
+@pytest.mark.parametrize("bad", ["x", -1.0, 0, True])
+def test_a_damaged_longest_note_in_token_stats_is_a_one_line_error(tmp_path, bad):
+    from cadenza import rundir
+    from cadenza.errors import CadenzaError
+
+    path = tmp_path / rundir.TOKEN_STATS
+    rundir.save_token_stats({"seen": [1, 2], "longest_note_beats": bad}, path)
+    with pytest.raises(CadenzaError, match="longest_note_beats"):
+        rundir.load_token_stats(path, 10)
+    rundir.save_token_stats({"seen": [1, 2], "longest_note_beats": None}, path)  # a run whose tokens hold durations
+    assert rundir.load_token_stats(path, 10)["longest_note_beats"] is None
