@@ -449,3 +449,31 @@ def test_a_damaged_longest_note_in_token_stats_is_a_one_line_error(tmp_path, bad
         rundir.load_token_stats(path, 10)
     rundir.save_token_stats({"seen": [1, 2], "longest_note_beats": None}, path)  # a run whose tokens hold durations
     assert rundir.load_token_stats(path, 10)["longest_note_beats"] is None
+
+
+def test_the_probability_of_a_forbidden_key_event_goes_to_a_sounding_key():
+    """C4 struck at 0 s, E4 at 1 s: a NoteOff of a silent key counts for C4's (the oldest
+    sounding), a NoteOn of E4 (sounding) for E4's NoteOff; sampled with all the model's
+    probability on NoteOff_62 (silent), C4 is released, never anything else."""
+    import torch
+
+    from cadenza.sampling import sample_next
+
+    rep = representations.create("performance")
+    vocab = rep.tokenizer.vocab
+    rep.limit_notes(10.0)
+    g = rep.grammar()
+    state = g.start([vocab[t] for t in ("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "NoteOn_64", "Velocity_63",
+                                        "TimeShift_0.10.100")])
+    moves = dict(zip(*(a.tolist() for a in g.redirect(state))))
+    assert moves[vocab["NoteOff_62"]] == moves[vocab["NoteOff_21"]] == vocab["NoteOff_60"]
+    assert moves[vocab["NoteOn_64"]] == vocab["NoteOff_64"] and vocab["NoteOn_62"] not in moves
+    logits = torch.full((1, rep.vocab_size), -30.0)
+    logits[0, vocab["NoteOff_62"]] = 10.0
+    allowed = torch.from_numpy(g.allowed(state))[None]
+    for redirect, wanted in ((None, None), ([g.redirect(state)], vocab["NoteOff_60"])):
+        ids = {int(sample_next(logits, 1.0, allowed=allowed, redirect=redirect,
+                               generator=torch.Generator().manual_seed(k))[0]) for k in range(20)}
+        assert (ids == {wanted}) if wanted else (len(ids) > 5)  # without: spread over every allowed token
+    rep.limit_notes(None)
+    assert rep.grammar().redirect(rep.grammar().start([vocab["NoteOn_60"], vocab["Velocity_63"]])) is None

@@ -243,6 +243,22 @@ class MIDILikeGrammar(_TokenGrammar):
             mask[[self.off_id[p] for p, onset in sounding if now - onset >= self.longest]] = True
         return mask
 
+    def redirect(self, state: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the probability of a forbidden key event goes (with ``longest`` only), as
+        (forbidden ids, the allowed ids taking their probability): a NoteOn of a sounding key
+        to its NoteOff (it is struck again: released first), a NoteOff of a silent key to the
+        NoteOff of the oldest sounding one. A model that lost track of which keys sound (its
+        NoteOn is out of the context it reads) still says when a key is released; masking
+        alone spreads that over every other token, and the forgotten note sounds on."""
+        phase, sounding, _ = state[:3]
+        if self.longest is None or not sounding or "NoteOff" not in self.FOLLOW[phase]:
+            return None
+        pitches = {p for p, _ in sounding}
+        oldest = self.off_id[min(sounding, key=lambda n: (n[1], n[0]))[0]]
+        moves = [(self.on_id[p], self.off_id[p]) for p in pitches]
+        moves += [(i, oldest) for p, i in self.off_id.items() if p not in pitches]
+        return np.array([a for a, _ in moves]), np.array([b for _, b in moves])
+
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
         _, sounding, now = state[:3]
         if self.longest is not None:
@@ -349,6 +365,9 @@ class PerformanceGrammar(MIDILikeGrammar):
         mask = super().allowed(state[:3])
         wrong = self.pedal_on | self.pedal_off if just else self.pedal_on if down else self.pedal_off
         return mask & ~wrong if (mask & wrong).any() else mask
+
+    def redirect(self, state: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        return super().redirect(state[:3])
 
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
         down, just = state[3:]
