@@ -346,14 +346,15 @@ def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
 
     def piece(ioi, seconds, pedals):
         return {"ioi": np.full(int(seconds / ioi), ioi), "velocity": np.full(int(seconds / ioi), 64.0),
-                "pedals": pedals, "seconds": seconds}
+                "duration": np.full(int(seconds / ioi), ioi), "pedals": pedals, "seconds": seconds}
 
     dense, sparse = [piece(0.1, 600.0, 60)], [piece(1.0, 60.0, 30)]
     same = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense, sparse]))
     assert same["ioi_overlap"] == pytest.approx(1) and same["pedal_rate_ratio"] == pytest.approx(1)
+    assert same["duration_overlap"] == pytest.approx(1) and same["long_share_generated"] == 0
     half = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense]))
     # a second of each: 10 intervals of 0.1 s for one of 1 s (plain pooling: 6,000 for 60)
-    assert half["ioi_overlap"] == pytest.approx(10 / 11)
+    assert half["ioi_overlap"] == pytest.approx(10 / 11) and half["duration_overlap"] == pytest.approx(10 / 11)
     assert half["pedal_rate_ratio"] == pytest.approx((0.1 + 0.5) / 2 / 0.1)
 
 
@@ -381,7 +382,15 @@ def test_the_grammar_ends_a_note_within_the_longest_note_of_the_corpus():
     struck = ("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "NoteOn_64", "Velocity_63", "TimeShift_0.50.100")
     assert allowed(*struck) == {"NoteOff_60"}
     free = allowed(*struck, "NoteOff_60")
-    assert "TimeShift_1.0.4" in free and "TimeShift_1.25.4" not in free  # E4 has 1 s left
+    assert "TimeShift_1.0.4" in free and "TimeShift_1.1.4" not in free  # E4 has 1 s left
+    # the pedal: held 2 s at most, then lifted before time moves on; never between a NoteOn and its Velocity
+    rep.limit_notes(10.0, 2.0)
+    g = rep.grammar()
+    assert "Pedal_0" not in allowed("TimeShift_0.10.100", "NoteOn_60")
+    held = allowed("Pedal_0", "TimeShift_1.0.4", "NoteOn_60", "Velocity_63")
+    assert "TimeShift_1.0.4" in held and "TimeShift_1.1.4" not in held
+    assert allowed("Pedal_0", "TimeShift_1.0.4", "TimeShift_1.0.4") == {"PedalOff_0"}
+    assert "TimeShift_4.0.4" in allowed("Pedal_0", "TimeShift_1.0.4", "TimeShift_1.0.4", "PedalOff_0")
     rep.limit_notes(None)
     assert "TimeShift_4.0.4" in {name(int(i)) for i in np.flatnonzero(rep.grammar().allowed(
         rep.grammar().start(ids("NoteOn_60", "Velocity_63", "TimeShift_4.0.4", "TimeShift_4.0.4"))))}
@@ -409,9 +418,13 @@ def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corp
     longest = max(_seconds(s)["duration"].max() for s in corpus)
     assert run.token_stats["longest_note_beats"] == pytest.approx(longest, abs=1e-5) and longest < 1.0
     assert rep.longest_note == pytest.approx(longest, abs=1e-5)
+    pedal = max(s.to("second").tracks[0].pedals.numpy()["duration"].max() for s in corpus)
+    assert rep.longest_pedal == pytest.approx(run.token_stats["longest_pedal_beats"]) == pytest.approx(pedal, abs=1e-5)
 
     def longest_made() -> float:
         scores = to_scores(run, generate(run, num=8, length=20, unit="seconds", seed=3, quiet=True))
+        pedals = [p.duration for s in scores for p in s.to("second").tracks[0].pedals]
+        assert max(pedals) <= pedal + 1e-5 or rep.longest_pedal is None
         return max(_seconds(s)["duration"].max() for s in scores)
 
     assert longest_made() <= longest + 1e-5

@@ -225,7 +225,8 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
     stats = load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size)
-    rep.limit_notes((stats or {}).get("longest_note_beats"))  # no generated note outlives the corpus's longest
+    # no generated note or pedal outlives the corpus's longest
+    rep.limit_notes(*((stats or {}).get(k) for k in ("longest_note_beats", "longest_pedal_beats")))
     return Run(run_dir, config, rep, model, primers, stats)
 
 

@@ -17,6 +17,7 @@ as ``token_stats.json`` (see :mod:`cadenza.rundir`)::
     longest_note_beats         the longest decoded note, in beats (seconds for a representation
                                timed in seconds), where a token ends a note (MIDI-Like's NoteOff;
                                None for the others): no generated note is longer
+    longest_pedal_beats        the same for the sustain pedal (None without pedal tokens)
     pieces                     how many pieces were counted
 
 The maximum is often one freak bar (POP909: 4,435 tokens where 99 % of bars take at most
@@ -96,18 +97,18 @@ def _summary(name: str, changes: np.ndarray) -> dict:
             f"pieces_changing_{name}": float((changes > 0).mean()) if len(changes) else 0.0}
 
 
-def longest_note(pieces: list[np.ndarray], rep) -> float | None:
-    """The longest note of the decoded ``pieces``, in beats; None where durations are tokens
-    of their own (they cannot hang) or there are no notes."""
+def longest_held(pieces: list[np.ndarray], rep) -> tuple[float | None, float | None]:
+    """The longest note and the longest pedal of the decoded ``pieces``, in beats; None where
+    durations are tokens of their own (they cannot hang) or there are none."""
     if not getattr(rep, "holds_notes", False):
-        return None
-    longest = None
+        return None, None
+    notes, pedals = [0.0], [0.0]
     for piece in pieces:
         score = rep.decode(piece)
-        if score.tracks and len(score.tracks[0].notes):
-            beats = float(score.tracks[0].notes.numpy()["duration"].max()) / score.tpq
-            longest = beats if longest is None else max(longest, beats)
-    return longest
+        for track in score.tracks:
+            notes += [float(track.notes.numpy()["duration"].max()) / score.tpq] if len(track.notes) else []
+            pedals += [float(track.pedals.numpy()["duration"].max()) / score.tpq] if len(track.pedals) else []
+    return max(notes) or None, max(pedals) or None
 
 
 def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None = None) -> dict:
@@ -129,4 +130,5 @@ def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None =
             **_summary("timesig", _changes(pieces, kinds.codes(TIMESIG))),
             "max_tokens_per_bar": int(sizes.max()) if len(sizes) else None,
             "p99_tokens_per_bar": int(np.ceil(np.percentile(sizes, 99))) if len(sizes) else None,
-            "longest_note_beats": longest_note(pieces, rep), "pieces": len(pieces)}
+            **dict(zip(("longest_note_beats", "longest_pedal_beats"), longest_held(pieces, rep))),
+            "pieces": len(pieces)}

@@ -341,28 +341,40 @@ class PerformanceGrammar(MIDILikeGrammar):
     """MIDI-Like with the sustain pedal: Pedal only while the pedal is up, PedalOff only
     while it is down, both where a NoteOn or NoteOff may come, and time passes between two
     pedal events (no pedal of no length, no lift of no length: each Pedal token is one
-    pedal of the decoded piece). Notes no longer than ``longest`` as in MIDI-Like.
+    pedal of the decoded piece). Notes no longer than ``longest`` as in MIDI-Like, and with
+    ``longest_pedal`` (ticks) no pedal held longer: time moves that would carry it past are
+    masked, then its PedalOff is the only choice (a pedal never lifted holds every note
+    under it to the end of the piece when it is played).
 
-    State: MIDI-Like's (phase, sounding notes, now), then pedal down, a pedal event at this time."""
+    State: MIDI-Like's (phase, sounding notes, now), then pedal down, a pedal event at this
+    time, the tick the pedal went down."""
 
     FOLLOW = {
         **{phase: follow + ("Pedal", "PedalOff") for phase, follow in MIDILikeGrammar.FOLLOW.items()},
+        "NoteOn": ("Velocity",),  # MidiTok reads the token after a NoteOn as its velocity
         "Velocity": ("NoteOn", "TimeShift", "Pedal", "PedalOff"),
         "Pedal": ("NoteOn", "NoteOff", "TimeShift"),
         "PedalOff": ("NoteOn", "NoteOff", "TimeShift"),
     }
 
-    def __init__(self, tokenizer, longest: int | None = None) -> None:
+    def __init__(self, tokenizer, longest: int | None = None, longest_pedal: int | None = None) -> None:
         super().__init__(tokenizer, longest)
         none = np.zeros(self.size, dtype=bool)
         self.pedal_on, self.pedal_off = self.type_mask.get("Pedal", none), self.type_mask.get("PedalOff", none)
+        self.longest_pedal = None if longest is None or longest_pedal is None else max(
+            int(longest_pedal), int(self.ticks[self.shift_id]))
 
     def initial(self) -> tuple:
-        return super().initial() + (False, False)
+        return super().initial() + (False, False, 0)
 
     def allowed(self, state: Any) -> np.ndarray:
-        down, just = state[3:]
+        phase, _, now, down, just, pressed = state
         mask = super().allowed(state[:3])
+        if down and self.longest_pedal is not None:
+            left = self.longest_pedal - (now - pressed)
+            mask = mask & (self.ticks <= max(left, 0))
+            if left <= 0 and not just and "PedalOff" in self.FOLLOW[phase]:
+                mask = self.pedal_off.copy()
         wrong = self.pedal_on | self.pedal_off if just else self.pedal_on if down else self.pedal_off
         return mask & ~wrong if (mask & wrong).any() else mask
 
@@ -370,14 +382,14 @@ class PerformanceGrammar(MIDILikeGrammar):
         return super().redirect(state[:3])
 
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
-        down, just = state[3:]
+        down, just, pressed = state[3:]
         if kind in ("Pedal", "PedalOff"):
-            return (kind,) + state[1:3] + (kind == "Pedal", True)
-        return super()._advance(state[:3], kind, value, token_id) + (down, just and kind != "TimeShift")
+            return (kind,) + state[1:3] + (kind == "Pedal", True, state[2])
+        return super()._advance(state[:3], kind, value, token_id) + (down, just and kind != "TimeShift", pressed)
 
     def closing(self, state: tuple) -> list[int]:
         """Base ids that end every sounding note and lift a pedal still down."""
-        down, just = state[3:]
+        down, just = state[3:5]
         ids = super().closing(state[:3])
         if down:
             if just and not any(self.types[i] == "TimeShift" for i in ids):

@@ -256,21 +256,27 @@ class MidiTokRepresentation(Representation):
             track.notes.extend(t.notes)
         track.notes.sort()
         _clip_durations(track, None if self.longest_note is None else round(self.longest_note * score.tpq))
-        set_pedals(track, *pedal_spans(score.tracks))
+        starts, ends = pedal_spans(score.tracks)
+        if self.longest_pedal is not None:  # a pedal never lifted: no longer than the corpus's longest
+            ends = np.minimum(ends, starts + max(1, round(self.longest_pedal * score.tpq)))
+        set_pedals(track, starts, ends)
         score.tracks = [track]
         return score
 
     # -- constraints ------------------------------------------------------------------
-    def limit_notes(self, beats: float | None) -> None:
-        super().limit_notes(beats)
-        self._grammar = None  # made again with the limit
+    def limit_notes(self, beats: float | None, pedal: float | None = None) -> None:
+        super().limit_notes(beats, pedal)
+        self._grammar = None  # made again with the limits
 
     def base_grammar(self):
-        """The grammar of the base tokens (notes no longer than :attr:`longest_note` where
-        the tokens can hold one: see :class:`~.grammar.MIDILikeGrammar`)."""
+        """The grammar of the base tokens (notes and pedals no longer than :attr:`longest_note`
+        and :attr:`longest_pedal` where the tokens can hold them: see
+        :class:`~.grammar.MIDILikeGrammar`)."""
         if not self.holds_notes or self.longest_note is None:
             return self.grammar_class(self.tokenizer)
-        return self.grammar_class(self.tokenizer, round(self.longest_note * self.tokenizer.time_division))
+        ticks = [round(b * self.tokenizer.time_division) for b in (self.longest_note, self.longest_pedal)
+                 if b is not None]
+        return self.grammar_class(self.tokenizer, *ticks)
 
     def grammar(self) -> Grammar:
         """Base-token grammar; with BPE, lifted onto BPE tokens (each candidate's whole
