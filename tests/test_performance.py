@@ -432,7 +432,8 @@ def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corp
     assert longest_made() > 2 * longest
 
 
-def test_evaluate_finds_a_stuck_note_by_its_duration():
+def test_evaluate_finds_a_stuck_note_by_its_duration(tmp_path):
+    from cadenza.evaluate.report import write_report
     from cadenza.evaluate.sanity import duration_checks
 
     def piece(durations) -> Score:
@@ -449,6 +450,10 @@ def test_evaluate_finds_a_stuck_note_by_its_duration():
     stuck = duration_checks([piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)], real)
     assert stuck["long_share_generated"] == pytest.approx(0.04) and stuck["long_share_real"] == 0
     assert stuck["duration_overlap"] == pytest.approx(0.96)
+    made = [piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)]
+    report = write_report(tmp_path, made, [piece([120, 240, 480, 960] * 25)], None, "stuck")
+    assert report["durations"]["long_share_generated"] == pytest.approx(0.04)
+    assert "longer than 1 s (the held-out notes' 99.9th percentile): generated 0.040" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.parametrize("bad", ["x", -1.0, 0, True])

@@ -6,7 +6,9 @@ Every grammar works on *base* (pre-BPE) token ids; :class:`BPEGrammar` lifts one
 trained BPE vocabulary by checking the whole base sequence of each candidate token.
 States are hashable tuples; masks are cached per state (the number of distinct states is
 small: a phase, a position in the bar, a time signature; MIDILike adds the set of sounding
-pitches, handled without the cache).
+pitches, handled without the cache, and with a run's longest note the time: see
+:class:`MIDILikeGrammar`, whose ``redirect`` also says where the probability of a forbidden
+key event goes).
 
 Special tokens (PAD, BOS, EOS) are never allowed; BOS in a prefix resets the state.
 """
