@@ -74,11 +74,13 @@ import numpy as np  # noqa: E402
 from cadenza import representations  # noqa: E402
 from cadenza.corpus import read_piano_score  # noqa: E402
 from cadenza.corpus.pedal import sustain  # noqa: E402
+from cadenza.evaluate.sanity import DURATION_BINS, duration_checks, histogram, intersection  # noqa: E402
 from cadenza.files import atomic_path  # noqa: E402
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
 MATCH_S = 0.1
 HELD_OUT_SHARE, GENERATED, SECONDS = 0.15, 16, 60.0
+LONG_S = 5.0  # a note held longer is rare in a performance (issue 29: stuck notes)
 
 
 def performances() -> list[Path]:
@@ -245,6 +247,8 @@ def piece_stats(score) -> dict[str, np.ndarray | float]:
     1 ms one onset), velocities, pedal presses and length in seconds."""
     notes = score.tracks[0].notes.numpy() if score.tracks else {"velocity": np.zeros(0)}
     return {"ioi": np.diff(_onsets(score)), "velocity": notes["velocity"].astype(np.float64),
+            "duration": score.to("second").tracks[0].notes.numpy()["duration"].astype(np.float64)
+            if score.tracks else np.zeros(0),
             "pedals": len(score.tracks[0].pedals) if score.tracks else 0, "seconds": score.to("second").end()}
 
 
@@ -254,19 +258,6 @@ def _pooled(stats: list[dict]) -> dict[str, np.ndarray | float]:
     return {"ioi": np.concatenate([s["ioi"] for s in stats]),
             "velocity": np.concatenate([s["velocity"] for s in stats]),
             "pedal_rate": sum(s["pedals"] for s in stats) / max(seconds, 1e-9)}
-
-
-def histogram(x: np.ndarray, bins: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Shares of ``x`` (each value counting its weight, or 1) in ``bins`` (values beyond the
-    edges in the first or last bin)."""
-    h, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins, weights=weights)
-    return h / max(h.sum(), 1e-12)
-
-
-def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray, wx: np.ndarray | None = None,
-                 wy: np.ndarray | None = None) -> float:
-    """Overlap of the two histograms: the sum of their smaller shares (1 = the same)."""
-    return float(np.minimum(histogram(x, bins, wx), histogram(y, bins, wy)).sum())
 
 
 def _decoded(rep, paths: list[Path]) -> list:
@@ -285,7 +276,13 @@ def figures(made: list, held: list) -> dict:
     from cadenza.evaluate.compare import compare_sets
 
     g, h = _pooled([piece_stats(s) for s in made]), _pooled([piece_stats(s) for s in held])
+    d, long = duration_checks(made, held), duration_checks(made, held, LONG_S)
     return {**overlaps(g, h), "mean_ioi_oa": compare_sets(made, held)["avg_ioi"]["oa"],
+            "long_share_generated": long["long_share_generated"], "long_share_held_out": long["long_share_real"],
+            "p999_share_generated": d["long_share_generated"], "p999_share_held_out": d["long_share_real"],
+            "p999_s": d["long_note_s"], "duration_overlap": d["duration_overlap"],
+            "median_duration_generated": d["median_duration_generated"],
+            "median_duration_held_out": d["median_duration_real"],
             "pedal_rate_generated": g["pedal_rate"], "pedal_rate_held_out": h["pedal_rate"],
             "median_ioi_generated": float(np.median(g["ioi"])), "median_ioi_held_out": float(np.median(h["ioi"])),
             "mean_velocity_generated": float(g["velocity"].mean()),
@@ -309,7 +306,11 @@ HELD_ROWS = (("IOI overlap", "ioi_overlap", "{:.3f}"), ("velocity-histogram over
              ("OA of the mean IOI (Yang & Lerch)", "mean_ioi_oa", "{:.3f}"),
              ("pedal presses per second", "pedal_rate_generated", "{:.3f}"),
              ("pedal rate ratio", "pedal_rate_ratio", "{:.3f}"), ("median IOI (s)", "median_ioi_generated", "{:.3f}"),
-             ("mean velocity", "mean_velocity_generated", "{:.1f}"))
+             ("mean velocity", "mean_velocity_generated", "{:.1f}"),
+             (f"notes longer than {LONG_S:g} s", "long_share_generated", "{:.2%}"),
+             ("notes longer than the held-out 99.9th percentile", "p999_share_generated", "{:.2%}"),
+             ("duration-histogram overlap", "duration_overlap", "{:.3f}"),
+             ("median duration (s)", "median_duration_generated", "{:.3f}"))
 
 
 def judge_primed(run, held_paths: list[Path], seconds: float) -> dict:
@@ -343,8 +344,7 @@ def print_held_out(run, train_paths: list[Path], held_paths: list[Path], primed:
     print(f"| against the held-out performances | {' | '.join(columns)} | held-out |")
     print("|---|" + "---:|" * (len(columns) + 1))
     made = columns["generated"]
-    own = {"pedal_rate_generated": "pedal_rate_held_out", "median_ioi_generated": "median_ioi_held_out",
-           "mean_velocity_generated": "mean_velocity_held_out"}
+    own = {**HELD_OWN, "p999_share_generated": "p999_share_held_out"}
     for label, key, fmt in HELD_ROWS:
         held = fmt.format(made[own[key]]) if key in own else ""
         print(f"| {label} | {' | '.join(fmt.format(c[key]) for c in columns.values())} | {held} |")
@@ -397,6 +397,7 @@ def mixture(groups: list[list[dict]]) -> dict:
     def weights(key):
         return np.concatenate([np.full(len(s[key]), 1 / t) for g, t in zip(groups, seconds) for s in g])
     return {"ioi": cat("ioi"), "ioi_w": weights("ioi"), "velocity": cat("velocity"), "velocity_w": weights("velocity"),
+            "duration": cat("duration"), "duration_w": weights("duration"),
             "pedal_rate": float(np.mean([sum(s["pedals"] for s in g) / max(t, 1e-9) for g, t in zip(groups, seconds)]))}
 
 
@@ -409,7 +410,12 @@ def mixture_figures(g: dict, h: dict) -> dict:
             "pedal_rate_held_out": h["pedal_rate"], "median_ioi_generated": float(np.median(g["ioi"])),
             "median_ioi_held_out": float(np.median(h["ioi"])),
             "mean_velocity_generated": float(np.average(g["velocity"], weights=g["velocity_w"])),
-            "mean_velocity_held_out": float(np.average(h["velocity"], weights=h["velocity_w"]))}
+            "mean_velocity_held_out": float(np.average(h["velocity"], weights=h["velocity_w"])),
+            "duration_overlap": overlap("duration", DURATION_BINS),
+            "long_share_generated": float(np.average(g["duration"] > LONG_S, weights=g["duration_w"])),
+            "long_share_held_out": float(np.average(h["duration"] > LONG_S, weights=h["duration_w"])),
+            "median_duration_generated": float(np.median(g["duration"])),
+            "median_duration_held_out": float(np.median(h["duration"]))}
 
 
 TARGETS = (("IOI", "ioi_overlap", 0.8, None), ("velocity", "velocity_overlap", 0.8, None),
@@ -481,9 +487,10 @@ def print_pooled(done: list[tuple], k: int) -> None:
     print("| targets met | " + " | ".join(met(c) for c in columns.values()) + " | |", flush=True)
 
 
-POOLED_ROWS = tuple(r for r in HELD_ROWS if r[1] != "mean_ioi_oa")
+POOLED_ROWS = tuple(r for r in HELD_ROWS if r[1] not in ("mean_ioi_oa", "p999_share_generated"))
 HELD_OWN = {"pedal_rate_generated": "pedal_rate_held_out", "median_ioi_generated": "median_ioi_held_out",
-            "mean_velocity_generated": "mean_velocity_held_out"}
+            "mean_velocity_generated": "mean_velocity_held_out", "long_share_generated": "long_share_held_out",
+            "median_duration_generated": "median_duration_held_out"}
 
 
 # -- how much the split decides: the training performances against many held-out splits ---

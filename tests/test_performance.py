@@ -346,12 +346,152 @@ def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
 
     def piece(ioi, seconds, pedals):
         return {"ioi": np.full(int(seconds / ioi), ioi), "velocity": np.full(int(seconds / ioi), 64.0),
-                "pedals": pedals, "seconds": seconds}
+                "duration": np.full(int(seconds / ioi), ioi), "pedals": pedals, "seconds": seconds}
 
     dense, sparse = [piece(0.1, 600.0, 60)], [piece(1.0, 60.0, 30)]
     same = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense, sparse]))
     assert same["ioi_overlap"] == pytest.approx(1) and same["pedal_rate_ratio"] == pytest.approx(1)
+    assert same["duration_overlap"] == pytest.approx(1) and same["long_share_generated"] == 0
     half = bench.mixture_figures(bench.mixture([dense, sparse]), bench.mixture([dense]))
     # a second of each: 10 intervals of 0.1 s for one of 1 s (plain pooling: 6,000 for 60)
-    assert half["ioi_overlap"] == pytest.approx(10 / 11)
+    assert half["ioi_overlap"] == pytest.approx(10 / 11) and half["duration_overlap"] == pytest.approx(10 / 11)
     assert half["pedal_rate_ratio"] == pytest.approx((0.1 + 0.5) / 2 / 0.1)
+
+
+# -- stuck notes (issue 29): no note outlives the corpus's longest ------------------------------
+def test_the_grammar_ends_a_note_within_the_longest_note_of_the_corpus():
+    """A hand-written performance: C4 struck, then time moves. With a longest note of 1.5 s
+    the time moves that would carry C4 past 1.5 s are masked; at 1.5 s its NoteOff is the
+    only token left; once released, time moves freely again. A NoteOff is never allowed for
+    a key that is not sounding."""
+    rep = representations.create("performance")
+    vocab, name = rep.tokenizer.vocab, rep.tokenizer.__getitem__
+    ids = lambda *tokens: [vocab[t] for t in tokens]  # noqa: E731
+    rep.limit_notes(1.5)
+    g = rep.grammar()
+
+    def allowed(*tokens):
+        return {name(int(i)) for i in np.flatnonzero(g.allowed(g.start(ids(*tokens))))}
+
+    after_1s = allowed("NoteOn_60", "Velocity_63", "TimeShift_1.0.4")
+    shifts = {t for t in after_1s if t.startswith("TimeShift")}
+    assert "TimeShift_0.50.100" in shifts and "TimeShift_0.51.100" not in shifts and "TimeShift_1.0.4" not in shifts
+    assert "NoteOff_60" in after_1s and "NoteOff_62" not in after_1s
+    assert allowed("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "TimeShift_0.50.100") == {"NoteOff_60"}
+    # two notes: the older one decides; released, time is free again
+    struck = ("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "NoteOn_64", "Velocity_63", "TimeShift_0.50.100")
+    assert allowed(*struck) == {"NoteOff_60"}
+    free = allowed(*struck, "NoteOff_60")
+    assert "TimeShift_1.0.4" in free and "TimeShift_1.1.4" not in free  # E4 has 1 s left
+    # the pedal: held 2 s at most, then lifted before time moves on; never between a NoteOn and its Velocity
+    rep.limit_notes(10.0, 2.0)
+    g = rep.grammar()
+    assert "Pedal_0" not in allowed("TimeShift_0.10.100", "NoteOn_60")
+    held = allowed("Pedal_0", "TimeShift_1.0.4", "NoteOn_60", "Velocity_63")
+    assert "TimeShift_1.0.4" in held and "TimeShift_1.1.4" not in held
+    assert allowed("Pedal_0", "TimeShift_1.0.4", "TimeShift_1.0.4") == {"PedalOff_0"}
+    assert "TimeShift_4.0.4" in allowed("Pedal_0", "TimeShift_1.0.4", "TimeShift_1.0.4", "PedalOff_0")
+    rep.limit_notes(None)
+    assert "TimeShift_4.0.4" in {name(int(i)) for i in np.flatnonzero(rep.grammar().allowed(
+        rep.grammar().start(ids("NoteOn_60", "Velocity_63", "TimeShift_4.0.4", "TimeShift_4.0.4"))))}
+
+
+def test_decoding_ends_a_note_never_released_at_the_longest_note_of_the_corpus():
+    rep = representations.create("performance")
+    drone = [rep.tokenizer.vocab[t] for t in ("NoteOn_48", "Velocity_63", "NoteOn_60", "Velocity_63",
+                                              "TimeShift_0.50.100", "NoteOff_60", "TimeShift_4.0.4",
+                                              "TimeShift_4.0.4", "NoteOn_62", "Velocity_63")]
+    assert max(_seconds(rep.decode(drone))["duration"]) == pytest.approx(8.5, abs=0.011)  # to the end
+    rep.limit_notes(2.0)
+    keys = _seconds(rep.decode(drone))
+    assert max(keys["duration"]) == pytest.approx(2.0, abs=0.011)
+    assert keys["duration"][keys["pitch"] == 60][0] == pytest.approx(0.5, abs=0.011)  # released: as played
+
+
+def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corpus(performance_run):
+    """The run keeps its corpus's longest note (0.94 s at most in these pieces); sampled
+    pieces hold none longer, where the same model sampled without the limit leaves notes
+    sounding far longer (a NoteOn whose NoteOff it never samples)."""
+    run = load_run(performance_run / "run")
+    rep = run.representation
+    corpus = [rep.decode(rep.encode(read_piano_score(p))) for p in sorted((performance_run / "corpus").glob("*.mid"))]
+    longest = max(_seconds(s)["duration"].max() for s in corpus)
+    assert run.token_stats["longest_note_beats"] == pytest.approx(longest, abs=1e-5) and longest < 1.0
+    assert rep.longest_note == pytest.approx(longest, abs=1e-5)
+    pedal = max(s.to("second").tracks[0].pedals.numpy()["duration"].max() for s in corpus)
+    assert rep.longest_pedal == pytest.approx(run.token_stats["longest_pedal_beats"]) == pytest.approx(pedal, abs=1e-5)
+
+    def longest_made() -> float:
+        scores = to_scores(run, generate(run, num=8, length=20, unit="seconds", seed=3, quiet=True))
+        pedals = [p.duration for s in scores for p in s.to("second").tracks[0].pedals]
+        assert max(pedals) <= pedal + 1e-5 or rep.longest_pedal is None
+        return max(_seconds(s)["duration"].max() for s in scores)
+
+    assert longest_made() <= longest + 1e-5
+    rep.limit_notes(None)
+    assert longest_made() > 2 * longest
+
+
+def test_evaluate_finds_a_stuck_note_by_its_duration(tmp_path):
+    from cadenza.evaluate.report import write_report
+    from cadenza.evaluate.sanity import duration_checks
+
+    def piece(durations) -> Score:
+        score, track = Score(TPQ), Track("Piano", 0, False)
+        track.notes.extend([Note(240 * k, d, 60 + k % 12, 80) for k, d in enumerate(durations)])
+        score.tracks.append(track)
+        score.tempos.append(Tempo(0, 120.0))
+        return score
+
+    real = [piece([120, 240, 480, 960] * 250)]  # 0.125 to 1 s
+    same = duration_checks(real, real)
+    assert same["duration_overlap"] == pytest.approx(1.0) and same["long_share_generated"] == same["long_share_real"]
+    assert same["long_note_s"] == pytest.approx(1.0)
+    stuck = duration_checks([piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)], real)
+    assert stuck["long_share_generated"] == pytest.approx(0.04) and stuck["long_share_real"] == 0
+    assert stuck["duration_overlap"] == pytest.approx(0.96)
+    made = [piece([120, 240, 480, 960] * 24 + [480 * 60] * 4)]
+    report = write_report(tmp_path, made, [piece([120, 240, 480, 960] * 25)], None, "stuck")
+    assert report["durations"]["long_share_generated"] == pytest.approx(0.04)
+    assert "longer than 1 s (the held-out notes' 99.9th percentile): generated 0.040" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("bad", ["x", -1.0, 0, True])
+def test_a_damaged_longest_note_in_token_stats_is_a_one_line_error(tmp_path, bad):
+    from cadenza import rundir
+    from cadenza.errors import CadenzaError
+
+    path = tmp_path / rundir.TOKEN_STATS
+    rundir.save_token_stats({"seen": [1, 2], "longest_note_beats": bad}, path)
+    with pytest.raises(CadenzaError, match="longest_note_beats"):
+        rundir.load_token_stats(path, 10)
+    rundir.save_token_stats({"seen": [1, 2], "longest_note_beats": None}, path)  # a run whose tokens hold durations
+    assert rundir.load_token_stats(path, 10)["longest_note_beats"] is None
+
+
+def test_the_probability_of_a_forbidden_key_event_goes_to_a_sounding_key():
+    """C4 struck at 0 s, E4 at 1 s: a NoteOff of a silent key counts for C4's (the oldest
+    sounding), a NoteOn of E4 (sounding) for E4's NoteOff; sampled with all the model's
+    probability on NoteOff_62 (silent), C4 is released, never anything else."""
+    import torch
+
+    from cadenza.sampling import sample_next
+
+    rep = representations.create("performance")
+    vocab = rep.tokenizer.vocab
+    rep.limit_notes(10.0)
+    g = rep.grammar()
+    state = g.start([vocab[t] for t in ("NoteOn_60", "Velocity_63", "TimeShift_1.0.4", "NoteOn_64", "Velocity_63",
+                                        "TimeShift_0.10.100")])
+    moves = dict(zip(*(a.tolist() for a in g.redirect(state))))
+    assert moves[vocab["NoteOff_62"]] == moves[vocab["NoteOff_21"]] == vocab["NoteOff_60"]
+    assert moves[vocab["NoteOn_64"]] == vocab["NoteOff_64"] and vocab["NoteOn_62"] not in moves
+    logits = torch.full((1, rep.vocab_size), -30.0)
+    logits[0, vocab["NoteOff_62"]] = 10.0
+    allowed = torch.from_numpy(g.allowed(state))[None]
+    for redirect, wanted in ((None, None), ([g.redirect(state)], vocab["NoteOff_60"])):
+        ids = {int(sample_next(logits, 1.0, allowed=allowed, redirect=redirect,
+                               generator=torch.Generator().manual_seed(k))[0]) for k in range(20)}
+        assert (ids == {wanted}) if wanted else (len(ids) > 5)  # without: spread over every allowed token
+    rep.limit_notes(None)
+    assert rep.grammar().redirect(rep.grammar().start([vocab["NoteOn_60"], vocab["Velocity_63"]])) is None

@@ -341,9 +341,13 @@ def _one_step_kernels(device: torch.device):
         torch.set_num_threads(threads)
 
 
-def _masks(pieces: list[_Piece], device: torch.device) -> torch.Tensor | None:
+def _masks(pieces: list[_Piece], device: torch.device) -> tuple[torch.Tensor | None, list | None]:
+    """What each piece may sample, and where the probability of what it may not goes."""
     masks = [p.allowed() for p in pieces]
-    return None if masks[0] is None else torch.from_numpy(np.stack(masks)).to(device)
+    if masks[0] is None:
+        return None, None
+    moves = [p.rules.redirect(p.state, m) for p, m in zip(pieces, masks)]
+    return torch.from_numpy(np.stack(masks)).to(device), moves
 
 
 def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple, gen: torch.Generator,
@@ -360,7 +364,8 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     cached, fed, masked = window.shape[1], [], []
     with _one_step_kernels(device):
         while True:
-            sampled, mass = sample_next(logits[:, -1], *sampling, _masks(pieces, device), gen)
+            allowed, moves = _masks(pieces, device)
+            sampled, mass = sample_next(logits[:, -1], *sampling, allowed, gen, moves)
             fed.append(sampled.cpu().numpy().copy())
             for k, (piece, m) in enumerate(zip(pieces, mass.tolist())):
                 if not piece.meter.done:

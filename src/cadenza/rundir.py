@@ -246,7 +246,10 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
         except (OSError, ValueError, EOFError) as exc:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
-    return Run(run_dir, config, rep, model, primers, load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size))
+    stats = load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size)
+    # no generated note or pedal outlives the corpus's longest
+    rep.limit_notes(*((stats or {}).get(k) for k in ("longest_note_beats", "longest_pedal_beats")))
+    return Run(run_dir, config, rep, model, primers, stats)
 
 
 def _load_model(run_dir: Path, config: Config, rep, device: str) -> torch.nn.Module:

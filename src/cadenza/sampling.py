@@ -26,9 +26,12 @@ def check_sampling_args(temperature: float, top_k: int, top_p: float, min_p: flo
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                min_p: float = 0.0, allowed: torch.Tensor | None = None, generator: torch.Generator | None = None):
+                min_p: float = 0.0, allowed: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                redirect: list | None = None):
     """Next token per row of ``logits [B, V]``.
 
+    ``redirect`` (per row None or (forbidden ids, allowed ids)): the probability of each
+    forbidden id goes to its allowed id instead of being spread over all allowed tokens.
     Returns ``(ids [B], masked_mass [B])`` where ``masked_mass`` is the probability the
     model gave to tokens the grammar forbids (at temperature 1).
     """
@@ -37,10 +40,14 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
     if allowed is not None:
         probs = torch.softmax(logits, dim=-1)
         masked_mass = (probs * (~allowed)).sum(-1).cpu()
+    if temperature > 0:
+        logits = logits / temperature
+    if redirect is not None and any(r is not None for r in redirect):
+        logits = _redirected(logits, redirect)
+    if allowed is not None:
         logits = logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
         return logits.argmax(-1), masked_mass
-    logits = logits / temperature
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -54,6 +61,16 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
     if min_p > 0:
         probs = probs.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, 0.0)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1), masked_mass
+
+
+def _redirected(logits: torch.Tensor, redirect: list) -> torch.Tensor:
+    """``logits`` with the probability of each row's forbidden ids added to their targets'."""
+    probs = torch.softmax(logits, dim=-1)
+    for row, moves in enumerate(redirect):
+        if moves is not None:
+            src, dst = (torch.as_tensor(a, device=logits.device) for a in moves)
+            probs[row].index_add_(0, dst, probs[row, src])
+    return torch.log(probs)
 
 
 class TokenRules:
@@ -95,6 +112,15 @@ class TokenRules:
             if mask.any():
                 return mask
         return grammar
+
+    def redirect(self, state: tuple, allowed: np.ndarray):
+        """The grammar's (forbidden ids, allowed ids taking their probability), the targets
+        among ``allowed``; None where it has none."""
+        moves = getattr(self.grammar, "redirect", lambda s: None)(state[0]) if self.grammar else None
+        if moves is None:
+            return None
+        keep = allowed[moves[1]] & ~allowed[moves[0]]
+        return (moves[0][keep], moves[1][keep]) if keep.any() else None
 
     def _lock_mask(self, in_force: tuple) -> np.ndarray:
         mask = self._locks.get(in_force)

@@ -14,6 +14,10 @@ as ``token_stats.json`` (see :mod:`cadenza.rundir`)::
     pieces_changing_timesig
     max_tokens_per_bar         the most tokens one bar takes (None without Bar tokens)
     p99_tokens_per_bar         99 % of bars take at most this many
+    longest_note_beats         the longest decoded note, in beats (seconds for a representation
+                               timed in seconds), where a token ends a note (MIDI-Like's NoteOff;
+                               None for the others): no generated note is longer
+    longest_pedal_beats        the same for the sustain pedal (None without pedal tokens)
     pieces                     how many pieces were counted
 
 The maximum is often one freak bar (POP909: 4,435 tokens where 99 % of bars take at most
@@ -93,6 +97,20 @@ def _summary(name: str, changes: np.ndarray) -> dict:
             f"pieces_changing_{name}": float((changes > 0).mean()) if len(changes) else 0.0}
 
 
+def longest_held(pieces: list[np.ndarray], rep) -> tuple[float | None, float | None]:
+    """The longest note and the longest pedal of the decoded ``pieces``, in beats; None where
+    durations are tokens of their own (they cannot hang) or there are none."""
+    if not getattr(rep, "holds_notes", False):
+        return None, None
+    notes, pedals = [0.0], [0.0]
+    for piece in pieces:
+        score = rep.decode(piece)
+        for track in score.tracks:
+            notes += [float(track.notes.numpy()["duration"].max()) / score.tpq] if len(track.notes) else []
+            pedals += [float(track.pedals.numpy()["duration"].max()) / score.tpq] if len(track.pedals) else []
+    return max(notes) or None, max(pedals) or None
+
+
 def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None = None) -> dict:
     """Statistics of the training split's ``pieces`` (token ids, one array per piece) that
     generation uses; ``tables`` are the transposition tables of augmentation (``table[id]``,
@@ -112,4 +130,5 @@ def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None =
             **_summary("timesig", _changes(pieces, kinds.codes(TIMESIG))),
             "max_tokens_per_bar": int(sizes.max()) if len(sizes) else None,
             "p99_tokens_per_bar": int(np.ceil(np.percentile(sizes, 99))) if len(sizes) else None,
+            **dict(zip(("longest_note_beats", "longest_pedal_beats"), longest_held(pieces, rep))),
             "pieces": len(pieces)}

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from cadenza.evaluate.compare import compare_sets
 from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
 from cadenza.scores import load_score
-from cadenza.evaluate.sanity import MEASURES, sanity_measures, summarise
+from cadenza.evaluate.sanity import MEASURES, duration_checks, sanity_measures, summarise
 from cadenza.evaluate.structure import DEFAULT_BARS, STRUCTURE, compare_structure, excerpt, self_similarity
 from cadenza.files import atomic_path, write_bytes_atomic
 
@@ -200,6 +200,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "context": context,
             "features": features,
             "sanity": sanity,
+            "durations": duration_checks(generated, held_out),
             "structure": compare_structure(generated, held_out, bars),
             "pieces": {"generated": gen_sanity, "real": ref_sanity},
             "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG, "self_similarity": SELF_SIMILARITY_PNG},
@@ -253,6 +254,7 @@ def _markdown(r: dict) -> str:
     for key, label in MEASURES.items():
         g, s = r["sanity"]["generated"][key], r["sanity"]["real"][key]
         lines.append(f"| {label} | {_pm(g['mean'], g['std'])} | {_pm(s['mean'], s['std'])} |")
+    lines += _durations_markdown(r["durations"])
     lines += _structure_markdown(r["structure"], bar_word(r.get("bar_seconds")))
     lines += [
         "",
@@ -267,6 +269,16 @@ def _markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _durations_markdown(d: dict) -> list[str]:
+    """Stuck notes show here: far longer than any real one, and the duration histograms apart."""
+    f = {k: _fmt(v) for k, v in d.items()}
+    return ["", "## Note durations", "",
+            f"Notes longer than {f['long_note_s']} s (the held-out notes' 99.9th percentile): generated "
+            f"{f['long_share_generated']}, held-out {f['long_share_real']} (share of notes). Duration-histogram "
+            f"overlap {f['duration_overlap']} (log-spaced bins, 1 = the same); median duration "
+            f"{f['median_duration_generated']} s generated, {f['median_duration_real']} s held-out."]
 
 
 def _structure_markdown(st: dict, word: str = "bar") -> list[str]:

@@ -19,6 +19,10 @@
     e.g. token ids.
 ``empty_bar_rate``
     share of the bars from the first to the last onset that hold no onset.
+
+Of a set of pieces against real ones (:func:`duration_checks`, in seconds): the share of notes
+longer than the real notes' 99.9th-percentile duration (a stuck note, one never released, is
+far longer), and the overlap of the two duration histograms (log-spaced bins, 1 = the same).
 """
 
 from __future__ import annotations
@@ -140,6 +144,42 @@ def sanity_measures(score: ScoreLike) -> dict[str, float | str]:
         "longest_repeat_run": float(longest_run(onset_groups(onsets, pitches))),
         "empty_bar_rate": empty,
     }
+
+
+DURATION_BINS = np.geomspace(0.01, 30.0, 41)  # seconds: a ratio of 1.22 a bin, beyond the edges in the end bins
+
+
+def durations(scores) -> np.ndarray:
+    """Every note's duration in seconds, over ``scores``."""
+    parts = [merged_notes(load_score(s), "second")["duration"] for s in scores]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def histogram(x: np.ndarray, bins: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Shares of ``x`` (each value counting its weight, or 1) in ``bins`` (values beyond the
+    edges in the first or last bin)."""
+    h, _ = np.histogram(np.clip(x, bins[0], bins[-1]), bins, weights=weights)
+    return h / max(h.sum(), 1e-12)
+
+
+def intersection(x: np.ndarray, y: np.ndarray, bins: np.ndarray, wx: np.ndarray | None = None,
+                 wy: np.ndarray | None = None) -> float:
+    """Overlap of the two histograms: the sum of their smaller shares (1 = the same)."""
+    return float(np.minimum(histogram(x, bins, wx), histogram(y, bins, wy)).sum())
+
+
+def duration_checks(generated, real, long_s: float | None = None) -> dict[str, float]:
+    """Note durations of the ``generated`` scores against the ``real`` ones: the share of notes
+    longer than ``long_s`` seconds (default: the real notes' 99.9th percentile) on each side,
+    the duration-histogram overlap (:data:`DURATION_BINS`) and the median durations."""
+    g, r = durations(generated), durations(real)
+    if not len(g) or not len(r):
+        return {"long_note_s": math.nan, "long_share_generated": math.nan, "long_share_real": math.nan,
+                "duration_overlap": math.nan, "median_duration_generated": math.nan, "median_duration_real": math.nan}
+    long_s = float(np.percentile(r, 99.9)) if long_s is None else long_s
+    return {"long_note_s": long_s, "long_share_generated": float((g > long_s).mean()),
+            "long_share_real": float((r > long_s).mean()), "duration_overlap": intersection(g, r, DURATION_BINS),
+            "median_duration_generated": float(np.median(g)), "median_duration_real": float(np.median(r))}
 
 
 def summarise(measures: list[dict], keys=MEASURES) -> dict[str, dict[str, float]]:

@@ -45,6 +45,10 @@ class Representation(ABC):
     reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part
     # a "bar" of a representation timed in seconds (no metre): this many seconds; None: real bars
     seconds_per_bar: ClassVar[float | None] = None
+    # a note sounds until a later token ends it (NoteOff), so a sampled piece can leave one hanging
+    holds_notes: ClassVar[bool] = False
+    longest_note: float | None = None  # beats (seconds when timed in seconds); see limit_notes
+    longest_pedal: float | None = None
 
     @property
     @abstractmethod
@@ -86,6 +90,13 @@ class Representation(ABC):
     def describe(self, ids: Sequence[int]) -> list[str]:
         """Human-readable token strings (for --verbose and debugging)."""
         return [str(int(i)) for i in ids]
+
+    def limit_notes(self, beats: float | None, pedal: float | None = None) -> None:
+        """No decoded or sampled note longer than ``beats``, no pedal held longer than
+        ``pedal`` (the training corpus's longest, from the run's token statistics); None:
+        no limit."""
+        self.longest_note = None if beats is None else float(beats)
+        self.longest_pedal = None if pedal is None else float(pedal)
 
     def grammar(self) -> Grammar | None:
         """Constraint on which tokens may follow which; None when any order decodes."""

@@ -6,7 +6,9 @@ Every grammar works on *base* (pre-BPE) token ids; :class:`BPEGrammar` lifts one
 trained BPE vocabulary by checking the whole base sequence of each candidate token.
 States are hashable tuples; masks are cached per state (the number of distinct states is
 small: a phase, a position in the bar, a time signature; MIDILike adds the set of sounding
-pitches, handled without the cache).
+pitches, handled without the cache, and with a run's longest note the time: see
+:class:`MIDILikeGrammar`, whose ``redirect`` also says where the probability of a forbidden
+key event goes).
 
 Special tokens (PAD, BOS, EOS) are never allowed; BOS in a prefix resets the state.
 """
@@ -171,8 +173,16 @@ class MIDILikeGrammar(_TokenGrammar):
     """NoteOn Velocity; NoteOff only for a sounding pitch, NoteOn only for a silent one;
     Rest only when nothing sounds; TimeShift / Tempo / TimeSig as in MidiTok's graph.
 
-    State: (phase, frozenset of sounding pitches). A sequence cut while notes sound has
-    unended notes: :meth:`closing` gives the tokens that end them.
+    With ``longest`` (ticks of the token clock: the longest note of the training corpus) no
+    note outlives it: a time move that would carry a sounding note past it is masked, and a
+    note that has reached it must be ended (its NoteOff is the only choice wherever a NoteOff
+    may come). A model that forgot a note it struck long ago (its NoteOn is out of the
+    context it reads) would otherwise leave it sounding to the end of the piece.
+
+    State: (phase, frozenset of sounding (pitch, onset tick), now in ticks); without
+    ``longest`` time is not counted (onsets and now stay 0, so states repeat and masks cache).
+    A sequence cut while notes sound has unended notes: :meth:`closing` gives the tokens that
+    end them.
     """
 
     FOLLOW = {
@@ -186,58 +196,92 @@ class MIDILikeGrammar(_TokenGrammar):
         "Rest": ("Rest", "TimeSig", "Tempo", "NoteOn", "TimeShift"),
     }
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, longest: int | None = None) -> None:
         super().__init__(tokenizer)
         self.on_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOn"])}
         self.off_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOff"])}
-        self.shift_id = min(
-            (i for i in np.flatnonzero(self.type_mask["TimeShift"])),
-            key=lambda i: tokenizer._time_token_to_ticks(self.values[i], tokenizer.time_division))
+        self.ticks = np.zeros(self.size, dtype=np.int64)  # how far each TimeShift / Rest moves time
+        for kind in ("TimeShift", "Rest"):
+            for i in np.flatnonzero(self.type_mask.get(kind, np.zeros(self.size, dtype=bool))):
+                self.ticks[i] = tokenizer._time_token_to_ticks(self.values[i], tokenizer.time_division)
+        shifts = np.flatnonzero(self.type_mask["TimeShift"])
+        self.shift_id = int(shifts[np.argmin(self.ticks[shifts])])
+        self.longest = None if longest is None else max(int(longest), int(self.ticks[self.shift_id]))
 
     def initial(self) -> tuple:
-        return ("start", frozenset())
+        return ("start", frozenset(), 0)
 
     def allowed(self, state: Any) -> np.ndarray:
-        phase, active = state
-        key = (phase, bool(active))
+        phase, sounding, now = state[:3]
+        key = (phase, bool(sounding))
         mask = self._cache.get(key)
         if mask is None:
             mask = self._types(*self.FOLLOW[phase])
             mask[list(self.off_id.values())] = False
-            if active:
+            if sounding:
                 mask &= ~self.type_mask.get("Rest", np.zeros(self.size, dtype=bool))
             mask.setflags(write=False)
             self._cache[key] = mask
-        if active:
+        if sounding:
             mask = mask.copy()
             may_off = "NoteOff" in self.FOLLOW[phase]
-            for pitch in active:
+            for pitch, _ in sounding:
                 mask[self.on_id[pitch]] = False
                 if may_off:
                     mask[self.off_id[pitch]] = True
+            if self.longest is not None:
+                mask = self._within_longest(mask, sounding, now, may_off)
             if not mask.any():  # all pitches sounding right after a Velocity
                 mask[self.shift_id] = True
         return mask
 
+    def _within_longest(self, mask: np.ndarray, sounding: frozenset, now: int, may_off: bool) -> np.ndarray:
+        """``mask`` without the time moves that would carry a note past ``longest``; only the
+        NoteOffs of the notes that reached it, where a NoteOff may come."""
+        left = self.longest - (now - min(onset for _, onset in sounding))
+        mask &= self.ticks <= max(left, 0)
+        if left <= 0 and may_off:
+            mask = np.zeros(self.size, dtype=bool)
+            mask[[self.off_id[p] for p, onset in sounding if now - onset >= self.longest]] = True
+        return mask
+
+    def redirect(self, state: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the probability of a forbidden key event goes (with ``longest`` only), as
+        (forbidden ids, the allowed ids taking their probability): a NoteOn of a sounding key
+        to its NoteOff (it is struck again: released first), a NoteOff of a silent key to the
+        NoteOff of the oldest sounding one. A model that lost track of which keys sound (its
+        NoteOn is out of the context it reads) still says when a key is released; masking
+        alone spreads that over every other token, and the forgotten note sounds on."""
+        phase, sounding, _ = state[:3]
+        if self.longest is None or not sounding or "NoteOff" not in self.FOLLOW[phase]:
+            return None
+        pitches = {p for p, _ in sounding}
+        oldest = self.off_id[min(sounding, key=lambda n: (n[1], n[0]))[0]]
+        moves = [(self.on_id[p], self.off_id[p]) for p in pitches]
+        moves += [(i, oldest) for p, i in self.off_id.items() if p not in pitches]
+        return np.array([a for a, _ in moves]), np.array([b for _, b in moves])
+
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
-        _, active = state
+        _, sounding, now = state[:3]
+        if self.longest is not None:
+            now += int(self.ticks[token_id])
         if kind == "NoteOn":
-            active = active | {int(value)}
+            sounding = sounding | {(int(value), now)}
         elif kind == "NoteOff":
-            active = active - {int(value)}
-        return (kind, active)
+            sounding = frozenset(n for n in sounding if n[0] != int(value))
+        return (kind, sounding, now)
 
     def closing(self, state: tuple) -> list[int]:
         """Base ids that end every sounding note (a TimeShift first if needed)."""
-        phase, active = state
-        if not active:
+        phase, sounding = state[:2]
+        if not sounding:
             return []
         ids = []
         if phase == "NoteOn":  # finish the note: its Velocity, then a time move
             ids.append(int(np.flatnonzero(self.type_mask["Velocity"])[-1]))
         if phase not in ("TimeShift", "NoteOff", "Tempo", "TimeSig"):
             ids.append(int(self.shift_id))
-        return ids + [self.off_id[p] for p in sorted(active)]
+        return ids + [self.off_id[p] for p in sorted({p for p, _ in sounding})]
 
 
 class BPEGrammar(Grammar):
@@ -299,41 +343,56 @@ class PerformanceGrammar(MIDILikeGrammar):
     """MIDI-Like with the sustain pedal: Pedal only while the pedal is up, PedalOff only
     while it is down, both where a NoteOn or NoteOff may come, and time passes between two
     pedal events (no pedal of no length, no lift of no length: each Pedal token is one
-    pedal of the decoded piece).
+    pedal of the decoded piece). Notes no longer than ``longest`` as in MIDI-Like, and with
+    ``longest_pedal`` (ticks) no pedal held longer: time moves that would carry it past are
+    masked, then its PedalOff is the only choice (a pedal never lifted holds every note
+    under it to the end of the piece when it is played).
 
-    State: (phase, frozenset of sounding pitches, pedal down, a pedal event at this time)."""
+    State: MIDI-Like's (phase, sounding notes, now), then pedal down, a pedal event at this
+    time, the tick the pedal went down."""
 
     FOLLOW = {
         **{phase: follow + ("Pedal", "PedalOff") for phase, follow in MIDILikeGrammar.FOLLOW.items()},
+        "NoteOn": ("Velocity",),  # MidiTok reads the token after a NoteOn as its velocity
         "Velocity": ("NoteOn", "TimeShift", "Pedal", "PedalOff"),
         "Pedal": ("NoteOn", "NoteOff", "TimeShift"),
         "PedalOff": ("NoteOn", "NoteOff", "TimeShift"),
     }
 
-    def __init__(self, tokenizer) -> None:
-        super().__init__(tokenizer)
+    def __init__(self, tokenizer, longest: int | None = None, longest_pedal: int | None = None) -> None:
+        super().__init__(tokenizer, longest)
         none = np.zeros(self.size, dtype=bool)
         self.pedal_on, self.pedal_off = self.type_mask.get("Pedal", none), self.type_mask.get("PedalOff", none)
+        self.longest_pedal = None if longest is None or longest_pedal is None else max(
+            int(longest_pedal), int(self.ticks[self.shift_id]))
 
     def initial(self) -> tuple:
-        return ("start", frozenset(), False, False)
+        return super().initial() + (False, False, 0)
 
     def allowed(self, state: Any) -> np.ndarray:
-        phase, active, down, just = state
-        mask = super().allowed((phase, active))
+        phase, _, now, down, just, pressed = state
+        mask = super().allowed(state[:3])
+        if down and self.longest_pedal is not None:
+            left = self.longest_pedal - (now - pressed)
+            mask = mask & (self.ticks <= max(left, 0))
+            if left <= 0 and not just and "PedalOff" in self.FOLLOW[phase]:
+                mask = self.pedal_off.copy()
         wrong = self.pedal_on | self.pedal_off if just else self.pedal_on if down else self.pedal_off
         return mask & ~wrong if (mask & wrong).any() else mask
 
+    def redirect(self, state: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        return super().redirect(state[:3])
+
     def _advance(self, state: tuple, kind: str, value: str, token_id: int) -> tuple:
-        phase, active, down, just = state
+        down, just, pressed = state[3:]
         if kind in ("Pedal", "PedalOff"):
-            return (kind, active, kind == "Pedal", True)
-        return super()._advance((phase, active), kind, value, token_id) + (down, just and kind != "TimeShift")
+            return (kind,) + state[1:3] + (kind == "Pedal", True, state[2])
+        return super()._advance(state[:3], kind, value, token_id) + (down, just and kind != "TimeShift", pressed)
 
     def closing(self, state: tuple) -> list[int]:
         """Base ids that end every sounding note and lift a pedal still down."""
-        phase, active, down, just = state
-        ids = super().closing((phase, active))
+        down, just = state[3:5]
+        ids = super().closing(state[:3])
         if down:
             if just and not any(self.types[i] == "TimeShift" for i in ids):
                 ids.append(int(self.shift_id))

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from miditok import TokenizerConfig, TokSequence
 from miditok.midi_tokenizer import MusicTokenizer
-from symusic import Score, Track
+from symusic import Note, Score, Track
 
 from ..corpus.pedal import pedal_spans, set_pedals, sustain
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
@@ -71,6 +71,17 @@ class _TrainingIterator:
             else:
                 chunks = [seq.ids]
             yield [self.tokenizer._ids_to_bytes(c, as_one_str=True) for c in chunks]
+
+
+def _clip_durations(track: Track, longest: int | None) -> None:
+    """Notes of ``track`` ended ``longest`` ticks after their onset at the latest (a note left
+    sounding by a sequence that never ended it: no drone to the end of the piece)."""
+    if longest is None or not len(track.notes):
+        return
+    cols = track.notes.numpy()
+    if cols["duration"].max() > longest:
+        cols["duration"] = np.minimum(cols["duration"], max(1, longest))
+        track.notes = Note.from_numpy(**cols, ttype="tick")
 
 
 class MidiTokRepresentation(Representation):
@@ -245,16 +256,34 @@ class MidiTokRepresentation(Representation):
         for t in score.tracks:
             track.notes.extend(t.notes)
         track.notes.sort()
-        set_pedals(track, *pedal_spans(score.tracks))
+        _clip_durations(track, None if self.longest_note is None else round(self.longest_note * score.tpq))
+        starts, ends = pedal_spans(score.tracks)
+        if self.longest_pedal is not None:  # a pedal never lifted: no longer than the corpus's longest
+            ends = np.minimum(ends, starts + max(1, round(self.longest_pedal * score.tpq)))
+        set_pedals(track, starts, ends)
         score.tracks = [track]
         return score
 
     # -- constraints ------------------------------------------------------------------
+    def limit_notes(self, beats: float | None, pedal: float | None = None) -> None:
+        super().limit_notes(beats, pedal)
+        self._grammar = None  # made again with the limits
+
+    def base_grammar(self):
+        """The grammar of the base tokens (notes and pedals no longer than :attr:`longest_note`
+        and :attr:`longest_pedal` where the tokens can hold them: see
+        :class:`~.grammar.MIDILikeGrammar`)."""
+        if not self.holds_notes or self.longest_note is None:
+            return self.grammar_class(self.tokenizer)
+        ticks = [round(b * self.tokenizer.time_division) for b in (self.longest_note, self.longest_pedal)
+                 if b is not None]
+        return self.grammar_class(self.tokenizer, *ticks)
+
     def grammar(self) -> Grammar:
         """Base-token grammar; with BPE, lifted onto BPE tokens (each candidate's whole
         base sequence must be valid from the current state)."""
         if self._grammar is None:
-            base = self.grammar_class(self.tokenizer)
+            base = self.base_grammar()
             self._grammar = BPEGrammar(base, self._expansions) if self.is_trained else base
         return self._grammar
 
