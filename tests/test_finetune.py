@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
 from cadenza import finetune, pretrained
 from cadenza.cli import main
+from cadenza.config import FINETUNE_SCHEDULE
+from midifiles import TINY_RUN, train_tiny_run, write_eighths_corpus
 
 TINY = dict(steps_per_epoch=2, epochs=1, threads=1, max_minutes=None, checkpoint_minutes=60.0)
 
@@ -139,3 +141,25 @@ def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path,
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and "no weight average" in err[0] and "Traceback" not in err[0]
     assert (tmp_path / "plain" / rundir.STATE).read_bytes() == before
+
+
+def test_a_fine_tune_with_a_budget_trains_until_the_budget_not_the_starting_runs_epochs(tmp_path):
+    """The starting run trained 1 epoch; its fine-tune on the same small folder goes on for
+    the whole --max-minutes (no early stopping, an epoch cap far beyond it)."""
+    start = train_tiny_run(tmp_path / "start")
+    assert load_run(start).config.epochs == 1
+    lines = []
+    result = train(str(tmp_path / "start" / "corpus"), tmp_path / "ft", start_from=start, log=lines.append,
+                   overrides=dict(max_minutes=0.15, threads=1, steps_per_epoch=2), quiet=True, workers=1)
+    assert result.stopped == "time-limit" and result.epochs_done > 1, lines
+    assert load_run(tmp_path / "ft").config.epochs == FINETUNE_SCHEDULE["epochs"]
+    assert not any("raise --epochs" in line for line in lines)
+
+
+def test_an_epoch_cap_that_ends_a_budgeted_training_early_is_named(tmp_path):
+    corpus = write_eighths_corpus(tmp_path / "corpus")
+    lines = []
+    result = train(str(corpus), tmp_path / "run", preset("small", **{**TINY_RUN, "max_minutes": 10.0}),
+                   log=lines.append, quiet=True, workers=1)
+    assert result.stopped == "done" and result.epochs_done == 1
+    assert any("--epochs 1 reached" in line and "raise --epochs" in line for line in lines), lines
