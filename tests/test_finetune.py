@@ -163,3 +163,29 @@ def test_an_epoch_cap_that_ends_a_budgeted_training_early_is_named(tmp_path):
                    log=lines.append, quiet=True, workers=1)
     assert result.stopped == "done" and result.epochs_done == 1
     assert any("--epochs 1 reached" in line and "raise --epochs" in line for line in lines), lines
+
+
+def test_generate_says_where_each_pieces_tempo_came_from(tmp_path, capsys, monkeypatch):
+    from symusic import Score
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "base", "-o", "t.mid", "--num", "3", "--length", "2", "--unit", "bars",
+                 "--seed", "3", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for k in (1, 2, 3):
+        line = next(ln for ln in lines if f"t-{k}.mid" in ln)
+        assert f"tempo {Score(f't-{k}.mid').tempos[0].qpm:.0f} bpm (" in line
+        assert any(why in line for why in ("from the training music it continues", "chosen by the model",
+                                           "the first one the model set", "the tokenizer's default")), line
+    assert main(["generate", "base", "-o", "p.mid", "--primer", "t-1.mid", "--length", "1", "--unit", "bars",
+                 "--seed", "3", "--quiet"]) == 0
+    assert "bpm (from the primer)" in capsys.readouterr().out
+
+
+def test_a_fine_tune_says_what_it_started_from(tmp_path, capsys):
+    start = train_tiny_run(tmp_path / "start")
+    assert main(["train", str(tmp_path / "start" / "corpus"), "--run-dir", str(tmp_path / "ft"), "--from", str(start),
+                 "--max-minutes", "0.05", "--steps-per-epoch", "2", "--threads", "1", "--workers", "1",
+                 "--quiet"]) == 0
+    assert f"fine-tuned from: {start} " in capsys.readouterr().out
+    assert load_run(tmp_path / "ft").config.init_from == str(start)

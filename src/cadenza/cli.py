@@ -198,7 +198,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from .config import preset
+    from .config import Config, preset
     from .train import train
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
@@ -231,6 +231,9 @@ def cmd_train(args) -> int:
         return 0
     _say(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
          f"(epoch {result.best_epoch})  stopped: {result.stopped}")
+    start = Config.load(result.run_dir / "config.json").init_from
+    if start:
+        _say(f"fine-tuned from: {start} (its config.json keeps this as init_from)")
     _say(f"weights: {result.run_dir / 'best.safetensors'}")
     _say(f"loss plot: {result.run_dir / 'loss.png'}")
     return 130 if result.stopped == "interrupted" else 0
@@ -283,10 +286,11 @@ def cmd_generate(args) -> int:
                       min_p=args.min_p, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
-    for path, score, new in zip(paths, scores, result.new):
+    for path, score, new, origin in zip(paths, scores, result.new, result.tempo_origins):
         with atomic_path(path, path.suffix, overwrite=args.force) as tmp:
             score.dump_midi(str(tmp))
-        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
+        tempo = f", tempo {score.tempos[0].qpm:.0f} bpm ({origin})" if len(score.tempos) else ""
+        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes{tempo})")
         if formats:
             from .render import render_outputs
 

@@ -240,17 +240,23 @@ class _Setup:
     average: torch.nn.Module | None = None  # the moving average of the weights (--ema), evaluated and kept
 
 
+def prepare_data(source: str, config: Config, fitted=None, workers: int | None = None, log=print,
+                 progress_bar: bool = True) -> PreparedData:
+    """The prepared data (cached) a training with ``config`` reads from SOURCE; ``fitted``: a
+    fine-tune's or resumed run's tokenizer (:func:`cadenza.finetune.start_tokenizer`)."""
+    return prepare(source, config.representation, config.representation_options, config.val_fraction,
+                   config.seed, workers, log=log, progress_bar=progress_bar, fitted=fitted)
+
+
 def _prepare_data(source, config: Config, workers, dist, say, quiet, fitted) -> PreparedData:
     data = None
     if dist.is_main:
-        data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=say, progress_bar=not quiet, fitted=fitted)
+        data = prepare_data(source, config, fitted, workers, log=say, progress_bar=not quiet)
         for line in data.summary.lines():
             say(line)
     dist.barrier()
     if data is None:  # other ranks: the cache is ready now
-        data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=None, fitted=fitted)
+        data = prepare_data(source, config, fitted, workers, log=None)
     return data
 
 
