@@ -21,5 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# What the build and the tests made; never runs/, where users keep their trained models.
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	find . -path ./runs -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

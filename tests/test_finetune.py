@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
 from cadenza import finetune, pretrained
 from cadenza.cli import main
+from cadenza.config import FINETUNE_SCHEDULE
+from midifiles import TINY_RUN, train_tiny_run, write_eighths_corpus
 
 TINY = dict(steps_per_epoch=2, epochs=1, threads=1, max_minutes=None, checkpoint_minutes=60.0)
 
@@ -139,3 +141,51 @@ def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path,
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and "no weight average" in err[0] and "Traceback" not in err[0]
     assert (tmp_path / "plain" / rundir.STATE).read_bytes() == before
+
+
+def test_a_fine_tune_with_a_budget_trains_until_the_budget_not_the_starting_runs_epochs(tmp_path):
+    """The starting run trained 1 epoch; its fine-tune on the same small folder goes on for
+    the whole --max-minutes (no early stopping, an epoch cap far beyond it)."""
+    start = train_tiny_run(tmp_path / "start")
+    assert load_run(start).config.epochs == 1
+    lines = []
+    result = train(str(tmp_path / "start" / "corpus"), tmp_path / "ft", start_from=start, log=lines.append,
+                   overrides=dict(max_minutes=0.15, threads=1, steps_per_epoch=2), quiet=True, workers=1)
+    assert result.stopped == "time-limit" and result.epochs_done > 1, lines
+    assert load_run(tmp_path / "ft").config.epochs == FINETUNE_SCHEDULE["epochs"]
+    assert not any("raise --epochs" in line for line in lines)
+
+
+def test_an_epoch_cap_that_ends_a_budgeted_training_early_is_named(tmp_path):
+    corpus = write_eighths_corpus(tmp_path / "corpus")
+    lines = []
+    result = train(str(corpus), tmp_path / "run", preset("small", **{**TINY_RUN, "max_minutes": 10.0}),
+                   log=lines.append, quiet=True, workers=1)
+    assert result.stopped == "done" and result.epochs_done == 1
+    assert any("--epochs 1 reached" in line and "raise --epochs" in line for line in lines), lines
+
+
+def test_generate_says_where_each_pieces_tempo_came_from(tmp_path, capsys, monkeypatch):
+    from symusic import Score
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "base", "-o", "t.mid", "--num", "3", "--length", "2", "--unit", "bars",
+                 "--seed", "3", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for k in (1, 2, 3):
+        line = next(ln for ln in lines if f"t-{k}.mid" in ln)
+        assert f"tempo {Score(f't-{k}.mid').tempos[0].qpm:.0f} bpm (" in line
+        assert any(why in line for why in ("from the training music it continues", "chosen by the model",
+                                           "the first one the model set", "the tokenizer's default")), line
+    assert main(["generate", "base", "-o", "p.mid", "--primer", "t-1.mid", "--length", "1", "--unit", "bars",
+                 "--seed", "3", "--quiet"]) == 0
+    assert "bpm (from the primer)" in capsys.readouterr().out
+
+
+def test_a_fine_tune_says_what_it_started_from(tmp_path, capsys):
+    start = train_tiny_run(tmp_path / "start")
+    assert main(["train", str(tmp_path / "start" / "corpus"), "--run-dir", str(tmp_path / "ft"), "--from", str(start),
+                 "--max-minutes", "0.05", "--steps-per-epoch", "2", "--threads", "1", "--workers", "1",
+                 "--quiet"]) == 0
+    assert f"fine-tuned from: {start} " in capsys.readouterr().out
+    assert load_run(tmp_path / "ft").config.init_from == str(start)

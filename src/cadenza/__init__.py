@@ -10,14 +10,45 @@ The pipeline, as a Python API (the ``cadenza`` command is a thin layer over it):
 """
 from .startup import guard as _guard_command_start
 
-_guard_command_start()  # first: a Ctrl-C while torch is imported below is one line, not a traceback
+_guard_command_start()  # first: a Ctrl-C while the command imports torch is one line, not a traceback
 
-from .config import PRESETS, Config, preset
-from .dataset import prepare
+import sys
+import types
+
 from .errors import CadenzaError
-from .generate import generate, to_scores
-from .rundir import load_run
-from .train import train
+
+# The API by name, imported on first use: `cadenza --help` or a mistyped flag then answers at
+# once instead of after the seconds torch takes to import.
+_LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "dataset",
+         "generate": "generate", "to_scores": "generate", "load_run": "rundir", "train": "train"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``cadenza.train`` binds the package's ``train`` to that module;
+    the API's ``train`` (and ``generate``) is the function of the same name in it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = ["CadenzaError", "Config", "PRESETS", "generate", "load_run", "prepare", "preset", "to_scores", "train"]
 __version__ = "0.1.0"

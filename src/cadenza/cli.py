@@ -5,6 +5,7 @@ Usage and data errors print one line and exit with code 2; nothing is written fi
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -14,36 +15,52 @@ from .errors import CadenzaError, printable
 
 
 def _add_train(sub) -> None:
-    from .config import PRESETS
+    from .config import FINETUNE_SCHEDULE as FINETUNE, PRESETS, preset
     from .models import NAMES as MODELS
     from .representations import NAMES as REPS
 
+    base = preset("base")
+
+    def dflt(name: str) -> str:  # what a flag not given means, read from the preset itself
+        return f"(default: the preset's; base: {getattr(base, name)})"
+
     p = sub.add_parser("train", help="train a composer on a MIDI file, folder or built-in corpus")
-    p.add_argument("source", nargs="?", help="MIDI file, folder (searched recursively) or built-in corpus (default: bach)")
-    p.add_argument("--run-dir", required=True, type=Path, help="where the run is written")
+    p.add_argument("source", nargs="?", help="MIDI file, folder (searched recursively) or built-in corpus "
+                   "(default: the run's own on --resume, else bach)")
+    p.add_argument("--run-dir", required=True, type=Path, help="where the run is written (required)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="model, tokens and budget (default: base)")
     p.add_argument("--from", dest="start_from", metavar="RUN",
-                   help="fine-tune a trained run: the shipped 'base' or a run folder (its tokenizer and model)")
-    p.add_argument("--representation", choices=REPS, help="token representation (default from the preset)")
-    p.add_argument("--vocab-size", type=int, help="train BPE on the training split up to this many tokens")
-    p.add_argument("--model", choices=MODELS)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--dropout", type=float, help="the model's dropout (a fine-tune may raise it against overfitting)")
+                   help="fine-tune a trained run: the shipped 'base' or a run folder (its tokenizer and model; "
+                        "default: none, train from scratch)")
+    p.add_argument("--representation", choices=REPS, help=f"token representation {dflt('representation')}")
+    p.add_argument("--vocab-size", type=int,
+                   help="train BPE on the training split up to this many tokens (default: no BPE)")
+    p.add_argument("--model", choices=MODELS, help=f"the network {dflt('model')}")
+    p.add_argument("--epochs", type=int, help="most passes over the training split; with --max-minutes a cap "
+                   f"before the budget {dflt('epochs')}; a fine-tune: {FINETUNE['epochs']}")
+    p.add_argument("--seq-len", type=int, help=f"tokens per training window {dflt('seq_len')}")
+    p.add_argument("--batch-size", type=int, help=f"windows per step {dflt('batch_size')}")
+    p.add_argument("--lr", type=float, help=f"peak learning rate {dflt('lr')}; a fine-tune: a share of its start's")
+    p.add_argument("--dropout", type=float, help="the model's dropout (a fine-tune may raise it against "
+                   f"overfitting; default: the preset's, base: {base.model_options['dropout']})")
     p.add_argument("--ema", type=float, metavar="DECAY",
-                   help="evaluate and keep a moving average of the weights with this decay per step (0: off)")
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--transpose", type=int, help="random transposition within +-N semitones (0: off)")
-    p.add_argument("--tempo-stretch", type=int, help="random tempo change within +-N tempo bins (0: off)")
-    p.add_argument("--patience", type=int, help="stop after N epochs without validation improvement (0: off)")
+                   help=f"evaluate and keep a moving average of the weights with this decay per step "
+                        f"(0: off) {dflt('ema')}")
+    p.add_argument("--val-fraction", type=float, help=f"share of pieces held out for validation {dflt('val_fraction')}")
+    p.add_argument("--transpose", type=int, help=f"random transposition within +-N semitones (0: off) {dflt('transpose')}")
+    p.add_argument("--tempo-stretch", type=int,
+                   help=f"random tempo change within +-N tempo bins (0: off) {dflt('tempo_stretch')}")
+    p.add_argument("--patience", type=int,
+                   help=f"stop after N evaluations without validation improvement (0: off) {dflt('patience')}")
     p.add_argument("--max-minutes", type=float,
-                   help="time budget of the whole command, data preparation included (0: none)")
-    p.add_argument("--checkpoint-minutes", type=float, help="also save the training state mid-epoch this often")
-    p.add_argument("--steps-per-epoch", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+                   help=f"time budget of the whole command, data preparation included (0: none) "
+                        f"{dflt('max_minutes')}; a fine-tune: {FINETUNE['max_minutes']:g}")
+    p.add_argument("--checkpoint-minutes", type=float,
+                   help=f"also save the training state mid-epoch this often {dflt('checkpoint_minutes')}")
+    p.add_argument("--steps-per-epoch", type=int,
+                   help="steps between epoch ends (default: the whole training split once)")
+    p.add_argument("--seed", type=int, help=f"seed of the split, the windows and the weights {dflt('seed')}")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (default: off)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
     p.add_argument("--workers", type=int, help="processes for reading MIDI (default: all cores)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -53,31 +70,36 @@ def _add_train(sub) -> None:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="write new music from a trained run")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("-o", "--output", required=True, type=Path, help="output .mid (out-1.mid ... with --num)")
-    p.add_argument("--length", type=float, help="how much new music to generate (default from the run)")
-    p.add_argument("--unit", choices=("tokens", "bars", "seconds"), default="tokens")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability")
-    p.add_argument("--form", help="sections that come back, e.g. AABA, or none (default from the run)")
+    p.add_argument("run_dir", type=Path, help="a run folder, or the shipped base")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output .mid, out-1.mid ... with --num (required)")
+    p.add_argument("--length", type=float, help="how much new music to generate, in --unit (default: the run's)")
+    p.add_argument("--unit", choices=("tokens", "bars", "seconds"), default="tokens",
+                   help="what --length counts (default: tokens)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens, 0: all (default: the run's)")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set holding this probability "
+                   "(default: the run's)")
+    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability "
+                   "(default: the run's)")
+    p.add_argument("--form", help="sections that come back, e.g. AABA, or none (default: the run's)")
     p.add_argument("--section-bars", type=int, help="bars per section of --form (default: the length shared out)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch")
-    p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are kept)")
+    p.add_argument("--seed", type=int, help="the same seed writes the same pieces (default: a new one each time)")
+    p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch (default: 1)")
+    p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are "
+                   "kept; default: none, a window of the training music sets the start)")
     p.add_argument("--primer-bars", type=int, help="continue only the primer's first N bars "
-                   "(a performance run: windows of 4 s)")
+                   "(a performance run: windows of 4 s; default: all of it)")
     p.add_argument("--continuation-only", action="store_true",
                    help="write only the new part after a primer (from time 0, with the primer's tempo and metre)")
     p.add_argument("--no-constraints", action="store_true",
                    help="sample the raw model: no grammar, unseen-token or tempo/metre masks")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
-    p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav")
+    p.add_argument("--render", default="", help="also write pictures/audio: png, wav or png,wav (default: none)")
     _add_sound(p)
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="also print how much probability the masks removed")
 
 
 def _add_sound(p) -> None:
@@ -89,22 +111,22 @@ def _add_sound(p) -> None:
 
 def _add_render(sub) -> None:
     p = sub.add_parser("render", help="draw a piano roll and/or synthesise audio of a MIDI file")
-    p.add_argument("midi", type=Path)
-    p.add_argument("--png", type=Path)
-    p.add_argument("--wav", type=Path)
+    p.add_argument("midi", type=Path, help="the MIDI file")
+    p.add_argument("--png", type=Path, help="write its piano roll here (default: none)")
+    p.add_argument("--wav", type=Path, help="write its audio here (default: none)")
     _add_sound(p)
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="held-out likelihood and musical statistics of a run")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="a run folder, or the shipped base")
     p.add_argument("--data", help="held-out SOURCE (default: the run's validation split)")
-    p.add_argument("--samples", type=int, default=8, help="pieces to generate and compare")
+    p.add_argument("--samples", type=int, default=8, help="pieces to generate and compare (default: 8)")
     p.add_argument("--bars", type=int, default=32, help="length of the generated pieces, and of the compared "
-                   "excerpts (a performance run: windows of 4 s)")
-    p.add_argument("--max-pieces", type=int, default=200, help="held-out pieces to read at most")
-    p.add_argument("--seed", type=int, default=0)
+                   "excerpts (a performance run: windows of 4 s; default: 32)")
+    p.add_argument("--max-pieces", type=int, default=200, help="held-out pieces to read at most (default: 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated pieces (default: 0)")
     p.add_argument("--out", type=Path, help="folder for the report (default: the run folder; ./base-report for base)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of progress bars")
     p.add_argument("--force", action="store_true", help="overwrite an existing report (report.md, report.json, "
@@ -112,9 +134,11 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="train on the built-in bach corpus and write a piece")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
-    p.add_argument("--output", type=Path, help="default: RUN_DIR/demo.mid")
+    p = sub.add_parser("demo", help="a piece from the shipped base, then fine-tune it on the bach chorales "
+                       "and write another")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/demo"),
+                   help="where the fine-tuned run is written (default: runs/demo)")
+    p.add_argument("--output", type=Path, help="the fine-tuned piece (default: RUN_DIR/demo.mid)")
     p.add_argument("--force", action="store_true",
                    help="overwrite existing output files (both pieces, their pictures and audio)")
 
@@ -128,19 +152,49 @@ def _add_studio(sub) -> None:
     p.add_argument("--corpora", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder whose MIDI folders the page may train on (repeat for more; default: none, "
                         "only uploads and bach)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
     p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, like every other cadenza error (exit code 2)."""
+    """Usage errors as one line, like every other cadenza error (exit code 2); a mistyped
+    flag names the closest one of its command."""
+
+    argv: list[str] | None = None  # the command line parsed (None: sys.argv), to name the command
 
     def error(self, message):
-        self.exit(2, printable(f"cadenza: error: {message} (see {self.prog} --help)") + "\n")
+        command = _command_parser(self)
+        hint = _did_you_mean(command, message)
+        self.exit(2, printable(f"cadenza: error: {message}{hint} (see {command.prog} --help)") + "\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cadenza", description=__doc__.splitlines()[0])
+def _command_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser of the command on the command line (argparse reports unknown flags from the
+    top parser), else ``parser`` itself."""
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    argv = sys.argv[1:] if getattr(parser, "argv", None) is None else parser.argv
+    return commands.get(next((w for w in argv if w in commands), None), parser)
+
+
+def _did_you_mean(command: argparse.ArgumentParser, message: str) -> str:
+    """``; did you mean --length?`` for the first unrecognised flag close to one of
+    ``command``'s own."""
+    import difflib
+
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    flags = [o for o in command._option_string_actions if o.startswith("--")]
+    for word in message.split(":", 1)[1].split():
+        close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6) if word.startswith("--") else []
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="cadenza", description="Train a neural composer on MIDI files and write new piano "
+                     "music. Each command's --help lists its flags and their defaults.")
+    parser.argv = argv
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo, _add_studio):
         add(sub)
@@ -148,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from .config import preset
+    from .config import Config, preset
     from .train import train
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
@@ -181,6 +235,9 @@ def cmd_train(args) -> int:
         return 0
     _say(f"run: {result.run_dir}  epochs: {result.epochs_done}  best loss: {result.best_loss:.4f} "
          f"(epoch {result.best_epoch})  stopped: {result.stopped}")
+    start = Config.load(result.run_dir / "config.json").init_from
+    if start:
+        _say(f"fine-tuned from: {start} (its config.json keeps this as init_from)")
     _say(f"weights: {result.run_dir / 'best.safetensors'}")
     _say(f"loss plot: {result.run_dir / 'loss.png'}")
     return 130 if result.stopped == "interrupted" else 0
@@ -233,10 +290,11 @@ def cmd_generate(args) -> int:
                       min_p=args.min_p, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
-    for path, score, new in zip(paths, scores, result.new):
+    for path, score, new, origin in zip(paths, scores, result.new, result.tempo_origins):
         # as bytes: symusic's dump_midi writes an empty file on a full disk and says nothing
         write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
-        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes)")
+        tempo = f", tempo {score.tempos[0].qpm:.0f} bpm ({origin})" if len(score.tempos) else ""
+        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes{tempo})")
         if formats:
             from .render import render_outputs
 
@@ -300,6 +358,9 @@ def cmd_studio(args) -> int:
     return 0
 
 
+# What each command imports (torch and the rest) while the start-up Ctrl-C guard still holds
+COMMAND_MODULES = {"train": ".train", "generate": ".generate", "render": ".render", "evaluate": ".evaluate.run",
+                   "demo": ".demo", "studio": ".studio"}
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
@@ -307,7 +368,8 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
 def main(argv: list[str] | None = None) -> int:
     """Run the command ``argv`` names: its exit code (2: a usage or data error, 130: Ctrl-C)."""
     try:
-        args = build_parser().parse_args(argv)  # may import torch: a Ctrl-C here is one line too
+        args = build_parser(argv).parse_args(argv)  # imports nothing heavy: --help answers at once
+        importlib.import_module(COMMAND_MODULES[args.command], __package__)  # torch: a Ctrl-C here is one line too
         startup.release()  # from here Ctrl-C is a KeyboardInterrupt, which a training saves its state on
         return COMMANDS[args.command](args)
     except CadenzaError as exc:

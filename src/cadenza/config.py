@@ -116,6 +116,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# A fine-tune's schedule over its starting run's configuration (cadenza.finetune). The budget
+# decides when it stops: no early stopping, and an epoch cap far beyond what a budget holds
+# (a small folder's epochs last seconds: the starting run's 20 would end it long before).
+FINETUNE_SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, epochs=1000, patience=None)
+
+
 # Sampling defaults of a representation, over any preset's: the presets' were chosen on
 # grid tokens (POP909 in REMI). Performance tokens: min-p 0.1 cut a Pedal token in a third
 # of the places the corpus presses the pedal and a time shift of 200 ms or more in half of

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_model
 
 from . import representations, rundir
-from .config import Config
+from .config import FINETUNE_SCHEDULE, Config
 from .errors import CadenzaError
 from .files import check_regular
 from .pretrained import resolve_run
@@ -20,14 +20,14 @@ from .validate import check_finite, check_weights_file
 LR_FACTOR = 0.3               # of the starting run's peak learning rate
 DROPOUT = 0.3                 # a small folder overfits: more dropout than the base preset's 0.1
 EMA = 0.998                   # the kept weights are a moving average of the stepped ones
-SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, patience=None, ema=EMA)
+SCHEDULE = dict(FINETUNE_SCHEDULE, ema=EMA)  # the budget decides when it stops (config.py)
 
 
 def finetune_config(start: str | Path) -> Config:
     """The configuration of a fine-tune from ``start``: its model and tokenizer, a tenth-scale
     warmup, ``LR_FACTOR`` of its learning rate, at least ``DROPOUT``, the weights' moving
-    average (``EMA``), a 10-minute budget (``--max-minutes``, ``--lr``, ``--dropout`` and
-    ``--ema`` change them)."""
+    average (``EMA``), a 10-minute budget that decides when it stops (``--max-minutes``,
+    ``--epochs``, ``--lr``, ``--dropout`` and ``--ema`` change them)."""
     directory = resolve_run(start)
     if not (directory / rundir.CONFIG).is_file() or not (directory / rundir.BEST).is_file():
         raise CadenzaError(f"--from {start}: not a trained cadenza run (no {rundir.CONFIG} and {rundir.BEST})")

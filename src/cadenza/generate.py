@@ -70,6 +70,7 @@ class Generated:
     unit: str = "tokens"
     capped: list[int] = field(default_factory=list)   # pieces stopped by the tokens-per-bar cap
     warnings: list[str] = field(default_factory=list)
+    tempo_origins: list[str] = field(default_factory=list)  # per piece, in words (set by to_scores)
 
 
 # -- context ---------------------------------------------------------------------------
@@ -496,16 +497,23 @@ def _with_primer_globals(piece: Score, primer: Score) -> Score:
     return piece
 
 
-def _with_context_tempo(piece: Score, kinds: TokenKinds, context: np.ndarray, new: np.ndarray) -> Score:
+def _with_context_tempo(piece: Score, kinds: TokenKinds, context: np.ndarray, new: np.ndarray) -> tuple[Score, str]:
     """Where the new tokens set no tempo at tick 0, MidiTok put its default there: the
-    tempo in force in the context replaces it, else the first one the new tokens set."""
+    tempo in force in the context replaces it, else the first one the new tokens set.
+    Also says where the opening tempo came from (the context is a window of the training
+    music, so a corpus of several tempos gives pieces of several tempos)."""
+    if not len(piece.tempos):
+        return piece, "none set"
     if len(piece.tempos) <= sum(len(kinds.values(TEMPO)[t]) for t in new):
-        return piece  # no default was added
+        return piece, "chosen by the model"  # no default was added
     in_force = kinds.in_force(TEMPO, context)
-    first = float(in_force) if in_force is not None else piece.tempos[1].qpm if len(piece.tempos) > 1 else None
-    if first is not None:
-        piece.tempos[0] = Tempo(0, first)
-    return piece
+    if in_force is not None:
+        piece.tempos[0] = Tempo(0, float(in_force))
+        return piece, "from the training music it continues"
+    if len(piece.tempos) > 1:
+        piece.tempos[0] = Tempo(0, piece.tempos[1].qpm)
+        return piece, "the first one the model set"
+    return piece, "the tokenizer's default: the music it continues sets none; --primer FILE sets its own"
 
 
 def _after_primer(primer: Primer, piece: Score) -> Score:
@@ -527,18 +535,23 @@ def to_scores(run: Run, result: Generated, continuation_only: bool = False, leng
               unit: str | None = None) -> list[Score]:
     """Decode generated pieces: the new material from its first bar line, cut to the length
     asked (default: the one generated for), after the primer unless ``continuation_only``,
-    with the primer's (or the context's) tempo, time and key signature."""
+    with the primer's (or the context's) tempo, time and key signature. Where each piece's
+    opening tempo came from goes to ``result.tempo_origins``."""
     rep, kinds = run.representation, TokenKinds(run.representation)
     length = result.length if length is None else length
     unit = result.unit if unit is None else unit
-    scores = []
+    scores, origins = [], []
     for context, new in zip(result.context, result.new):
         piece = cut_to_length(rep.decode(_decode_prefix(kinds, context) + list(new)), length, unit)
         if result.primer is None:
-            scores.append(_with_context_tempo(piece, kinds, context, new))
+            piece, origin = _with_context_tempo(piece, kinds, context, new)
+            scores.append(piece)
+            origins.append(origin)
             continue
+        origins.append("from the primer")
         piece = _with_primer_globals(piece, result.primer.score)
         scores.append(piece if continuation_only else _after_primer(result.primer, piece))
+    result.tempo_origins = origins
     return scores
 
 

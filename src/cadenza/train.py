@@ -255,17 +255,23 @@ class _Setup:
     average: torch.nn.Module | None = None  # the moving average of the weights (--ema), evaluated and kept
 
 
+def prepare_data(source: str, config: Config, fitted=None, workers: int | None = None, log=print,
+                 progress_bar: bool = True) -> PreparedData:
+    """The prepared data (cached) a training with ``config`` reads from SOURCE; ``fitted``: a
+    fine-tune's or resumed run's tokenizer (:func:`cadenza.finetune.start_tokenizer`)."""
+    return prepare(source, config.representation, config.representation_options, config.val_fraction,
+                   config.seed, workers, log=log, progress_bar=progress_bar, fitted=fitted)
+
+
 def _prepare_data(source, config: Config, workers, dist, say, quiet, fitted) -> PreparedData:
     data = None
     if dist.is_main:
-        data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=say, progress_bar=not quiet, fitted=fitted)
+        data = prepare_data(source, config, fitted, workers, log=say, progress_bar=not quiet)
         for line in data.summary.lines():
             say(line)
     dist.barrier()
     if data is None:  # other ranks: the cache is ready now
-        data = prepare(source, config.representation, config.representation_options, config.val_fraction,
-                       config.seed, workers, log=None, fitted=fitted)
+        data = prepare_data(source, config, fitted, workers, log=None)
     return data
 
 
@@ -419,6 +425,8 @@ class _Trainer:
             if self.dist.is_main:
                 rundir.save_state(self.snapshot(), self.run_dir / rundir.STATE)
                 self.say(f"interrupted: state saved in {self.run_dir / rundir.STATE}; continue with --resume")
+        if stopped == "done" and self.dist.is_main:
+            self._say_why_done()
         if self.dist.is_main and not (self.run_dir / rundir.BEST).exists():
             rundir.save_weights(scored(self.s.model, self.s.average), self.run_dir / rundir.BEST)  # interrupted before any evaluation
         return TrainResult(self.run_dir, self.epoch - 1, self.best_loss, self.best_epoch, stopped, self.metrics)
@@ -490,6 +498,15 @@ class _Trainer:
         sch = self.schedule
         sch.measure(self.global_step, self.steps_run, budget_clock() - self.clock0, self.s.steps_per_epoch)
         sch.total, sch.eval_every = self.dist.broadcast_object((sch.total, sch.eval_every))
+
+    def _say_why_done(self) -> None:
+        """The epoch cap ended a budgeted training well inside its budget: say so, and how to
+        let the budget decide."""
+        budget, cfg = self.schedule.budget, self.config
+        left = budget.left()
+        if budget.deadline is not None and left > 0.1 * cfg.max_minutes * 60:
+            self.say(f"--epochs {cfg.epochs} reached with {left / 60:.1f} of the {cfg.max_minutes:g} minutes left: "
+                     "the epoch cap ended the training, not --max-minutes; raise --epochs to train longer")
 
     def _evaluate(self, epoch_end: bool = False, final: bool = False) -> str | None:
         """Validation loss, best weights, a metrics row, the plot and the state; returns

@@ -39,6 +39,14 @@ def _convert(args: tuple[str, str]) -> str | None:
     return None
 
 
+def _shown(results, total: int):
+    """``results`` as they come, counted on a progress bar (the conversion takes minutes:
+    silence would look like a hang)."""
+    from tqdm import tqdm
+
+    return tqdm(results, total=total, unit="chorale", desc="converting", leave=False, mininterval=2.0)
+
+
 def bach_chorales(workers: int | None = None) -> list[Path]:
     """MIDI paths of the 371 Bach chorales, building the cache on first use."""
     import music21
@@ -58,7 +66,7 @@ def bach_chorales(workers: int | None = None) -> list[Path]:
                   f"(once) into {folder}", flush=True)
             with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, initializer=die_with_parent,
                                      initargs=(os.getpid(),)) as pool:  # a killed training leaves no converter
-                failed = [msg for msg in pool.map(_convert, todo, chunksize=8) if msg]
+                failed = [msg for msg in _shown(pool.map(_convert, todo, chunksize=8), len(todo)) if msg]
             for msg in failed:
                 print(f"  could not convert {msg}", flush=True)
         done.write_text(f"{len(jobs)}\n")

@@ -12,10 +12,12 @@ with the returned state gives the same logits.
 from __future__ import annotations
 
 import importlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import CadenzaError
+
+if TYPE_CHECKING:  # torch is imported where a model is made: the command's --help reads NAMES only
+    import torch
 
 _REGISTRY = {
     "seed_lstm": "cadenza.models.seed_lstm:SeedLSTM",
@@ -38,6 +40,8 @@ MAX_PARAMETERS = 2**31  # 8 GB of float32 weights: a larger model is a damaged o
 
 def create(name: str, vocab_size: int, options: dict | None = None) -> torch.nn.Module:
     """A model of ``name``; its size is counted on the meta device (no memory) first."""
+    import torch
+
     cls = model_class(name)
     try:
         with torch.device("meta"):

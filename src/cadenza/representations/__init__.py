@@ -5,8 +5,12 @@ import importlib
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import CadenzaError
-from .base import Grammar, Representation
+
+if TYPE_CHECKING:
+    from .base import Grammar, Representation
 
 _REGISTRY = {
     "seed": "cadenza.representations.seed:SeedRepresentation",
@@ -82,6 +86,16 @@ def load(directory: Path) -> Representation:
             f"tokenizer in {directory} has {rep.vocab_size} tokens but {meta_path.name} says "
             f"{meta['vocab_size']}")
     return rep
+
+
+def __getattr__(name: str):
+    """``Grammar`` and ``Representation`` on first use: the command's ``--help`` reads
+    ``NAMES`` without importing symusic (see :mod:`cadenza.cli`)."""
+    if name in ("Grammar", "Representation"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load", "timed_in_seconds"]
