@@ -43,6 +43,9 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float, help=f"peak learning rate {dflt('lr')}; a fine-tune: a share of its start's")
     p.add_argument("--dropout", type=float, help="the model's dropout (a fine-tune may raise it against "
                    f"overfitting; default: the preset's, base: {base.model_options['dropout']})")
+    p.add_argument("--model-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="one of the network's options, VALUE as JSON (e.g. window=2048, frozen=true); repeat for "
+                        "more (default: the preset's or the starting run's)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help=f"evaluate and keep a moving average of the weights with this decay per step "
                         f"(0: off) {dflt('ema')}")
@@ -201,6 +204,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _model_option(text: str) -> tuple[str, object]:
+    import json
+
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, json.loads(value)
+    except ValueError:
+        raise CadenzaError(f"--model-option {text!r}: write NAME=VALUE with VALUE as JSON (2048, true, 0.1)") from None
+
+
 def cmd_train(args) -> int:
     from .config import Config, preset
     from .train import train
@@ -211,6 +226,8 @@ def cmd_train(args) -> int:
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
+    if args.model_option:
+        overrides["model_option"] = dict(_model_option(text) for text in args.model_option)
     if args.max_minutes == 0:
         overrides["max_minutes"] = None  # --max-minutes 0: no budget
     config = None

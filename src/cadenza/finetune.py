@@ -37,6 +37,7 @@ def finetune_config(start: str | Path) -> Config:
         raise CadenzaError(f"--from {start}: its {config.representation!r} tokens are the note strings of its own "
                            "corpus and cannot encode another folder; fine-tune from a REMI, TSD or MIDI-like run")
     options = dict(config.model_options)
+    options.pop("frozen", None)  # a fine-tune trains every weight
     if "dropout" in options:
         options["dropout"] = max(options["dropout"], DROPOUT)
     return config.replace(lr=config.lr * LR_FACTOR, init_from=str(start), source=None, model_options=options,

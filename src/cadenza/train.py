@@ -8,6 +8,7 @@ uninterrupted run would have done.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import files, models, representations, rundir
+from . import files, models, representations, rundir, validate
 from .averaging import scored, weight_average
 from .config import Config, preset
 from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
@@ -87,10 +88,14 @@ def evaluate_loss(model, windows: TokenWindows, batch_size: int, device, autocas
 
 
 def _with_overrides(config: Config, overrides: dict) -> Config:
-    """``config`` with ``overrides`` applied; ``dropout`` is the model's option of that name."""
+    """``config`` with ``overrides`` applied; ``dropout`` is the model's option of that name,
+    ``model_option`` a dict of model options over the config's."""
     overrides = dict(overrides)
     dropout = overrides.pop("dropout", None)
+    options = overrides.pop("model_option", {})
     config = config.replace(**overrides)
+    if options:
+        config = config.replace(model_options={**config.model_options, **options})
     if dropout is not None:
         if not 0 <= dropout < 1:
             raise CadenzaError(f"--dropout must be in [0, 1), got {dropout}")
@@ -119,6 +124,9 @@ def _check_config(config: Config) -> None:
         raise CadenzaError(f"--ema must be in [0, 1), got {config.ema}")
     if not 0 <= config.checkpoint_minutes <= math.inf:
         raise CadenzaError(f"--checkpoint-minutes must be >= 0, got {config.checkpoint_minutes}")
+    # the declarations that check a run's config.json when it is loaded check a new one too,
+    # so no training writes a run that load_run or --resume would then refuse
+    validate.check_config(json.loads(config.to_json()), Path("the training options"))
 
 
 def _save_primers(data: PreparedData, seq_len: int, path: Path, seed: int) -> None:

@@ -117,7 +117,7 @@ MODEL_OPTIONS = {
     "lstm": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "tie_weights": _Spec(bool)},
     "seed_lstm": {"hidden": WIDTH, "layers": _Spec(int, 1, 256), "dense": WIDTH, "dropout": DROPOUT},
     "lstm_memory": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "heads": _Spec(int, 1, 1024),
-                    "window": _Spec(int, 2, 1 << 17), "tie_weights": _Spec(bool)},
+                    "window": _Spec(int, 2, 1 << 17), "tie_weights": _Spec(bool), "frozen": _Spec(bool)},
     "transformer": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "heads": _Spec(int, 1, 1024), "dropout": DROPOUT,
                     "max_len": _Spec(int, 1, 1 << 17), "tie_weights": _Spec(bool)},
 }

@@ -11,7 +11,7 @@ sequence fed at once, token by token or in chunks gives the same logits, however
 The attention block's output projections start at zero: a model grown from a trained
 ``lstm`` run (same ``dim``, ``layers``, vocabulary) computes that run's logits exactly until
 training teaches the block what to look at (``grown_from``: ``cadenza train --from base
---model lstm_memory``).
+--model lstm_memory``); with ``frozen`` only the block learns (a fine-tune trains all).
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class LSTMMemoryModel(nn.Module):
     grown_from = {"lstm": "memory."}  # an lstm run's weights fit all but the parameters under this prefix
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
-                 heads: int = 8, window: int = 2048, tie_weights: bool = True):
+                 heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False):
         super().__init__()
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
@@ -85,6 +85,9 @@ class LSTMMemoryModel(nn.Module):
         if tie_weights:
             self.out.weight = self.embed.weight
         nn.init.normal_(self.embed.weight, std=dim ** -0.5)
+        if frozen:  # only the memory learns: a grown run keeps its LSTM, and trains without its backward pass
+            for name, p in self.named_parameters():
+                p.requires_grad_(name.startswith("memory."))
 
     def forward(self, ids: torch.Tensor, state=None, last_only: bool = False):
         lstm_state, cache, position = (None, None, 0) if state is None else state
