@@ -75,3 +75,12 @@ def test_grows_from_a_trained_lstm_run(tmp_path):
           quiet=True, workers=1)
     run = load_run(tmp_path / "grown")
     assert run.config.model == "lstm_memory" and any(p.abs().sum() > 0 for p in run.model.memory.proj.parameters())
+
+
+def test_frozen_trains_only_the_memory():
+    model = models.create("lstm_memory", 50, {"dim": 32, "layers": 1, "heads": 4, "frozen": True})
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(name.startswith("memory.") for name in trained)
+    loss = model(torch.randint(0, 50, (2, 12)))[0].sum()
+    loss.backward()
+    assert model.lstm.weight_ih_l0.grad is None and model.memory.qkv.weight.grad is not None
