@@ -51,9 +51,10 @@ def chord_token(pitch_classes: frozenset[int]) -> str:
     return CHORD_NAMES[mask]
 
 
-def score_to_seed_tokens(score: Score) -> list[str]:
-    """The notebook's tokens for ``score``'s non-drum tracks."""
-    return notebook_tokens(score)
+def score_to_seed_tokens(score: Score, midi: bytes | None = None) -> list[str]:
+    """The notebook's tokens for ``score``'s non-drum tracks; ``midi``: the bytes of the
+    file ``score`` was read from (music21 reads some things symusic does not keep)."""
+    return notebook_tokens(score, midi)
 
 
 def _transpose_token(token: str, semitones: int) -> str:
@@ -67,6 +68,7 @@ class SeedRepresentation(Representation):
     name = "seed"
     transferable = False  # its vocabulary is its own corpus's note and chord strings
     reads_tracks = True  # music21 groups chords and places bars track by track
+    reads_file = True  # and reads tracks, note-off order and marks from the file itself
     _FILE = "seed_vocab.json"
 
     def __init__(self, vocab: Sequence[str] | None = None):
@@ -80,11 +82,12 @@ class SeedRepresentation(Representation):
     def config_dict(self) -> dict:
         # tokens as music21 10 reads them; the revision renews prepared caches when the
         # reproduction changes (2: note-offs of overlapping notes, end-of-part marks;
-        # 3: which measures makeMeasures leaves sorted, POP909 766)
-        return {"name": self.name, "extraction": "music21-10", "revision": 3}
+        # 3: which measures makeMeasures leaves sorted, POP909 766; 4: the file's own
+        # tracks, note-off order and marks, see seed_midi)
+        return {"name": self.name, "extraction": "music21-10", "revision": 4}
 
-    def pretokenize(self, score: Score) -> list[str]:
-        return score_to_seed_tokens(score)
+    def pretokenize(self, score: Score, midi: bytes | None = None) -> list[str]:
+        return score_to_seed_tokens(score, midi)
 
     def fit(self, pretokens: Sequence[list[str]]) -> None:
         """The notebook's vocabulary: every distinct token string, sorted."""
