@@ -5,8 +5,10 @@ voiced in octave 4, one beat long, velocity 90 (music21's defaults).
 
 Extraction gives the token list the notebook's music21 loop gives, computed from symusic
 arrays (:mod:`.seed_music21` reproduces music21's MIDI import: note-off pairing, chord
-grouping per track, quantization, ties at barlines, the track order), and chord names come
-from a table of all 4095 pitch-class sets built once at import, without music21.
+grouping per track, quantization, ties at barlines, the track order) and, when the file's
+bytes are given, from the tracks, event order and marks music21 reads there and symusic
+does not keep (:mod:`.seed_midi`); chord names come from a table of all 4095 pitch-class
+sets built once at import, without music21.
 
 Unlike the notebook, every non-drum track is kept: the notebook keeps only the first part
 of ``partitionByInstrument``, which loses any track with another instrument name, and any
