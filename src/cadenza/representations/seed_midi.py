@@ -54,8 +54,12 @@ def _events(chunk: bytes) -> tuple[list[tuple[int, int, int, bool]], list[int]]:
     notes, marks = [], []
     i, tick, status, n = 0, 0, None, len(chunk)
     while i < n:
-        delta, i = _varlen(chunk, i)
-        tick += delta
+        b = chunk[i]
+        if b < 0x80:  # most deltas are one byte
+            tick, i = tick + b, i + 1
+        else:
+            delta, i = _varlen(chunk, i)
+            tick += delta
         b = chunk[i]
         if b == 0xFF:
             length, j = _varlen(chunk, i + 2)
@@ -77,8 +81,9 @@ def _events(chunk: bytes) -> tuple[list[tuple[int, int, int, bool]], list[int]]:
                 marks.append(tick)
             i += 1
             continue
-        if kind in (0x80, 0x90) and channel != DRUM_CHANNEL:
-            notes.append((tick, chunk[i], channel, kind == 0x90 and chunk[i + 1] > 0))
+        if kind <= 0x90:  # a note-off or note-on
+            if channel != DRUM_CHANNEL:
+                notes.append((tick, chunk[i], channel, kind == 0x90 and chunk[i + 1] > 0))
         elif kind == 0xF0:
             raise _Unread
         i += 2

@@ -7,14 +7,17 @@ track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``
 
 0. note-offs: a note ends at the first note-off of its pitch after its note-on, so of
    two overlapping notes of one pitch both end at the first (``getNotesFromEvents``).
+   Given the file's bytes, the parts, their notes and marks are read from them instead
+   (:mod:`.seed_midi`): one part per MIDI track, note-offs taken in file order.
 1. chords: notes sorted by onset (file order among equal onsets); each note not yet
    taken starts a group, and every later note that starts less than 1/4 beat after it
    *and* ends within 1/4 beat of it joins (even one already taken by an earlier group,
    as music21 does). A group of one is a note, a larger one a chord whose length is its
    last member's.
 2. quantization to the nearest 1/4 or 1/3 beat, offsets first; a length is never rounded
-   to zero and prefers one that reaches the next onset; a zero-length MIDI note is a
-   grace note and stays zero.
+   to zero and prefers one that reaches the next onset (or the next tempo, key, time
+   signature or instrument mark written in the part's own track); a zero-length MIDI
+   note is a grace note and stays zero.
 3. ties: a note or chord that crosses a barline (from the file's time signatures, 4/4
    when none) is cut there, and each piece is a token.
 4. order: the tracks are flattened into one part, sorted by offset, grace notes first,
