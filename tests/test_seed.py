@@ -223,3 +223,14 @@ def test_prepare_reads_the_file_as_music21_does(tmp_path):
     path = two_channel_hands(tmp_path / "corpus" / "channels.mid")
     data = dataset.prepare(str(path.parent), "seed", val_fraction=0, log=None, workers=1)
     assert data.representation().describe(data.tokens("train")) == notebook_tokens(path)
+
+
+def test_bytes_it_cannot_follow_music21_through_fall_back_to_symusics_tracks(tmp_path):
+    from cadenza.representations.seed_midi import read_parts
+
+    path = two_channel_hands(tmp_path / "channels.mid")
+    data = path.read_bytes()
+    assert read_parts(data)[0] == Q and len(read_parts(data)[1]) == 1  # one part: both channels
+    for bad in (data[:-5], b"MThd" + data[4:12] + b"\x80\x00" + data[14:], data[:14] + b"MTrX" + data[18:]):
+        assert read_parts(bad) is None  # cut short, SMPTE time, no MTrk
+        assert score_to_seed_tokens(Score(str(path)), bad) == score_to_seed_tokens(Score(str(path)))
