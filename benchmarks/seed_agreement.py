@@ -67,13 +67,14 @@ def cadenza_tokens(path, tracks: list[int] | None = None) -> list[str]:
     """cadenza's seed tokens, reading the file as ``cadenza prepare`` does; ``tracks``:
     only these of the file's tracks with notes."""
     score = read_piano_score(Path(path), merge=False)
-    if tracks is not None:
+    if tracks is not None:  # symusic's tracks, as the notebook's part keeps them
         from symusic import Score
 
         full = Score(str(path))
         keep = [t for k, t in enumerate(t for t in full.tracks if len(t.notes)) if k in tracks and not t.is_drum]
         score.tracks = keep
-    return score_to_seed_tokens(score)
+        return score_to_seed_tokens(score)
+    return score_to_seed_tokens(score, Path(path).read_bytes())
 
 
 def reference(path: Path, cache: Path | None, cached_only: bool = False) -> dict | None:

@@ -134,3 +134,103 @@ def test_the_shortcuts_for_plain_tracks_give_what_music21s_general_steps_give(tm
     monkeypatch.setattr(seed_music21, "_onset_groups", lambda *args: None)
     monkeypatch.setattr(seed_music21, "_uncut", lambda *args: False)
     assert [score_to_seed_tokens(Score(str(p))) for p in paths] == shortcut
+
+
+def write_events(path: Path, events, tpq: int = 480, marks=(), own_track: bool = True) -> Path:
+    """A MIDI file whose piano track holds ``events`` ((tick, mido message)) in exactly the
+    order given, as symusic would not write them; ``marks`` ((tick, meta message)) go in a
+    conductor track of their own (``own_track``, format 1) or into the piano track (format 0)."""
+    import mido
+
+    def track(timed):
+        out, now = mido.MidiTrack(), 0
+        for tick, msg in timed:
+            out.append(msg.copy(time=tick - now))
+            now = tick
+        return out
+
+    piano = [(0, mido.MetaMessage("track_name", name="Piano"))]
+    piano += [(0, mido.Message("program_change", program=0, channel=c)) for c in (0, 1)]
+    mid = mido.MidiFile(type=1 if own_track else 0, ticks_per_beat=tpq)
+    if own_track:
+        mid.tracks += [track(list(marks)), track(piano + list(events))]
+    else:
+        mid.tracks.append(track(sorted([*marks, *piano, *events], key=lambda e: e[0])))  # stable: file order kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(str(path))
+    return path
+
+
+def on(tick, pitch, channel=0):
+    import mido
+    return tick, mido.Message("note_on", note=pitch, velocity=80, channel=channel)
+
+
+def off(tick, pitch, channel=0):
+    import mido
+    return tick, mido.Message("note_off", note=pitch, velocity=0, channel=channel)
+
+
+def two_channel_hands(path: Path) -> Path:
+    """Both hands in one track, the left on channel 1, each note a little after the right's."""
+    events = []
+    for k in range(8):
+        events += [on(k * Q, 72 + k), on(k * Q + 1, 48 + k % 3, 1)]
+        events += [off(k * Q + Q - 10, 48 + k % 3, 1), off(k * Q + Q, 72 + k)]
+    return write_events(path, sorted(events, key=lambda e: e[0]))
+
+
+def test_two_hands_on_two_channels_of_one_track_are_one_part_as_music21_reads_it(tmp_path):
+    """symusic splits the track by channel; music21 makes one part of it, whose chords
+    join the hands (C5 with C3 is the chord '0')."""
+    path = two_channel_hands(tmp_path / "channels.mid")
+    tokens = score_to_seed_tokens(Score(str(path)), path.read_bytes())
+    assert tokens == notebook_tokens(path)
+    assert tokens[:3] == ["0", "1", "2"]
+    assert score_to_seed_tokens(Score(str(path)))[:2] == ["C5", "C3"]  # symusic's two tracks
+
+
+def test_a_note_on_written_before_a_note_off_of_its_pitch_at_its_tick_is_a_grace_note(tmp_path):
+    """music21 pairs each note-on with the next note-off of its pitch in the file, so the
+    second E5, written before the first one's note-off, ends where it starts: a grace note,
+    not a note held across the barline (two tokens)."""
+    tpq = 960
+    first, second = [on(5680, 76), off(6160, 76)], [on(6160, 76), off(8080, 76)]
+    grace = write_events(tmp_path / "on_first.mid", [first[0], second[0], first[1], second[1]], tpq)
+    plain = write_events(tmp_path / "off_first.mid", [first[0], first[1], second[0], second[1]], tpq)
+    assert score_to_seed_tokens(Score(str(grace)), grace.read_bytes()) == notebook_tokens(grace) == ["E5", "E5"]
+    assert score_to_seed_tokens(Score(str(plain)), plain.read_bytes()) == notebook_tokens(plain) == ["E5"] * 3
+
+
+def test_marks_in_the_note_track_are_looked_ahead_to_when_quantizing_a_length(tmp_path):
+    """A time signature in the track with the notes is in the part while music21 quantizes
+    it: a 5-tick note at 1835 (3.75 quarters) fills toward it in thirds (1/3 long, cut at
+    the barline); one in a conductor track joins the part after, and the note is 1/4 long."""
+    import mido
+
+    notes = [on(1835, 68), off(1840, 68)]
+    meter = [(5920, mido.MetaMessage("time_signature", numerator=3, denominator=4))]
+    inside = write_events(tmp_path / "format0.mid", notes, marks=meter, own_track=False)
+    apart = write_events(tmp_path / "format1.mid", notes, marks=meter)
+    assert score_to_seed_tokens(Score(str(inside)), inside.read_bytes()) == notebook_tokens(inside) == ["G#4"] * 2
+    assert score_to_seed_tokens(Score(str(apart)), apart.read_bytes()) == notebook_tokens(apart) == ["G#4"]
+
+
+def test_prepare_reads_the_file_as_music21_does(tmp_path):
+    """``cadenza prepare`` hands the seed representation the file's bytes."""
+    from cadenza import dataset
+
+    path = two_channel_hands(tmp_path / "corpus" / "channels.mid")
+    data = dataset.prepare(str(path.parent), "seed", val_fraction=0, log=None, workers=1)
+    assert data.representation().describe(data.tokens("train")) == notebook_tokens(path)
+
+
+def test_bytes_it_cannot_follow_music21_through_fall_back_to_symusics_tracks(tmp_path):
+    from cadenza.representations.seed_midi import read_parts
+
+    path = two_channel_hands(tmp_path / "channels.mid")
+    data = path.read_bytes()
+    assert read_parts(data)[0] == Q and len(read_parts(data)[1]) == 1  # one part: both channels
+    for bad in (data[:-5], b"MThd" + data[4:12] + b"\x80\x00" + data[14:], data[:14] + b"MTrX" + data[18:]):
+        assert read_parts(bad) is None  # cut short, SMPTE time, no MTrk
+        assert score_to_seed_tokens(Score(str(path)), bad) == score_to_seed_tokens(Score(str(path)))

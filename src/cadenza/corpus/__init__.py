@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import CadenzaError, printable
 from .orphans import die_with_parent
 from .performed import performance_signs
-from .reader import SkipFile, merge_piano, piano_tracks, read_piano_score
+from .reader import SkipFile, _read_file, merge_piano, piano_tracks, read_piano_score
 
 BUILTIN = ("bach",)
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -146,11 +146,13 @@ class CorpusSummary:
 
 _worker_fn: Callable | None = None
 _worker_merge = True
+_worker_reads_file = False  # the representation also reads the file's bytes (``midi=``)
 
 
 def _init_worker(fn: Callable, parent: int | None = None, merge: bool = True) -> None:
-    global _worker_fn, _worker_merge
+    global _worker_fn, _worker_merge, _worker_reads_file
     _worker_fn, _worker_merge = fn, merge
+    _worker_reads_file = getattr(getattr(fn, "__self__", None), "reads_file", False)
     if parent is not None:
         die_with_parent(parent)
 
@@ -160,7 +162,8 @@ def _read_one(path: Path) -> tuple:
     try:
         score = read_piano_score(path, _worker_merge)
         notes = sum(len(t.notes) for t in score.tracks)
-        return str(path), _worker_fn(score), notes, None, performance_signs(score)
+        pretokens = _worker_fn(score, midi=_read_file(path)) if _worker_reads_file else _worker_fn(score)
+        return str(path), pretokens, notes, None, performance_signs(score)
     except SkipFile as exc:
         return str(path), None, 0, str(exc)
     except Exception as exc:  # a file that breaks the tokenizer is skipped, not fatal

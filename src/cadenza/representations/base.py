@@ -43,6 +43,7 @@ class Representation(ABC):
     name: ClassVar[str]
     transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
     reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part
+    reads_file: ClassVar[bool] = False  # the corpus also hands pretokenize the file's bytes (midi=)
     # a "bar" of a representation timed in seconds (no metre): this many seconds; None: real bars
     seconds_per_bar: ClassVar[float | None] = None
     # a note sounds until a later token ends it (NoteOff), so a sampled piece can leave one hanging

@@ -5,8 +5,10 @@ voiced in octave 4, one beat long, velocity 90 (music21's defaults).
 
 Extraction gives the token list the notebook's music21 loop gives, computed from symusic
 arrays (:mod:`.seed_music21` reproduces music21's MIDI import: note-off pairing, chord
-grouping per track, quantization, ties at barlines, the track order), and chord names come
-from a table of all 4095 pitch-class sets built once at import, without music21.
+grouping per track, quantization, ties at barlines, the track order) and, when the file's
+bytes are given, from the tracks, event order and marks music21 reads there and symusic
+does not keep (:mod:`.seed_midi`); chord names come from a table of all 4095 pitch-class
+sets built once at import, without music21.
 
 Unlike the notebook, every non-drum track is kept: the notebook keeps only the first part
 of ``partitionByInstrument``, which loses any track with another instrument name, and any
@@ -51,9 +53,10 @@ def chord_token(pitch_classes: frozenset[int]) -> str:
     return CHORD_NAMES[mask]
 
 
-def score_to_seed_tokens(score: Score) -> list[str]:
-    """The notebook's tokens for ``score``'s non-drum tracks."""
-    return notebook_tokens(score)
+def score_to_seed_tokens(score: Score, midi: bytes | None = None) -> list[str]:
+    """The notebook's tokens for ``score``'s non-drum tracks; ``midi``: the bytes of the
+    file ``score`` was read from (music21 reads some things symusic does not keep)."""
+    return notebook_tokens(score, midi)
 
 
 def _transpose_token(token: str, semitones: int) -> str:
@@ -67,6 +70,7 @@ class SeedRepresentation(Representation):
     name = "seed"
     transferable = False  # its vocabulary is its own corpus's note and chord strings
     reads_tracks = True  # music21 groups chords and places bars track by track
+    reads_file = True  # and reads tracks, note-off order and marks from the file itself
     _FILE = "seed_vocab.json"
 
     def __init__(self, vocab: Sequence[str] | None = None):
@@ -80,11 +84,12 @@ class SeedRepresentation(Representation):
     def config_dict(self) -> dict:
         # tokens as music21 10 reads them; the revision renews prepared caches when the
         # reproduction changes (2: note-offs of overlapping notes, end-of-part marks;
-        # 3: which measures makeMeasures leaves sorted, POP909 766)
-        return {"name": self.name, "extraction": "music21-10", "revision": 3}
+        # 3: which measures makeMeasures leaves sorted, POP909 766; 4: the file's own
+        # tracks, note-off order and marks, see seed_midi)
+        return {"name": self.name, "extraction": "music21-10", "revision": 4}
 
-    def pretokenize(self, score: Score) -> list[str]:
-        return score_to_seed_tokens(score)
+    def pretokenize(self, score: Score, midi: bytes | None = None) -> list[str]:
+        return score_to_seed_tokens(score, midi)
 
     def fit(self, pretokens: Sequence[list[str]]) -> None:
         """The notebook's vocabulary: every distinct token string, sorted."""

@@ -7,14 +7,17 @@ track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``
 
 0. note-offs: a note ends at the first note-off of its pitch after its note-on, so of
    two overlapping notes of one pitch both end at the first (``getNotesFromEvents``).
+   Given the file's bytes, the parts, their notes and marks are read from them instead
+   (:mod:`.seed_midi`): one part per MIDI track, note-offs taken in file order.
 1. chords: notes sorted by onset (file order among equal onsets); each note not yet
    taken starts a group, and every later note that starts less than 1/4 beat after it
    *and* ends within 1/4 beat of it joins (even one already taken by an earlier group,
    as music21 does). A group of one is a note, a larger one a chord whose length is its
    last member's.
 2. quantization to the nearest 1/4 or 1/3 beat, offsets first; a length is never rounded
-   to zero and prefers one that reaches the next onset; a zero-length MIDI note is a
-   grace note and stays zero.
+   to zero and prefers one that reaches the next onset (or the next tempo, key, time
+   signature or instrument mark written in the part's own track); a zero-length MIDI
+   note is a grace note and stays zero.
 3. ties: a note or chord that crosses a barline (from the file's time signatures, 4/4
    when none) is cut there, and each piece is a token.
 4. order: the tracks are flattened into one part, sorted by offset, grace notes first,
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import math
 import operator
+from bisect import bisect_right
 from functools import lru_cache
 from itertools import repeat
 
@@ -31,6 +35,7 @@ import numpy as np
 from symusic import Score
 
 from .seed_measures import UNITS, track_layout
+from .seed_midi import read_parts
 
 DIVISORS = (4, 3)  # music21's defaults.quantizationQuarterLengthDivisors
 
@@ -144,13 +149,16 @@ def _length_units(ticks: int, tpq: int, gap: int | None) -> int:
     return _units(_best_match(ticks / tpq, ticks == 0, gap / UNITS))
 
 
-def _quantize(onsets: list[int], lengths: list[int], tpq: int) -> tuple[list[int], list[int]]:
+def _quantize(onsets: list[int], lengths: list[int], tpq: int, marks: list[int] = ()) -> tuple[list[int], list[int]]:
     """(offsets, lengths) of the groups in :data:`UNITS`, quantized as music21 does: in
     the order music21 sorts the part (by onset, grace notes first, then creation), each
-    length looks ahead to the next element quantized to a later offset."""
+    length looks ahead to the next element quantized to a later offset, a group or one
+    of the part's own ``marks`` (sorted offsets in units)."""
     offsets = [_offset_units(start, tpq) for start in onsets]
     if 0 not in lengths and all(map(operator.lt, offsets, offsets[1:])):  # each next one is later
         gaps = [*map(operator.sub, offsets[1:], offsets), None]
+        if marks:
+            gaps = [_nearer(g, marks, o) for g, o in zip(gaps, offsets)]
         return offsets, list(map(_length_units, lengths, repeat(tpq), gaps))
     order = list(range(len(onsets)))  # groups come by onset already
     if 0 in lengths:
@@ -163,8 +171,17 @@ def _quantize(onsets: list[int], lengths: list[int], tpq: int) -> tuple[list[int
             nxt = pos + 1
         while nxt < n and offsets[order[nxt]] <= o:
             nxt += 1
-        out[k] = _length_units(lengths[k], tpq, offsets[order[nxt]] - o if nxt < n else None)
+        gap = offsets[order[nxt]] - o if nxt < n else None
+        out[k] = _length_units(lengths[k], tpq, _nearer(gap, marks, o) if marks else gap)
     return offsets, out
+
+
+def _nearer(gap: int | None, marks: list[int], offset: int) -> int | None:
+    """``gap`` to the next group, or to the first mark after ``offset`` if that is nearer."""
+    k = bisect_right(marks, offset)
+    if k == len(marks):
+        return gap
+    return marks[k] - offset if gap is None else min(gap, marks[k] - offset)
 
 
 def bar_lines(score: Score, end: int) -> np.ndarray:
@@ -211,38 +228,55 @@ def _note_offs(on: np.ndarray, off: np.ndarray, pitch: np.ndarray) -> np.ndarray
     return np.where(off > on, ends[np.minimum(first, len(ends) - 1)] - lane, off)
 
 
-def _notes(tracks, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
-    """The tracks' notes as one track, track k moved ``k * width`` ticks later (far enough
+def _columns(tracks) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(onsets, ends, pitches) of each symusic track, ends as symusic pairs note-offs."""
+    out = []
+    for t in tracks:
+        c = t.notes.numpy()
+        on = c["time"].astype(np.int64)
+        out.append((on, on + c["duration"], c["pitch"].astype(np.int64)))
+    return out
+
+
+def _notes(cols, tpq: int, paired: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
+    """The parts' notes as one track, part k moved ``k * width`` ticks later (far enough
     that no chord grouping or note-off pairing reaches across): onsets by time (file order
-    among equal onsets), ends as music21 pairs note-offs, pitches; each track's shift, and
-    the earliest tick of any track unmoved."""
-    cols = [t.notes.numpy() for t in tracks]
-    on = np.concatenate([c["time"] for c in cols]).astype(np.int64)
-    off = on + np.concatenate([c["duration"] for c in cols])
-    pitch = np.concatenate([c["pitch"] for c in cols]).astype(np.int64)
+    among equal onsets), ends as music21 pairs note-offs (``paired``: they are already),
+    pitches; each part's shift, and the earliest tick of any part unmoved."""
+    on = np.concatenate([c[0] for c in cols])
+    off = np.concatenate([c[1] for c in cols])
+    pitch = np.concatenate([c[2] for c in cols])
     low = min(int(on.min()), int(off.min()))
     shifts = [k * (max(int(on.max()), int(off.max())) - low + tpq + 1) for k in range(len(cols))]
     if len(cols) > 1:
-        shift = np.repeat(shifts, [len(c["time"]) for c in cols])
+        shift = np.repeat(shifts, [len(c[0]) for c in cols])
         on, off = on + shift, off + shift
     if (np.diff(on) < 0).any():  # symusic gives each track's notes by time: seldom needed
         order = np.argsort(on, kind="stable")
         on, off, pitch = on[order], off[order], pitch[order]
-    return on, _note_offs(on, off, pitch), pitch, shifts, low
+    return on, off if paired else _note_offs(on, off, pitch), pitch, shifts, low
 
 
-def _tracks(tracks, tpq: int) -> list[tuple[list[int], list[int], list[str], list[bool], bool, int]]:
-    """Each track's groups quantized (offsets, lengths), their tokens, which are chords,
-    whether music21 makes voices in it, and where it ends."""
-    on, off, pitch, shifts, low = _notes(tracks, tpq)
+def _tracks(cols, marks, tpq: int, paired: bool) -> list[tuple[list[int], list[int], list[str], list[bool], bool, int]]:
+    """Each part's groups quantized (offsets, lengths), their tokens, which are chords,
+    whether music21 makes voices in it, and where it ends. ``marks``: each part's own
+    tempo, key, time signature and instrument ticks (see :mod:`.seed_midi`)."""
+    on, off, pitch, shifts, low = _notes(cols, tpq, paired)
     onsets, lengths, tokens, chords, voiced = _grouped(on, off, pitch, tpq)
     cuts = [0, *np.searchsorted(onsets, [low + shift for shift in shifts[1:]]).tolist(), len(onsets)]
     out = []
-    for shift, a, b in zip(shifts, cuts, cuts[1:]):
-        offsets, quantized = _quantize([o - shift for o in onsets[a:b]] if shift else onsets[a:b], lengths[a:b], tpq)
+    for shift, own, a, b in zip(shifts, marks, cuts, cuts[1:]):
+        offsets, quantized = _quantize([o - shift for o in onsets[a:b]] if shift else onsets[a:b], lengths[a:b],
+                                       tpq, _later_marks(own, tpq))
         end = max(map(operator.add, offsets, quantized))
         out.append((offsets, quantized, tokens[a:b], chords[a:b], any(voiced[a:b]), end))
     return out
+
+
+def _later_marks(ticks: np.ndarray, tpq: int) -> list[int]:
+    """The quantized offsets (sorted, without 0) of a part's own marks, which its lengths
+    look ahead to."""
+    return sorted({_offset_units(int(t), tpq) for t in ticks.tolist()} - {0})
 
 
 def _stored_at_end(score: Score, tick: int) -> int | None:
@@ -280,15 +314,21 @@ def _track_rows(ti: int, track, bars: np.ndarray, lengths: np.ndarray, at_end: i
 _PART_ORDER = operator.itemgetter(0, 1, 2, 3)  # a row's sort key: offset, not grace, track, rank
 
 
-def _part_rows(score: Score) -> list[tuple]:
+def _part_rows(score: Score, midi: bytes | None = None) -> list[tuple]:
     """Every note or chord music21's first part yields for ``score``'s non-drum tracks, in
     its order (by offset, grace notes first, then track, then the track's own order), as
-    ``_track_rows`` gives them."""
+    ``_track_rows`` gives them. ``midi``: the file's bytes, read as music21 reads them
+    (:mod:`.seed_midi`) instead of as symusic's tracks."""
     tpq = score.tpq
-    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
-    if not tracks:
+    parts = read_parts(midi) if midi is not None else None
+    if parts is not None and parts[0] == tpq:
+        cols, marks, paired = [p[:3] for p in parts[1]], [p.marks for p in parts[1]], True
+    else:
+        tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+        cols, marks, paired = _columns(tracks), [np.zeros(0, dtype=np.int64)] * len(tracks), False
+    if not cols:
         return []
-    tracks = _tracks(tracks, tpq)
+    tracks = _tracks(cols, marks, tpq, paired)
     bars = bar_lines(score, max(track[-1] for track in tracks))
     lengths = np.diff(np.append(bars, 2 * bars[-1] - bars[-2] if len(bars) > 1 else bars[-1] + 4 * UNITS))
     meta_ticks = [e.time for e in (*score.tempos, *score.time_signatures, *score.key_signatures)]
@@ -301,10 +341,10 @@ def _part_rows(score: Score) -> list[tuple]:
     return rows
 
 
-def seed_events(score: Score) -> list[tuple[float, str]]:
+def seed_events(score: Score, midi: bytes | None = None) -> list[tuple[float, str]]:
     """Every note or chord music21's first part yields for ``score``'s non-drum tracks,
-    in its order: (offset in quarter notes, token)."""
-    return [(r[0] / UNITS, r[4]) for r in _part_rows(score)]
+    in its order: (offset in quarter notes, token); ``midi`` as for :func:`_part_rows`."""
+    return [(r[0] / UNITS, r[4]) for r in _part_rows(score, midi)]
 
 
 def _normal_order(pcs: list[int]) -> tuple[int, ...]:
@@ -339,6 +379,9 @@ CHORD_NAMES = _chord_table()
 NOTE_NAMES = [pitch_name(m) for m in range(128)]
 
 
-def notebook_tokens(score: Score) -> list[str]:
-    """The token list the notebook's music21 loop gives for ``score``'s non-drum tracks."""
-    return [r[4] for r in _part_rows(score)]
+def notebook_tokens(score: Score, midi: bytes | None = None) -> list[str]:
+    """The token list the notebook's music21 loop gives for ``score``'s non-drum tracks;
+    ``midi``: the bytes of the file ``score`` was read from, whose tracks, note-off order
+    and marks music21 reads as symusic does not (without them: as if the file were
+    written as symusic writes ``score``)."""
+    return [r[4] for r in _part_rows(score, midi)]
