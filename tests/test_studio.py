@@ -157,7 +157,7 @@ def test_train_live_and_stop(studio):
     status, started = studio.post("/api/train", {"name": "fresh", "source": str(studio.corpus), "preset": "small",
                                                  "minutes": 2, "steps_per_epoch": 2})
     assert status == 201, started
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while not (view := studio.get(f"/api/train/{started['id']}")[1])["curve"] and view["state"] == "running":
         assert time.monotonic() < deadline, view
         time.sleep(0.5)
@@ -169,6 +169,24 @@ def test_train_live_and_stop(studio):
     assert view["state"] in ("stopped", "done"), view
     assert (studio.runs / "fresh" / "state.pt").is_file()  # an ordinary run folder: `--resume` continues it
     assert "fresh" in [m["id"] for m in studio.get("/api/models")[1]]
+    if view["state"] == "done":
+        return
+    assert view["resumable"]
+    # Resume: `cadenza train --resume` on the same run, followed under the same id, adds epochs
+    before = view["curve"]
+    done = len(before)
+    status, resumed = studio.post(f"/api/train/{started['id']}/resume")
+    assert status == 201 and resumed["id"] == started["id"] and resumed["state"] == "running", resumed
+    assert studio.post(f"/api/train/{started['id']}/resume")[1]["error"] == "this training is running already"
+    deadline = time.monotonic() + 180
+    while len((view := studio.get(f"/api/train/{started['id']}")[1])["curve"]) <= done:
+        assert time.monotonic() < deadline and view["state"] == "running", view
+        time.sleep(0.5)
+    assert view["curve"][:done] == before  # continued, not begun again
+    studio.post(f"/api/train/{started['id']}/stop")
+    while studio.get(f"/api/train/{started['id']}")[1]["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
 
 
 def test_cli_port_checked(capsys):
@@ -182,7 +200,7 @@ def test_fine_tune_from_a_listed_model(studio):
     status, started = studio.post("/api/train", {"name": "tuned", "source": str(studio.corpus), "from": "tiny",
                                                  "minutes": 1, "steps_per_epoch": 2})
     assert status == 201, started
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while (view := studio.get(f"/api/train/{started['id']}")[1])["state"] == "running":
         assert time.monotonic() < deadline, view
         time.sleep(0.3)

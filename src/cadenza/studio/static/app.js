@@ -36,8 +36,7 @@ const FIELDS = {
 // The API's words for a person: the field's name on the page, no "primer"
 function userWords(message, field) {
   if (FIELDS[field] && message.startsWith(`${field} `)) message = FIELDS[field][1] + message.slice(field.length);
-  message = message.replace(/\bprimer\b/g, "prompt");
-  return message.charAt(0).toUpperCase() + message.slice(1);
+  return message.replace(/\bprimer\b/g, "prompt");
 }
 
 function showBanner(message) {
