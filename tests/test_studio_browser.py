@@ -151,7 +151,7 @@ def test_uploading_prompt_holds_generate(page, tmp_path):
     with page.expect_request("**/api/generate") as sent:
         page.click("#generate")
     assert sent.value.post_data_json["prompt"] == prompt_id and sent.value.post_data_json["prompt_bars"] == 2
-    wait_status(page, "^1 candidates, continuing theme.mid$")
+    wait_status(page, "^1 candidate, continuing theme.mid$")
     card = page.locator("#candidates .candidate").nth(0)
     assert "continues theme.mid (shaded)" in card.locator("h3").inner_text()
     assert card.locator("canvas").evaluate(PROMPT_LINE) > 0.5

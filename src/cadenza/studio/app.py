@@ -257,13 +257,9 @@ async def api_history(request: Request):
     studio: Studio = request.app.state.studio
     history = studio.history.view()
     last = history["rounds"][-1]["candidates"] if history["rounds"] else []
-    current = await run_in_threadpool(studio.infos, last + history["kept"][-1:])
-    return JSONResponse({**history, "candidates": current[:len(last)], "piece": _kept_info(studio, history, current)})
-
-
-def _kept_info(studio: Studio, history: dict, infos: list[dict]) -> dict | None:
-    kept = history["kept"][-1] if history["kept"] else None
-    return next((i for i in infos if i["id"] == kept), None)
+    candidates = await run_in_threadpool(studio.infos, last)
+    piece = await run_in_threadpool(studio.infos, history["kept"][-1:])
+    return JSONResponse({**history, "candidates": candidates, "piece": piece[0] if piece else None})
 
 
 async def api_keep(request: Request):
@@ -273,7 +269,8 @@ async def api_keep(request: Request):
     piece_id = body.get("piece")
     _field("piece", studio.pieces.folder, piece_id)
     await run_in_threadpool(studio.history.keep, piece_id)
-    return JSONResponse({"kept": studio.history.view()["kept"], "piece": await run_in_threadpool(studio.pieces.info, piece_id)})
+    info = await run_in_threadpool(studio.pieces.info, piece_id)
+    return JSONResponse({"kept": studio.history.view()["kept"], "piece": info})
 
 
 async def api_keep_undo(request: Request):

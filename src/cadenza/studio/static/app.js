@@ -19,6 +19,8 @@ async function api(path, options = {}) {
   return body;
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 function postJSON(path, data) {
   return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data) });
 }
@@ -208,7 +210,7 @@ async function pollJob(id) {
     return;
   }
   const made = job.result.candidates.length, from = job.result.prompt.name;
-  $("gen-status").textContent = `${made} candidates` + (from ? `, continuing ${from}` : ", no prompt");
+  $("gen-status").textContent = `${plural(made, "candidate")}` + (from ? `, continuing ${from}` : ", no prompt");
   showCandidates(job.result.candidates);
   $("candidates").querySelector(".candidate").focus();
   loadRounds();

@@ -97,7 +97,7 @@ function showRounds(rounds) {
   if (!rounds.length) { list.innerHTML = '<li class="muted">nothing generated yet</li>'; return; }
   rounds.slice(-30).reverse().forEach((round) => {
     const item = document.createElement("li"), show = document.createElement("button");
-    item.textContent = `${round.time.replace("T", " ").slice(0, 16)} · ${round.model} · ${round.candidates.length} candidates · ` +
+    item.textContent = `${round.time.replace("T", " ").slice(0, 16)} · ${round.model} · ${plural(round.candidates.length, "candidate")} · ` +
       (round.prompt_name ? `continuing ${round.prompt_name}` : "no prompt") + " ";
     show.type = "button"; show.textContent = "show";
     show.addEventListener("click", () => showRound(round));
