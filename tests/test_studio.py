@@ -253,3 +253,20 @@ def test_fine_tune_from_a_listed_model(studio):
     tuned = next(m for m in studio.get("/api/models")[1] if m["id"] == "tuned")
     assert tuned["parameters"] == next(m for m in studio.get("/api/models")[1] if m["id"] == "tiny")["parameters"]
     assert studio.post("/api/train", {"name": "x", "source": "bach", "from": "../tiny"})[0] == 400
+
+
+def test_damaged_history_is_set_aside_not_lost(tmp_path, capsys):
+    from cadenza.errors import CadenzaError
+    from cadenza.studio.history import History
+
+    (tmp_path / "history.json").write_text('{"rounds": [')
+    history = History(tmp_path)
+    assert history.view() == {"rounds": [], "kept": []}
+    kept = list(tmp_path.glob("history.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"rounds": ['
+    assert "began a new history" in capsys.readouterr().err
+    history.keep("a" * 32)
+    assert History(tmp_path).view()["kept"] == ["a" * 32]  # stored, read back by the next studio
+    History(tmp_path).undo_keep()
+    with pytest.raises(CadenzaError, match="nothing kept to undo"):
+        History(tmp_path).undo_keep()
