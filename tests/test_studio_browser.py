@@ -79,6 +79,8 @@ def wait_status(page, pattern: str, timeout=60_000):
 
 
 def test_generate_keep_continue_download(page, tmp_path):
+    page.wait_for_function("!document.querySelector('#rounds').textContent.includes('loading')")
+    page.click("#prompt-clear")  # the studio's history may hold a kept piece (tests/test_studio.py)
     page.locator(".model[data-id=tiny]").click()
     assert page.locator(".model[data-id=tiny] input").is_checked()
     assert page.locator(".model[data-id=tiny] .facts").inner_text().startswith("corpus ")

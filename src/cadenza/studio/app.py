@@ -78,11 +78,15 @@ class Studio:
         in the history; the answer names the prompt they continue."""
         run = self.run(path)
         primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
-        result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
-                          top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer,
-                          primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None, progress=job.progress)
-        prompt_end = bar_tick(result.primer.score, result.primer.bars) if result.primer is not None else 0
         name = self.prompt_name(p["prompt"])
+        try:
+            result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
+                              top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer,
+                              primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None,
+                              progress=job.progress)
+        except CadenzaError as exc:  # the prompt by the name the page knows, not its file in the work folder
+            raise CadenzaError(str(exc).replace(f"primer {primer}", f"the prompt {name}")) from None
+        prompt_end = bar_tick(result.primer.score, result.primer.bars) if result.primer is not None else 0
         ids = [self.pieces.add(score, model=model_id, prompt=p["prompt"], prompt_name=name, prompt_end=prompt_end,
                                number=k + 1) for k, score in enumerate(to_scores(run, result))]
         self.history.add_round(model_id, ids, p["prompt"], name)
