@@ -7,6 +7,7 @@ import concurrent.futures
 import http.client
 import io
 import json
+import re
 import time
 import wave
 
@@ -117,6 +118,50 @@ def test_cancel(studio):
 def test_bad_generate_requests(studio, body, reason):
     status, out = studio.post("/api/generate", body)
     assert status == 400 and reason in out["error"] and "\n" not in out["error"]
+    assert "--" not in out["error"]  # no CLI flags: the page shows these words
+    others = [k for k in body if k != "model"]
+    assert out.get("field") == (None if others == ["path"] else others[0] if others else "model"), out
+
+
+def test_history_keep_and_undo_survive_a_restart(studio):
+    """Rounds and kept pieces are stored in RUNS/.studio: a new studio process shows them;
+    Undo Keep goes back to the piece kept before; downloads have names that sort."""
+    from studio_server import Studio, studio_env
+
+    first = studio.post("/api/generate", {"model": "tiny", "num": 1, "bars": 1, "seed": 11})[1]["candidates"][0]
+    assert studio.post("/api/keep", {"piece": first["id"]})[1]["piece"]["id"] == first["id"]
+    status, out = studio.post("/api/generate", {"model": "tiny", "num": 2, "bars": 1, "seed": 12, "prompt": first["id"]})
+    assert out["prompt"] == {"id": first["id"], "name": "the kept piece from tiny"}
+    second = out["candidates"][1]
+    assert second["prompt_end"] > 0 and second["prompt_name"] == "the kept piece from tiny"
+    studio.post("/api/keep", {"piece": second["id"]})
+    history = studio.get("/api/history")[1]
+    assert history["kept"][-2:] == [first["id"], second["id"]] and history["piece"]["id"] == second["id"]
+    assert [c["id"] for c in history["candidates"]] == [c["id"] for c in out["candidates"]]
+    assert history["rounds"][-1]["prompt"] == first["id"] and history["rounds"][-1]["model"] == "tiny"
+    undone = studio.post("/api/keep/undo")[1]
+    assert undone["piece"]["id"] == first["id"]
+    assert second["midi_name"].startswith("tiny-") and second["midi_name"].endswith("-2bars-2.mid")
+    assert (studio.runs / ".studio" / "history.json").is_file()
+    assert "tiny" in [m["id"] for m in studio.get("/api/models")[1]] and ".studio" not in str(studio.get("/api/models")[1])
+
+    again = Studio(studio.runs, studio_env(studio.runs.parent / "cache"))
+    try:
+        restarted = again.get("/api/history")[1]
+        assert restarted["kept"] == studio.get("/api/history")[1]["kept"]
+        assert restarted["rounds"] == studio.get("/api/history")[1]["rounds"]
+        assert restarted["piece"]["id"] == first["id"]
+    finally:
+        again.stop()
+
+
+def test_download_names_sort_by_model_date_bars(studio):
+    import urllib.request
+
+    cand = studio.post("/api/generate", {"model": "tiny", "num": 1, "bars": 2, "seed": 21})[1]["candidates"][0]
+    with urllib.request.urlopen(studio.url + cand["midi_url"]) as resp:
+        disposition = resp.headers["content-disposition"]
+    assert re.search(r'filename="tiny-\d{4}-\d\d-\d\d-\d{4}-2bars-1\.mid"', disposition), disposition
 
 
 def test_bad_requests_are_one_line_4xx(studio):
@@ -157,7 +202,7 @@ def test_train_live_and_stop(studio):
     status, started = studio.post("/api/train", {"name": "fresh", "source": str(studio.corpus), "preset": "small",
                                                  "minutes": 2, "steps_per_epoch": 2})
     assert status == 201, started
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while not (view := studio.get(f"/api/train/{started['id']}")[1])["curve"] and view["state"] == "running":
         assert time.monotonic() < deadline, view
         time.sleep(0.5)
@@ -169,6 +214,24 @@ def test_train_live_and_stop(studio):
     assert view["state"] in ("stopped", "done"), view
     assert (studio.runs / "fresh" / "state.pt").is_file()  # an ordinary run folder: `--resume` continues it
     assert "fresh" in [m["id"] for m in studio.get("/api/models")[1]]
+    if view["state"] == "done":
+        return
+    assert view["resumable"]
+    # Resume: `cadenza train --resume` on the same run, followed under the same id, adds epochs
+    before = view["curve"]
+    done = len(before)
+    status, resumed = studio.post(f"/api/train/{started['id']}/resume")
+    assert status == 201 and resumed["id"] == started["id"] and resumed["state"] == "running", resumed
+    assert studio.post(f"/api/train/{started['id']}/resume")[1]["error"] == "this training is running already"
+    deadline = time.monotonic() + 180
+    while len((view := studio.get(f"/api/train/{started['id']}")[1])["curve"]) <= done:
+        assert time.monotonic() < deadline and view["state"] == "running", view
+        time.sleep(0.5)
+    assert view["curve"][:done] == before  # continued, not begun again
+    studio.post(f"/api/train/{started['id']}/stop")
+    while studio.get(f"/api/train/{started['id']}")[1]["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
 
 
 def test_cli_port_checked(capsys):
@@ -182,7 +245,7 @@ def test_fine_tune_from_a_listed_model(studio):
     status, started = studio.post("/api/train", {"name": "tuned", "source": str(studio.corpus), "from": "tiny",
                                                  "minutes": 1, "steps_per_epoch": 2})
     assert status == 201, started
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while (view := studio.get(f"/api/train/{started['id']}")[1])["state"] == "running":
         assert time.monotonic() < deadline, view
         time.sleep(0.3)
@@ -190,3 +253,20 @@ def test_fine_tune_from_a_listed_model(studio):
     tuned = next(m for m in studio.get("/api/models")[1] if m["id"] == "tuned")
     assert tuned["parameters"] == next(m for m in studio.get("/api/models")[1] if m["id"] == "tiny")["parameters"]
     assert studio.post("/api/train", {"name": "x", "source": "bach", "from": "../tiny"})[0] == 400
+
+
+def test_damaged_history_is_set_aside_not_lost(tmp_path, capsys):
+    from cadenza.errors import CadenzaError
+    from cadenza.studio.history import History
+
+    (tmp_path / "history.json").write_text('{"rounds": [')
+    history = History(tmp_path)
+    assert history.view() == {"rounds": [], "kept": []}
+    kept = list(tmp_path.glob("history.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"rounds": ['
+    assert "began a new history" in capsys.readouterr().err
+    history.keep("a" * 32)
+    assert History(tmp_path).view()["kept"] == ["a" * 32]  # stored, read back by the next studio
+    History(tmp_path).undo_keep()
+    with pytest.raises(CadenzaError, match="nothing kept to undo"):
+        History(tmp_path).undo_keep()

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import threading
 import webbrowser
 from pathlib import Path
@@ -13,9 +11,11 @@ from ..errors import printable
 
 def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
           work: Path | None = None, corpora=()) -> None:
-    """Serve the studio until Ctrl-C; pieces live in ``work`` (a temporary folder by default);
-    trainings may read folders under ``corpora``. Bound to anything but this machine, every
-    request needs the launch token, and the printed URL carries it."""
+    """Serve the studio until Ctrl-C; pieces, their history and uploaded corpora live in
+    ``work`` (default ``RUNS/.studio``: kept across restarts, beside the models they were made
+    with, and never listed as a model); trainings may read folders under ``corpora``. Bound
+    to anything but this machine, every request needs the launch token, and the printed URL
+    carries it."""
     import uvicorn
 
     from .app import create_app
@@ -23,8 +23,7 @@ def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: b
 
     network = not is_loopback(host)
     token = secrets.token_urlsafe(32)
-    temporary = work is None
-    work = Path(tempfile.mkdtemp(prefix="cadenza-studio-")) if temporary else Path(work)
+    work = Path(runs) / ".studio" if work is None else Path(work)
     app = create_app(Path(runs), work, token=token, network=network, bound=host, corpora=corpora)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/" + (f"?token={token}" if network else "")
     print(f"cadenza studio: {url} (models from {printable(Path(runs).resolve())}; Ctrl-C to stop)", flush=True)
@@ -40,5 +39,3 @@ def serve(runs: Path, host: str = "127.0.0.1", port: int = 8765, open_browser: b
             training.stop()
         for training in app.state.studio.trainings.values():
             training.proc.wait(timeout=60)
-        if temporary:
-            shutil.rmtree(work, ignore_errors=True)

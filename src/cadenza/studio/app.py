@@ -25,6 +25,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .. import rundir
+from ..bars import bar_tick
 from ..config import PRESETS
 from ..errors import CadenzaError
 from ..form import parse_form
@@ -32,6 +34,7 @@ from ..generate import generate, to_scores
 from ..rundir import load_run
 from . import models
 from .guard import COOKIE, Access, Guard
+from .history import History
 from .jobs import Job, Training, Worker
 from .pieces import KINDS, MAX_UPLOAD_BYTES, Pieces
 
@@ -41,14 +44,24 @@ MAX_CORPUS_BYTES, MAX_CORPUS_FILES = 64 * 1024 * 1024, 500
 LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
 
 
+class FieldError(CadenzaError):
+    """A request field that is wrong: the answer names it (``"field"``), so the page can show
+    the reason beside that field."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = name
+
+
 class Studio:
-    """What the app holds: the runs folder, the pieces, the worker, the trainings."""
+    """What the app holds: the runs folder, the pieces, their history, the worker, the trainings."""
 
     def __init__(self, runs: Path, work: Path, corpora=()) -> None:
         self.runs, self.work = Path(runs), Path(work)
         self.corpora = [Path(c).expanduser().resolve() for c in corpora]
         self.runs.mkdir(parents=True, exist_ok=True)
         self.pieces = Pieces(self.work)
+        self.history = History(self.work)
         self.worker = Worker()
         self.trainings: dict[str, Training] = {}
         self._runs: dict[Path, tuple[float, object]] = {}
@@ -60,14 +73,42 @@ class Studio:
             self._runs[path] = (stamp, load_run(path))
         return self._runs[path][1]
 
-    def generation(self, job: Job, path: Path, p: dict) -> dict:
+    def generation(self, job: Job, model_id: str, path: Path, p: dict) -> dict:
+        """Candidates for the request ``p``, each stored with what made it, and one more round
+        in the history; the answer names the prompt they continue."""
         run = self.run(path)
         primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
-        result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
-                          top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer, primer_bars=p.get("prompt_bars"),
-                          quiet=True, log=lambda msg: None, progress=job.progress)
-        ids = [self.pieces.add(score) for score in to_scores(run, result)]
-        return {"candidates": [self.pieces.info(i) for i in ids], "warnings": result.warnings}
+        name = self.prompt_name(p["prompt"])
+        try:
+            result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
+                              top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer,
+                              primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None,
+                              progress=job.progress)
+        except CadenzaError as exc:  # the prompt by the name the page knows, not its file in the work folder
+            raise CadenzaError(str(exc).replace(f"primer {primer}", f"the prompt {name}")) from None
+        prompt_end = bar_tick(result.primer.score, result.primer.bars) if result.primer is not None else 0
+        ids = [self.pieces.add(score, model=model_id, prompt=p["prompt"], prompt_name=name, prompt_end=prompt_end,
+                               number=k + 1) for k, score in enumerate(to_scores(run, result))]
+        self.history.add_round(model_id, ids, p["prompt"], name)
+        return {"candidates": [self.pieces.info(i) for i in ids], "warnings": result.warnings,
+                "prompt": {"id": p["prompt"], "name": name}}
+
+    def prompt_name(self, piece_id: str | None) -> str | None:
+        """How the page names a prompt: the uploaded file's name, or the kept piece."""
+        if piece_id is None:
+            return None
+        meta = self.pieces.meta(piece_id)
+        return meta.get("name") or f"the kept piece from {meta.get('model') or 'a model'}"
+
+    def infos(self, piece_ids: list[str]) -> list[dict]:
+        """The pieces that are still there (a folder removed by hand is left out)."""
+        found = []
+        for piece_id in piece_ids:
+            try:
+                found.append(self.pieces.info(piece_id))
+            except (CadenzaError, OSError, RuntimeError):  # RuntimeError: symusic on a damaged file
+                continue
+        return found
 
 
 # -- request checking --------------------------------------------------------------------
@@ -78,10 +119,10 @@ def _number(body: dict, name: str, default, integer: bool, lo: float, hi: float)
     try:
         number = int(value) if integer and not isinstance(value, float) else float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
-        raise CadenzaError(f"{name} must be a number") from None
+        raise FieldError(name, f"{name} must be a number") from None
     in_range = lo <= number <= hi  # compared before isfinite, which overflows on a huge integer
     if isinstance(value, bool) or not in_range or not math.isfinite(number) or (integer and number != int(number)):
-        raise CadenzaError(f"{name} must be {'an integer' if integer else 'a number'} from {lo:g} to {hi:g}")
+        raise FieldError(name, f"{name} must be {'a whole number' if integer else 'a number'} from {lo:g} to {hi:g}")
     return int(number) if integer else number
 
 
@@ -95,12 +136,21 @@ def generation_params(body: dict) -> dict:
     p["temperature"] = _number(body, "temperature", None, False, 0, 5)  # None: the run's own default
     p["top_p"] = _number(body, "top_p", None, False, 0.01, 1)
     p["min_p"] = _number(body, "min_p", None, False, 0, 1)
-    form = body.get("form")
-    if form is not None and not isinstance(form, str):
-        raise CadenzaError("form must be letters such as AABA, or none")
-    p["form"] = None if form in (None, "") else parse_form(form) or "none"
+    p["form"] = _form(body.get("form"))
     p["prompt"] = body.get("prompt") or None
     return p
+
+
+def _form(form) -> str | None:
+    if form in (None, ""):
+        return None
+    try:
+        if isinstance(form, str):
+            return parse_form(form) or "none"
+    except CadenzaError:
+        pass
+    raise FieldError("form", "form must be letters such as AABA (a letter heard before repeats its section), "
+                             "or none")
 
 
 async def _body(request: Request) -> tuple[dict, bytes | None, str]:
@@ -143,12 +193,22 @@ async def api_models(request: Request):
     return JSONResponse(await run_in_threadpool(models.list_models, studio.runs))
 
 
+def _field(name: str, fn, *args):
+    """``fn(*args)``, its CadenzaError said as one about the request field ``name``."""
+    try:
+        return fn(*args)
+    except FieldError:
+        raise
+    except CadenzaError as exc:
+        raise FieldError(name, str(exc)) from None
+
+
 async def api_prompts(request: Request):
     studio: Studio = request.app.state.studio
     _, data, name = await _body(request)
     if data is None:
-        raise CadenzaError("upload a MIDI file as the form field 'file'")
-    piece_id = await run_in_threadpool(studio.pieces.add_upload, data, name)
+        raise FieldError("prompt", "upload a MIDI file as the form field 'file'")
+    piece_id = await run_in_threadpool(_field, "prompt", studio.pieces.add_upload, data, name)
     return JSONResponse(await run_in_threadpool(studio.pieces.info, piece_id), status_code=201)
 
 
@@ -156,12 +216,12 @@ async def api_generate(request: Request):
     studio: Studio = request.app.state.studio
     body, data, name = await _body(request)
     params = generation_params(body)
-    path = await run_in_threadpool(models.resolve, studio.runs, body.get("model"))
+    path = await run_in_threadpool(_field, "model", models.resolve, studio.runs, body.get("model"))
     if data is not None:  # an uploaded prompt, taken as it comes
-        params["prompt"] = await run_in_threadpool(studio.pieces.add_upload, data, name)
+        params["prompt"] = await run_in_threadpool(_field, "prompt", studio.pieces.add_upload, data, name)
     elif params["prompt"]:
-        studio.pieces.folder(params["prompt"])
-    job = studio.worker.submit("generate", lambda job: studio.generation(job, path, params))
+        _field("prompt", studio.pieces.folder, params["prompt"])
+    job = studio.worker.submit("generate", lambda job: studio.generation(job, body["model"], path, params))
     if str(body.get("wait", "true")).lower() in ("false", "0", "no"):
         return JSONResponse(job.view(), status_code=202)
     await asyncio.get_running_loop().run_in_executor(None, job.finished.wait)
@@ -191,32 +251,65 @@ async def api_piece(request: Request):
     path = studio.pieces.folder(piece_id) / file
     if not path.is_file():
         raise HTTPException(404, f"piece {piece_id} has no {ext}")
-    return FileResponse(path, media_type=media, filename=f"cadenza-{piece_id[:8]}.{'mid' if ext == 'mid' else ext}")
+    info = await run_in_threadpool(studio.pieces.info, piece_id)
+    return FileResponse(path, media_type=media, filename=info["midi_name" if ext == "mid" else "wav_name"])
+
+
+async def api_history(request: Request):
+    """The rounds and kept pieces (ids), with the last round's candidates and the piece so far
+    in full: what the page shows after a reload or a restart."""
+    studio: Studio = request.app.state.studio
+    history = studio.history.view()
+    last = history["rounds"][-1]["candidates"] if history["rounds"] else []
+    candidates = await run_in_threadpool(studio.infos, last)
+    piece = await run_in_threadpool(studio.infos, history["kept"][-1:])
+    return JSONResponse({**history, "candidates": candidates, "piece": piece[0] if piece else None})
+
+
+async def api_keep(request: Request):
+    """Keep a piece: it becomes the piece so far (and the prompt of the next round)."""
+    studio: Studio = request.app.state.studio
+    body, _, _ = await _body(request)
+    piece_id = body.get("piece")
+    _field("piece", studio.pieces.folder, piece_id)
+    await run_in_threadpool(studio.history.keep, piece_id)
+    info = await run_in_threadpool(studio.pieces.info, piece_id)
+    return JSONResponse({"kept": studio.history.view()["kept"], "piece": info})
+
+
+async def api_keep_undo(request: Request):
+    """Undo the last Keep: the piece kept before it (or none) is the piece so far again."""
+    studio: Studio = request.app.state.studio
+    await run_in_threadpool(studio.history.undo_keep)
+    kept = studio.history.view()["kept"]
+    infos = await run_in_threadpool(studio.infos, kept[-1:])
+    return JSONResponse({"kept": kept, "piece": infos[0] if infos else None})
 
 
 # -- training ------------------------------------------------------------------------------
 def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
     name, source = body.get("name"), body.get("source") or "bach"
     if not isinstance(name, str) or not models.ID.fullmatch(name):
-        raise CadenzaError("name the new model: letters, digits, '.', '_' or '-', at most 64")
+        raise FieldError("name", "name the new model: letters, digits, '.', '_' or '-', at most 64")
     if (studio.runs / name).exists():
-        raise CadenzaError(f"a model named {name!r} exists already; choose another name")
+        raise FieldError("name", f"a model named {name!r} exists already; choose another name "
+                                 "(a stopped training of this studio continues with Resume)")
     preset = body.get("preset") or "base"
     if preset not in PRESETS:
-        raise CadenzaError(f"preset must be one of {', '.join(PRESETS)}")
+        raise FieldError("preset", f"preset must be one of {', '.join(PRESETS)}")
     minutes = _number(body, "minutes", 10.0, False, 0.05, 24 * 60)
     if not isinstance(source, str):
-        raise CadenzaError("source must be a folder path on this machine, 'bach' or an uploaded corpus")
+        raise FieldError("source", "source must be a folder path on this machine, 'bach' or an uploaded corpus")
     if source.startswith("upload:"):
         folder = studio.work / "corpora" / source[7:]
         if not models.ID.fullmatch(source[7:]) or not folder.is_dir():
-            raise CadenzaError("no such uploaded corpus")
+            raise FieldError("source", "no such uploaded corpus")
         source = str(folder)
     elif source != "bach":
-        source = str(_allowed_source(studio, source))
+        source = str(_field("source", _allowed_source, studio, source))
     args = [source, "--max-minutes", f"{minutes:g}"]
     if body.get("from"):  # a fine-tune takes the starting model's preset, tokenizer and model
-        args += ["--from", str(models.resolve(studio.runs, body["from"]))]
+        args += ["--from", str(_field("from", models.resolve, studio.runs, body["from"]))]
     else:
         args += ["--preset", preset]
     if body.get("steps_per_epoch"):
@@ -271,6 +364,22 @@ async def api_train_stop(request: Request):
     return JSONResponse(training.view())
 
 
+async def api_train_resume(request: Request):
+    """Continue a stopped training of this studio from its saved state (``cadenza train
+    --run-dir RUN --resume``), under the same id, with its own budget again."""
+    studio: Studio = request.app.state.studio
+    training = _training(request)
+    if training.view()["state"] == "running":
+        raise CadenzaError("this training is running already")
+    if any(t.view()["state"] == "running" for t in studio.trainings.values()):
+        raise CadenzaError("a training is running already: stop it or wait for it")
+    if not (training.run_dir / rundir.STATE).is_file():
+        raise CadenzaError(f"{training.run_dir.name} stopped before it saved a state: start it again under a new name")
+    resumed = Training(["--resume"], training.run_dir, training_id=training.id)
+    studio.trainings[training.id] = resumed
+    return JSONResponse(resumed.view(), status_code=201)
+
+
 async def api_corpora(request: Request):
     """Uploaded training files: saved, under safe names, into a new folder of the work dir."""
     studio: Studio = request.app.state.studio
@@ -322,7 +431,10 @@ class BodyLimit:
 
 
 async def _cadenza_error(request: Request, exc: CadenzaError):
-    return JSONResponse({"error": str(exc).splitlines()[0] if str(exc) else "bad request"}, status_code=400)
+    answer = {"error": str(exc).splitlines()[0] if str(exc) else "bad request"}
+    if isinstance(exc, FieldError):
+        answer["field"] = exc.field
+    return JSONResponse(answer, status_code=400)
 
 
 async def _http_error(request: Request, exc: HTTPException):
@@ -370,11 +482,15 @@ def create_app(runs: Path, work: Path, token: str | None = None, network: bool =
         Route("/api/jobs/{job}", api_job),
         Route("/api/jobs/{job}/cancel", api_cancel, methods=["POST"]),
         Route("/api/pieces/{name}", api_piece),
+        Route("/api/history", api_history),
+        Route("/api/keep", api_keep, methods=["POST"]),
+        Route("/api/keep/undo", api_keep_undo, methods=["POST"]),
         Route("/api/corpora", api_corpora, methods=["POST"]),
         Route("/api/train", api_trainings),
         Route("/api/train", api_train_start, methods=["POST"]),
         Route("/api/train/{train}", api_train),
         Route("/api/train/{train}/stop", api_train_stop, methods=["POST"]),
+        Route("/api/train/{train}/resume", api_train_resume, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers = {CadenzaError: _cadenza_error, HTTPException: _http_error}

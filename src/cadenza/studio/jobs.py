@@ -96,8 +96,9 @@ class Worker:
 class Training:
     """A ``cadenza train`` process writing the run folder ``run_dir``; its log is kept."""
 
-    def __init__(self, args: list[str], run_dir: Path) -> None:
-        self.id, self.run_dir, self.started = secrets.token_hex(8), run_dir, time.time()
+    def __init__(self, args: list[str], run_dir: Path, training_id: str | None = None) -> None:
+        """``training_id``: the id of the training this one resumes (the page keeps following it)."""
+        self.id, self.run_dir, self.started = training_id or secrets.token_hex(8), run_dir, time.time()
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         # ended with the studio even when it is killed (its log pipe would end it only at the next line)
         cmd = module_command("cadenza", ["train", *args, "--run-dir", str(run_dir), "--quiet"])
@@ -119,7 +120,8 @@ class Training:
         code = self.proc.poll()
         state = "running" if code is None else "done" if code == 0 else "stopped" if code == 130 else "failed"
         rows = rundir.read_metrics(self.run_dir / rundir.METRICS) if (self.run_dir / rundir.METRICS).exists() else []
-        return {"id": self.id, "model": self.run_dir.name, "state": state, "exit_code": code,
+        resumable = state in ("stopped", "failed") and (self.run_dir / rundir.STATE).is_file()
+        return {"id": self.id, "model": self.run_dir.name, "state": state, "exit_code": code, "resumable": resumable,
                 "elapsed_s": round(time.time() - self.started, 1), "log": list(self.log)[-8:],
                 "error": next((ln for ln in reversed(self.log) if "error" in ln), None) if state == "failed" else None,
                 "curve": [[r["progress"], r["train_loss"], r["val_loss"]] for r in rows]}
