@@ -35,8 +35,7 @@ def guarded(studio, tmp_path_factory):
     (runs / "fifo" / "best.safetensors").unlink()
     os.mkfifo(runs / "fifo" / "best.safetensors")
     (base / "corpora" / "songs").mkdir(parents=True)
-    (base / "tmp").mkdir()  # the studio's work folder (uploads) is made in its TMPDIR
-    server = Studio(runs, {**studio_env(base / "cache"), "TMPDIR": str(base / "tmp")}, "--corpora", str(base / "corpora"))
+    server = Studio(runs, studio_env(base / "cache"), "--corpora", str(base / "corpora"))  # work: runs/.studio
     server.runs, server.work_base = runs, base
     yield server
     log = server.stop()

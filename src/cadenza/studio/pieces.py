@@ -54,7 +54,8 @@ class Pieces:
             render_wav(score, folder / "piece.wav", sample_rate=WAV_RATE)
         meta = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
         write_bytes_atomic(folder / "meta.json", json.dumps(meta).encode())
-        score.dump_midi(str(folder / "piece.mid"))  # last: a piece exists once its MIDI does
+        # last: a piece exists once its MIDI does (as bytes: dump_midi writes an empty file on a full disk)
+        write_bytes_atomic(folder / "piece.mid", score.dumps_midi())
         return piece_id
 
     def meta(self, piece_id: str) -> dict:
