@@ -168,6 +168,7 @@ def test_dropped_midi_file_becomes_the_prompt(page, tmp_path):
 
 
 def test_errors_stand_beside_their_field(page, tmp_path):
+    page.wait_for_selector("#generate:not([disabled])", timeout=120_000)  # the tests before may still generate
     page.fill("#form", "A1")
     page.click("#generate")
     note = page.locator("#options-section .field-error")
