@@ -73,13 +73,13 @@ PROMPT_LINE = """(canvas) => {
 
 def wait_status(page, pattern: str, timeout=60_000):
     try:
-        page.wait_for_function(f"/{pattern}/.test(document.querySelector('#gen-status').textContent)", timeout=timeout)
+        page.wait_for_function(f"/{pattern}/.test((document.querySelector('#gen-status')?.textContent ?? ''))", timeout=timeout)
     except Exception:
         raise AssertionError(f"status {page.inner_text('#gen-status')!r}, not /{pattern}/") from None
 
 
 def test_generate_keep_continue_download(page, tmp_path):
-    page.wait_for_function("!document.querySelector('#rounds').textContent.includes('loading')")
+    page.wait_for_function("!(document.querySelector('#rounds')?.textContent ?? '').includes('loading')")
     page.click("#prompt-clear")  # the studio's history may hold a kept piece (tests/test_studio.py)
     page.locator(".model[data-id=tiny]").click()
     assert page.locator(".model[data-id=tiny] input").is_checked()
@@ -97,7 +97,7 @@ def test_generate_keep_continue_download(page, tmp_path):
     assert re.fullmatch(r"piano roll: 2 bars, [A-G]#?-?\d to [A-G]#?\d", label), label  # pitch labels
 
     cards.nth(0).locator("button.keep").click()
-    page.wait_for_function("document.querySelector('#prompt-status').textContent.includes('kept piece')")
+    page.wait_for_function("(document.querySelector('#prompt-status')?.textContent ?? '').includes('kept piece')")
     page.click("#generate")
     wait_status(page, "^2 candidates, continuing the kept piece from tiny$")
     cards = check_candidates(page, 2)
@@ -106,7 +106,7 @@ def test_generate_keep_continue_download(page, tmp_path):
     assert "the prompt is bars 1 to 2, shaded" in roll.get_attribute("aria-label")
     assert roll.evaluate(PROMPT_LINE) > 0.5  # the marked line where the kept bars end
     cards.nth(1).locator("button.keep").click()
-    page.wait_for_function("document.querySelector('#piece .piece h3').textContent.includes('4 bars')")
+    page.wait_for_function("(document.querySelector('#piece .piece h3')?.textContent ?? '').includes('4 bars')")
 
     with page.expect_download() as download:
         page.click("#piece a.midi")
@@ -135,7 +135,7 @@ def test_uploading_prompt_holds_generate(page, tmp_path):
     held = []
     page.route("**/api/prompts", lambda route: held.append(route))
     page.set_input_files("#prompt-file", str(theme))
-    page.wait_for_function("document.querySelector('#prompt-status').textContent === 'uploading theme.mid…'")
+    page.wait_for_function("(document.querySelector('#prompt-status')?.textContent ?? '') === 'uploading theme.mid…'")
     assert page.is_disabled("#generate")
     page.wait_for_function("() => true")  # let the held request arrive at the route
     deadline = time.monotonic() + 10
@@ -146,7 +146,7 @@ def test_uploading_prompt_holds_generate(page, tmp_path):
         held[0].continue_()
     page.unroute("**/api/prompts")
     prompt_id = uploaded.value.json()["id"]
-    page.wait_for_function("document.querySelector('#prompt-status').textContent.startsWith('theme.mid: ')")
+    page.wait_for_function("(document.querySelector('#prompt-status')?.textContent ?? '').startsWith('theme.mid: ')")
     assert page.is_enabled("#generate")
     page.fill("#prompt-bars", "2")
     page.fill("#num", "1")
@@ -164,7 +164,7 @@ def test_dropped_midi_file_becomes_the_prompt(page, tmp_path):
     transfer = page.evaluate_handle("(bytes) => { const t = new DataTransfer(); t.items.add(new File("
                                     "[new Uint8Array(bytes)], 'dropped.mid', {type: 'audio/midi'})); return t; }", data)
     page.dispatch_event("#prompt-section", "drop", {"dataTransfer": transfer})
-    page.wait_for_function("document.querySelector('#prompt-status').textContent.startsWith('dropped.mid: ')")
+    page.wait_for_function("(document.querySelector('#prompt-status')?.textContent ?? '').startsWith('dropped.mid: ')")
 
 
 def test_errors_stand_beside_their_field(page, tmp_path):
@@ -179,7 +179,7 @@ def test_errors_stand_beside_their_field(page, tmp_path):
     page.fill("#form", "none")
     page.fill("#bars", "99")
     page.click("#generate")
-    page.wait_for_function("document.querySelector('#options-section .field-error').textContent"
+    page.wait_for_function("(document.querySelector('#options-section .field-error')?.textContent ?? '')"
                            " === 'Bars must be a whole number from 1 to 64'")
     assert page.get_attribute("#form", "aria-invalid") is None  # the earlier note is gone
     page.fill("#bars", "2")
@@ -203,7 +203,7 @@ def test_history_survives_reload_and_restart(page, studio):
     assert page.locator("#rounds li").count() == rounds
     assert "kept piece" in page.inner_text("#prompt-status")
     page.click("#undo-keep")  # back to the 2-bar piece kept first
-    page.wait_for_function("document.querySelector('#piece .piece h3').textContent.includes('· 2 bars')")
+    page.wait_for_function("(document.querySelector('#piece .piece h3')?.textContent ?? '').includes('· 2 bars')")
     first_kept = page.get_attribute("#piece .piece", "data-id")
     assert page.locator("#candidates .candidate.kept").count() == 0
 
@@ -240,7 +240,7 @@ def test_stopped_training_resumes_and_fine_tune_choice_stays(page, studio):
     page.wait_for_selector("#train-stop:not([hidden])")
     assert page.inner_text("#train-status").startswith("resumable: running")
     # the resumed process reads its corpus again (that it trains on is test_studio.py's check)
-    page.wait_for_function("document.querySelector('#train-log').textContent.includes('corpus: 12 files')",
+    page.wait_for_function("(document.querySelector('#train-log')?.textContent ?? '').includes('corpus: 12 files')",
                            timeout=120_000)
     page.click("#train-stop")
     page.wait_for_selector("#train-resume:not([hidden])", timeout=60_000)
@@ -260,5 +260,5 @@ def test_progress_and_cancel(page):
     page.wait_for_selector("#cancel:not([hidden])")
     assert page.is_visible("#progress")
     page.click("#cancel")
-    page.wait_for_function("document.querySelector('#gen-status').textContent === 'cancelled'", timeout=30_000)
+    page.wait_for_function("(document.querySelector('#gen-status')?.textContent ?? '') === 'cancelled'", timeout=30_000)
     assert page.is_hidden("#cancel") and page.is_enabled("#generate")
