@@ -21,6 +21,7 @@ from torch import nn
 
 from .transformer import rotate
 
+
 class Memory(nn.Module):
     """Pre-norm causal self-attention over a window of past positions, then an MLP."""
 
