@@ -2,7 +2,8 @@
 cadenza's Python API (``generate``, ``to_scores``, ``render``, ``cadenza train``).
 
 Safety: only the studio's own page may use it (``guard.py``: Host, Origin, content type and a
-per-launch token); models are named by id (``models.resolve``), pieces by a random id, uploads
+per-launch token); each field is checked once (``checks.py``), bodies are size-limited before
+they are read (``limits.py``); models are named by id (``models.resolve``), pieces by a random id, uploads
 are size-limited before they are read and parsed as a corpus file is; a training reads only
 folders under the ``--corpora`` folders named at launch, or an upload; every error is a 4xx
 with ``{"error": "one line"}`` (an unforeseen one a 500 and one log line), never a traceback.
@@ -10,17 +11,14 @@ with ``{"error": "one line"}`` (an unforeseen one a 500 and one log line), never
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import secrets
 import shutil
-import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -29,28 +27,17 @@ from .. import rundir
 from ..bars import bar_tick
 from ..config import PRESETS
 from ..errors import CadenzaError
-from ..form import parse_form
 from ..generate import generate, to_scores
 from ..rundir import load_run
 from . import models
+from .checks import FieldError, as_field, generation_params, number, read_body
 from .guard import COOKIE, Access, Guard
 from .history import History
 from .jobs import Job, Training, Worker
+from .limits import MAX_CORPUS_FILES, BodyLimit, OneLineErrors
 from .pieces import KINDS, MAX_UPLOAD_BYTES, Pieces
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = MAX_UPLOAD_BYTES + 64 * 1024
-MAX_CORPUS_BYTES, MAX_CORPUS_FILES = 64 * 1024 * 1024, 500
-LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
-
-
-class FieldError(CadenzaError):
-    """A request field that is wrong: the answer names it (``"field"``), so the page can show
-    the reason beside that field."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = name
 
 
 class Studio:
@@ -111,67 +98,6 @@ class Studio:
         return found
 
 
-# -- request checking --------------------------------------------------------------------
-def _number(body: dict, name: str, default, integer: bool, lo: float, hi: float):
-    value = body.get(name, default)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value) if integer and not isinstance(value, float) else float(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
-        raise FieldError(name, f"{name} must be a number") from None
-    in_range = lo <= number <= hi  # compared before isfinite, which overflows on a huge integer
-    if isinstance(value, bool) or not in_range or not math.isfinite(number) or (integer and number != int(number)):
-        raise FieldError(name, f"{name} must be {'a whole number' if integer else 'a number'} from {lo:g} to {hi:g}")
-    return int(number) if integer else number
-
-
-def generation_params(body: dict) -> dict:
-    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "min_p", "form", "seed", "prompt",
-                           "prompt_bars", "wait"}
-    if unknown:
-        raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
-    p = {name: _number(body, name, default, True, *LIMITS[name])
-         for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
-    p["temperature"] = _number(body, "temperature", None, False, 0, 5)  # None: the run's own default
-    p["top_p"] = _number(body, "top_p", None, False, 0.01, 1)
-    p["min_p"] = _number(body, "min_p", None, False, 0, 1)
-    p["form"] = _form(body.get("form"))
-    p["prompt"] = body.get("prompt") or None
-    return p
-
-
-def _form(form) -> str | None:
-    if form in (None, ""):
-        return None
-    try:
-        if isinstance(form, str):
-            return parse_form(form) or "none"
-    except CadenzaError:
-        pass
-    raise FieldError("form", "form must be letters such as AABA (a letter heard before repeats its section), "
-                             "or none")
-
-
-async def _body(request: Request) -> tuple[dict, bytes | None, str]:
-    """The request's fields (JSON or a form) and an uploaded file, if any: (fields, bytes, name)."""
-    kind = request.headers.get("content-type", "")
-    if kind.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20, max_part_size=64 * 1024)
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload = next((v for v in form.values() if not isinstance(v, str)), None)
-        data = await upload.read(MAX_UPLOAD_BYTES + 1) if upload is not None else None
-        return fields, data, getattr(upload, "filename", "") or "upload.mid"
-    raw = await request.body()
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
-        raise CadenzaError("the request body is not JSON (or a multipart form)") from None
-    if not isinstance(body, dict):
-        raise CadenzaError("the request body must be a JSON object")
-    return body, None, ""
-
-
 # -- endpoints -----------------------------------------------------------------------------
 async def index(request: Request):
     """The page, holding this launch's token (on the network: only for a request that has it)."""
@@ -193,34 +119,24 @@ async def api_models(request: Request):
     return JSONResponse(await run_in_threadpool(models.list_models, studio.runs))
 
 
-def _field(name: str, fn, *args):
-    """``fn(*args)``, its CadenzaError said as one about the request field ``name``."""
-    try:
-        return fn(*args)
-    except FieldError:
-        raise
-    except CadenzaError as exc:
-        raise FieldError(name, str(exc)) from None
-
-
 async def api_prompts(request: Request):
     studio: Studio = request.app.state.studio
-    _, data, name = await _body(request)
+    _, data, name = await read_body(request)
     if data is None:
         raise FieldError("prompt", "upload a MIDI file as the form field 'file'")
-    piece_id = await run_in_threadpool(_field, "prompt", studio.pieces.add_upload, data, name)
+    piece_id = await run_in_threadpool(as_field, "prompt", studio.pieces.add_upload, data, name)
     return JSONResponse(await run_in_threadpool(studio.pieces.info, piece_id), status_code=201)
 
 
 async def api_generate(request: Request):
     studio: Studio = request.app.state.studio
-    body, data, name = await _body(request)
+    body, data, name = await read_body(request)
     params = generation_params(body)
-    path = await run_in_threadpool(_field, "model", models.resolve, studio.runs, body.get("model"))
+    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
     if data is not None:  # an uploaded prompt, taken as it comes
-        params["prompt"] = await run_in_threadpool(_field, "prompt", studio.pieces.add_upload, data, name)
+        params["prompt"] = await run_in_threadpool(as_field, "prompt", studio.pieces.add_upload, data, name)
     elif params["prompt"]:
-        _field("prompt", studio.pieces.folder, params["prompt"])
+        as_field("prompt", studio.pieces.folder, params["prompt"])
     job = studio.worker.submit("generate", lambda job: studio.generation(job, body["model"], path, params))
     if str(body.get("wait", "true")).lower() in ("false", "0", "no"):
         return JSONResponse(job.view(), status_code=202)
@@ -269,9 +185,9 @@ async def api_history(request: Request):
 async def api_keep(request: Request):
     """Keep a piece: it becomes the piece so far (and the prompt of the next round)."""
     studio: Studio = request.app.state.studio
-    body, _, _ = await _body(request)
+    body, _, _ = await read_body(request)
     piece_id = body.get("piece")
-    _field("piece", studio.pieces.folder, piece_id)
+    as_field("piece", studio.pieces.folder, piece_id)
     await run_in_threadpool(studio.history.keep, piece_id)
     info = await run_in_threadpool(studio.pieces.info, piece_id)
     return JSONResponse({"kept": studio.history.view()["kept"], "piece": info})
@@ -297,7 +213,7 @@ def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
     preset = body.get("preset") or "base"
     if preset not in PRESETS:
         raise FieldError("preset", f"preset must be one of {', '.join(PRESETS)}")
-    minutes = _number(body, "minutes", 10.0, False, 0.05, 24 * 60)
+    minutes = number(body, "minutes", 10.0, False, 0.05, 24 * 60)
     if not isinstance(source, str):
         raise FieldError("source", "source must be a folder path on this machine, 'bach' or an uploaded corpus")
     if source.startswith("upload:"):
@@ -306,14 +222,14 @@ def training_args(studio: Studio, body: dict) -> tuple[list[str], Path]:
             raise FieldError("source", "no such uploaded corpus")
         source = str(folder)
     elif source != "bach":
-        source = str(_field("source", _allowed_source, studio, source))
+        source = str(as_field("source", _allowed_source, studio, source))
     args = [source, "--max-minutes", f"{minutes:g}"]
     if body.get("from"):  # a fine-tune takes the starting model's preset, tokenizer and model
-        args += ["--from", str(_field("from", models.resolve, studio.runs, body["from"]))]
+        args += ["--from", str(as_field("from", models.resolve, studio.runs, body["from"]))]
     else:
         args += ["--preset", preset]
     if body.get("steps_per_epoch"):
-        args += ["--steps-per-epoch", str(_number(body, "steps_per_epoch", None, True, 1, 10**6))]
+        args += ["--steps-per-epoch", str(number(body, "steps_per_epoch", None, True, 1, 10**6))]
     return args, studio.runs / name
 
 
@@ -334,7 +250,7 @@ def _allowed_source(studio: Studio, source: str) -> Path:
 
 async def api_train_start(request: Request):
     studio: Studio = request.app.state.studio
-    body, _, _ = await _body(request)
+    body, _, _ = await read_body(request)
     if any(t.view()["state"] == "running" for t in studio.trainings.values()):
         raise CadenzaError("a training is running already: stop it or wait for it")
     args, run_dir = training_args(studio, body)
@@ -408,28 +324,6 @@ def _save_corpus(folder: Path, files: list[bytes]) -> None:
 
 
 # -- the app ---------------------------------------------------------------------------------
-class BodyLimit:
-    """Refuse a request body over the limit (or of unknown length) before it is read."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT"):
-            headers = dict(scope["headers"])
-            limit = MAX_CORPUS_BYTES if scope["path"] == "/api/corpora" else MAX_BODY
-            length = headers.get(b"content-length")
-            error = None
-            if length is None and b"transfer-encoding" in headers:
-                error = (411, "send a Content-Length")
-            elif length is not None and (not length.isdigit() or int(length) > limit):
-                error = (413, f"the request is larger than {limit // 1024 // 1024} MB")
-            if error:
-                await JSONResponse({"error": error[1]}, status_code=error[0])(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 async def _cadenza_error(request: Request, exc: CadenzaError):
     answer = {"error": str(exc).splitlines()[0] if str(exc) else "bad request"}
     if isinstance(exc, FieldError):
@@ -439,35 +333,6 @@ async def _cadenza_error(request: Request, exc: CadenzaError):
 
 async def _http_error(request: Request, exc: HTTPException):
     return JSONResponse({"error": str(exc.detail).splitlines()[0]}, status_code=exc.status_code)
-
-
-class OneLineErrors:
-    """An unforeseen error: a 500 with one line, and one line in the log, not a traceback
-    (Starlette's own handler re-raises, so the server logs it whole). A client that left
-    mid-upload is no error of the studio's and is not logged."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        started = False
-
-        async def sending(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        except ClientDisconnect:
-            return
-        except Exception as exc:
-            if scope["type"] != "http":
-                raise
-            print(f"cadenza studio: {scope['method']} {scope['path']} failed: {exc!r}"[:500], file=sys.stderr)
-            if not started:
-                await JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)(
-                    scope, receive, send)
 
 
 def create_app(runs: Path, work: Path, token: str | None = None, network: bool = False, bound: str = "127.0.0.1",

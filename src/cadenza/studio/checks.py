@@ -1,0 +1,95 @@
+"""What a studio request may hold: its fields checked once, each error naming its field
+(:class:`FieldError`, so the page can show it beside that field), and its body read as JSON
+or a multipart form."""
+from __future__ import annotations
+
+import json
+import math
+
+from starlette.requests import Request
+
+from ..errors import CadenzaError
+from ..form import parse_form
+from .pieces import MAX_UPLOAD_BYTES
+
+LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
+
+
+class FieldError(CadenzaError):
+    """A request field that is wrong: the answer names it (``"field"``), so the page can show
+    the reason beside that field."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = name
+
+
+def number(body: dict, name: str, default, integer: bool, lo: float, hi: float):
+    """The field ``name`` as a number from ``lo`` to ``hi`` (``default`` when absent or empty)."""
+    value = body.get(name, default)
+    if value is None or value == "":
+        return default
+    try:
+        parsed = int(value) if integer and not isinstance(value, float) else float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
+        raise FieldError(name, f"{name} must be a number") from None
+    in_range = lo <= parsed <= hi  # compared before isfinite, which overflows on a huge integer
+    if isinstance(value, bool) or not in_range or not math.isfinite(parsed) or (integer and parsed != int(parsed)):
+        raise FieldError(name, f"{name} must be {'a whole number' if integer else 'a number'} from {lo:g} to {hi:g}")
+    return int(parsed) if integer else parsed
+
+
+def generation_params(body: dict) -> dict:
+    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "min_p", "form", "seed", "prompt",
+                           "prompt_bars", "wait"}
+    if unknown:
+        raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
+    p = {name: number(body, name, default, True, *LIMITS[name])
+         for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
+    p["temperature"] = number(body, "temperature", None, False, 0, 5)  # None: the run's own default
+    p["top_p"] = number(body, "top_p", None, False, 0.01, 1)
+    p["min_p"] = number(body, "min_p", None, False, 0, 1)
+    p["form"] = _form(body.get("form"))
+    p["prompt"] = body.get("prompt") or None
+    return p
+
+
+def _form(form) -> str | None:
+    if form in (None, ""):
+        return None
+    try:
+        if isinstance(form, str):
+            return parse_form(form) or "none"
+    except CadenzaError:
+        pass
+    raise FieldError("form", "form must be letters such as AABA (a letter heard before repeats its section), "
+                             "or none")
+
+
+async def read_body(request: Request) -> tuple[dict, bytes | None, str]:
+    """The request's fields (JSON or a form) and an uploaded file, if any: (fields, bytes, name)."""
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=20, max_part_size=64 * 1024)
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = next((v for v in form.values() if not isinstance(v, str)), None)
+        data = await upload.read(MAX_UPLOAD_BYTES + 1) if upload is not None else None
+        return fields, data, getattr(upload, "filename", "") or "upload.mid"
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        raise CadenzaError("the request body is not JSON (or a multipart form)") from None
+    if not isinstance(body, dict):
+        raise CadenzaError("the request body must be a JSON object")
+    return body, None, ""
+
+
+def as_field(name: str, fn, *args):
+    """``fn(*args)``, its CadenzaError said as one about the request field ``name``."""
+    try:
+        return fn(*args)
+    except FieldError:
+        raise
+    except CadenzaError as exc:
+        raise FieldError(name, str(exc)) from None
