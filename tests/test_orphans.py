@@ -48,6 +48,16 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def pool_of(proc, count: int, seconds: float, poll: float) -> list[int]:
+    """The children of ``proc`` once there are ``count`` of them (fewer if it ends or
+    ``seconds`` pass first), looked at every ``poll`` seconds."""
+    deadline, workers = time.time() + seconds, []
+    while proc.poll() is None and time.time() < deadline and len(workers) < count:
+        workers = children(proc.pid)
+        time.sleep(poll)
+    return workers
+
+
 def test_reader_workers_die_with_a_killed_training(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
@@ -55,10 +65,7 @@ def test_reader_workers_die_with_a_killed_training(tmp_path):
                              "--preset", "small", "--epochs", "1", "--steps-per-epoch", "1", "--workers", "2",
                              "--quiet", "--device", "cpu"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline, workers = time.time() + 60, []
-    while proc.poll() is None and time.time() < deadline and len(workers) < 2:
-        workers = children(proc.pid)
-        time.sleep(0.005)
+    workers = pool_of(proc, 2, 60, 0.005)
     assert len(workers) >= 2, "the reader pool was not seen"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -94,10 +101,7 @@ def test_bach_conversion_workers_die_with_a_killed_parent(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-c", "from cadenza.corpus.bach import bach_chorales; "
                              "bach_chorales(workers=2)"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, workers = time.time() + 120, []
-    while proc.poll() is None and time.time() < deadline and len(workers) < 2:
-        workers = children(proc.pid)
-        time.sleep(0.01)
+    workers = pool_of(proc, 2, 120, 0.01)
     assert len(workers) >= 2, "the conversion pool was not seen"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
