@@ -12,9 +12,10 @@ followed by the same token.
 
 Held-out folders, never trained on by the base: the 40 POP909 test songs of
 ``benchmarks/structure.py``'s seeded split (a run folder other than a shipped model: its own
-validation split instead), and ``PIANO_MIDI_HELD_OUT`` pieces of ``../shared/data/piano-midi``:
-the first of a seeded permutation (numpy ``default_rng(0)``) of its sorted files, listed in
-``WORKDIR/piano-midi-held-out``; a base trained on piano-midi.de must leave these out.
+validation split instead), and ``PIANO_MIDI_HELD_OUT`` pieces of ``../shared/data/piano-midi``
+(:func:`piano_midi_split`): its test pieces, linked in ``WORKDIR/piano-midi-held-out``, or with
+``--pop909 val`` its validation pieces (``WORKDIR/piano-midi-val``); a base trained on
+piano-midi.de leaves both out.
 """
 from __future__ import annotations
 
@@ -39,14 +40,23 @@ PIANO_MIDI = ROOT.parent / "shared" / "data" / "piano-midi"
 PIANO_MIDI_HELD_OUT = 40
 
 
-def piano_midi_held_out(workdir: Path) -> Path:
-    """The held-out piano-midi.de pieces, linked into one folder (composer in the name)."""
+def piano_midi_split() -> dict[str, list[Path]]:
+    """piano-midi.de pieces by role: a seeded permutation (numpy ``default_rng(0)``) of the
+    sorted files; its first ``PIANO_MIDI_HELD_OUT`` are test pieces, the next as many are
+    validation pieces (settings are chosen on them), the rest may be trained on."""
     files = sorted(PIANO_MIDI.glob("midis/*/*.mid"))
     if not files:
         sys.exit(f"no piano-midi.de pieces under {PIANO_MIDI}")
-    order = np.random.default_rng(0).permutation(len(files))[:PIANO_MIDI_HELD_OUT]
-    return link_files(workdir / "piano-midi-held-out", {f"{files[i].parent.name}-{files[i].name}": files[i]
-                                                        for i in order})
+    order = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
+    n = PIANO_MIDI_HELD_OUT
+    return {"test": order[:n], "val": order[n:2 * n], "train": order[2 * n:]}
+
+
+def piano_midi_held_out(workdir: Path, part: str = "test") -> Path:
+    """The held-out piano-midi.de pieces of ``part`` (test or val), linked into one folder
+    (composer in the name)."""
+    name = "piano-midi-held-out" if part == "test" else f"piano-midi-{part}"
+    return link_files(workdir / name, {f"{f.parent.name}-{f.name}": f for f in piano_midi_split()[part]})
 
 
 def pop909_held_out(run, workdir: Path, which: str | None = None) -> str | None:
@@ -105,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     which = args.pop909 or ("test" if is_shipped(run.directory) else "own")
     folders = {{"test": "POP909 test songs", "val": "POP909 validation songs", "own": "validation split"}[which]:
                pop909_held_out(run, args.workdir, which),
-               f"piano-midi.de ({PIANO_MIDI_HELD_OUT} held out)": str(piano_midi_held_out(args.workdir))}
+               f"piano-midi.de {'validation' if which == 'val' else 'test'} pieces ({PIANO_MIDI_HELD_OUT})":
+               str(piano_midi_held_out(args.workdir, "val" if which == "val" else "test"))}
     rows = {name: measure(run, data, args.pieces) for name, data in folders.items()}
     text = table(rows, args.run)
     print(text)

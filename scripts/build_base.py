@@ -50,10 +50,13 @@ TRAIN_KEYS = ("lr", "warmup_fraction", "warmup_steps", "max_minutes", "patience"
 BENCHMARK_CHORALES = 40  # sorted(bach_chorales())[:40]: never in the base's data
 
 
-def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1) -> Path:
-    """``target`` holding links to the POP909 training songs that are not ``pop_val`` songs and
-    to the bach chorales after the benchmark's first 40, each ``repeats`` times."""
+def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1,
+                 piano_midi: bool = False) -> Path:
+    """``target`` holding links to the POP909 training songs that are not ``pop_val`` songs, to
+    the bach chorales after the benchmark's first 40, each ``repeats`` times, and with
+    ``piano_midi`` to the piano-midi.de pieces that ``benchmarks/context.py`` does not hold out."""
     from cadenza.corpus.bach import bach_chorales
+    from context import piano_midi_split
     from structure import link_files
 
     val = {p.name for p in pop_val.iterdir()}
@@ -61,6 +64,8 @@ def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1)
     for k in range(repeats):
         copy = f"r{k}-" if k else ""  # the first copy keeps the earlier runs' names
         links |= {f"bach-{copy}{p.name}": p for p in sorted(bach_chorales())[BENCHMARK_CHORALES:]}
+    if piano_midi:
+        links |= {f"pm-{p.parent.name}-{p.name}": p for p in piano_midi_split()["train"]}
     return link_files(target, links)
 
 
@@ -221,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="a sentence for the model card (how the run was trained)")
     ap.add_argument("--continue-from", type=Path, help="a run of this script, or base (the shipped weights), to continue")
     ap.add_argument("--with-bach", action="store_true", help="with --continue-from: add the bach chorales")
+    ap.add_argument("--with-piano-midi", action="store_true", help="with --with-bach: add the piano-midi.de "
+                    "pieces that benchmarks/context.py does not hold out")
     ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
     ap.add_argument("--train-args", default="", help="more `cadenza train` options for a new run, e.g. "
                     "'--dropout 0.3 --ema 0.999'")
@@ -238,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--with-bach continues a POP909 run: give --continue-from RUN")
     pop_val = pop909_val(load_run(args.continue_from), args.workdir) if args.continue_from else None
     if args.with_bach:
-        train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / "train", args.bach_repeats)
+        train_folder = mixed_folder(train_folder, pop_val, args.run_dir.parent / ("train-pm" if args.with_piano_midi
+                                    else "train"), args.bach_repeats, args.with_piano_midi)
     if not args.export_only:
         train(train_folder, args.run_dir, args.minutes, args.continue_from, args.train_args.split())
     run = load_run(args.run_dir)

@@ -16,7 +16,7 @@ from cadenza import generate, load_run, preset, representations, rundir, to_scor
 from cadenza.cli import main
 from cadenza.bars import bar_tick, bars_before
 from cadenza.scores import bar_contents
-from cadenza.form import FormPlan, parse_form, section_bars
+from cadenza.form import FormPlan, SectionCopier, parse_form, section_bars
 from cadenza.sampling import sample_next
 from cadenza.token_stats import TokenKinds, token_stats
 from midifiles import random_piece, write_piece
@@ -313,6 +313,22 @@ def test_a_form_brings_sections_back_bar_for_bar(run):
         assert contents[2] == contents[0] and contents[6] == contents[0]
     plain = generate(run, num=3, length=8, unit="bars", seed=11, form="none")
     assert all(_bars_of(run, new)[2][1:] != _bars_of(run, new)[0] for new in plain.new)
+
+
+def test_a_form_counts_from_the_first_bar_line_when_the_context_ends_inside_a_bar():
+    """A primer can end inside a bar (an event on its closing bar line): the form is laid
+    from the first bar line the model writes, never dropped."""
+    bar, other = 1, 2
+    tokens = np.array([0, 1, 0])  # token 1 is a Bar
+    copier = SectionCopier(FormPlan("AA", 2), tokens, start=None)
+    new: list[int] = []
+    sampled = [other, bar, other, other, bar, other, bar, 0, 0, 0, bar]  # a partial bar, then bars 0-3
+    for token in sampled:
+        new.append(copier.choose(token, new))
+        copier.added(new[-1], new)
+    first = new.index(bar)
+    bars = [list(b) for b in np.split(np.array(new[first:]), np.flatnonzero(np.array(new[first:]) == bar)[1:])]
+    assert FormPlan("AA", 2).source(2) == 0 and bars[2] == bars[0] == [bar, other, other]  # bar 0 came back
 
 
 def test_a_bad_form_is_a_one_line_error(run_dir, tmp_path, capsys):

@@ -13,17 +13,18 @@ from cadenza.rundir import load_run
 from midifiles import random_piece, write_piece
 
 
-def small(window: int) -> torch.nn.Module:
+def small(window: int, **options) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = models.create("lstm_memory", 50, {"dim": 32, "layers": 2, "heads": 4, "window": window, "dropout": 0.0})
+    model = models.create("lstm_memory", 50, {"dim": 32, "layers": 2, "heads": 4, "window": window, "dropout": 0.0,
+                                              **options})
     for p in model.memory.parameters():  # not the zero start: the attention must matter here
         torch.nn.init.normal_(p, std=0.2)
     return model.eval()
 
 
-@pytest.mark.parametrize("window", [8, 4096])
-def test_one_call_token_by_token_and_chunks_agree(window):
-    model = small(window)
+@pytest.mark.parametrize("window, cache", [(8, 0), (4096, 0), (8, 12), (4096, 4096)])
+def test_one_call_token_by_token_and_chunks_agree(window, cache):
+    model = small(window, cache_window=cache)
     ids = torch.randint(0, 50, (3, 40))
     with torch.no_grad():
         whole, _ = model(ids)
@@ -84,3 +85,25 @@ def test_frozen_trains_only_the_memory():
     loss = model(torch.randint(0, 50, (2, 12)))[0].sum()
     loss.backward()
     assert model.lstm.weight_ih_l0.grad is None and model.memory.qkv.weight.grad is not None
+
+
+def test_the_cache_brings_back_what_followed_a_moment_like_this_one():
+    """A piece whose second half repeats its first: the cache, keyed by the LSTM's states,
+    predicts the repeat (an untrained model cannot), and only within its window."""
+    ids = torch.randint(0, 50, (1, 60), generator=torch.Generator().manual_seed(1))
+    ids = torch.cat((ids, ids), dim=1)
+
+    def repeat_nll(model) -> float:
+        torch.manual_seed(1)  # an LSTM whose states tell recent inputs apart, as a trained one's do
+        for p in [*model.embed.parameters(), *model.lstm.parameters()]:
+            torch.nn.init.normal_(p, std=1.0)
+        with torch.no_grad():
+            logits, _ = model(ids[:, :-1])
+        return torch.nn.functional.cross_entropy(logits[0, 70:], ids[0, 71:]).item()
+
+    plain, cached = repeat_nll(small(8)), repeat_nll(small(8, cache_window=100, cache_scale=40))
+    too_short = repeat_nll(small(8, cache_window=30, cache_scale=40))
+    assert cached < 0.1 * plain and too_short > 0.9 * plain
+    with torch.no_grad():
+        probs = small(8, cache_window=100)(ids)[0].exp().sum(-1)
+    torch.testing.assert_close(probs, torch.ones_like(probs))  # still a distribution

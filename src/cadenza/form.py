@@ -65,11 +65,14 @@ class FormPlan:
 class SectionCopier:
     """One piece's repeats: where each of its bars starts in its new tokens, and the tokens
     still to feed for the bar being repeated. ``start`` is the token that began the first
-    new bar (the context's last, a Bar); ``bar_tokens[t]`` > 0 where token ``t`` starts a bar."""
+    new bar (the context's last, a Bar), or None where the context ends inside a bar (a
+    primer whose last event lies on its closing bar line): the form then counts from the
+    first bar line the model writes; ``bar_tokens[t]`` > 0 where token ``t`` starts a bar."""
 
-    def __init__(self, plan: FormPlan, bar_tokens: np.ndarray, start: int) -> None:
+    def __init__(self, plan: FormPlan, bar_tokens: np.ndarray, start: int | None) -> None:
         self.plan, self.bar_tokens, self.start = plan, bar_tokens, start
-        self.starts = [-1]  # index in the new tokens of each bar's first token (-1: in the context)
+        # index in the new tokens of each bar's first token (-1: in the context)
+        self.starts = [-1] if start is not None else []
         self.queue: list[int] = []
 
     def choose(self, sampled: int, new: list[int]) -> int:

@@ -118,12 +118,18 @@ def _primer_tail(rep, primer: Primer, tokens: int) -> tuple[Primer, np.ndarray]:
         bars *= 2
 
 
+def _reach(run: Run) -> int:
+    """How many tokens before the next one the model reads when it generates: a model with a
+    memory (``reach``: its attention window or cache) that many, else the window it trained on."""
+    return getattr(run.model, "reach", None) or run.config.seq_len
+
+
 def _primer_context(run: Run, kinds: TokenKinds, primer: Primer) -> tuple[np.ndarray, str]:
     """The primer's tokens, then (for bar-based tokens) Bar tokens from the bar of its last
     event (MidiTok writes bars up to there) to the bar line after the primer: of a long primer
-    only its last bars, which hold the ``seq_len`` tokens the model reads (:func:`_sample`),
-    and the tempo and metre in force; and a line saying so when cut."""
-    rep, seq_len = run.representation, run.config.seq_len
+    only its last bars, which hold the tokens the model reads (:func:`_reach`), and the tempo
+    and metre in force; and a line saying so when cut."""
+    rep, seq_len = run.representation, _reach(run)
     part, encoded = _primer_tail(rep, primer, seq_len)
     ids = list(encoded)
     if not ids:
@@ -253,9 +259,10 @@ def _form_plan(run: Run, kinds: TokenKinds, form: str | None, length: float, uni
 
 
 def _copier(plan: FormPlan | None, kinds: TokenKinds, context: np.ndarray) -> SectionCopier | None:
-    if plan is None or not kinds.bars[context[-1]]:
-        return None  # repeats are laid from a bar line
-    return SectionCopier(plan, kinds.bars, int(context[-1]))
+    if plan is None:
+        return None
+    # repeats are laid from a bar line: the context's last token, else the first one sampled
+    return SectionCopier(plan, kinds.bars, int(context[-1]) if kinds.bars[context[-1]] else None)
 
 
 def _rules(run: Run, kinds: TokenKinds, from_primer: bool) -> TokenRules:
@@ -358,9 +365,9 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     device = next(model.parameters()).device
     # a model reads at most the window it was trained on: a transformer never saw positions
     # past it (RoPE beyond seq_len), and its KV cache restarts on the most recent three
-    # quarters of that window whenever it fills; an LSTM starts on the last seq_len tokens
+    # quarters of that window whenever it fills; an LSTM starts on the last tokens it reads
     max_len = min(model.max_len, seq_len) if hasattr(model, "max_len") else None
-    window = context[:, -(max_len - 1 if max_len else seq_len):]
+    window = context[:, -(max_len - 1 if max_len else _reach(run)):]
     logits, state = model(torch.from_numpy(window).to(device), last_only=True)
     cached, fed, masked = window.shape[1], [], []
     with _one_step_kernels(device):

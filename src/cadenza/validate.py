@@ -117,7 +117,9 @@ MODEL_OPTIONS = {
     "lstm": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "tie_weights": _Spec(bool)},
     "seed_lstm": {"hidden": WIDTH, "layers": _Spec(int, 1, 256), "dense": WIDTH, "dropout": DROPOUT},
     "lstm_memory": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "heads": _Spec(int, 1, 1024),
-                    "window": _Spec(int, 2, 1 << 17), "tie_weights": _Spec(bool), "frozen": _Spec(bool)},
+                    "window": _Spec(int, 2, 1 << 17), "tie_weights": _Spec(bool), "frozen": _Spec(bool),
+                    "cache_window": _Spec(int, 0, 1 << 17), "cache_scale": _Spec(float, 0, 1000),
+                    "cache_sentinel": _Spec(float, -1, 2)},
     "transformer": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "heads": _Spec(int, 1, 1024), "dropout": DROPOUT,
                     "max_len": _Spec(int, 1, 1 << 17), "tie_weights": _Spec(bool)},
 }

@@ -11,6 +11,10 @@ ends, or over an excerpt's bars, silent ones at its end included:
     share of the non-empty bars whose content equals that of an earlier bar, exactly or
     transposed by a constant interval (pitches taken relative to the bar's lowest). Empty bars
     are neither counted nor repeats. NaN without notes.
+``similar_bar_share``
+    share of the non-empty bars that equal an earlier bar as above or whose content has a
+    Jaccard similarity of at least ``SIMILAR`` (0.7) with an earlier bar's: material that
+    comes back, with or without variation.
 ``groove_consistency``
     mean over adjacent bar pairs, pairs of two empty bars skipped, of the grooving similarity of
     Wu & Yang (2020): 1 - Hamming distance / grid size of the two bars' binary onset vectors
@@ -43,8 +47,10 @@ from cadenza.evaluate.sanity import scale_consistency, summarise
 
 DEFAULT_BARS = 32
 DEFAULT_QPM = 120.0
+SIMILAR = 0.7  # Jaccard similarity of two bars' (onset, pitch) sets that counts as material coming back
 STRUCTURE = {
     "repeated_bar_share": "repeated bars (share of non-empty bars)",
+    "similar_bar_share": "similar bars (share of non-empty bars)",
     "groove_consistency": "groove consistency (adjacent bars)",
     "distinct_tempos": "distinct tempos",
     "distinct_velocities": "distinct velocities",
@@ -91,6 +97,19 @@ def repeated_bar_share(bars: list[frozenset]) -> float:
     return repeats / counted if counted else math.nan
 
 
+def similar_bar_share(bars: list[frozenset]) -> float:
+    """Share of the non-empty bars equal (up to transposition) or similar to an earlier bar."""
+    earlier: list[frozenset] = []
+    shapes: set = set()
+    similar = 0
+    for bar in filter(None, bars):
+        shape = transposed_shape(bar)
+        similar += shape in shapes or any(len(bar & e) >= SIMILAR * len(bar | e) for e in earlier)
+        earlier.append(bar)
+        shapes.add(shape)
+    return similar / len(earlier) if earlier else math.nan
+
+
 def groove_consistency(bars: list[frozenset], steps: np.ndarray) -> float:
     """Mean grooving similarity of adjacent bars (pairs of empty bars skipped)."""
     onsets = [frozenset(step for step, _ in bar) for bar in bars]
@@ -116,6 +135,7 @@ def structure_measures(score: ScoreLike, min_bars: int = 1) -> dict[str, float]:
     notes = merged_notes(score, "tick")
     return {
         "repeated_bar_share": repeated_bar_share(bars),
+        "similar_bar_share": similar_bar_share(bars),
         "groove_consistency": groove_consistency(bars, steps),
         "distinct_tempos": float(distinct_tempos(score, int(bar_lines(score, min_bars=min_bars)[-1]))),
         "distinct_velocities": float(len(np.unique(notes["velocity"]))),

@@ -3,10 +3,13 @@ outputs (rotary positions, a window of ``window`` tokens), so a position can loo
 the bar where a motif, a texture or a section began, and copy it with variation.
 
 The LSTM carries the near past in its state; the attention block reads the far past from
-its cache: ``state`` is ``(lstm_state, (keys, values), position)`` with the keys and values
-of at most ``window - 1`` earlier tokens. Rotary positions make the scores depend only on
-the distance between two tokens, so the oldest entries can be dropped at any time and a
-sequence fed at once, token by token or in chunks gives the same logits, however long.
+its cache; with ``cache_window`` a continuous cache (:mod:`cadenza.models.cache`, keyed by
+the LSTM's outputs) mixes in the tokens that followed moments like the present one. ``state``
+is ``(lstm_state, (keys, values), position, cache)`` with the attention keys and values of at
+most ``window - 1`` earlier tokens and the cache's of at most ``cache_window``. Rotary
+positions make the scores depend only on the distance between two tokens, so the oldest
+entries can be dropped at any time and a sequence fed at once, token by token or in chunks
+gives the same logits, however long.
 
 The attention block's output projections start at zero: a model grown from a trained
 ``lstm`` run (same ``dim``, ``layers``, vocabulary) computes that run's logits exactly until
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import ContinuousCache
 from .transformer import rotate
 
 
@@ -72,11 +76,17 @@ class LSTMMemoryModel(nn.Module):
     grown_from = {"lstm": "memory."}  # an lstm run's weights fit all but the parameters under this prefix
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
-                 heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False):
+                 heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False,
+                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 0.8):
         super().__init__()
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
+        if cache_window < 0:
+            raise ValueError(f"cache_window must be 0 (no cache) or a number of tokens, got {cache_window}")
+        # keys: the LSTM's outputs, which describe where the music is (chosen on validation pieces)
+        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel) if cache_window else None
         self.vocab_size, self.window = vocab_size, window
+        self.reach = max(window, cache_window)  # tokens of a primer that generation feeds it
         self.embed = nn.Embedding(vocab_size, dim)
         self.drop = nn.Dropout(dropout)
         self.lstm = nn.LSTM(dim, dim, num_layers=layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
@@ -91,9 +101,12 @@ class LSTMMemoryModel(nn.Module):
                 p.requires_grad_(name.startswith("memory."))
 
     def forward(self, ids: torch.Tensor, state=None, last_only: bool = False):
-        lstm_state, cache, position = (None, None, 0) if state is None else state
-        h, lstm_state = self.lstm(self.drop(self.embed(ids)), lstm_state)
-        h, cache = self.memory(h, cache, position)
+        lstm_state, cache, position, votes = (None, None, 0, None) if state is None else state
+        keys, lstm_state = self.lstm(self.drop(self.embed(ids)), lstm_state)
+        h, cache = self.memory(keys, cache, position)
         if last_only:
             h = h[:, -1:]
-        return self.out(self.drop(self.norm(h))), (lstm_state, cache, position + ids.size(1))
+        logits = self.out(self.drop(self.norm(h)))
+        if self.cache is not None:
+            logits, votes = self.cache(torch.log_softmax(logits, dim=-1), keys, ids, votes)
+        return logits, (lstm_state, cache, position + ids.size(1), votes)

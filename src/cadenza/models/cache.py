@@ -1,0 +1,47 @@
+"""A continuous cache (Grave, Joulin and Usunier, 2017): the model's next-token distribution
+mixed with one over the tokens that followed earlier positions whose states resemble the
+present one, so material the piece has already played can come back.
+
+    logp, cache = ContinuousCache(window, scale, sentinel)(logp, keys, ids, cache)
+
+``keys`` ``[batch, time, dim]`` are the model's states at the positions of ``ids``; earlier
+position ``i`` votes for the token that followed it, ``ids[i + 1]``, with weight
+``exp(scale * cos(key_i, key_now))``. The model itself is one more voter, the sentinel, with
+weight ``exp(scale * sentinel)`` (Merity et al.'s pointer sentinel, with a fixed score): the
+cache takes over where the present closely resembles some past moment and stays out of the
+way where nothing does. ``cache`` holds the normalised keys and the ids of at most ``window``
+latest positions, so a piece read at once, token by token or in chunks gives the same
+distribution, however long.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class ContinuousCache:
+    def __init__(self, window: int, scale: float, sentinel: float):
+        self.window, self.scale, self.sentinel = window, scale, sentinel
+
+    def __call__(self, logp: torch.Tensor, keys: torch.Tensor, ids: torch.Tensor, cache=None):
+        """Mixed log-probabilities for each position of ``logp`` ``[B, T, V]`` (the last
+        ``logp.size(1)`` positions of ``ids``), and the cache to continue from."""
+        keys = F.normalize(keys.float(), dim=-1)
+        past = 0
+        if cache is not None:
+            past = cache[0].size(1)
+            keys, ids = torch.cat((cache[0], keys), dim=1), torch.cat((cache[1], ids), dim=1)
+        total, T = ids.size(1), logp.size(1)
+        now = torch.arange(total - T, total, device=ids.device)
+        # earlier key i (its next token ids[i + 1] is known) within the window before each query
+        earlier = torch.arange(total - 1, device=ids.device)
+        visible = (earlier[None, :] < now[:, None]) & (earlier[None, :] >= now[:, None] - self.window)
+        scores = self.scale * keys[:, -T:] @ keys[:, :-1].transpose(1, 2)  # [B, T, total - 1]
+        scores = scores.masked_fill(~visible, float("-inf"))
+        sentinel = scores.new_full((*scores.shape[:2], 1), self.scale * self.sentinel)
+        weights = torch.softmax(torch.cat((scores, sentinel), dim=2), dim=2)
+        votes = torch.zeros_like(logp, dtype=weights.dtype)
+        votes.scatter_add_(2, ids[:, None, 1:].expand(-1, T, -1), weights[..., :-1])
+        mixed = weights[..., -1:] * logp.float().exp() + votes
+        keep = min(self.window, total)
+        return mixed.clamp_min(1e-30).log().to(logp.dtype), (keys[:, -keep:], ids[:, -keep:])
