@@ -269,9 +269,6 @@ def test_evaluating_a_performance_run_measures_windows_of_four_seconds(performan
 
 @needs_asap
 def test_the_benchmark_splits_asap_by_piece_and_scores_a_set_against_itself_as_one():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     paths = bench.performances()
@@ -297,9 +294,6 @@ def test_the_k_fold_protocol_holds_out_every_asap_performance_once_and_keeps_tra
     folds differ by seed; a fold with a training record is judged as it is, never retrained, and
     a record of another split is refused."""
     import json
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     paths = bench.performances()
@@ -339,9 +333,6 @@ def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
     """Pooling sets of unequal length, each set counts for the same number of seconds (as each
     fold's generated pieces do): a mixture against itself scores 1, and a long set does not
     drown a short one."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     def piece(ioi, seconds, pedals):

@@ -88,7 +88,7 @@ class Config:
 
 
 PRESETS: dict[str, dict] = {
-    # The notebook, faithfully: see models/seed_lstm.py and representations/seed.py.
+    # The notebook, faithfully: see cadenza/seed/.
     "seed": dict(representation="seed", model="seed_lstm",
                  model_options={"hidden": 512, "layers": 3, "dense": 256, "dropout": 0.3},
                  seq_len=100, transpose=0, optimizer="rmsprop", lr=1e-3, weight_decay=0.0,
