@@ -182,14 +182,14 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     import importlib
 
     from cadenza import cli
-    from cadenza.config import PRESETS, REPRESENTATION_SAMPLING
+    from cadenza.config import REPRESENTATION_SAMPLING, Config
 
     own = REPRESENTATION_SAMPLING["performance"]
     picked = lambda config: {k: getattr(config, k) for k in own}  # noqa: E731
     assert picked(load_run(performance_run / "run").config) == own
     assert picked(preset("base", representation="performance")) == own
     assert preset("base", representation="performance", gen_min_p=0.05).gen_min_p == 0.05
-    assert preset("base").gen_min_p == PRESETS["base"]["gen_min_p"] != own["gen_min_p"]
+    assert preset("base").gen_min_p == Config().gen_min_p != own["gen_min_p"]
     seen = []
 
     class Stop(Exception):
@@ -203,7 +203,7 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     for extra in (["--representation", "performance"], []):
         with pytest.raises(Stop):
             cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])
-    assert picked(seen[0]) == own and seen[1].gen_min_p == PRESETS["base"]["gen_min_p"]
+    assert picked(seen[0]) == own and seen[1].gen_min_p == Config().gen_min_p
 
 
 def test_a_performance_run_presses_the_pedal_about_as_often_as_its_corpus(performance_run):
