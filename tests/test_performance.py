@@ -240,6 +240,7 @@ def test_tempo_stretch_is_refused_for_a_performance_run(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @needs_asap
 def test_evaluating_a_performance_run_measures_windows_of_four_seconds(performance_run, tmp_path):
     """A performance has no bars: ``cadenza evaluate`` measures its "bars" as 4-second
@@ -399,6 +400,7 @@ def test_decoding_ends_a_note_never_released_at_the_longest_note_of_the_corpus()
     assert keys["duration"][keys["pitch"] == 60][0] == pytest.approx(0.5, abs=0.011)  # released: as played
 
 
+@pytest.mark.slow
 def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corpus(performance_run):
     """The run keeps its corpus's longest note (0.94 s at most in these pieces); sampled
     pieces hold none longer, where the same model sampled without the limit leaves notes

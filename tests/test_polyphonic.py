@@ -130,6 +130,7 @@ def run_bench(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_bad_arguments_one_line_exit_2(tmp_path):
     for args in (["--dataset", "bach"], ["--dataset", "jsb", "--minutes", "0"],
                  ["--dataset", "jsb", "--data-dir", str(tmp_path / "nope")],
@@ -139,6 +140,7 @@ def test_bad_arguments_one_line_exit_2(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "JSB_Chorales.mat").is_file(), reason=f"shared data folder {DATA} absent")
 def test_quick_benchmark_end_to_end(tmp_path):
     out = tmp_path / "table.md"
@@ -157,6 +159,7 @@ def test_quick_benchmark_end_to_end(tmp_path):
     assert re.search(r"^\| RNN-NADE .*\| exact \| 5\.19 \|$", md, re.M)
 
 
+@pytest.mark.slow
 def test_members_option_trains_one_model(tmp_path):
     if not (DATA / "JSB_Chorales.mat").is_file():
         pytest.skip(f"shared data folder {DATA} absent")
@@ -170,6 +173,7 @@ def test_members_option_trains_one_model(tmp_path):
     assert "(lr 0: static)" in cells[6]
 
 
+@pytest.mark.slow
 def test_ensemble_mixture_is_exact_and_budgeted():
     from polyphonic_stack.dynamic import DynamicConfig, dynamic_log_probs
     from polyphonic_stack.train import TrainConfig, fit_ensemble, mixture_nll, score, step_log_probs
@@ -212,6 +216,7 @@ def hot_model(n, seed, **kw):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("segment", [1, 2])
 def test_dynamic_evaluation_is_normalised_over_sequences(segment):
     from polyphonic_stack.dynamic import dynamic_log_probs

@@ -53,6 +53,7 @@ def cadenza_tokens(path: Path) -> list[str]:
     return rep.pretokenize(read_piano_score(path, merge=not rep.reads_tracks), midi=path.read_bytes())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not POP909.is_dir(), reason=f"POP909 folder {POP909} absent")
 @pytest.mark.parametrize("song", POP909_SONGS)
 def test_pop909_song_gives_the_notebooks_token_list(song):
@@ -78,6 +79,7 @@ def test_asap_score_matches_on_the_hand_the_notebook_keeps_and_keeps_the_other(p
     assert len(both) > len(tokens) and both == cadenza_tokens(path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not POP909.is_dir(), reason=f"POP909 folder {POP909} absent")
 def test_prepare_stores_the_notebooks_tokens(tmp_path):
     song = tmp_path / "corpus" / "014.mid"
