@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The loop while changing code: every test but those marked slow (each over about 5 s).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 # What the build and the tests made; never runs/, where users keep their trained models.
 clean:

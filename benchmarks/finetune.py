@@ -24,12 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import numpy as np
+from cadenza.files import write_bytes_atomic
+from structure import nll_per_note  # benchmarks/ is the script's folder
 
-import numpy as np  # noqa: E402
-from cadenza.files import write_bytes_atomic  # noqa: E402
-from structure import nll_per_note  # noqa: E402  (benchmarks/ is the script's folder)
+ROOT = Path(__file__).resolve().parents[1]
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
 BARS, PIECES, TEST_SHARE = 16, 16, 0.2
@@ -117,13 +116,13 @@ def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: 
 
 
 def measure(run_dir: Path, test_folder: Path) -> dict:
-    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.evaluate.run import heldout_pieces
     from cadenza.evaluate.structure import compare_structure
     from cadenza.generate import generate, to_scores
     from cadenza.rundir import load_run
 
     run = load_run(run_dir)
-    test = _heldout_pieces(run, str(test_folder), None, quiet=True)
+    test = heldout_pieces(run, str(test_folder), None, quiet=True)
     nll = nll_per_note(run, test)
     result = generate(run, num=PIECES, length=BARS, unit="bars", seed=0, quiet=True)
     structure = compare_structure(to_scores(run, result, length=BARS, unit="bars"), [s for *_, s in test], BARS)
@@ -135,13 +134,13 @@ def measure(run_dir: Path, test_folder: Path) -> dict:
 def base_alone(start: str, train_folder: Path, test_folder: Path) -> dict:
     """The base's NLL per note on the folder without any training: on its training pieces
     (which choose between bases: the base never saw them) and on its test pieces."""
-    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.evaluate.run import heldout_pieces
     from cadenza.rundir import load_run
 
     run = load_run(start)
     out = {}
     for part, folder in (("train", train_folder), ("test", test_folder)):
-        out[f"{part}_nll_note"] = nll_per_note(run, _heldout_pieces(run, str(folder), None, quiet=True))
+        out[f"{part}_nll_note"] = nll_per_note(run, heldout_pieces(run, str(folder), None, quiet=True))
     return out
 
 

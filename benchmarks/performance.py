@@ -66,16 +66,15 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
+from cadenza import representations
+from cadenza.corpus import read_piano_score
+from cadenza.corpus.pedal import sustain
+from cadenza.evaluate.sanity import DURATION_BINS, duration_checks, histogram, intersection
+from cadenza.files import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import numpy as np  # noqa: E402
-
-from cadenza import representations  # noqa: E402
-from cadenza.corpus import read_piano_score  # noqa: E402
-from cadenza.corpus.pedal import sustain  # noqa: E402
-from cadenza.evaluate.sanity import DURATION_BINS, duration_checks, histogram, intersection  # noqa: E402
-from cadenza.files import atomic_path  # noqa: E402
 
 ASAP = ROOT.parent / "shared" / "data" / "asap-bach"
 MATCH_S = 0.1

@@ -18,18 +18,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from cadenza.errors import CadenzaError
+from cadenza.files import write_bytes_atomic
+from polyphonic_stack.data import DATASETS, load_dataset
+from polyphonic_stack.model import FrameModel, ModelConfig
+from polyphonic_stack.dynamic import DynamicConfig
+from polyphonic_stack.train import TrainConfig, fit_ensemble, score
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from cadenza.errors import CadenzaError  # noqa: E402
-from cadenza.files import write_bytes_atomic  # noqa: E402
-from cadenza.polyphonic.data import DATASETS, load_dataset  # noqa: E402
-from cadenza.polyphonic.model import FrameModel, ModelConfig  # noqa: E402
-from cadenza.polyphonic.dynamic import DynamicConfig  # noqa: E402
-from cadenza.polyphonic.train import TrainConfig, fit_ensemble, score  # noqa: E402
 
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data" / "polyphonic"
 NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "piano": "Piano-midi.de", "muse": "MuseData"}

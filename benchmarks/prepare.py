@@ -39,8 +39,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 REPS = ("seed", "remi", "tsd", "midilike", "structured")
 SHARED = ROOT.parent / "shared" / "data"
@@ -121,7 +119,7 @@ def measure_music21(corpus: str, n: int, repeats: int) -> dict:
     from music21 import environment
 
     from cadenza.corpus import find_midi_files, read_piano_score
-    from cadenza.representations.seed import SeedRepresentation
+    from cadenza.seed.representation import SeedRepresentation
     from seed_agreement import notebook_loop
 
     paths = find_midi_files(corpus)

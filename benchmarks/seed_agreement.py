@@ -24,12 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from cadenza.corpus import SkipFile, read_piano_score
+from cadenza.files import write_bytes_atomic
+from cadenza.seed.representation import score_to_seed_tokens
 
-from cadenza.corpus import SkipFile, read_piano_score  # noqa: E402
-from cadenza.files import write_bytes_atomic  # noqa: E402
-from cadenza.representations.seed import score_to_seed_tokens  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import mido
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_agreement import cadenza_tokens, first_difference, notebook_loop  # noqa: E402
+from seed_agreement import cadenza_tokens, first_difference, notebook_loop
 
-from cadenza.files import write_bytes_atomic  # noqa: E402
+from cadenza.files import write_bytes_atomic
 
 TPQS = (96, 100, 120, 192, 240, 384, 480, 960, 1000, 1024)
 METERS = ((4, 4), (3, 4), (2, 4), (6, 8), (2, 2), (5, 4), (12, 8), (7, 8), (3, 8), (9, 8))

@@ -26,6 +26,7 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread on both sides, set before torch loads
     os.environ.setdefault(_var, "1")
+import importlib
 import platform
 import shutil
 import sys
@@ -34,23 +35,20 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cadenza import models, preset
+from cadenza.corpus import find_midi_files, read_pieces
+from cadenza.dataset import TokenWindows, prepare
+from cadenza.files import write_bytes_atomic
+from cadenza.errors import CadenzaError
+from cadenza.generate import generate
+from cadenza.seed.representation import SeedRepresentation
+from cadenza.rundir import METRICS, STATE, load_run, load_state, read_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import importlib  # noqa: E402
-
-from cadenza import models, preset  # noqa: E402
-from cadenza.corpus import find_midi_files, read_pieces  # noqa: E402
-from cadenza.dataset import TokenWindows, prepare  # noqa: E402
-from cadenza.files import write_bytes_atomic  # noqa: E402
-from cadenza.errors import CadenzaError  # noqa: E402
-from cadenza.generate import generate  # noqa: E402
-from cadenza.representations.seed import SeedRepresentation  # noqa: E402
-from cadenza.rundir import METRICS, STATE, load_run, load_state, read_metrics  # noqa: E402
 
 # ``cadenza.train`` the attribute is the train() function (re-exported by the package), so
 # the module itself is fetched by name.
@@ -128,7 +126,6 @@ def parse_args(argv):
 
 def notebook_keras():
     """benchmarks/notebook_keras.py (imported only for --notebook keras)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     return importlib.import_module("notebook_keras")
 
 

@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from cadenza.files import write_bytes_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import numpy as np  # noqa: E402
-
-from cadenza.files import write_bytes_atomic  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pop909"
 TEST_SONGS, QUICK_SONGS = 40, 30
@@ -174,7 +173,7 @@ def val_folder(run, workdir: Path) -> Path:
 
 
 def nll_per_note(run, pieces) -> float:
-    """Held-out NLL per note of ``pieces`` as ``_heldout_pieces`` gives them (ids, notes, score)."""
+    """Held-out NLL per note of ``pieces`` as ``heldout_pieces`` gives them (ids, notes, score)."""
     from cadenza.evaluate.nll import heldout_nll
 
     return heldout_nll(run, [(ids, notes) for ids, notes, _ in pieces])["nll_per_note"]
@@ -183,14 +182,14 @@ def nll_per_note(run, pieces) -> float:
 def evaluate_candidate(name: str, args, test_folder: Path) -> dict:
     import torch
 
-    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.evaluate.run import heldout_pieces
     from cadenza.rundir import METRICS, load_run, read_metrics
 
     torch.set_num_threads(2)
     run_dir = args.workdir / "runs" / name
     run = load_run(run_dir)
-    val = _heldout_pieces(run, str(val_folder(run, args.workdir)), 30 if not args.quick else 3, quiet=True)
-    test = _heldout_pieces(run, str(test_folder), None, quiet=True)
+    val = heldout_pieces(run, str(val_folder(run, args.workdir)), 30 if not args.quick else 3, quiet=True)
+    test = heldout_pieces(run, str(test_folder), None, quiet=True)
     rows = read_metrics(run_dir / METRICS)
     out = {"val_nll_note": nll_per_note(run, val), "test_nll_note": nll_per_note(run, test),
            "train_tokens_per_s": float(np.median([r["tokens_per_s"] for r in rows])) if rows else None,

@@ -27,17 +27,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from safetensors.torch import save_model
+
+from cadenza import rundir
+from cadenza.config import preset
+from cadenza.files import hash_file
+from cadenza.pretrained import HERE, WEIGHTS_SHA256_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# the POP909 split, the held-out NLL and the structure measures are benchmarks/structure.py's:
+# a script in scripts/ does not see benchmarks/ by itself
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import torch  # noqa: E402
-from safetensors.torch import save_model  # noqa: E402
-
-from cadenza import rundir  # noqa: E402
-from cadenza.config import preset  # noqa: E402
-from cadenza.files import hash_file  # noqa: E402
-from cadenza.pretrained import HERE, WEIGHTS_SHA256_FILE  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pop909"
 TARGET = HERE / "base"
@@ -116,11 +117,11 @@ def train(train_folder: Path, run_dir: Path, minutes: float, start: Path | None 
 def figures(run, val_folder: Path, test_folder: Path) -> dict:
     """Validation NLL per note in fp32 and fp16, test NLL per note, and the structure ratios
     of 16 generated 32-bar pieces against the test songs (the base preset's sampling)."""
-    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.evaluate.run import heldout_pieces
     from structure import nll_per_note, sample
 
-    val = _heldout_pieces(run, str(val_folder), 30, quiet=True)
-    test = _heldout_pieces(run, str(test_folder), None, quiet=True)
+    val = heldout_pieces(run, str(val_folder), 30, quiet=True)
+    test = heldout_pieces(run, str(test_folder), None, quiet=True)
     out = {"val_nll_note_fp32": nll_per_note(run, val), "test_nll_note": nll_per_note(run, test)}
     fp32 = {k: v.clone() for k, v in run.model.state_dict().items()}
     run.model.load_state_dict({k: v.half().float() for k, v in fp32.items()})
@@ -136,14 +137,14 @@ def figures(run, val_folder: Path, test_folder: Path) -> dict:
 def validation_structure(run_dirs: list[Path], workdir: Path) -> None:
     """How runs compare when they generate with no primer: the structure of 16 pieces against
     30 of the POP909 validation songs (never the test songs), one JSON line per run."""
-    from cadenza.evaluate.run import _heldout_pieces
+    from cadenza.evaluate.run import heldout_pieces
     from cadenza.rundir import load_run
     from structure import sample
 
     cfg = preset("base")
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        val = _heldout_pieces(run, str(pop909_val(run, workdir)), 30, quiet=True)
+        val = heldout_pieces(run, str(pop909_val(run, workdir)), 30, quiet=True)
         out = sample(run, 16, 32, (cfg.gen_temperature, cfg.gen_top_p, cfg.gen_min_p, cfg.gen_form),
                      {"val": [s for *_, s in val]})["val"]
         print(json.dumps({"run": str(run_dir), "ioi_overlap": out["ioi_overlap"], **out["ratio"]}, default=float))

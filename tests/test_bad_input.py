@@ -276,6 +276,7 @@ def test_prepare_keeps_good_and_explains_bad(corpus, tmp_path, monkeypatch, work
     assert len(data.tokens("train")) > 0
 
 
+@pytest.mark.slow
 def test_cli_train_on_bad_corpus(corpus, tmp_path):
     """`cadenza train` on the bad corpus: finishes, lists every skip, no traceback.
     (In the subprocess nothing is patched, so unreadable.mid is readable by root and kept.)"""

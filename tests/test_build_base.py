@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CADENZA_POP909_DATA", ROOT.parent / "shared" / "data" / "pop909"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not any(DATA.glob("*/*.mid")), reason=f"POP909 folder {DATA} absent")
 def test_continuing_the_shipped_base_leaves_out_its_validation_songs_and_the_benchmark_chorales(tmp_path, monkeypatch):
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))

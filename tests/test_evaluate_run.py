@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from cadenza import load_run, preset, train
@@ -12,6 +13,7 @@ from cadenza.evaluate.nll import heldout_nll, piece_nll
 from cadenza.evaluate.structure import STRUCTURE
 
 
+@pytest.mark.slow
 def test_evaluate_writes_every_section(corpus_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     cfg = preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32, batch_size=4,

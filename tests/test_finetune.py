@@ -109,6 +109,7 @@ def test_a_fine_tune_takes_another_dropout_and_a_bad_one_is_refused(corpus_dir, 
     assert "--dropout must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path, capsys):
     """With --ema d the kept weights are d x (weights after step 1) + (1 - d) x (after step 2),
     the stepped weights stay in the state, and a resumed run carries the average on."""
@@ -143,6 +144,7 @@ def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path,
     assert (tmp_path / "plain" / rundir.STATE).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_fine_tune_with_a_budget_trains_until_the_budget_not_the_starting_runs_epochs(tmp_path):
     """The starting run trained 1 epoch; its fine-tune on the same small folder goes on for
     the whole --max-minutes (no early stopping, an epoch cap far beyond it)."""

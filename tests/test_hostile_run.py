@@ -296,6 +296,7 @@ def test_a_damaged_run_file_is_one_line_naming_file_and_field(case, base, tmp_pa
     assert sorted(os.listdir(out)) == [], "nothing may be written"
 
 
+@pytest.mark.slow
 def test_hostile_run_folders_in_real_processes(base, tmp_path):
     """The same through the real command: a config.json nested beyond the parser's depth
     and a state.pt with a malformed RNG state."""

@@ -88,6 +88,7 @@ def users_folder(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_train_into_a_users_folder_is_refused_and_touches_nothing(base, tmp_path):
     folder = users_folder(tmp_path / "work")
     before = tree(folder)
@@ -242,6 +243,7 @@ def test_render_refuses_to_overwrite_its_input_and_existing_files(base, tmp_path
 
 # ------------------------------------------------------------------ 3. every output atomic
 
+@pytest.mark.slow
 def test_kill_during_png_render_keeps_the_previous_files(base, tmp_path):
     """SIGKILL `generate --render png --force` while the PNG's temporary file is being
     written: x.png is still the previous whole picture, x.mid a whole MIDI file."""
@@ -271,6 +273,7 @@ def test_kill_during_png_render_keeps_the_previous_files(base, tmp_path):
 HANG_TARGETS = ["config.json", "tokenizer/representation.json", "best.safetensors", "primers.npy"]
 
 
+@pytest.mark.slow
 def test_fifos_and_links_to_dev_zero_in_a_run_are_refused_not_read(base, tmp_path):
     """Each of these used to block forever or eat memory. One real process loads every
     damaged copy (so a hang fails by the timeout, not by hanging the suite)."""
@@ -399,6 +402,7 @@ EVALUATE = ["--samples", "1", "--bars", "2", "--max-pieces", "2", "--quiet"]
 TRAIN = ["--preset", "small", "--epochs", "1", "--steps-per-epoch", "1", "--quiet", "--workers", "1"]
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_users_run_dir_before_writing_anything(base, tmp_path, capsys):
     """Issue 24 item 2: demo wrote NAME-base.mid, .png and .wav beside the run folder, then
     refused the folder: two of the user's files replaced, a WAV created. --force is about
@@ -425,6 +429,7 @@ def test_demo_refuses_every_existing_output_before_any_work(base, tmp_path, caps
     assert os.listdir(tmp_path) == ["mine-base.wav"] and (tmp_path / "mine-base.wav").read_bytes() == b"my recording"
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_existing_report_unless_force(base, tmp_path, capsys):
     """Issue 24 item 3: evaluate replaced report.md, report.json (and the figures) in --out."""
     out = tmp_path / "reports"
@@ -548,6 +553,7 @@ def fill(disk: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(base, small_disk, capsys):
     """Issue 24 item 13: "No space left on device" named no file. Worse, symusic writes an
     empty MIDI file on a full disk and says nothing: `generate --force` replaced a piece

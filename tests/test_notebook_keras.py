@@ -4,8 +4,6 @@ Skipped when Keras 3 is absent: `make test` never needs it."""
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +13,9 @@ keras = pytest.importorskip("keras")
 if not keras.__version__.startswith("3.") or keras.backend.backend() != "torch":
     pytest.skip("needs Keras 3 on the torch backend", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import notebook_keras as nk  # noqa: E402
+import notebook_keras as nk  # noqa: E402  (after the backend is set; benchmarks/ is on pytest's pythonpath)
 
-from cadenza.models.seed_lstm import SeedLSTM  # noqa: E402
+from cadenza.seed.model import SeedLSTM  # noqa: E402
 
 
 def test_keras_network_is_the_notebooks_and_matches_cadenzas_parameter_count():

@@ -182,14 +182,14 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     import importlib
 
     from cadenza import cli
-    from cadenza.config import PRESETS, REPRESENTATION_SAMPLING
+    from cadenza.config import REPRESENTATION_SAMPLING, Config
 
     own = REPRESENTATION_SAMPLING["performance"]
     picked = lambda config: {k: getattr(config, k) for k in own}  # noqa: E731
     assert picked(load_run(performance_run / "run").config) == own
     assert picked(preset("base", representation="performance")) == own
     assert preset("base", representation="performance", gen_min_p=0.05).gen_min_p == 0.05
-    assert preset("base").gen_min_p == PRESETS["base"]["gen_min_p"] != own["gen_min_p"]
+    assert preset("base").gen_min_p == Config().gen_min_p != own["gen_min_p"]
     seen = []
 
     class Stop(Exception):
@@ -203,7 +203,7 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     for extra in (["--representation", "performance"], []):
         with pytest.raises(Stop):
             cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])
-    assert picked(seen[0]) == own and seen[1].gen_min_p == PRESETS["base"]["gen_min_p"]
+    assert picked(seen[0]) == own and seen[1].gen_min_p == Config().gen_min_p
 
 
 def test_a_performance_run_presses_the_pedal_about_as_often_as_its_corpus(performance_run):
@@ -240,6 +240,7 @@ def test_tempo_stretch_is_refused_for_a_performance_run(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @needs_asap
 def test_evaluating_a_performance_run_measures_windows_of_four_seconds(performance_run, tmp_path):
     """A performance has no bars: ``cadenza evaluate`` measures its "bars" as 4-second
@@ -269,9 +270,6 @@ def test_evaluating_a_performance_run_measures_windows_of_four_seconds(performan
 
 @needs_asap
 def test_the_benchmark_splits_asap_by_piece_and_scores_a_set_against_itself_as_one():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     paths = bench.performances()
@@ -297,9 +295,6 @@ def test_the_k_fold_protocol_holds_out_every_asap_performance_once_and_keeps_tra
     folds differ by seed; a fold with a training record is judged as it is, never retrained, and
     a record of another split is refused."""
     import json
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     paths = bench.performances()
@@ -339,9 +334,6 @@ def test_the_k_fold_mixture_weighs_each_set_the_same_per_second():
     """Pooling sets of unequal length, each set counts for the same number of seconds (as each
     fold's generated pieces do): a mixture against itself scores 1, and a long set does not
     drown a short one."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import performance as bench
 
     def piece(ioi, seconds, pedals):
@@ -408,6 +400,7 @@ def test_decoding_ends_a_note_never_released_at_the_longest_note_of_the_corpus()
     assert keys["duration"][keys["pitch"] == 60][0] == pytest.approx(0.5, abs=0.011)  # released: as played
 
 
+@pytest.mark.slow
 def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corpus(performance_run):
     """The run keeps its corpus's longest note (0.94 s at most in these pieces); sampled
     pieces hold none longer, where the same model sampled without the limit leaves notes

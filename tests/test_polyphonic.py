@@ -15,10 +15,10 @@ import scipy.io
 import torch
 
 from cadenza.errors import CadenzaError
-from cadenza.polyphonic.data import load_mat
-from cadenza.polyphonic.frames import frame_to_tokens, roll_tokens, tokens_to_frame, transpose_range
-from cadenza.polyphonic.model import FrameModel, ModelConfig
-from cadenza.polyphonic.train import evaluate
+from polyphonic_stack.data import load_mat
+from polyphonic_stack.frames import frame_to_tokens, roll_tokens, tokens_to_frame, transpose_range
+from polyphonic_stack.model import FrameModel, ModelConfig
+from polyphonic_stack.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 # the shared benchmark data is never committed: $CADENZA_POLYPHONIC_DATA, else ../shared beside the project
@@ -130,6 +130,7 @@ def run_bench(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_bad_arguments_one_line_exit_2(tmp_path):
     for args in (["--dataset", "bach"], ["--dataset", "jsb", "--minutes", "0"],
                  ["--dataset", "jsb", "--data-dir", str(tmp_path / "nope")],
@@ -139,6 +140,7 @@ def test_bad_arguments_one_line_exit_2(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "JSB_Chorales.mat").is_file(), reason=f"shared data folder {DATA} absent")
 def test_quick_benchmark_end_to_end(tmp_path):
     out = tmp_path / "table.md"
@@ -157,6 +159,7 @@ def test_quick_benchmark_end_to_end(tmp_path):
     assert re.search(r"^\| RNN-NADE .*\| exact \| 5\.19 \|$", md, re.M)
 
 
+@pytest.mark.slow
 def test_members_option_trains_one_model(tmp_path):
     if not (DATA / "JSB_Chorales.mat").is_file():
         pytest.skip(f"shared data folder {DATA} absent")
@@ -170,9 +173,10 @@ def test_members_option_trains_one_model(tmp_path):
     assert "(lr 0: static)" in cells[6]
 
 
+@pytest.mark.slow
 def test_ensemble_mixture_is_exact_and_budgeted():
-    from cadenza.polyphonic.dynamic import DynamicConfig, dynamic_log_probs
-    from cadenza.polyphonic.train import TrainConfig, fit_ensemble, mixture_nll, score, step_log_probs
+    from polyphonic_stack.dynamic import DynamicConfig, dynamic_log_probs
+    from polyphonic_stack.train import TrainConfig, fit_ensemble, mixture_nll, score, step_log_probs
 
     rng = np.random.default_rng(0)
     rolls = [(rng.random((t, 6)) < 0.3).astype(np.uint8) for t in (5, 9, 12, 7)]
@@ -212,9 +216,10 @@ def hot_model(n, seed, **kw):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("segment", [1, 2])
 def test_dynamic_evaluation_is_normalised_over_sequences(segment):
-    from cadenza.polyphonic.dynamic import dynamic_log_probs
+    from polyphonic_stack.dynamic import dynamic_log_probs
 
     n = 3
     model = hot_model(n, 6)
@@ -229,8 +234,8 @@ def test_dynamic_evaluation_is_normalised_over_sequences(segment):
 
 
 def test_dynamic_evaluation_is_causal_and_leaves_the_model_unchanged():
-    from cadenza.polyphonic.dynamic import dynamic_log_probs
-    from cadenza.polyphonic.train import step_log_probs
+    from polyphonic_stack.dynamic import dynamic_log_probs
+    from polyphonic_stack.train import step_log_probs
 
     rng = np.random.default_rng(2)
     roll = (rng.random((12, 6)) < 0.4).astype(np.uint8)

@@ -199,6 +199,7 @@ def _sample(rep, grammar, rng, length=200):
     return out, state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_constrained_sampling_decodes(name):
     rep = create(name)

@@ -1,7 +1,6 @@
 """The seed preset reproduces the notebook: its tokens, its decoding, its network."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +9,11 @@ import torch
 from symusic import Score
 
 from cadenza import models, representations
-from cadenza.models.seed_lstm import SeedLSTM
-from cadenza.representations.seed import parse_pitch_name, pitch_name, score_to_seed_tokens
+from cadenza.seed.model import SeedLSTM
+from cadenza.seed.representation import parse_pitch_name, pitch_name, score_to_seed_tokens
 
 from midifiles import write_piece
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from seed_agreement import notebook_loop  # noqa: E402  (the notebook's loop, as written)
+from seed_agreement import notebook_loop  # the notebook's loop, as written (benchmarks/)
 
 
 def notebook_tokens(path) -> list[str]:
@@ -120,7 +117,7 @@ def test_the_shortcuts_for_plain_tracks_give_what_music21s_general_steps_give(tm
     of small typeset files) must give the tokens of the general grouping and layout."""
     import random
 
-    from cadenza.representations import seed_music21
+    from cadenza.seed import music21_replica
 
     rng = random.Random(7)
     paths = [write_piece(tmp_path / f"p{k}.mid", None, tracks=[
@@ -131,8 +128,8 @@ def test_the_shortcuts_for_plain_tracks_give_what_music21s_general_steps_give(tm
     paths.append(write_piece(tmp_path / "tied.mid", CASES["tied"]))
     shortcut = [score_to_seed_tokens(Score(str(p))) for p in paths]
     assert all(t == notebook_tokens(p) for t, p in zip(shortcut[:2], paths))  # and what music21 gives
-    monkeypatch.setattr(seed_music21, "_onset_groups", lambda *args: None)
-    monkeypatch.setattr(seed_music21, "_uncut", lambda *args: False)
+    monkeypatch.setattr(music21_replica, "_onset_groups", lambda *args: None)
+    monkeypatch.setattr(music21_replica, "_uncut", lambda *args: False)
     assert [score_to_seed_tokens(Score(str(p))) for p in paths] == shortcut
 
 
@@ -226,7 +223,7 @@ def test_prepare_reads_the_file_as_music21_does(tmp_path):
 
 
 def test_bytes_it_cannot_follow_music21_through_fall_back_to_symusics_tracks(tmp_path):
-    from cadenza.representations.seed_midi import read_parts
+    from cadenza.seed.midi_parts import read_parts
 
     path = two_channel_hands(tmp_path / "channels.mid")
     data = path.read_bytes()

@@ -123,6 +123,7 @@ def test_bad_generate_requests(studio, body, reason):
     assert out.get("field") == (None if others == ["path"] else others[0] if others else "model"), out
 
 
+@pytest.mark.slow
 def test_history_keep_and_undo_survive_a_restart(studio):
     """Rounds and kept pieces are stored in RUNS/.studio: a new studio process shows them;
     Undo Keep goes back to the piece kept before; downloads have names that sort."""
@@ -198,6 +199,7 @@ def test_oversized_upload_refused_before_it_is_read(studio):
     conn.close()
 
 
+@pytest.mark.slow
 def test_train_live_and_stop(studio):
     status, started = studio.post("/api/train", {"name": "fresh", "source": str(studio.corpus), "preset": "small",
                                                  "minutes": 2, "steps_per_epoch": 2})
@@ -241,6 +243,7 @@ def test_cli_port_checked(capsys):
     assert "--port must be from 1 to 65535" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fine_tune_from_a_listed_model(studio):
     status, started = studio.post("/api/train", {"name": "tuned", "source": str(studio.corpus), "from": "tiny",
                                                  "minutes": 1, "steps_per_epoch": 2})

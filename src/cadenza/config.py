@@ -14,6 +14,10 @@ MAX_CONFIG_BYTES = 1 << 20
 
 @dataclass
 class Config:
+    """A run's whole configuration. The defaults are the ``base`` preset (``Config() ==
+    preset("base")``), chosen by benchmarks/structure.py on POP909 (docs/benchmarks.md): REMI,
+    a 2 x 256 LSTM trained on every position within a 30-minute budget (data preparation
+    included), sampled at temperature 1 with min-p 0.1 in an AABA form."""
     preset: str = "base"
     source: str | None = None     # the corpus the run was trained on
     init_from: str | None = None  # a fine-tune's starting run (shipped name or folder)
@@ -22,7 +26,7 @@ class Config:
     representation_options: dict = field(default_factory=dict)
     # model
     model: str = "lstm"
-    model_options: dict = field(default_factory=lambda: {"dim": 512, "layers": 3, "dropout": 0.2})
+    model_options: dict = field(default_factory=lambda: {"dim": 256, "layers": 2, "dropout": 0.1})
     # data
     seq_len: int = 256
     val_fraction: float = 0.1
@@ -30,7 +34,7 @@ class Config:
     tempo_stretch: int = 0        # random tempo change within +-N tempo bins (0: off)
     # optimisation
     optimizer: str = "adamw"      # adamw | rmsprop
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100       # the warmup; with --max-minutes at most this many steps and
     warmup_fraction: float = 0.05  # this share of the steps that fit in the budget
@@ -38,11 +42,11 @@ class Config:
     grad_clip: float = 1.0
     ema: float = 0.0              # decay of a moving average of the weights, which is evaluated and
                                   # kept as the best (0: off; cadenza.averaging)
-    batch_size: int = 32
-    epochs: int = 30
+    batch_size: int = 16
+    epochs: int = 20
     steps_per_epoch: int | None = None  # None: the whole training set once per epoch
     patience: int | None = 5     # early stopping on validation loss (None: off)
-    max_minutes: float | None = None
+    max_minutes: float | None = 30.0
     checkpoint_minutes: float = 5.0  # also save the training state mid-epoch this often
     seed: int = 0
     threads: int | None = None    # torch CPU threads (None: torch's default)
@@ -51,9 +55,9 @@ class Config:
     gen_length: int = 512
     gen_temperature: float = 1.0
     gen_top_k: int = 0
-    gen_top_p: float = 0.95
-    gen_min_p: float = 0.0
-    gen_form: str = ""            # sections that come back, e.g. "AABA" (cadenza.form); "" none
+    gen_top_p: float = 1.0
+    gen_min_p: float = 0.1
+    gen_form: str = "AABA"        # sections that come back (cadenza.form); "" none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -76,7 +80,7 @@ class Config:
         if not isinstance(data, dict):
             raise CadenzaError(f"{path} is not a cadenza run configuration")
         check_config(data, Path(path))
-        return cls.from_dict(data)
+        return cls.from_dict({**WRITTEN_BEFORE_KEY, **data})
 
     def replace(self, **changes) -> "Config":
         """A copy with ``changes`` applied (``None`` is a value too: ``patience=None`` turns
@@ -87,32 +91,36 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+# A config.json holds every key, but one written before a key existed lacks it and meant the
+# default of that time: until Config() became the base preset these keys' defaults were a
+# 3 x 512 LSTM with no budget, sampled with top-p 0.95 and no form. A loaded file without
+# them keeps what it was trained and sampled with.
+WRITTEN_BEFORE_KEY: dict = dict(model_options={"dim": 512, "layers": 3, "dropout": 0.2}, batch_size=32,
+                                lr=2e-3, epochs=30, max_minutes=None, gen_top_p=0.95, gen_min_p=0.0, gen_form="")
+
+# Sampling by top-p 0.95 with no form: the presets below that were not chosen on POP909's
+# structure (benchmarks/structure.py chose the base's) keep it.
+_TOP_P = dict(gen_top_p=0.95, gen_min_p=0.0, gen_form="")
+
+# What each preset changes from Config()'s defaults, which are the base preset's.
 PRESETS: dict[str, dict] = {
-    # The notebook, faithfully: see models/seed_lstm.py and representations/seed.py.
+    # The notebook, faithfully (cadenza/seed/).
     "seed": dict(representation="seed", model="seed_lstm",
                  model_options={"hidden": 512, "layers": 3, "dense": 256, "dropout": 0.3},
                  seq_len=100, transpose=0, optimizer="rmsprop", lr=1e-3, weight_decay=0.0,
                  warmup_steps=0, schedule="constant", grad_clip=0.0, batch_size=128, epochs=200,
-                 patience=None, gen_length=500, gen_temperature=0.0, gen_top_k=0, gen_top_p=1.0),
-    # The default, chosen by benchmarks/structure.py on POP909 (docs/benchmarks.md): REMI,
-    # 2 x 256 LSTM on every position, a 30-minute budget (data preparation included); it
-    # samples at temperature 1 with min-p 0.1 in an AABA form (sampling chosen on validation).
-    "base": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
-                 lr=3e-3, epochs=20, max_minutes=30.0, gen_temperature=1.0, gen_top_p=1.0, gen_min_p=0.1,
-                 gen_form="AABA"),
-    # What the default was before: a 3 x 512 LSTM (26 steps in 12 CPU-minutes on 909 songs).
-    "large": dict(max_minutes=30.0),
-    # A smaller LSTM that trains in minutes on a laptop CPU.
-    "small": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
-                  lr=3e-3, epochs=20),
-    # `make demo`: the small LSTM on the bach corpus within the 5-minute budget.
-    "demo": dict(model_options={"dim": 256, "layers": 2, "dropout": 0.1}, seq_len=256, batch_size=16,
-                 lr=3e-3, epochs=28, steps_per_epoch=25, patience=None, max_minutes=3.5, warmup_steps=50,
-                 threads=1),
+                 patience=None, max_minutes=None, gen_length=500, gen_temperature=0.0, gen_min_p=0.0,
+                 gen_form=""),
+    "base": dict(),
+    # A 3 x 512 LSTM for a GPU (26 steps in 12 CPU-minutes on 909 songs).
+    "large": dict(model_options={"dim": 512, "layers": 3, "dropout": 0.2}, batch_size=32, lr=2e-3,
+                  epochs=30, **_TOP_P),
+    # The base's LSTM without a budget: a quick run on a laptop.
+    "small": dict(max_minutes=None, **_TOP_P),
     # A decoder that sees 1,024 tokens (about 12 bars of POP909 in REMI, 24 with BPE 1000).
     "transformer": dict(model="transformer",
                         model_options={"dim": 256, "layers": 4, "heads": 4, "dropout": 0.1},
-                        lr=1e-3, seq_len=1024, batch_size=8),
+                        lr=1e-3, seq_len=1024, batch_size=8, epochs=30, max_minutes=None, **_TOP_P),
 }
 
 

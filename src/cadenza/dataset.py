@@ -35,10 +35,9 @@ from .corpus.reader import MAX_FILE_BYTES
 from .errors import CadenzaError
 from .spool import PretokenSpool
 
-FORMAT_VERSION = 6  # 2: untrusted time signatures become 4/4 (corpus/meter.py), 88-key vocabularies;
-# 3: an unambiguous corpus digest, checksums of every file in meta.json (cache_check.py);
-# 4: the sustain pedal (notes held by it, or performance tokens), 121 log-spaced tempo bins;
-# 5: copies of one file stay on one side of the validation split; 6: meta.json's own checksum
+# Part of the cache key: raise it whenever prepared data would come out different, so an
+# older cache entry is prepared again, not read (each version: docs/guide.md, "Data").
+FORMAT_VERSION = 6
 SPLITS = ("train", "val")
 TOKEN_FILES = ("train.bin", "train.idx.npy", "val.bin", "val.idx.npy")
 SPOOL = "pretokens.spool"  # while preparing only

@@ -40,7 +40,7 @@ def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
             last = time.monotonic()
 
 
-def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
+def heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
     """(ids, notes, score) of held-out pieces: --data files, else the run's validation split.
     The score is the piece decoded from its tokens, so generated and held-out music are
     compared on the same onset grid and velocity and tempo bins."""
@@ -110,7 +110,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
         raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
                            f"pass --data FOLDER of held-out pieces")
     run = load_run(run_dir)
-    held = _heldout_pieces(run, data, max_pieces, quiet)
+    held = heldout_pieces(run, data, max_pieces, quiet)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
     say("measuring context use ...")
     context = context_use(run.model, [ids for ids, _, _ in held], run.config.seq_len)

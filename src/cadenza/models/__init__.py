@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where a model is made: the command's --he
     import torch
 
 _REGISTRY = {
-    "seed_lstm": "cadenza.models.seed_lstm:SeedLSTM",
+    "seed_lstm": "cadenza.seed.model:SeedLSTM",
     "lstm": "cadenza.models.lstm:LSTMModel",
     "lstm_memory": "cadenza.models.lstm_memory:LSTMMemoryModel",
     "transformer": "cadenza.models.transformer:TransformerModel",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .base import Grammar, Representation
 
 _REGISTRY = {
-    "seed": "cadenza.representations.seed:SeedRepresentation",
+    "seed": "cadenza.seed.representation:SeedRepresentation",
     "remi": "cadenza.representations.remi:REMIRepresentation",
     "tsd": "cadenza.representations.tsd:TSDRepresentation",
     "midilike": "cadenza.representations.midilike:MIDILikeRepresentation",

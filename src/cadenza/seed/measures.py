@@ -1,5 +1,5 @@
 """Where music21 puts the notes of one MIDI track: measures, voices, ties, and the layout
-``makeRests`` gives the measures. Part of :mod:`.seed_music21`.
+``makeRests`` gives the measures. Part of :mod:`.music21_replica`.
 
 Offsets within a track decide the order of the seed tokens, and music21's layout has a
 quirk that moves them: it caches a stream's ``highestTime`` and forgets it whenever the

@@ -8,7 +8,7 @@ track by track (``music21/midi/translate.py``, ``Stream.quantize``, ``makeTies``
 0. note-offs: a note ends at the first note-off of its pitch after its note-on, so of
    two overlapping notes of one pitch both end at the first (``getNotesFromEvents``).
    Given the file's bytes, the parts, their notes and marks are read from them instead
-   (:mod:`.seed_midi`): one part per MIDI track, note-offs taken in file order.
+   (:mod:`.midi_parts`): one part per MIDI track, note-offs taken in file order.
 1. chords: notes sorted by onset (file order among equal onsets); each note not yet
    taken starts a group, and every later note that starts less than 1/4 beat after it
    *and* ends within 1/4 beat of it joins (even one already taken by an earlier group,
@@ -34,8 +34,8 @@ from itertools import repeat
 import numpy as np
 from symusic import Score
 
-from .seed_measures import UNITS, track_layout
-from .seed_midi import read_parts
+from .measures import UNITS, track_layout
+from .midi_parts import read_parts
 
 DIVISORS = (4, 3)  # music21's defaults.quantizationQuarterLengthDivisors
 
@@ -260,7 +260,7 @@ def _notes(cols, tpq: int, paired: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 def _tracks(cols, marks, tpq: int, paired: bool) -> list[tuple[list[int], list[int], list[str], list[bool], bool, int]]:
     """Each part's groups quantized (offsets, lengths), their tokens, which are chords,
     whether music21 makes voices in it, and where it ends. ``marks``: each part's own
-    tempo, key, time signature and instrument ticks (see :mod:`.seed_midi`)."""
+    tempo, key, time signature and instrument ticks (see :mod:`.midi_parts`)."""
     on, off, pitch, shifts, low = _notes(cols, tpq, paired)
     onsets, lengths, tokens, chords, voiced = _grouped(on, off, pitch, tpq)
     cuts = [0, *np.searchsorted(onsets, [low + shift for shift in shifts[1:]]).tolist(), len(onsets)]
@@ -318,7 +318,7 @@ def _part_rows(score: Score, midi: bytes | None = None) -> list[tuple]:
     """Every note or chord music21's first part yields for ``score``'s non-drum tracks, in
     its order (by offset, grace notes first, then track, then the track's own order), as
     ``_track_rows`` gives them. ``midi``: the file's bytes, read as music21 reads them
-    (:mod:`.seed_midi`) instead of as symusic's tracks."""
+    (:mod:`.midi_parts`) instead of as symusic's tracks."""
     tpq = score.tpq
     parts = read_parts(midi) if midi is not None else None
     if parts is not None and parts[0] == tpq:

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from cadenza.polyphonic.dynamic import DynamicConfig, dynamic_log_probs
-from cadenza.polyphonic.frames import Batch, transpose, transpose_range
-from cadenza.polyphonic.model import FrameModel
+from .dynamic import DynamicConfig, dynamic_log_probs
+from .frames import Batch, transpose, transpose_range
+from .model import FrameModel
 
 
 @dataclass

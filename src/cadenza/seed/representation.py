@@ -4,10 +4,10 @@ order of their pitch classes (``4.9``). Decoding writes one token every half bea
 voiced in octave 4, one beat long, velocity 90 (music21's defaults).
 
 Extraction gives the token list the notebook's music21 loop gives, computed from symusic
-arrays (:mod:`.seed_music21` reproduces music21's MIDI import: note-off pairing, chord
+arrays (:mod:`.music21_replica` reproduces music21's MIDI import: note-off pairing, chord
 grouping per track, quantization, ties at barlines, the track order) and, when the file's
 bytes are given, from the tracks, event order and marks music21 reads there and symusic
-does not keep (:mod:`.seed_midi`); chord names come from a table of all 4095 pitch-class
+does not keep (:mod:`.midi_parts`); chord names come from a table of all 4095 pitch-class
 sets built once at import, without music21.
 
 Unlike the notebook, every non-drum track is kept: the notebook keeps only the first part
@@ -24,8 +24,8 @@ import numpy as np
 from symusic import Note, Score, Track
 
 from ..errors import CadenzaError
-from .base import Representation
-from .seed_music21 import CHORD_NAMES, notebook_tokens, pitch_name
+from ..representations.base import Representation
+from .music21_replica import CHORD_NAMES, notebook_tokens, pitch_name
 
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 STEP_BEATS = 0.5
@@ -85,7 +85,7 @@ class SeedRepresentation(Representation):
         # tokens as music21 10 reads them; the revision renews prepared caches when the
         # reproduction changes (2: note-offs of overlapping notes, end-of-part marks;
         # 3: which measures makeMeasures leaves sorted, POP909 766; 4: the file's own
-        # tracks, note-off order and marks, see seed_midi)
+        # tracks, note-off order and marks, see midi_parts)
         return {"name": self.name, "extraction": "music21-10", "revision": 4}
 
     def pretokenize(self, score: Score, midi: bytes | None = None) -> list[str]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cadenza.polyphonic.frames import N_PITCHES, roll_tokens
+from .frames import N_PITCHES, roll_tokens
 
 
 @dataclass

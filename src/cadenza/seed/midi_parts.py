@@ -11,7 +11,7 @@ Three things music21 sees that symusic's arrays no longer hold (``music21/midi``
   symusic pairs the note-off with the note already sounding;
 - tempos, key and time signatures, track and instrument names and program changes written
   in a track with notes are elements of its part while it is quantized, so a length looks
-  ahead to them as to the next note (see :func:`.seed_music21._quantize`); those of a
+  ahead to them as to the next note (see :func:`.music21_replica._quantize`); those of a
   track without notes join the part only afterwards.
 
 :func:`read_parts` gives, per part, its notes as music21 pairs them and where those marks

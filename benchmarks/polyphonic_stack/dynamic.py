@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from cadenza.polyphonic.frames import Batch
-from cadenza.polyphonic.model import FrameModel
+from .frames import Batch
+from .model import FrameModel
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.errors import CadenzaError
-from cadenza.polyphonic.frames import N_PITCHES
+from .frames import N_PITCHES
 
 DATASETS = {
     "jsb": "JSB_Chorales.mat",
