@@ -23,18 +23,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from cadenza.evaluate.context import context_use, copy_share, span
+from cadenza.evaluate.run import heldout_pieces
+from cadenza.files import write_bytes_atomic
+from cadenza.pretrained import is_shipped, resolve_run
+from cadenza.rundir import load_run
+from structure import DEFAULT_DATA as POP909, link_files, split_songs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from cadenza.evaluate.context import context_use, copy_share, span  # noqa: E402
-from cadenza.evaluate.run import _heldout_pieces  # noqa: E402
-from cadenza.files import write_bytes_atomic  # noqa: E402
-from cadenza.pretrained import is_shipped, resolve_run  # noqa: E402
-from cadenza.rundir import load_run  # noqa: E402
-from structure import DEFAULT_DATA as POP909, link_files, split_songs  # noqa: E402
 
 PIANO_MIDI = ROOT.parent / "shared" / "data" / "piano-midi"
 PIANO_MIDI_HELD_OUT = 40
@@ -78,7 +77,7 @@ def pop909_held_out(run, workdir: Path, which: str | None = None) -> str | None:
 
 def measure(run, data: str | None, pieces: int) -> dict:
     """Context use and exact-copy share over the first ``pieces`` long-enough held-out pieces."""
-    ids = [i for i, _, _ in _heldout_pieces(run, data, None, quiet=True)]
+    ids = [i for i, _, _ in heldout_pieces(run, data, None, quiet=True)]
     use = context_use(run.model, ids, run.config.seq_len, max_pieces=pieces)
     if use is None:
         sys.exit(f"no held-out piece in {data or 'the validation split'} is long enough, or {run.directory} "
