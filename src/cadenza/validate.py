@@ -4,7 +4,10 @@ Each check raises one ``CadenzaError`` naming the file and the field (``RUN/conf
 seq_len must be an integer from 2 to 1048576, not -5``), so a damaged or hostile run is
 one line, never a traceback, a hang or a model that fills memory. Used by
 :mod:`cadenza.config` (config.json), :mod:`cadenza.rundir` (weights, primers, state,
-metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files).
+metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files); the same
+config checks refuse a new training's options before it starts (:mod:`cadenza.train`). The
+specs themselves are :class:`cadenza.spec.Spec`; a model's options and the sampling
+settings are declared beside the model and the sampler.
 """
 from __future__ import annotations
 
