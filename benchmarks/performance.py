@@ -292,12 +292,12 @@ def figures(made: list, held: list) -> dict:
 def judge(run, held_paths: list[Path], **sampling) -> dict:
     """Generated pieces of ``run`` (sampled as ``sampling`` says, else the run's defaults)
     against the performances ``held_paths`` decoded from their tokens."""
-    from cadenza import generate, to_scores
+    from cadenza import Sampling, generate, to_scores
 
     held = _decoded(run.representation, held_paths)
     began = time.process_time()
     made = to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True,
-                                   **sampling))
+                                   sampling=Sampling(**sampling)))
     return {**figures(made, held), "generation_cpu_minutes": (time.process_time() - began) / 60}
 
 

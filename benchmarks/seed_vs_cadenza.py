@@ -450,12 +450,15 @@ def window_rerun(model, pattern: list[int], n: int) -> list[int]:
 
 
 def generation(args, runs) -> dict:
+    from cadenza.sampling import Sampling
+
     seed_run, lstm_run, remi_run = runs
     say(f"4. generating {GEN_TOKENS} tokens ({args.repeats} interleaved repetitions, CPU time)")
     run = load_run(seed_run["dir"])
 
     def stateful():
-        return generate(run, num=1, length=GEN_TOKENS, unit="tokens", temperature=0.0, seed=args.seed)
+        return generate(run, num=1, length=GEN_TOKENS, unit="tokens", sampling=Sampling(temperature=0.0),
+                        seed=args.seed)
 
     res = stateful()  # untimed: the primer, and warm-up
     primer = [int(i) for i in res.context[0][-CONTEXT:]]
@@ -496,6 +499,8 @@ def speed(args, tr) -> dict:
     """CPU time per training step and per generated note, interleaved: the notebook's network
     (cadenza's PyTorch copy; with --notebook keras also the notebook's own Keras code) and
     cadenza's default LSTM on the same seed tokens."""
+    from cadenza.sampling import Sampling
+
     seed_run, lstm_run, _ = tr["runs"]
     sd = tr["seed_data"]
     vocab, train = sd.meta["vocab_size"], np.asarray(sd.tokens("train"), dtype=np.int64)
@@ -507,8 +512,8 @@ def speed(args, tr) -> dict:
     primer = [int(i) for i in train[:CONTEXT]]
     tasks = {"copy_train": lambda: copy_steps(k), "lstm_train": lambda: lstm_steps(k),
              "copy_gen": lambda: window_rerun(run.model, primer, n),
-             "state_gen": lambda: generate(run, num=1, length=GEN_TOKENS, unit="tokens", temperature=0.0,
-                                           seed=args.seed)}
+             "state_gen": lambda: generate(run, num=1, length=GEN_TOKENS, unit="tokens",
+                                           sampling=Sampling(temperature=0.0), seed=args.seed)}
     out = {"k": k, "n": n, "copy_targets": copy_targets, "lstm_targets": lstm_targets, "keras": None}
     if args.notebook == "keras":
         nk = notebook_keras()

@@ -145,11 +145,12 @@ def sample(run, pieces: int, bars: int, sampling: tuple, held: dict) -> dict:
     from cadenza.evaluate.compare import compare_sets
     from cadenza.evaluate.structure import compare_structure
     from cadenza.generate import generate, to_scores
+    from cadenza.sampling import Sampling
 
     began = time.process_time()
     temperature, top_p, min_p, form = sampling
-    result = generate(run, num=pieces, length=bars, unit="bars", seed=0, temperature=temperature, top_p=top_p,
-                      min_p=min_p, form=form, quiet=True)
+    result = generate(run, num=pieces, length=bars, unit="bars", seed=0, form=form, quiet=True,
+                      sampling=Sampling(temperature=temperature, top_p=top_p, min_p=min_p))
     seconds = time.process_time() - began
     scores = to_scores(run, result, length=bars, unit="bars")
     out = {"gen_tokens_per_s": sum(len(n) for n in result.new) / max(1e-9, seconds), "gen_cpu_s": seconds}

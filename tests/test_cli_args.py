@@ -114,6 +114,18 @@ def test_generate_good_arguments_write(setup, capsys, tmp_path):
     assert (tmp_path / "y.mid").stat().st_size > 0
 
 
+def test_min_p_one_is_the_likeliest_token_as_temperature_zero(setup, capsys, tmp_path):
+    """--min-p 1 is in the range the studio and a run's config.json accept, and draws what
+    --temperature 0 draws (the likeliest token at every step)."""
+    written = []
+    for k, flags in enumerate((["--min-p", "1", "--temperature", "1", "--top-p", "1"], ["--temperature", "0"])):
+        code, err = run_cli(["generate", setup / "run", "-o", tmp_path / f"{k}.mid", "--length", "24", "--seed", "3",
+                             *flags], capsys)
+        assert code == 0, err
+        written.append((tmp_path / f"{k}.mid").read_bytes())
+    assert written[0] == written[1]
+
+
 ESC_NAME = "esc\x1b[31mRED\x1b[0m"  # a file name that would recolour the terminal
 NEWLINE_NAME = "new\nline"           # one that would split the error line
 
@@ -188,8 +200,8 @@ TRAIN_CASES = {
     "unknown representation": (["--representation", "nope"], "--representation"),
     "unknown model": (["--model", "nope"], "--model"),
     "epochs zero": (["--epochs", "0"], "epochs"),
-    "lr nan": (["--lr", "nan"], "learning rate"),
-    "lr negative": (["--lr", "-1"], "learning rate"),
+    "lr nan": (["--lr", "nan"], "--lr"),
+    "lr negative": (["--lr", "-1"], "--lr"),
     "seed negative": (["--seed", "-1"], "--seed"),
     "val-fraction one": (["--val-fraction", "1"], "val-fraction"),
     "transpose negative": (["--transpose", "-2"], "--transpose"),

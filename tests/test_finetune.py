@@ -106,7 +106,7 @@ def test_a_fine_tune_takes_another_dropout_and_a_bad_one_is_refused(corpus_dir, 
     capsys.readouterr()
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--dropout", "1.5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--dropout must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
+    assert "--dropout must be a number in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
@@ -134,7 +134,7 @@ def test_the_weight_average_is_what_is_kept_and_it_resumes(corpus_dir, tmp_path,
     capsys.readouterr()
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--from", "base", "--ema", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--ema must be in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
+    assert "--ema must be a number in [0, 1)" in err and "\n" not in err and not (tmp_path / "x").exists()
     run("plain", 1, ema=0.0)  # a run without an average resumed with one: one line, nothing changed
     before = (tmp_path / "plain" / rundir.STATE).read_bytes()
     capsys.readouterr()

@@ -17,9 +17,11 @@ from cadenza.cli import main
 from cadenza.bars import bar_tick, bars_before
 from cadenza.scores import bar_contents
 from cadenza.form import FormPlan, SectionCopier, parse_form, section_bars
-from cadenza.sampling import sample_next
+from cadenza.sampling import Sampling, sample_next
 from cadenza.token_stats import TokenKinds, token_stats
 from midifiles import random_piece, write_piece
+
+HOT = Sampling(temperature=3.0, top_p=1.0)  # every token gets its chance: the masks must hold
 
 TINY = dict(seq_len=64, batch_size=8, steps_per_epoch=60, epochs=1, threads=1, warmup_steps=2, lr=1e-2,
             model_options={"dim": 32, "layers": 1, "dropout": 0.1})
@@ -116,7 +118,7 @@ def test_continuation_only_starts_at_zero_with_the_primers_tempo_and_metre(run, 
 def test_tempo_and_metre_tokens_follow_the_primer(run, primer):
     """At a high temperature the model tries every Tempo and TimeSig: only the primer's pass."""
     run = _with_stats(run, seen=list(range(run.representation.vocab_size)))
-    result = generate(run, num=2, length=300, primer=primer, seed=2, temperature=3.0, top_p=1.0)
+    result = generate(run, num=2, length=300, primer=primer, seed=2, sampling=HOT)
     kinds = TokenKinds(run.representation)
     in_primer = {v for v in _tempo_values(run, result.context[0])}
     for new in result.new:
@@ -169,10 +171,10 @@ def test_tokens_never_seen_in_training_are_never_sampled(run):
     kinds = TokenKinds(run.representation)
     unseen = {i for i, parts in enumerate(kinds.parts) if parts[0][0] == "Pitch" and 55 <= int(parts[0][1]) <= 70}
     seen = sorted(set(run.token_stats["seen"]) - unseen)
-    result = generate(_with_stats(run, seen=seen), num=2, length=300, seed=6, temperature=3.0, top_p=1.0)
+    result = generate(_with_stats(run, seen=seen), num=2, length=300, seed=6, sampling=HOT)
     assert not unseen & {int(i) for new in result.new for i in new}
     free = generate(_with_stats(run, seen=list(range(kinds.size))), num=2, length=300, seed=6,
-                    temperature=3.0, top_p=1.0)
+                    sampling=HOT)
     assert unseen & {int(i) for new in free.new for i in new}
 
 
@@ -181,7 +183,7 @@ def test_a_corpus_with_one_tempo_per_piece_gives_pieces_with_one_tempo(run, chan
     """Without a primer: one tempo per piece when most of the corpus keeps one tempo."""
     seen = list(range(run.representation.vocab_size))
     run = _with_stats(run, seen=seen, pieces_changing_tempo=changing)
-    result = generate(run, num=4, length=400, seed=7, temperature=3.0, top_p=1.0)
+    result = generate(run, num=4, length=400, seed=7, sampling=HOT)
     kinds = TokenKinds(run.representation)
     distinct = []
     for context, new in zip(result.context, result.new):
@@ -339,6 +341,6 @@ def test_a_bad_form_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 def test_min_p_drops_tokens_far_below_the_likeliest():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.04, 0.01]])
-    draws = [int(sample_next(probs.log(), min_p=0.1, generator=torch.Generator().manual_seed(k))[0])
+    draws = [int(sample_next(probs.log(), Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.1), generator=torch.Generator().manual_seed(k))[0])
              for k in range(400)]
     assert set(draws) == {0, 1, 2}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from symusic import ControlChange, Note, Score, Tempo, Track
 
-from cadenza import generate, load_run, preset, representations, to_scores, train
+from cadenza import Sampling, generate, load_run, preset, representations, to_scores, train
 from cadenza.corpus import read_piano_score
 from cadenza.corpus.performed import performance_signs, suggestion
 from cadenza.dataset import prepare
@@ -148,8 +148,8 @@ def performance_run(tmp_path_factory):
 def test_every_sampled_performance_decodes_with_its_notes_and_pedals(performance_run):
     run = load_run(performance_run / "run")
     rep = run.representation
-    result = generate(run, num=8, length=300, unit="tokens", temperature=1.5, top_k=0, top_p=1.0, seed=1,
-                      quiet=True)
+    result = generate(run, num=8, length=300, unit="tokens", seed=1, quiet=True,
+                      sampling=Sampling(temperature=1.5, top_k=0, top_p=1.0))
     for new in result.new:  # a NoteOff or PedalOff may end what the training window began
         kinds = [rep.tokenizer[i].split("_")[0] for i in rep.base_ids(new)]
         score = rep.decode(new)
@@ -483,7 +483,7 @@ def test_the_probability_of_a_forbidden_key_event_goes_to_a_sounding_key():
     logits[0, vocab["NoteOff_62"]] = 10.0
     allowed = torch.from_numpy(g.allowed(state))[None]
     for redirect, wanted in ((None, None), ([g.redirect(state)], vocab["NoteOff_60"])):
-        ids = {int(sample_next(logits, 1.0, allowed=allowed, redirect=redirect,
+        ids = {int(sample_next(logits, allowed=allowed, redirect=redirect,
                                generator=torch.Generator().manual_seed(k))[0]) for k in range(20)}
         assert (ids == {wanted}) if wanted else (len(ids) > 5)  # without: spread over every allowed token
     rep.limit_notes(None)

@@ -63,6 +63,17 @@ def test_min_p_and_form_reach_the_sampler(studio):
     assert tiny["defaults"]["form"] == "none" and tiny["defaults"]["min_p"] == 0
 
 
+def test_sampling_fields_take_the_ranges_the_command_line_takes(studio):
+    """min-p 1 (the likeliest token, as temperature 0) and a temperature above the page's
+    slider are in the declared ranges the command line and config.json use."""
+    notes = []
+    for sampling in ({"min_p": 1, "temperature": 1, "top_p": 1}, {"temperature": 0}, {"temperature": 8}):
+        status, out = studio.post("/api/generate", {"model": "tiny", "num": 1, "bars": 2, "seed": 5, **sampling})
+        assert status == 200, out
+        notes.append(out["candidates"][0]["notes"])
+    assert notes[0] == notes[1]
+
+
 def test_uploaded_prompt_is_continued(studio, tmp_path):
     import random
 
@@ -108,6 +119,9 @@ def test_cancel(studio):
     ({"model": "tiny", "temperature": -1}, "temperature must be"),
     ({"model": "tiny", "top_p": 2}, "top_p must be"),
     ({"model": "tiny", "min_p": 1.5}, "min_p must be"),
+    ({"model": "tiny", "top_p": 0}, "top_p must be a number in (0, 1]"),
+    ({"model": "tiny", "temperature": True}, "temperature must be a number"),
+    ({"model": "tiny", "temperature": "warm"}, "temperature must be a number"),
     ({"model": "tiny", "form": "A1"}, "form must be"),
     ({"model": "tiny", "form": 3}, "form must be"),
     ({"model": "tiny", "seed": -3}, "seed must be"),

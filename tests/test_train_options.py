@@ -3,11 +3,13 @@ config.json when it is loaded (validate.py): what `cadenza train` accepts, `load
 `--resume` accept too, and what they refuse is refused before any work."""
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import pytest
 
+from cadenza import models
 from cadenza.validate import check_config
 
 
@@ -32,3 +34,13 @@ def test_the_loaded_config_is_refused_with_the_same_words(tmp_path):
     data = __import__("json").loads(preset("base").replace(threads=0).to_json())
     with pytest.raises(Exception, match=r"threads must be an integer in \[1, 4,096\]"):
         check_config(data, tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_each_model_declares_the_options_its_constructor_takes(name):
+    """A model's options are declared beside its ``__init__`` (``OPTIONS``) and read through
+    the registry: an option the class takes but does not declare would be refused in every
+    config.json, one it declares but does not take would fail when the model is built."""
+    cls = models.model_class(name)
+    takes = set(inspect.signature(cls.__init__).parameters) - {"self", "vocab_size"}
+    assert set(models.declared_options(name)) == set(cls.OPTIONS) == takes

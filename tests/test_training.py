@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from symusic import Score
 
-from cadenza import CadenzaError, generate, load_run, preset, to_scores, train
+from cadenza import CadenzaError, Sampling, generate, load_run, preset, to_scores, train
 from cadenza import rundir
 from cadenza.cli import main
 from cadenza.dataset import TokenWindows
@@ -197,7 +197,7 @@ def test_seed_preset_generates_by_argmax_by_default(corpus_dir, tmp_path):
     assert run.config.gen_temperature == 0 and run.config.gen_length == 500
     a = generate(run, num=1, seed=1)
     assert len(a.new[0]) == 500
-    b = generate(run, num=1, seed=1, temperature=0)
+    b = generate(run, num=1, seed=1, sampling=Sampling(temperature=0))
     assert np.array_equal(a.new[0], b.new[0])
 
 

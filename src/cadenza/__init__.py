@@ -2,10 +2,10 @@
 
 The pipeline, as a Python API (the ``cadenza`` command is a thin layer over it)::
 
-    from cadenza import preset, train, generate, load_run, to_scores
+    from cadenza import Sampling, preset, train, generate, load_run, to_scores
     result = train("my_midi_folder", "runs/mine", preset("small", epochs=10))
     run = load_run("runs/mine")
-    pieces = to_scores(run, generate(run, num=2, length=32, unit="bars", temperature=0.9))
+    pieces = to_scores(run, generate(run, num=2, length=32, unit="bars", sampling=Sampling(temperature=0.9)))
     pieces[0].dump_midi("new.mid")
 """
 from .startup import guard as _guard_command_start
@@ -20,7 +20,8 @@ from .errors import CadenzaError
 # The API by name, imported on first use: `cadenza --help` or a mistyped flag then answers at
 # once instead of after the seconds torch takes to import.
 _LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "dataset",
-         "generate": "generate", "to_scores": "generate", "load_run": "rundir", "train": "train"}
+         "generate": "generate", "to_scores": "generate", "load_run": "rundir", "train": "train",
+         "Sampling": "sampling"}
 
 
 def __getattr__(name: str):

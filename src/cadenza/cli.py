@@ -277,7 +277,7 @@ def cmd_generate(args) -> int:
     from .files import check_outputs, write_bytes_atomic
     from .generate import generate, output_paths, to_scores
     from .rundir import load_run
-    from .sampling import check_sampling_args
+    from .sampling import Sampling
 
     formats = _render_formats(args.render)
     paths = output_paths(args.output, args.num)
@@ -291,9 +291,7 @@ def cmd_generate(args) -> int:
         torch.set_num_threads(args.threads)
     if args.length is not None and args.length <= 0:
         raise CadenzaError(f"--length must be positive, got {args.length:g}")
-    check_sampling_args(args.temperature if args.temperature is not None else 1.0,
-                        args.top_k if args.top_k is not None else 0, args.top_p if args.top_p is not None else 1.0,
-                        args.min_p or 0.0)
+    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:
@@ -301,10 +299,9 @@ def cmd_generate(args) -> int:
     check_outputs(paths + [p.with_suffix(f".{f}") for p in paths for f in sorted(formats)], args.force,
                   [args.primer] if args.primer is not None else [])  # before any work
     run = load_run(args.run_dir)
-    result = generate(run, num=args.num, length=args.length, unit=args.unit, temperature=args.temperature,
-                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, primer=args.primer,
-                      constrained=not args.no_constraints, primer_bars=args.primer_bars, quiet=args.quiet,
-                      min_p=args.min_p, form=args.form, section_bars=args.section_bars)
+    result = generate(run, num=args.num, length=args.length, unit=args.unit, sampling=sampling, seed=args.seed,
+                      primer=args.primer, constrained=not args.no_constraints, primer_bars=args.primer_bars,
+                      quiet=args.quiet, form=args.form, section_bars=args.section_bars)
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
     for path, score, new, origin in zip(paths, scores, result.new, result.tempo_origins):
@@ -382,15 +379,26 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
 
+def _said(exc: CadenzaError, args) -> str:
+    """The error's line; a value from the command line that its spec refused is named by its
+    flag (``--top-p must be a number in (0, 1], not 1.5``), a value from a file by the file."""
+    from .spec import SpecError
+
+    if isinstance(exc, SpecError) and exc.where is None and hasattr(args, exc.field):
+        return exc.said(f"--{exc.field.replace('_', '-')}", null=False)
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command ``argv`` names: its exit code (2: a usage or data error, 130: Ctrl-C)."""
+    args = None
     try:
         args = build_parser(argv).parse_args(argv)  # imports nothing heavy: --help answers at once
         importlib.import_module(COMMAND_MODULES[args.command], __package__)  # torch: a Ctrl-C here is one line too
         startup.release()  # from here Ctrl-C is a KeyboardInterrupt, which a training saves its state on
         return COMMANDS[args.command](args)
     except CadenzaError as exc:
-        print(printable(f"cadenza: error: {exc}"), file=sys.stderr)
+        print(printable(f"cadenza: error: {_said(exc, args)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cadenza: interrupted", file=sys.stderr)

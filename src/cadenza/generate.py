@@ -37,7 +37,7 @@ from .errors import CadenzaError
 from .form import FormPlan, SectionCopier, parse_form
 from .form import section_bars as form_section_bars
 from .rundir import Run, load_run
-from .sampling import TokenRules, check_sampling_args, locked_attributes, sample_next
+from .sampling import Sampling, TokenRules, locked_attributes, sample_next
 from .token_stats import TEMPO, TokenKinds
 
 LENGTH_UNITS = ("tokens", "bars", "seconds")
@@ -110,11 +110,11 @@ def _primer_tail(rep, primer: Primer, tokens: int) -> tuple[Primer, np.ndarray]:
     bars = 4
     while True:
         first = max(0, primer.bars - bars)
-        part = primer if first == 0 else Primer(_score_from(primer.score, bar_tick(primer.score, first)),
+        tail = primer if first == 0 else Primer(_score_from(primer.score, bar_tick(primer.score, first)),
                                                 primer.bars - first)
-        ids = rep.encode(part.score) if part.score.note_num() else np.zeros(0, dtype=np.int64)
+        ids = rep.encode(tail.score) if tail.score.note_num() else np.zeros(0, dtype=np.int64)
         if first == 0 or len(ids) >= tokens:
-            return part, np.asarray(ids, dtype=np.int64)
+            return tail, np.asarray(ids, dtype=np.int64)
         bars *= 2
 
 
@@ -130,20 +130,20 @@ def _primer_context(run: Run, kinds: TokenKinds, primer: Primer) -> tuple[np.nda
     only its last bars, which hold the tokens the model reads (:func:`_reach`), and the tempo
     and metre in force; and a line saying so when cut."""
     rep, seq_len = run.representation, _reach(run)
-    part, encoded = _primer_tail(rep, primer, seq_len)
+    tail, encoded = _primer_tail(rep, primer, seq_len)
     ids = list(encoded)
     if not ids:
         raise CadenzaError("the primer has no tokens in this run's vocabulary")
     if kinds.bar_id is not None:
-        score = part.score
+        score = tail.score
         last_event = max(e.time for events in (score.tracks[0].notes, score.tempos, score.time_signatures)
                          for e in events)
-        ids += [kinds.bar_id] * (part.bars - bars_before(score, last_event + 1) + 1)
-    if rep.bos_id is not None and part is primer:
+        ids += [kinds.bar_id] * (tail.bars - bars_before(score, last_event + 1) + 1)
+    if rep.bos_id is not None and tail is primer:
         ids = [rep.bos_id] + ids
     note = "" if len(ids) <= seq_len else (
         f"the primer ({primer.bars} bars) is longer than the model's context: it continues from the last "
-        f"{seq_len} tokens (of its last {part.bars} bars); the whole primer is kept in the output")
+        f"{seq_len} tokens (of its last {tail.bars} bars); the whole primer is kept in the output")
     return np.asarray(ids, dtype=np.int64), note
 
 
@@ -358,7 +358,7 @@ def _masks(pieces: list[_Piece], device: torch.device) -> tuple[torch.Tensor | N
     return torch.from_numpy(np.stack(masks)).to(device), moves
 
 
-def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple, gen: torch.Generator,
+def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampling, gen: torch.Generator,
             progress: _Progress) -> float:
     """Sample until every piece is done; returns the mean masked probability per token."""
     model, seq_len = run.model, run.config.seq_len
@@ -373,7 +373,7 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
     with _one_step_kernels(device):
         while True:
             allowed, moves = _masks(pieces, device)
-            sampled, mass = sample_next(logits[:, -1], *sampling, allowed, gen, moves)
+            sampled, mass = sample_next(logits[:, -1], sampling, allowed, gen, moves)
             fed.append(sampled.cpu().numpy().copy())
             for k, (piece, m) in enumerate(zip(pieces, mass.tolist())):
                 if not piece.meter.done:
@@ -393,15 +393,11 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: tuple
                 cached += 1
 
 
-def _check(num: int, length: float, unit: str, temperature: float, top_k: int, top_p: float, min_p: float,
-           seed: int | None, primer_bars: int | None) -> None:
-    check_sampling_args(temperature, top_k, top_p, min_p)
+def _check(num: int, length: float, unit: str, seed: int | None, primer_bars: int | None) -> None:
     if unit not in LENGTH_UNITS:
         raise CadenzaError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
     if not 0 < length < math.inf or num < 1:
         raise CadenzaError("--length and --num must be positive (and finite)")
-    if not math.isfinite(temperature):
-        raise CadenzaError(f"--temperature must be a finite number >= 0, got {temperature}")
     if seed is not None and seed < 0:
         raise CadenzaError(f"--seed must be >= 0, got {seed}")
     if primer_bars is not None and primer_bars < 1:
@@ -434,20 +430,19 @@ def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
 
 @torch.no_grad()
 def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
-             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             min_p: float | None = None, seed: int | None = None, primer: str | Path | None = None,
-             constrained: bool = True,
-             primer_bars: int | None = None, quiet: bool = False, log: Log | None = None,
-             form: str | None = None, section_bars: int | None = None,
+             sampling: Sampling | None = None, seed: int | None = None, primer: str | Path | None = None,
+             constrained: bool = True, primer_bars: int | None = None, quiet: bool = False,
+             log: Log | None = None, form: str | None = None, section_bars: int | None = None,
              progress: Callable[[float, float], None] | None = None) -> Generated:
     """Generate ``num`` pieces from a trained run (defaults from the run's configuration).
 
-    ``length`` counts new material in ``unit``; ``primer`` (its first ``primer_bars`` bars)
-    is continued from the bar line after it. ``constrained=False`` samples the raw model
-    (no grammar, unseen-token or tempo/metre masks). ``form`` (letters such as ``AABA``, or
-    ``"none"``; the run's ``gen_form`` when None) makes sections of ``section_bars`` bars
-    (the length in bars shared out over the form when None) come back (:mod:`cadenza.form`).
-    A progress bar shows on a terminal
+    ``sampling`` says how tokens are drawn (each setting it leaves None, all of them when it
+    is None: the run's ``gen_*``). ``length`` counts new material in ``unit``; ``primer``
+    (its first ``primer_bars`` bars) is continued from the bar line after it.
+    ``constrained=False`` samples the raw model (no grammar, unseen-token or tempo/metre
+    masks). ``form`` (letters such as ``AABA``, or ``"none"``; the run's ``gen_form`` when
+    None) makes sections of ``section_bars`` bars (the length in bars shared out over the
+    form when None) come back (:mod:`cadenza.form`). A progress bar shows on a terminal
     (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
     by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
     ``progress(done, total)`` is called after every step (in ``unit``s, summed over pieces);
@@ -456,17 +451,15 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     run = run if isinstance(run, Run) else load_run(run)
     cfg, rep = run.config, run.representation
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    sampling = (cfg.gen_temperature if temperature is None else temperature,
-                cfg.gen_top_k if top_k is None else top_k, cfg.gen_top_p if top_p is None else top_p,
-                cfg.gen_min_p if min_p is None else min_p)
+    sampling = (sampling or Sampling()).over(cfg)
     length = cfg.gen_length if length is None else length
-    _check(num, length, unit, *sampling, seed, primer_bars)
+    _check(num, length, unit, seed, primer_bars)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     kinds = TokenKinds(rep)
-    part = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
-    if part:
-        ids, note = _primer_context(run, kinds, part)
+    continued = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
+    if continued:
+        ids, note = _primer_context(run, kinds, continued)
         _check_batch(num, len(ids), length, unit, "primer")
         if note:
             log(note)
@@ -475,21 +468,21 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
         width = min(run.config.seq_len, run.primers.shape[1]) if run.primers is not None else 0
         _check_batch(num, width, length, unit, "context")
         context = _window_context(run, kinds, num, rng)
-    rules = _rules(run, kinds, part is not None) if constrained else None
+    rules = _rules(run, kinds, continued is not None) if constrained else None
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
     pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c, _copier(plan, kinds, c))
               for c in context]
-    bar = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
+    tracker = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
     try:
-        masked = _sample(run, context, pieces, sampling, gen, bar)
+        masked = _sample(run, context, pieces, sampling, gen, tracker)
     finally:
-        bar.close()
-    notes = _cap_warnings([p.meter for p in pieces], unit)
-    for line in notes:
+        tracker.close()
+    cap_warnings = _cap_warnings([p.meter for p in pieces], unit)
+    for line in cap_warnings:
         log(f"warning: {line}")
     return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
-                     part is not None, primer=part, length=length, unit=unit,
-                     capped=[k for k, p in enumerate(pieces) if p.meter.capped], warnings=notes)
+                     continued is not None, primer=continued, length=length, unit=unit,
+                     capped=[k for k, p in enumerate(pieces) if p.meter.capped], warnings=cap_warnings)
 
 
 # -- decoding ----------------------------------------------------------------------------

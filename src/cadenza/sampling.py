@@ -4,37 +4,59 @@ share of the likeliest one's probability: it trims a peaked distribution's tail,
 out-of-key pitch, and leaves a flat one, the velocities, nearly whole)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from .spec import BIG, Spec
 from .token_stats import TEMPO, TIMESIG
 
 LOCK_BELOW = 0.5  # share of training pieces changing tempo / metre under which a piece keeps one
 
 
-def check_sampling_args(temperature: float, top_k: int, top_p: float, min_p: float = 0.0) -> None:
-    from .errors import CadenzaError
-
-    if temperature < 0:
-        raise CadenzaError(f"--temperature must be >= 0 (0 = argmax), got {temperature}")
-    if top_k < 0:
-        raise CadenzaError(f"--top-k must be >= 0 (0 = off), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise CadenzaError(f"--top-p must be in (0, 1], got {top_p}")
-    if not 0 <= min_p < 1:
-        raise CadenzaError(f"--min-p must be in [0, 1), got {min_p}")
+# the ranges, declared once: the CLI's flags, the studio's fields, a run's gen_* and Sampling itself
+SPECS = {"temperature": Spec(float, 0, 1_000_000),   # 0: the likeliest token (argmax)
+         "top_k": Spec(int, 0, BIG),                   # 0: off
+         "top_p": Spec(float, 0, 1, lo_open=True),     # 1: off
+         "min_p": Spec(float, 0, 1)}                   # 0: off; 1: the likeliest tokens only
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                min_p: float = 0.0, allowed: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                redirect: list | None = None):
-    """Next token per row of ``logits [B, V]``.
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn from the model's distribution; None leaves a setting to
+    the run (its configuration's ``gen_<name>``, :meth:`over`). Each value given is checked
+    against :data:`SPECS` when the value is made (a :class:`SpecError` naming the field)."""
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, spec in SPECS.items():
+            if getattr(self, name) is not None:
+                spec.check(name, getattr(self, name))
+
+    def over(self, config) -> "Sampling":
+        """Every setting: the ones given, the others from ``config``'s ``gen_*``."""
+        return Sampling(**{name: getattr(config, f"gen_{name}") if getattr(self, name) is None
+                           else getattr(self, name) for name in SPECS})
+
+
+PLAIN = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)  # the model's own distribution
+
+
+def sample_next(logits: torch.Tensor, sampling: Sampling = PLAIN, allowed: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, redirect: list | None = None):
+    """Next token per row of ``logits [B, V]``, drawn as ``sampling`` says (every setting
+    given: :meth:`Sampling.over`).
 
     ``redirect`` (per row None or (forbidden ids, allowed ids)): the probability of each
     forbidden id goes to its allowed id instead of being spread over all allowed tokens.
     Returns ``(ids [B], masked_mass [B])`` where ``masked_mass`` is the probability the
     model gave to tokens the grammar forbids (at temperature 1).
     """
+    temperature, top_k, top_p, min_p = sampling.temperature, sampling.top_k, sampling.top_p, sampling.min_p
     logits = logits.float()
     masked_mass = torch.zeros(logits.shape[0])
     if allowed is not None:

@@ -97,36 +97,20 @@ def _with_overrides(config: Config, overrides: dict) -> Config:
     if options:
         config = config.replace(model_options={**config.model_options, **options})
     if dropout is not None:
-        if not 0 <= dropout < 1:
-            raise CadenzaError(f"--dropout must be in [0, 1), got {dropout}")
+        models.DROPOUT.check("dropout", dropout)  # named as itself, not as model_options.dropout
         config = config.replace(model_options={**config.model_options, "dropout": dropout})
     return config
 
 
 def _check_config(config: Config) -> None:
-    if config.seq_len < 2 or config.batch_size < 1 or config.epochs < 1:
-        raise CadenzaError("seq-len must be >= 2, batch-size >= 1 and epochs >= 1")
-    if not 0 <= config.val_fraction < 1:
-        raise CadenzaError("val-fraction must be in [0, 1)")
-    if not 0 < config.lr < math.inf:
-        raise CadenzaError(f"the learning rate must be a positive number, got {config.lr}")
-    if not 0 <= config.seed < 2**63:
-        raise CadenzaError(f"--seed must be in [0, 2**63), got {config.seed}")
-    for name in ("transpose", "tempo_stretch", "patience", "steps_per_epoch", "threads"):
-        if (getattr(config, name) or 0) < 0:
-            raise CadenzaError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)}")
+    """A new training's options, by the declarations that check a run's config.json when it is
+    loaded (:func:`validate.check_config`): no training writes a run that ``load_run`` or
+    ``--resume`` would then refuse. An error names the option, which the command line says as
+    its flag (``--threads must be ...``)."""
+    validate.check_config(json.loads(config.to_json()), None)
     if config.tempo_stretch and representations.timed_in_seconds(config.representation):
         raise CadenzaError(f"--tempo-stretch moves tempo tokens, and the {config.representation} representation "
                            "has none (its time is in seconds as played): leave it at 0")
-    if config.max_minutes is not None and not 0 < config.max_minutes <= math.inf:
-        raise CadenzaError(f"--max-minutes must be positive, got {config.max_minutes}")
-    if not 0 <= config.ema < 1:
-        raise CadenzaError(f"--ema must be in [0, 1), got {config.ema}")
-    if not 0 <= config.checkpoint_minutes <= math.inf:
-        raise CadenzaError(f"--checkpoint-minutes must be >= 0, got {config.checkpoint_minutes}")
-    # the declarations that check a run's config.json when it is loaded check a new one too,
-    # so no training writes a run that load_run or --resume would then refuse
-    validate.check_config(json.loads(config.to_json()), Path("the training options"))
 
 
 def _save_primers(data: PreparedData, seq_len: int, path: Path, seed: int) -> None:

@@ -4,7 +4,10 @@ Each check raises one ``CadenzaError`` naming the file and the field (``RUN/conf
 seq_len must be an integer from 2 to 1048576, not -5``), so a damaged or hostile run is
 one line, never a traceback, a hang or a model that fills memory. Used by
 :mod:`cadenza.config` (config.json), :mod:`cadenza.rundir` (weights, primers, state,
-metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files).
+metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files); the same
+config checks refuse a new training's options before it starts (:mod:`cadenza.train`). The
+specs themselves are :class:`cadenza.spec.Spec`; a model's options and the sampling
+settings are declared beside the model and the sampler.
 """
 from __future__ import annotations
 
@@ -15,125 +18,67 @@ import numpy as np
 
 from .errors import CadenzaError
 from .files import read_json
+from .spec import BIG, Spec
 
-BIG = 2**62
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
 
-class _Spec:
-    """What one field may hold: a kind (int, float, str, bool, or a set of choices), a
-    range, and whether null is allowed."""
-
-    @classmethod
-    def finite(cls, none: bool = False) -> "_Spec":
-        return cls(float, -math.inf, math.inf, none=none, lo_open=True, hi_open=True)
-
-    def __init__(self, kind, lo=None, hi=None, none: bool = False, lo_open: bool = False, hi_open: bool = False):
-        self.kind, self.lo, self.hi, self.none, self.lo_open, self.hi_open = kind, lo, hi, none, lo_open, hi_open
-
-    def describe(self) -> str:
-        if isinstance(self.kind, (set, frozenset, tuple)):
-            text = "one of " + ", ".join(sorted(map(str, self.kind)))
-        else:
-            text = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-                    list: "a list", dict: "an object"}[self.kind]
-            if self.lo is not None and self.hi is not None and abs(self.hi) < BIG / 2:
-                text += f" in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
-            elif self.lo == -math.inf and self.hi == math.inf and self.lo_open:
-                text = "a finite number"
-            elif self.lo is not None:
-                text += f" {'>' if self.lo_open else '>='} {_num(self.lo)}"
-        return text + (" (or null)" if self.none else "")
-
-    def ok(self, value) -> bool:
-        if value is None:
-            return self.none
-        if isinstance(self.kind, (set, frozenset, tuple)):
-            return isinstance(value, str) and value in self.kind
-        if self.kind is float:
-            good = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-        elif self.kind is int:
-            good = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            good = isinstance(value, self.kind)
-        if not good or self.lo is None:
-            return good
-        above = value > self.lo if self.lo_open else value >= self.lo
-        below = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
-        return above and below
+def _at(path: Path | None) -> str:
+    """What an error line starts with: the file, or nothing for values given directly (a new
+    training's options: the command line names its flags, :func:`cadenza.cli._said`)."""
+    return "" if path is None else f"{path}: "
 
 
-def _num(x) -> str:
-    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
-
-
-def _fail(path: Path, field: str, spec: _Spec, value) -> CadenzaError:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return CadenzaError(f"{path}: {field} must be {spec.describe()}, not {shown}")
-
-
-def check_fields(data: dict, specs: dict[str, _Spec], path: Path, prefix: str = "", known: bool = True) -> None:
+def check_fields(data: dict, specs: dict[str, Spec], path: Path | None, prefix: str = "", known: bool = True) -> None:
     """Every key of ``data`` that ``specs`` names holds what its spec allows; with
     ``known`` every key must be in ``specs``."""
     if not isinstance(data, dict):
-        raise CadenzaError(f"{path}: {prefix.rstrip('.') or 'the file'} must be an object, not {type(data).__name__}")
+        raise CadenzaError(f"{_at(path)}{prefix.rstrip('.') or 'the file'} must be an object, not {type(data).__name__}")
     unknown = sorted(set(data) - set(specs)) if known else []
     if unknown:
-        raise CadenzaError(f"{path}: unknown key {prefix}{unknown[0]}" + (f" (and {len(unknown) - 1} more)"
+        raise CadenzaError(f"{_at(path)}unknown key {prefix}{unknown[0]}" + (f" (and {len(unknown) - 1} more)"
                                                                          if len(unknown) > 1 else ""))
     for name, spec in specs.items():
-        if name in data and not spec.ok(data[name]):
-            raise _fail(path, prefix + name, spec, data[name])
+        if name in data:
+            spec.check(prefix + name, data[name], path)
 
 
 # -- config.json ---------------------------------------------------------------------------
-def _config_specs() -> dict[str, _Spec]:
+def _config_specs() -> dict[str, Spec]:
     from .models import NAMES as MODELS
     from .representations import NAMES as REPS
+    from .sampling import SPECS as SAMPLING
 
     return {
-        "preset": _Spec(str), "source": _Spec(str, none=True), "init_from": _Spec(str, none=True),
-        "representation": _Spec(set(REPS)), "representation_options": _Spec(dict),
-        "model": _Spec(set(MODELS)), "model_options": _Spec(dict),
-        "seq_len": _Spec(int, 2, 1 << 20), "val_fraction": _Spec(float, 0, 1, hi_open=True),
-        "transpose": _Spec(int, 0, 127), "tempo_stretch": _Spec(int, 0, 1024),
-        "optimizer": _Spec({"adamw", "rmsprop"}), "lr": _Spec(float, 0, 1e6, lo_open=True),
-        "weight_decay": _Spec(float, 0, 1e6), "warmup_steps": _Spec(int, 0, BIG),
-        "warmup_fraction": _Spec(float, 0, 1), "schedule": _Spec({"cosine", "constant"}),
-        "grad_clip": _Spec(float, 0, 1e12), "ema": _Spec(float, 0, 1, hi_open=True), "batch_size": _Spec(int, 1, 1 << 20), "epochs": _Spec(int, 1, BIG),
-        "steps_per_epoch": _Spec(int, 1, BIG, none=True), "patience": _Spec(int, 0, BIG, none=True),
-        "max_minutes": _Spec(float, 0, math.inf, none=True, lo_open=True),
-        "checkpoint_minutes": _Spec(float, 0, math.inf), "seed": _Spec(int, 0, 2**63, hi_open=True),
-        "threads": _Spec(int, 1, 4096, none=True), "compile": _Spec(bool),
-        "gen_length": _Spec(int, 1, 1 << 30), "gen_temperature": _Spec(float, 0, 1e6),
-        "gen_top_k": _Spec(int, 0, BIG), "gen_top_p": _Spec(float, 0, 1, lo_open=True),
-        "gen_min_p": _Spec(float, 0, 1, hi_open=True), "gen_form": _Spec(str),
+        "preset": Spec(str), "source": Spec(str, none=True), "init_from": Spec(str, none=True),
+        "representation": Spec(set(REPS)), "representation_options": Spec(dict),
+        "model": Spec(set(MODELS)), "model_options": Spec(dict),
+        "seq_len": Spec(int, 2, 1 << 20), "val_fraction": Spec(float, 0, 1, hi_open=True),
+        "transpose": Spec(int, 0, 127), "tempo_stretch": Spec(int, 0, 1024),
+        "optimizer": Spec({"adamw", "rmsprop"}), "lr": Spec(float, 0, 1e6, lo_open=True),
+        "weight_decay": Spec(float, 0, 1e6), "warmup_steps": Spec(int, 0, BIG),
+        "warmup_fraction": Spec(float, 0, 1), "schedule": Spec({"cosine", "constant"}),
+        "grad_clip": Spec(float, 0, 1e12), "ema": Spec(float, 0, 1, hi_open=True), "batch_size": Spec(int, 1, 1 << 20), "epochs": Spec(int, 1, BIG),
+        "steps_per_epoch": Spec(int, 1, BIG, none=True), "patience": Spec(int, 0, BIG, none=True),
+        "max_minutes": Spec(float, 0, math.inf, none=True, lo_open=True),
+        "checkpoint_minutes": Spec(float, 0, math.inf), "seed": Spec(int, 0, 2**63, hi_open=True),
+        "threads": Spec(int, 1, 4096, none=True), "compile": Spec(bool),
+        "gen_length": Spec(int, 1, 1 << 30), "gen_form": Spec(str),
+        **{f"gen_{name}": spec for name, spec in SAMPLING.items()},
     }
 
 
-DROPOUT = _Spec(float, 0, 1, hi_open=True)
-WIDTH = _Spec(int, 1, 1 << 16)
-MODEL_OPTIONS = {
-    "lstm": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "tie_weights": _Spec(bool)},
-    "seed_lstm": {"hidden": WIDTH, "layers": _Spec(int, 1, 256), "dense": WIDTH, "dropout": DROPOUT},
-    "lstm_memory": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "dropout": DROPOUT, "heads": _Spec(int, 1, 1024),
-                    "window": _Spec(int, 2, 1 << 17), "tie_weights": _Spec(bool), "frozen": _Spec(bool),
-                    "cache_window": _Spec(int, 0, 1 << 17), "cache_scale": _Spec(float, 0, 1000),
-                    "cache_sentinel": _Spec(float, -1, 2)},
-    "transformer": {"dim": WIDTH, "layers": _Spec(int, 1, 256), "heads": _Spec(int, 1, 1024), "dropout": DROPOUT,
-                    "max_len": _Spec(int, 1, 1 << 17), "tie_weights": _Spec(bool)},
-}
 _BEAT_RES_BINS = 4096  # sum over ranges of (end - start) x resolution: the position tokens
 REP_OPTIONS = {
     "seed": {},
-    **{name: {"beat_res": _Spec(list), "num_velocities": _Spec(int, 1, 127), "use_rests": _Spec(bool, none=True),
-              "use_tempos": _Spec(bool, none=True), "use_time_signatures": _Spec(bool, none=True),
-              "vocab_size": _Spec(int, 1, 1 << 20, none=True)}
+    **{name: {"beat_res": Spec(list), "num_velocities": Spec(int, 1, 127), "use_rests": Spec(bool, none=True),
+              "use_tempos": Spec(bool, none=True), "use_time_signatures": Spec(bool, none=True),
+              "vocab_size": Spec(int, 1, 1 << 20, none=True)}
        for name in ("remi", "tsd", "midilike", "structured", "performance")},
 }
 
 
-def check_beat_res(beat_res, path: Path, field: str) -> None:
+def check_beat_res(beat_res, path: Path | None, field: str) -> None:
     """``[[start, end, resolution], ...]`` (or MidiTok's ``{"start_end": resolution}``) that
     makes at most ``_BEAT_RES_BINS`` positions."""
     ranges = None
@@ -148,30 +93,33 @@ def check_beat_res(beat_res, path: Path, field: str) -> None:
         isinstance(r, list) and len(r) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
         and 0 <= r[0] < r[1] <= 1024 and 1 <= r[2] <= 1024 for r in ranges)
     if not good or sum((b - a) * r for a, b, r in ranges) > _BEAT_RES_BINS:
-        raise CadenzaError(f"{path}: {field} must be ranges [start, end, resolution] of at most "
+        raise CadenzaError(f"{_at(path)}{field} must be ranges [start, end, resolution] of at most "
                            f"{_BEAT_RES_BINS} positions in all, not {str(beat_res)[:60]}")
 
 
-def check_rep_options(name: str, options, path: Path, prefix: str = "representation_options.") -> None:
+def check_rep_options(name: str, options, path: Path | None, prefix: str = "representation_options.") -> None:
     check_fields(options, REP_OPTIONS.get(name, {}), path, prefix)
     if options.get("beat_res") is not None:
         check_beat_res(options["beat_res"], path, prefix + "beat_res")
 
 
-def check_config(data, path: Path) -> None:
-    """config.json as read: known keys, each of its type and range, known options."""
+def check_config(data, path: Path | None) -> None:
+    """config.json as read (``path``), or a new training's options (``path`` None): known
+    keys, each of its type and range, the options its representation and model declare."""
+    from .models import declared_options
+
     check_fields(data, _config_specs(), path)
     check_rep_options(data.get("representation", "remi"), data.get("representation_options", {}), path)
     model = data.get("model", "lstm")
     options = data.get("model_options", {})
-    check_fields(options, MODEL_OPTIONS[model], path, "model_options.")
+    check_fields(options, declared_options(model), path, "model_options.")
     if model == "transformer" and options.get("dim", 256) % options.get("heads", 4):
-        raise CadenzaError(f"{path}: model_options.dim must split into model_options.heads heads")
+        raise CadenzaError(f"{_at(path)}model_options.dim must split into model_options.heads heads")
 
 
 # -- the tokenizer ---------------------------------------------------------------------------
-MIDITOK_CONFIG = {"num_velocities": _Spec(int, 1, 127), "num_tempos": _Spec(int, 1, 1024),
-                  "pitch_range": _Spec(list), "special_tokens": _Spec(list)}
+MIDITOK_CONFIG = {"num_velocities": Spec(int, 1, 127), "num_tempos": Spec(int, 1, 1024),
+                  "pitch_range": Spec(list), "special_tokens": Spec(list)}
 
 
 def check_miditok_file(path: Path) -> None:
@@ -228,12 +176,12 @@ def check_finite(tensors: dict, path: Path, what: str = "tensor") -> None:
             raise CadenzaError(f"{path}: {what} {name} holds NaN or infinite values")
 
 
-STATE = {"format": _Spec(int, 0, 1 << 16), "epoch": _Spec(int, 1, 1 << 40), "step": _Spec(int, 0, BIG),
-         "best_loss": _Spec(float, -math.inf, math.inf), "best_epoch": _Spec(int, 0, 1 << 40),
-         "bad_epochs": _Spec(int, 0, BIG), "elapsed": _Spec(float, 0, 1e12), "loss_sum": _Spec.finite(),
-         "loss_count": _Spec(int, 0, BIG), "tokens": _Spec(int, 0, BIG), "eval_every": _Spec(int, 1, BIG, none=True),
-         "rows": _Spec(int, 0, BIG), "warmup": _Spec(int, 0, BIG), "data_key": _Spec(str, none=True),
-         "model": _Spec(dict), "optimizer": _Spec(dict)}
+STATE = {"format": Spec(int, 0, 1 << 16), "epoch": Spec(int, 1, 1 << 40), "step": Spec(int, 0, BIG),
+         "best_loss": Spec(float, -math.inf, math.inf), "best_epoch": Spec(int, 0, 1 << 40),
+         "bad_epochs": Spec(int, 0, BIG), "elapsed": Spec(float, 0, 1e12), "loss_sum": Spec.finite(),
+         "loss_count": Spec(int, 0, BIG), "tokens": Spec(int, 0, BIG), "eval_every": Spec(int, 1, BIG, none=True),
+         "rows": Spec(int, 0, BIG), "warmup": Spec(int, 0, BIG), "data_key": Spec(str, none=True),
+         "model": Spec(dict), "optimizer": Spec(dict)}
 
 
 def check_state(state, path: Path) -> dict:
@@ -259,10 +207,10 @@ def check_state(state, path: Path) -> dict:
     return state
 
 
-METRIC_SPECS = {"epoch": _Spec(int, 0, 1 << 40), "step": _Spec(int, 0, BIG),
-                "progress": _Spec(float, 0, 1e15), "train_loss": _Spec.finite(),
-                "val_loss": _Spec.finite(none=True), "lr": _Spec(float, 0, 1e6),
-                "tokens_per_s": _Spec(float, 0, 1e15), "elapsed_s": _Spec(float, 0, 1e15)}
+METRIC_SPECS = {"epoch": Spec(int, 0, 1 << 40), "step": Spec(int, 0, BIG),
+                "progress": Spec(float, 0, 1e15), "train_loss": Spec.finite(),
+                "val_loss": Spec.finite(none=True), "lr": Spec(float, 0, 1e6),
+                "tokens_per_s": Spec(float, 0, 1e15), "elapsed_s": Spec(float, 0, 1e15)}
 
 
 def metrics_value(row: dict, name: str, path: Path, line: int, default=None):
@@ -283,12 +231,12 @@ def metrics_value(row: dict, name: str, path: Path, line: int, default=None):
     return value
 
 
-TOKEN_STATS = {"seen": _Spec(list), "max_tokens_per_bar": _Spec(int, 1, 1 << 30, none=True),
-               "p99_tokens_per_bar": _Spec(int, 1, 1 << 20, none=True), "pieces": _Spec(int, 0, BIG),
-               "longest_note_beats": _Spec(float, 0, 1e6, none=True, lo_open=True),
-               "longest_pedal_beats": _Spec(float, 0, 1e6, none=True, lo_open=True),
-               "pieces_changing_tempo": _Spec(float, 0, 1, none=True),
-               "pieces_changing_timesig": _Spec(float, 0, 1, none=True)}
+TOKEN_STATS = {"seen": Spec(list), "max_tokens_per_bar": Spec(int, 1, 1 << 30, none=True),
+               "p99_tokens_per_bar": Spec(int, 1, 1 << 20, none=True), "pieces": Spec(int, 0, BIG),
+               "longest_note_beats": Spec(float, 0, 1e6, none=True, lo_open=True),
+               "longest_pedal_beats": Spec(float, 0, 1e6, none=True, lo_open=True),
+               "pieces_changing_tempo": Spec(float, 0, 1, none=True),
+               "pieces_changing_timesig": Spec(float, 0, 1, none=True)}
 
 
 def check_token_stats(stats, vocab_size: int, path: Path) -> dict:

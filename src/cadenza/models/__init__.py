@@ -1,6 +1,9 @@
 """Model registry: a new model is one module plus one line here.
 
-Every model maps token ids to next-token logits and can run one step at a time:
+Every model declares the options it takes beside its ``__init__`` (``OPTIONS``, name ->
+:class:`~cadenza.spec.Spec`; the shared ones below), which a run's config.json and a new
+training are checked against (:func:`declared_options`). Every model maps token ids to
+next-token logits and can run one step at a time:
 
     logits, state = model(ids, state=None, last_only=False)
 
@@ -15,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..errors import CadenzaError
+from ..spec import Spec
 
 if TYPE_CHECKING:  # torch is imported where a model is made: the command's --help reads NAMES only
     import torch
@@ -27,12 +31,24 @@ _REGISTRY = {
 }
 NAMES = tuple(_REGISTRY)
 
+# options several models share, so the same name means the same range in each
+DIM = Spec(int, 1, 1 << 16)
+LAYERS = Spec(int, 1, 256)
+HEADS = Spec(int, 1, 1024)
+DROPOUT = Spec(float, 0, 1, hi_open=True)
+SWITCH = Spec(bool)
+
 
 def model_class(name: str) -> type[torch.nn.Module]:
     if name not in _REGISTRY:
         raise CadenzaError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def declared_options(name: str) -> dict[str, Spec]:
+    """The options the model ``name`` declares (its class's ``OPTIONS``)."""
+    return model_class(name).OPTIONS
 
 
 MAX_PARAMETERS = 2**31  # 8 GB of float32 weights: a larger model is a damaged or hostile configuration

@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import DIM, DROPOUT, LAYERS, SWITCH
+
 
 class LSTMModel(nn.Module):
     trains_every_position = True
+    OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "tie_weights": SWITCH}
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
                  tie_weights: bool = True):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
 from .cache import ContinuousCache
 from .transformer import rotate
 
@@ -74,6 +75,9 @@ class Memory(nn.Module):
 class LSTMMemoryModel(nn.Module):
     trains_every_position = True
     grown_from = {"lstm": "memory."}  # an lstm run's weights fit all but the parameters under this prefix
+    OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "heads": HEADS, "window": Spec(int, 2, 1 << 17),
+               "tie_weights": SWITCH, "frozen": SWITCH, "cache_window": Spec(int, 0, 1 << 17),
+               "cache_scale": Spec(float, 0, 1000), "cache_sentinel": Spec(float, -1, 2)}
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
                  heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False,

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
+
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary embedding, "rotate half" form: pairs (x[i], x[i + half]) turn by pos * freq[i]."""
@@ -67,6 +69,8 @@ class Block(nn.Module):
 
 class TransformerModel(nn.Module):
     trains_every_position = True
+    OPTIONS = {"dim": DIM, "layers": LAYERS, "heads": HEADS, "dropout": DROPOUT, "max_len": Spec(int, 1, 1 << 17),
+               "tie_weights": SWITCH}
 
     def __init__(self, vocab_size: int, dim: int = 256, layers: int = 4, heads: int = 4,
                  dropout: float = 0.1, max_len: int = 4096, tie_weights: bool = True):

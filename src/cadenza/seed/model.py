@@ -17,11 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import DIM, DROPOUT, LAYERS
+
 KERAS_RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
 
 
 class SeedLSTM(nn.Module):
     trains_every_position = False  # one target per window, as the notebook trains
+    OPTIONS = {"hidden": DIM, "layers": LAYERS, "dense": DIM, "dropout": DROPOUT}
 
     def __init__(self, vocab_size: int, hidden: int = 512, layers: int = 3, dense: int = 256,
                  dropout: float = 0.3):

@@ -67,8 +67,8 @@ class Studio:
         primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
         name = self.prompt_name(p["prompt"])
         try:
-            result = generate(run, num=p["num"], length=p["bars"], unit="bars", temperature=p["temperature"],
-                              top_p=p["top_p"], min_p=p["min_p"], form=p["form"], seed=p["seed"], primer=primer,
+            result = generate(run, num=p["num"], length=p["bars"], unit="bars", sampling=p["sampling"],
+                              form=p["form"], seed=p["seed"], primer=primer,
                               primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None,
                               progress=job.progress)
         except CadenzaError as exc:  # the prompt by the name the page knows, not its file in the work folder

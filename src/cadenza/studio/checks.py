@@ -10,6 +10,8 @@ from starlette.requests import Request
 
 from ..errors import CadenzaError
 from ..form import parse_form
+from ..sampling import Sampling
+from ..spec import SpecError
 from .pieces import MAX_UPLOAD_BYTES
 
 LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
@@ -29,14 +31,33 @@ def number(body: dict, name: str, default, integer: bool, lo: float, hi: float):
     value = body.get(name, default)
     if value is None or value == "":
         return default
-    try:
-        parsed = int(value) if integer and not isinstance(value, float) else float(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
-        raise FieldError(name, f"{name} must be a number") from None
+    parsed = _parsed(name, value, integer)
     in_range = lo <= parsed <= hi  # compared before isfinite, which overflows on a huge integer
     if isinstance(value, bool) or not in_range or not math.isfinite(parsed) or (integer and parsed != int(parsed)):
         raise FieldError(name, f"{name} must be {'a whole number' if integer else 'a number'} from {lo:g} to {hi:g}")
     return int(parsed) if integer else parsed
+
+
+def _parsed(name: str, value, integer: bool):
+    """A field's value (a JSON number or a form's text) as a number."""
+    try:
+        return int(value) if integer and not isinstance(value, float) else float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit number as a float
+        raise FieldError(name, f"{name} must be a number") from None
+
+
+def _sampling(body: dict) -> Sampling:
+    """The sampling fields (absent or empty: the model's own), checked by the declaration the
+    command line and a run's config.json use (:data:`cadenza.sampling.SPECS`)."""
+    given = {name: body.get(name) for name in ("temperature", "top_p", "min_p")}
+    for name, value in given.items():
+        if isinstance(value, bool):  # float(True) would be 1.0
+            raise FieldError(name, f"{name} must be a number")
+        given[name] = None if value in (None, "") else _parsed(name, value, False)
+    try:
+        return Sampling(**given)
+    except SpecError as exc:
+        raise FieldError(exc.field, str(exc)) from None
 
 
 def generation_params(body: dict) -> dict:
@@ -46,9 +67,7 @@ def generation_params(body: dict) -> dict:
         raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
     p = {name: number(body, name, default, True, *LIMITS[name])
          for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
-    p["temperature"] = number(body, "temperature", None, False, 0, 5)  # None: the run's own default
-    p["top_p"] = number(body, "top_p", None, False, 0.01, 1)
-    p["min_p"] = number(body, "min_p", None, False, 0, 1)
+    p["sampling"] = _sampling(body)
     p["form"] = _form(body.get("form"))
     p["prompt"] = body.get("prompt") or None
     return p
