@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import DIM, DROPOUT, LAYERS
+from ..models import DIM, DROPOUT, LAYERS
 
 KERAS_RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
 
