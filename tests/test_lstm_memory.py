@@ -103,7 +103,8 @@ def test_the_cache_brings_back_what_followed_a_moment_like_this_one():
 
     plain, cached = repeat_nll(small(8)), repeat_nll(small(8, cache_window=100, cache_scale=40))
     too_short = repeat_nll(small(8, cache_window=30, cache_scale=40))
-    assert cached < 0.1 * plain and too_short > 0.9 * plain
+    too_near = repeat_nll(small(8, cache_window=100, cache_scale=40, cache_gap=61))  # the repeat is 60 back
+    assert cached < 0.25 * plain and too_short > 0.9 * plain and too_near > 0.9 * plain
     with torch.no_grad():
         probs = small(8, cache_window=100)(ids)[0].exp().sum(-1)
     torch.testing.assert_close(probs, torch.ones_like(probs))  # still a distribution

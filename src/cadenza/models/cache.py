@@ -2,14 +2,16 @@
 mixed with one over the tokens that followed earlier positions whose states resemble the
 present one, so material the piece has already played can come back.
 
-    logp, cache = ContinuousCache(window, scale, sentinel)(logp, keys, ids, cache)
+    logp, cache = ContinuousCache(window, scale, sentinel, gap)(logp, keys, ids, cache)
 
 ``keys`` ``[batch, time, dim]`` are the model's states at the positions of ``ids``; earlier
 position ``i`` votes for the token that followed it, ``ids[i + 1]``, with weight
 ``exp(scale * cos(key_i, key_now))``. The model itself is one more voter, the sentinel, with
 weight ``exp(scale * sentinel)`` (Merity et al.'s pointer sentinel, with a fixed score): the
 cache takes over where the present closely resembles some past moment and stays out of the
-way where nothing does. ``cache`` holds the normalised keys and the ids of at most ``window``
+way where nothing does. Only positions at least ``gap`` tokens back vote: the near past is
+the model's own, and a cache that echoed the last few tokens would turn a sampled stutter
+into a loop. ``cache`` holds the normalised keys and the ids of at most ``window``
 latest positions, so a piece read at once, token by token or in chunks gives the same
 distribution, however long.
 """
@@ -20,8 +22,8 @@ import torch.nn.functional as F
 
 
 class ContinuousCache:
-    def __init__(self, window: int, scale: float, sentinel: float):
-        self.window, self.scale, self.sentinel = window, scale, sentinel
+    def __init__(self, window: int, scale: float, sentinel: float, gap: int = 1):
+        self.window, self.scale, self.sentinel, self.gap = window, scale, sentinel, gap
 
     def __call__(self, logp: torch.Tensor, keys: torch.Tensor, ids: torch.Tensor, cache=None):
         """Mixed log-probabilities for each position of ``logp`` ``[B, T, V]`` (the last
@@ -33,9 +35,9 @@ class ContinuousCache:
             keys, ids = torch.cat((cache[0], keys), dim=1), torch.cat((cache[1], ids), dim=1)
         total, T = ids.size(1), logp.size(1)
         now = torch.arange(total - T, total, device=ids.device)
-        # earlier key i (its next token ids[i + 1] is known) within the window before each query
-        earlier = torch.arange(total - 1, device=ids.device)
-        visible = (earlier[None, :] < now[:, None]) & (earlier[None, :] >= now[:, None] - self.window)
+        # earlier key i (its next token ids[i + 1] is known) between gap and window tokens back
+        earlier = torch.arange(total - 1, device=ids.device)[None, :]
+        visible = (earlier <= now[:, None] - self.gap) & (earlier >= now[:, None] - self.window)
         scores = self.scale * keys[:, -T:] @ keys[:, :-1].transpose(1, 2)  # [B, T, total - 1]
         scores = scores.masked_fill(~visible, float("-inf"))
         sentinel = scores.new_full((*scores.shape[:2], 1), self.scale * self.sentinel)

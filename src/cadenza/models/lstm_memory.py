@@ -77,18 +77,20 @@ class LSTMMemoryModel(nn.Module):
     grown_from = {"lstm": "memory."}  # an lstm run's weights fit all but the parameters under this prefix
     OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "heads": HEADS, "window": Spec(int, 2, 1 << 17),
                "tie_weights": SWITCH, "frozen": SWITCH, "cache_window": Spec(int, 0, 1 << 17),
-               "cache_scale": Spec(float, 0, 1000), "cache_sentinel": Spec(float, -1, 2)}
+               "cache_scale": Spec(float, 0, 1000), "cache_sentinel": Spec(float, -1, 2),
+               "cache_gap": Spec(int, 1, 1 << 17)}
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
                  heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False,
-                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 0.8):
+                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 0.95,
+                 cache_gap: int = 32):
         super().__init__()
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
         if cache_window < 0:
             raise ValueError(f"cache_window must be 0 (no cache) or a number of tokens, got {cache_window}")
         # keys: the LSTM's outputs, which describe where the music is (chosen on validation pieces)
-        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel) if cache_window else None
+        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel, cache_gap) if cache_window else None
         self.vocab_size, self.window = vocab_size, window
         self.reach = max(window, cache_window)  # tokens of a primer that generation feeds it
         self.embed = nn.Embedding(vocab_size, dim)
