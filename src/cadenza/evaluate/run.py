@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import SkipFile, find_midi_files, read_piano_score
+from ..corpus import BUILTIN, SkipFile, find_midi_files, read_piano_score
 from ..dataset import prepare
 from ..errors import CadenzaError, printable
 from ..files import check_outputs
@@ -40,23 +40,21 @@ def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
             last = time.monotonic()
 
 
-def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
-    """(ids, notes, score) of held-out pieces: --data files, else the run's validation split.
-    The score is the piece decoded from its tokens, so generated and held-out music are
-    compared on the same onset grid and velocity and tempo bins."""
-    rep = run.representation
-    if data is not None:
-        paths = find_midi_files(data)
-    else:
-        source = recorded_source(run.config.source, run.directory / "config.json",
-                                 "pass the held-out pieces with --data FOLDER")
-        prepared = prepare(source, run.config.representation, run.config.representation_options,
-                           run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
-        paths = prepared.split_files("val", source)
-        if not paths:
-            raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
-    out = []
-    for path in progress(paths[:limit], "reading held-out pieces", quiet):
+def _run_splits(run: Run, quiet: bool, advice: str) -> dict[str, list[Path]]:
+    """The files of the run's training and validation splits in its recorded source, as
+    training split them (one-line error ending with ``advice`` when there is no such source)."""
+    source = recorded_source(run.config.source, run.directory / "config.json", advice)
+    prepared = prepare(source, run.config.representation, run.config.representation_options,
+                       run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
+    return {split: prepared.split_files(split, source) for split in ("train", "val")}
+
+
+def _read_pieces(run: Run, paths: Sequence, desc: str, quiet: bool = False) -> list:
+    """(ids, notes, score) of each readable file, the score decoded from its tokens, so that
+    generated, held-out and training music are compared on the same onset grid and velocity
+    and tempo bins: as the tokens hold it, as the model sees it."""
+    rep, out = run.representation, []
+    for path in progress(paths, desc, quiet):
         try:
             score = read_piano_score(path)
         except SkipFile:
@@ -64,11 +62,59 @@ def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet:
         ids = rep.encode(score)
         if rep.bos_id is not None:
             ids = np.concatenate([[rep.bos_id], ids])
-        if len(ids):  # measured as the tokens hold it: on the grid, velocity and tempo bins the model sees
+        if len(ids):
             out.append((ids, len(score.tracks[0].notes), rep.decode(ids)))
+    return out
+
+
+def _heldout_pieces(run: Run, data: str | None, splits: dict | None, limit: int | None = None,
+                    quiet: bool = False):
+    """(ids, notes, score) of held-out pieces (:func:`_read_pieces`): --data files, else the
+    run's validation split."""
+    if data is not None:
+        paths = find_midi_files(data)
+    else:
+        paths = splits["val"]
+        if not paths:
+            raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
+    out = _read_pieces(run, paths[:limit], "reading held-out pieces", quiet)
     if not out:
         raise CadenzaError(f"no readable held-out pieces in {data or 'the validation split'}")
     return out
+
+
+def _training_files(run: Run, data: str | None, quiet: bool) -> tuple[dict | None, str]:
+    """The run's splits (:func:`_run_splits`), or None and why originality goes unmeasured.
+    Without --data the held-out pieces need them too, so a missing source stays an error."""
+    if is_shipped(run.directory):
+        return None, "the shipped model's training files are not on this machine"
+    if data is None:
+        return _run_splits(run, quiet, "pass the held-out pieces with --data FOLDER"), ""
+    source = run.config.source or "bach"
+    if source not in BUILTIN and not Path(source).is_dir():
+        return None, printable(f"the run's training source {source} is not on this machine")
+    try:
+        return _run_splits(run, quiet, "so the pieces it trained on are not read"), ""
+    except CadenzaError as exc:
+        return None, str(exc)
+
+
+def _originality(run: Run, splits: dict | None, why: str, generated: list, held_out: list, bars: int,
+                 quiet: bool) -> dict:
+    """:func:`.originality.compare_originality` against the run's training pieces, or why not."""
+    from .originality import TrainingIndex, compare_originality, summary_line
+
+    if splits is not None and not splits["train"]:
+        splits, why = None, "the run's training split has no files"
+    if splits is None:
+        result = {"skipped": why}
+    else:
+        training = _read_pieces(run, splits["train"], "reading training pieces", quiet)
+        say(f"indexing the bars of {len(training)} training pieces ...")
+        index = TrainingIndex(score for _, _, score in training)
+        result = compare_originality(generated, held_out, index, bars)
+    say(summary_line(result))
+    return result
 
 
 def _generate(run: Run, samples: int, bars: int, seed: int) -> list:
@@ -110,14 +156,16 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
         raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
                            f"pass --data FOLDER of held-out pieces")
     run = load_run(run_dir)
-    held = _heldout_pieces(run, data, max_pieces, quiet)
+    splits, no_training = _training_files(run, data, quiet)
+    held = _heldout_pieces(run, data, splits, max_pieces, quiet)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
     say("measuring context use ...")
     context = context_use(run.model, [ids for ids, _, _ in held], run.config.seq_len)
     generated = _generate(run, samples, bars, seed)
     held_scores = [score for _, _, score in held]
+    originality = _originality(run, splits, no_training, generated, held_scores, bars, quiet)
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
                  held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context,
-                 overwrite=force)
+                 originality=originality, overwrite=force)
     return [out / name for name in ("report.md", "report.json")]
