@@ -6,9 +6,10 @@ import shutil
 
 import numpy as np
 
-from cadenza import preset, train
+from cadenza import load_run, preset, train
 from cadenza.cli import main
-from cadenza.evaluate.originality import TrainingIndex, compare_originality, originality
+from cadenza.evaluate.originality import TrainingIndex, compare_originality, originality, piece_bars
+from cadenza.evaluate.run import _read_pieces, _run_corpus, _training_scores
 from midifiles import write_piece
 
 TPQ, BAR = 480, 4 * 480
@@ -92,7 +93,14 @@ def test_evaluate_reports_originality_beside_held_out_pieces(tmp_path, capsys):
     assert held["copied_4bar_share"] == 3 / 5
     assert report["generated"]["pieces"] == 2 and report["generated"]["longest_copied_bars"]["max"] >= 0
     assert "## Originality" in (run_dir / "report.md").read_text()
-    assert "originality: longest span copied from the training pieces" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the pieces trained on, decoded from their tokens
+    assert "decoding training pieces: 11/11" in err and "originality: longest span copied" in err
+
+    run = load_run(run_dir)  # the decoded tokens are the files put through the run's tokenizer
+    prepared, source = _run_corpus(run, True, "")
+    from_files = _read_pieces(run, prepared.split_files("train", source), "reading", True)
+    assert [piece_bars(s) for s in _training_scores(run, prepared, source, True)] == \
+        [piece_bars(s) for *_, s in from_files]
 
     shutil.copytree(corpus, tmp_path / "held")
     shutil.rmtree(corpus)  # the run's source is gone: the figures are skipped, not an error
@@ -102,3 +110,11 @@ def test_evaluate_reports_originality_beside_held_out_pieces(tmp_path, capsys):
     assert report == {"skipped": f"the run's training source {corpus} is not on this machine"}
     assert f"Not measured: the run's training source {corpus} is not on this machine." in \
         (run_dir / "report.md").read_text()
+
+
+def test_the_shipped_base_is_measured_without_originality(tmp_path):
+    from cadenza.evaluate.run import _training_corpus
+    from cadenza.pretrained import resolve_run
+
+    corpus, why = _training_corpus(load_run(resolve_run("base")), str(tmp_path), True)
+    assert corpus is None and why == "the shipped model's training files are not on this machine"

@@ -325,12 +325,12 @@ def _originality_markdown(o: dict | None, word: str = "bar") -> list[str]:
     lines = ["", "## Originality", ""]
     if o is None or "skipped" in o:
         return lines + [f"Not measured: {o['skipped'] if o else 'no training pieces given'}."]
+    run = f"runs of {o['window_bars']} {word}s"
     lines += [f"The first {o['bars']} {word}s of each piece against the {o['training_pieces']} training pieces "
-              f"({o['training_windows']} distinct {o['window_bars']}-{word} windows), onsets and pitches compared "
-              f"{word} by {word}. Longest copy: the most consecutive {word}s equal to consecutive {word}s of one "
-              f"training piece; copied windows: the share of a piece's {o['window_bars']}-{word} windows with a note "
-              "found verbatim in a training piece. Held-out real pieces say what the corpus shares by itself.",
-              "", "| measure | generated | held-out |", "|---|---|---|"]
+              f"({o['training_windows']} distinct {run}), onsets and pitches compared {word} by {word}. Longest "
+              f"copy: the most consecutive {word}s equal to consecutive {word}s of one training piece; copied {run}: "
+              f"the share of a piece's {run} with a note found verbatim in a training piece. Held-out real pieces "
+              "say what the corpus shares by itself.", "", "| measure | generated | held-out |", "|---|---|---|"]
     sides = (o["generated"], o["held_out"])
 
     def row(label: str, cell) -> str:
@@ -339,5 +339,5 @@ def _originality_markdown(o: dict | None, word: str = "bar") -> list[str]:
     return lines + [
         row(f"longest copy, most in a piece ({word}s)", lambda s: _fmt(s["longest_copied_bars"]["max"])),
         row(f"longest copy, median piece ({word}s)", lambda s: _fmt(s["longest_copied_bars"]["median"])),
-        row(f"copied {o['window_bars']}-{word} windows (share)", lambda s: _fmt(s["copied_4bar_share"])),
-        row(f"{o['window_bars']}-{word} windows with a note / pieces", lambda s: f"{s['windows']} / {s['pieces']}")]
+        row(f"copied {run} (share)", lambda s: _fmt(s["copied_4bar_share"])),
+        row(f"{run} with a note / pieces", lambda s: f"{s['windows']} / {s['pieces']}")]

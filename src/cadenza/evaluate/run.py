@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import representations
 from ..corpus import BUILTIN, SkipFile, find_midi_files, read_piano_score
-from ..dataset import prepare
+from ..dataset import PreparedData, prepare
 from ..errors import CadenzaError, printable
 from ..files import check_outputs
 from ..generate import generate, to_scores
@@ -19,6 +20,7 @@ from ..rundir import Run, load_run
 from .nll import heldout_nll
 
 LOG_EVERY_S = 10.0  # --quiet: a progress line at most this often
+HELD_OUT_ADVICE = "pass the held-out pieces with --data FOLDER"  # when the run's source cannot be read
 
 
 def say(message: str) -> None:
@@ -40,13 +42,12 @@ def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
             last = time.monotonic()
 
 
-def _run_splits(run: Run, quiet: bool, advice: str) -> dict[str, list[Path]]:
-    """The files of the run's training and validation splits in its recorded source, as
-    training split them (one-line error ending with ``advice`` when there is no such source)."""
+def _run_corpus(run: Run, quiet: bool, advice: str) -> tuple[PreparedData, str]:
+    """The run's recorded source prepared as training prepared it (its splits), and the
+    source (one-line error ending with ``advice`` when it cannot be searched)."""
     source = recorded_source(run.config.source, run.directory / "config.json", advice)
-    prepared = prepare(source, run.config.representation, run.config.representation_options,
-                       run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
-    return {split: prepared.split_files(split, source) for split in ("train", "val")}
+    return prepare(source, run.config.representation, run.config.representation_options, run.config.val_fraction,
+                   run.config.seed, log=say, progress_bar=not quiet), source
 
 
 def _read_pieces(run: Run, paths: Sequence, desc: str, quiet: bool = False) -> list:
@@ -67,14 +68,15 @@ def _read_pieces(run: Run, paths: Sequence, desc: str, quiet: bool = False) -> l
     return out
 
 
-def _heldout_pieces(run: Run, data: str | None, splits: dict | None, limit: int | None = None,
-                    quiet: bool = False):
+def _heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False,
+                    corpus: tuple[PreparedData, str] | None = None):
     """(ids, notes, score) of held-out pieces (:func:`_read_pieces`): --data files, else the
-    run's validation split."""
+    run's validation split (of ``corpus``, else found here)."""
     if data is not None:
         paths = find_midi_files(data)
     else:
-        paths = splits["val"]
+        prepared, source = corpus or _run_corpus(run, quiet, HELD_OUT_ADVICE)
+        paths = prepared.split_files("val", source)
         if not paths:
             raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
     out = _read_pieces(run, paths[:limit], "reading held-out pieces", quiet)
@@ -83,36 +85,48 @@ def _heldout_pieces(run: Run, data: str | None, splits: dict | None, limit: int 
     return out
 
 
-def _training_files(run: Run, data: str | None, quiet: bool) -> tuple[dict | None, str]:
-    """The run's splits (:func:`_run_splits`), or None and why originality goes unmeasured.
-    Without --data the held-out pieces need them too, so a missing source stays an error."""
+def _training_corpus(run: Run, data: str | None, quiet: bool) -> tuple[tuple | None, str]:
+    """:func:`_run_corpus`, or None and why originality goes unmeasured. Without --data the
+    held-out pieces need it too, so a source that cannot be read stays an error."""
     if is_shipped(run.directory):
         return None, "the shipped model's training files are not on this machine"
     if data is None:
-        return _run_splits(run, quiet, "pass the held-out pieces with --data FOLDER"), ""
+        return _run_corpus(run, quiet, HELD_OUT_ADVICE), ""
     source = run.config.source or "bach"
     if source not in BUILTIN and not Path(source).is_dir():
         return None, printable(f"the run's training source {source} is not on this machine")
     try:
-        return _run_splits(run, quiet, "so the pieces it trained on are not read"), ""
+        return _run_corpus(run, quiet, "so the pieces it trained on are not read"), ""
     except CadenzaError as exc:
         return None, str(exc)
 
 
-def _originality(run: Run, splits: dict | None, why: str, generated: list, held_out: list, bars: int,
+def _training_scores(run: Run, prepared: PreparedData, source: str, quiet: bool) -> list:
+    """The training split's pieces decoded from the tokens trained on, or where the prepared
+    tokenizer is not the run's (a fine-tune's), its files through the run's (:func:`_read_pieces`)."""
+    rep = run.representation
+    if representations.digest(prepared.representation()) != representations.digest(rep):
+        return [score for *_, score in _read_pieces(run, prepared.split_files("train", source),
+                                                    "reading training pieces", quiet)]
+    tokens, starts = prepared.tokens("train"), prepared.index("train")[:, 0].tolist()
+    spans = list(zip(starts, starts[1:] + [len(tokens)]))
+    return [rep.decode(np.asarray(tokens[a:b], dtype=np.int64)) for a, b in
+            progress(spans, "decoding training pieces", quiet)]
+
+
+def _originality(run: Run, corpus: tuple | None, why: str, generated: list, held_out: list, bars: int,
                  quiet: bool) -> dict:
     """:func:`.originality.compare_originality` against the run's training pieces, or why not."""
     from .originality import TrainingIndex, compare_originality, summary_line
 
-    if splits is not None and not splits["train"]:
-        splits, why = None, "the run's training split has no files"
-    if splits is None:
+    if corpus is not None and not corpus[0].meta["splits"]["train"]["pieces"]:
+        corpus, why = None, "the run's training split has no pieces"
+    if corpus is None:
         result = {"skipped": why}
     else:
-        training = _read_pieces(run, splits["train"], "reading training pieces", quiet)
+        training = _training_scores(run, *corpus, quiet)
         say(f"indexing the bars of {len(training)} training pieces ...")
-        index = TrainingIndex(score for _, _, score in training)
-        result = compare_originality(generated, held_out, index, bars)
+        result = compare_originality(generated, held_out, TrainingIndex(training), bars)
     say(summary_line(result))
     return result
 
@@ -156,14 +170,14 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
         raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
                            f"pass --data FOLDER of held-out pieces")
     run = load_run(run_dir)
-    splits, no_training = _training_files(run, data, quiet)
-    held = _heldout_pieces(run, data, splits, max_pieces, quiet)
+    corpus, no_training = _training_corpus(run, data, quiet)
+    held = _heldout_pieces(run, data, max_pieces, quiet, corpus)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
     say("measuring context use ...")
     context = context_use(run.model, [ids for ids, _, _ in held], run.config.seq_len)
     generated = _generate(run, samples, bars, seed)
     held_scores = [score for _, _, score in held]
-    originality = _originality(run, splits, no_training, generated, held_scores, bars, quiet)
+    originality = _originality(run, corpus, no_training, generated, held_scores, bars, quiet)
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
                  held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context,
