@@ -10,7 +10,7 @@ from cadenza import load_run, preset, train
 from cadenza.cli import main
 from cadenza.evaluate.originality import TrainingIndex, compare_originality, originality, piece_bars
 from cadenza.evaluate.run import _read_pieces, _run_corpus, _training_scores
-from midifiles import write_piece
+from midifiles import train_tiny_run, write_piece
 
 TPQ, BAR = 480, 4 * 480
 
@@ -110,6 +110,20 @@ def test_evaluate_reports_originality_beside_held_out_pieces(tmp_path, capsys):
     assert report == {"skipped": f"the run's training source {corpus} is not on this machine"}
     assert f"Not measured: the run's training source {corpus} is not on this machine." in \
         (run_dir / "report.md").read_text()
+
+
+def test_a_fine_tune_is_measured_against_the_tokens_it_trained_on(tmp_path, capsys):
+    start = train_tiny_run(tmp_path / "start")
+    corpus = intro_corpus(tmp_path / "corpus", np.random.default_rng(5))
+    run_dir = tmp_path / "tuned"
+    train(str(corpus), run_dir, start_from=str(start), overrides=dict(steps_per_epoch=2, epochs=1, threads=1),
+          quiet=True, workers=1)
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--samples", "1", "--bars", "8", "--quiet"]) == 0
+    err = capsys.readouterr().err  # the fine-tune's own prepared tokens: not prepared again by another tokenizer
+    assert "preparing" not in err and "decoding training pieces: 11/11" in err
+    held = json.loads((run_dir / "report.json").read_text())["originality"]["held_out"]
+    assert held["longest_copied_bars"]["max"] == 6 and held["copied_4bar_share"] == 3 / 5
 
 
 def test_the_shipped_base_is_measured_without_originality(tmp_path):

@@ -43,11 +43,13 @@ def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
 
 
 def _run_corpus(run: Run, quiet: bool, advice: str) -> tuple[PreparedData, str]:
-    """The run's recorded source prepared as training prepared it (its splits), and the
-    source (one-line error ending with ``advice`` when it cannot be searched)."""
+    """The run's recorded source prepared as training prepared it (its splits; a fine-tune's
+    tokens by the tokenizer it started from, which it keeps), and the source (one-line error
+    ending with ``advice`` when it cannot be searched)."""
     source = recorded_source(run.config.source, run.directory / "config.json", advice)
+    fitted = run.representation if run.config.init_from else None
     return prepare(source, run.config.representation, run.config.representation_options, run.config.val_fraction,
-                   run.config.seed, log=say, progress_bar=not quiet), source
+                   run.config.seed, log=say, progress_bar=not quiet, fitted=fitted), source
 
 
 def _read_pieces(run: Run, paths: Sequence, desc: str, quiet: bool = False) -> list:
@@ -103,7 +105,8 @@ def _training_corpus(run: Run, data: str | None, quiet: bool) -> tuple[tuple | N
 
 def _training_scores(run: Run, prepared: PreparedData, source: str, quiet: bool) -> list:
     """The training split's pieces decoded from the tokens trained on, or where the prepared
-    tokenizer is not the run's (a fine-tune's), its files through the run's (:func:`_read_pieces`)."""
+    tokenizer is not the run's (one fitted anew on a source changed since), its files through
+    the run's (:func:`_read_pieces`)."""
     rep = run.representation
     if representations.digest(prepared.representation()) != representations.digest(rep):
         return [score for *_, score in _read_pieces(run, prepared.split_files("train", source),
