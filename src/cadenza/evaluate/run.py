@@ -95,7 +95,7 @@ def _training_corpus(run: Run, data: str | None, quiet: bool) -> tuple[tuple | N
     if data is None:
         return _run_corpus(run, quiet, HELD_OUT_ADVICE), ""
     source = run.config.source or "bach"
-    if source not in BUILTIN and not Path(source).is_dir():
+    if source not in BUILTIN and not Path(source).exists():
         return None, printable(f"the run's training source {source} is not on this machine")
     try:
         return _run_corpus(run, quiet, "so the pieces it trained on are not read"), ""
