@@ -158,9 +158,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
                  out_dir: str | Path | None = None, force: bool = False) -> list[Path]:
     """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
     held-out NLL over up to ``max_pieces`` held-out pieces, context use (:mod:`.context`) over
-    the first of them, and ``samples`` generated pieces of
-    ``bars`` bars compared with them (a performance run: windows of 4 seconds, as the report
-    says). ``quiet``: plain progress lines instead of bars. An existing report file is
+    the first of them, and ``samples`` generated pieces of ``bars`` bars compared with them (a
+    performance run: windows of 4 seconds, as the report says), both against the run's
+    training pieces (:mod:`.originality`; skipped, and said so, where those are not on this
+    machine). ``quiet``: plain progress lines instead of bars. An existing report file is
     refused before any work unless ``force``, as is a folder that takes no files."""
     from .context import context_use
     from .report import REPORT_FILES, write_report
