@@ -18,8 +18,8 @@ measures read it. Two figures for each piece, measured on its first ``bars`` bar
 Held-out real pieces, measured against the same training pieces, say what a piece of the
 corpus shares with the rest by itself (common accompaniment patterns, quoted tunes): a
 model copies when its figures are above theirs. Every training bar and window is indexed
-by its content (dicts and sets), so a piece is checked in time proportional to its bars,
-not to the training set.
+by its content (dicts and sets), so a piece is checked by looking its bars and windows up,
+never by scanning the training pieces (POP909's 700-900 songs index in seconds).
 """
 from __future__ import annotations
 
