@@ -3,7 +3,8 @@
 Modules: :mod:`.features` (per-piece features), :mod:`.compare` (intra/inter-set distances,
 KDE, overlapping area, KL), :mod:`.sanity` (scale consistency, polyphony, repetition, empty
 bars), :mod:`.structure` (bars, excerpts, repeated bars, groove, tempos and velocities; generated
-vs held-out), :mod:`.report` (``write_report`` -> report.md, report.json and figures).
+vs held-out), :mod:`.originality` (spans and 4-bar windows found verbatim in the training pieces),
+:mod:`.report` (``write_report`` -> report.md, report.json and figures).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ _LAZY = {
     "structure_measures": "cadenza.evaluate.structure",
     "compare_structure": "cadenza.evaluate.structure",
     "excerpt": "cadenza.evaluate.structure",
+    "compare_originality": "cadenza.evaluate.originality",
     "write_report": "cadenza.evaluate.report",
 }
 

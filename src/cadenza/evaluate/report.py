@@ -150,7 +150,7 @@ def _kde_figure(comparison: dict) -> Figure:
 
 def write_report(out_dir, generated: list, reference: list, nll: dict | None, title: str,
                  held_out: list | None = None, bars: int = DEFAULT_BARS, bar_seconds: float | None = None,
-                 context: dict | None = None, overwrite: bool = False) -> dict:
+                 context: dict | None = None, originality: dict | None = None, overwrite: bool = False) -> dict:
     """Evaluate ``generated`` against held-out ``reference`` pieces and write the report.
 
     ``generated`` / ``reference``: lists of symusic Scores (MIDI paths are read too). ``nll``:
@@ -159,6 +159,8 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
     with those of ``held_out`` (default: ``reference``). ``bar_seconds``: the pieces are timed in
     seconds without bars (a performance), and every bar is a window of that many seconds, as
     the report says. ``context``: what :func:`cadenza.evaluate.context.context_use` gives, or
+    None (not measured); ``originality``: what
+    :func:`cadenza.evaluate.originality.compare_originality` gives, ``{"skipped": why}``, or
     None (not measured). Writes ``report.md``, ``report.json``,
     ``report_pitch_classes.png``, ``report_kde.png`` and ``report_self_similarity.png`` into
     ``out_dir`` (:data:`REPORT_FILES`), each atomically, an existing one replaced only with
@@ -202,6 +204,7 @@ def write_report(out_dir, generated: list, reference: list, nll: dict | None, ti
             "sanity": sanity,
             "durations": duration_checks(generated, held_out),
             "structure": compare_structure(generated, held_out, bars),
+            "originality": originality,
             "pieces": {"generated": gen_sanity, "real": ref_sanity},
             "figures": {"pitch_classes": PITCH_CLASS_PNG, "kde": KDE_PNG, "self_similarity": SELF_SIMILARITY_PNG},
         }
@@ -256,6 +259,7 @@ def _markdown(r: dict) -> str:
         lines.append(f"| {label} | {_pm(g['mean'], g['std'])} | {_pm(s['mean'], s['std'])} |")
     lines += _durations_markdown(r["durations"])
     lines += _structure_markdown(r["structure"], bar_word(r.get("bar_seconds")))
+    lines += _originality_markdown(r.get("originality"), bar_word(r.get("bar_seconds")))
     lines += [
         "",
         "## Figures",
@@ -315,3 +319,25 @@ def _context_markdown(c: dict | None) -> list[str]:
               f"| none before the span | {_fmt(c['none'])} |", "",
               f"Gain from the whole piece: (short - full) / short = {100 * c['gain']:.1f}%.", ""]
     return lines
+
+
+def _originality_markdown(o: dict | None, word: str = "bar") -> list[str]:
+    lines = ["", "## Originality", ""]
+    if o is None or "skipped" in o:
+        return lines + [f"Not measured: {o['skipped'] if o else 'no training pieces given'}."]
+    run = f"runs of {o['window_bars']} {word}s"
+    lines += [f"The first {o['bars']} {word}s of each piece against the {o['training_pieces']} training pieces "
+              f"({o['training_windows']} distinct {run}), onsets and pitches compared {word} by {word}. Longest "
+              f"copy: the most consecutive {word}s equal to consecutive {word}s of one training piece; copied {run}: "
+              f"the share of a piece's {run} with a note found verbatim in a training piece. Held-out real pieces "
+              "say what the corpus shares by itself.", "", "| measure | generated | held-out |", "|---|---|---|"]
+    sides = (o["generated"], o["held_out"])
+
+    def row(label: str, cell) -> str:
+        return f"| {label} | {' | '.join(cell(side) for side in sides)} |"
+
+    return lines + [
+        row(f"longest copy, most in a piece ({word}s)", lambda s: _fmt(s["longest_copied_bars"]["max"])),
+        row(f"longest copy, median piece ({word}s)", lambda s: _fmt(s["longest_copied_bars"]["median"])),
+        row(f"copied {run} (share)", lambda s: _fmt(s["copied_4bar_share"])),
+        row(f"{run} with a note / pieces", lambda s: f"{s['windows']} / {s['pieces']}")]

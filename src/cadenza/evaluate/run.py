@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import SkipFile, find_midi_files, read_piano_score
-from ..dataset import prepare
+from .. import representations
+from ..corpus import BUILTIN, SkipFile, find_midi_files, read_piano_score
+from ..dataset import PreparedData, prepare
 from ..errors import CadenzaError, printable
 from ..files import check_outputs
 from ..generate import generate, to_scores
@@ -19,6 +20,7 @@ from ..rundir import Run, load_run
 from .nll import heldout_nll
 
 LOG_EVERY_S = 10.0  # --quiet: a progress line at most this often
+HELD_OUT_ADVICE = "pass the held-out pieces with --data FOLDER"  # when the run's source cannot be read
 
 
 def say(message: str) -> None:
@@ -40,23 +42,22 @@ def progress(items: Sequence, desc: str, quiet: bool = False) -> Iterator:
             last = time.monotonic()
 
 
-def heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False):
-    """(ids, notes, score) of held-out pieces: --data files, else the run's validation split.
-    The score is the piece decoded from its tokens, so generated and held-out music are
-    compared on the same onset grid and velocity and tempo bins."""
-    rep = run.representation
-    if data is not None:
-        paths = find_midi_files(data)
-    else:
-        source = recorded_source(run.config.source, run.directory / "config.json",
-                                 "pass the held-out pieces with --data FOLDER")
-        prepared = prepare(source, run.config.representation, run.config.representation_options,
-                           run.config.val_fraction, run.config.seed, log=say, progress_bar=not quiet)
-        paths = prepared.split_files("val", source)
-        if not paths:
-            raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
-    out = []
-    for path in progress(paths[:limit], "reading held-out pieces", quiet):
+def _run_corpus(run: Run, quiet: bool, advice: str) -> tuple[PreparedData, str]:
+    """The run's recorded source prepared as training prepared it (its splits; a fine-tune's
+    tokens by the tokenizer it started from, which it keeps), and the source (one-line error
+    ending with ``advice`` when it cannot be searched)."""
+    source = recorded_source(run.config.source, run.directory / "config.json", advice)
+    fitted = run.representation if run.config.init_from else None
+    return prepare(source, run.config.representation, run.config.representation_options, run.config.val_fraction,
+                   run.config.seed, log=say, progress_bar=not quiet, fitted=fitted), source
+
+
+def _read_pieces(run: Run, paths: Sequence, desc: str, quiet: bool = False) -> list:
+    """(ids, notes, score) of each readable file, the score decoded from its tokens, so that
+    generated, held-out and training music are compared on the same onset grid and velocity
+    and tempo bins: as the tokens hold it, as the model sees it."""
+    rep, out = run.representation, []
+    for path in progress(paths, desc, quiet):
         try:
             score = read_piano_score(path)
         except SkipFile:
@@ -64,11 +65,73 @@ def heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: 
         ids = rep.encode(score)
         if rep.bos_id is not None:
             ids = np.concatenate([[rep.bos_id], ids])
-        if len(ids):  # measured as the tokens hold it: on the grid, velocity and tempo bins the model sees
+        if len(ids):
             out.append((ids, len(score.tracks[0].notes), rep.decode(ids)))
+    return out
+
+
+def heldout_pieces(run: Run, data: str | None, limit: int | None = None, quiet: bool = False,
+                   corpus: tuple[PreparedData, str] | None = None):
+    """(ids, notes, score) of held-out pieces (:func:`_read_pieces`): --data files, else the
+    run's validation split (of ``corpus``, else found here)."""
+    if data is not None:
+        paths = find_midi_files(data)
+    else:
+        prepared, source = corpus or _run_corpus(run, quiet, HELD_OUT_ADVICE)
+        paths = prepared.split_files("val", source)
+        if not paths:
+            raise CadenzaError(f"{run.directory} was trained without a validation split; pass --data SOURCE")
+    out = _read_pieces(run, paths[:limit], "reading held-out pieces", quiet)
     if not out:
         raise CadenzaError(f"no readable held-out pieces in {data or 'the validation split'}")
     return out
+
+
+def _training_corpus(run: Run, data: str | None, quiet: bool) -> tuple[tuple | None, str]:
+    """:func:`_run_corpus`, or None and why originality goes unmeasured. Without --data the
+    held-out pieces need it too, so a source that cannot be read stays an error."""
+    if is_shipped(run.directory):
+        return None, "the shipped model's training files are not on this machine"
+    if data is None:
+        return _run_corpus(run, quiet, HELD_OUT_ADVICE), ""
+    source = run.config.source or "bach"
+    if source not in BUILTIN and not Path(source).exists():
+        return None, printable(f"the run's training source {source} is not on this machine")
+    try:
+        return _run_corpus(run, quiet, "so the pieces it trained on are not read"), ""
+    except CadenzaError as exc:
+        return None, str(exc)
+
+
+def _training_scores(run: Run, prepared: PreparedData, source: str, quiet: bool) -> list:
+    """The training split's pieces decoded from the tokens trained on, or where the prepared
+    tokenizer is not the run's (one fitted anew on a source changed since), its files through
+    the run's (:func:`_read_pieces`)."""
+    rep = run.representation
+    if representations.digest(prepared.representation()) != representations.digest(rep):
+        return [score for *_, score in _read_pieces(run, prepared.split_files("train", source),
+                                                    "reading training pieces", quiet)]
+    tokens, starts = prepared.tokens("train"), prepared.index("train")[:, 0].tolist()
+    spans = list(zip(starts, starts[1:] + [len(tokens)]))
+    return [rep.decode(np.asarray(tokens[a:b], dtype=np.int64)) for a, b in
+            progress(spans, "decoding training pieces", quiet)]
+
+
+def _originality(run: Run, corpus: tuple | None, why: str, generated: list, held_out: list, bars: int,
+                 quiet: bool) -> dict:
+    """:func:`.originality.compare_originality` against the run's training pieces, or why not."""
+    from .originality import TrainingIndex, compare_originality, summary_line
+
+    if corpus is not None and not corpus[0].meta["splits"]["train"]["pieces"]:
+        corpus, why = None, "the run's training split has no pieces"
+    if corpus is None:
+        result = {"skipped": why}
+    else:
+        training = _training_scores(run, *corpus, quiet)
+        say(f"indexing the bars of {len(training)} training pieces ...")
+        result = compare_originality(generated, held_out, TrainingIndex(training), bars)
+    say(summary_line(result))
+    return result
 
 
 def _generate(run: Run, samples: int, bars: int, seed: int) -> list:
@@ -95,9 +158,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
                  out_dir: str | Path | None = None, force: bool = False) -> list[Path]:
     """Write report.md and report.json (and figures) into ``out_dir`` (see :func:`report_dir`):
     held-out NLL over up to ``max_pieces`` held-out pieces, context use (:mod:`.context`) over
-    the first of them, and ``samples`` generated pieces of
-    ``bars`` bars compared with them (a performance run: windows of 4 seconds, as the report
-    says). ``quiet``: plain progress lines instead of bars. An existing report file is
+    the first of them, and ``samples`` generated pieces of ``bars`` bars compared with them (a
+    performance run: windows of 4 seconds, as the report says), both against the run's
+    training pieces (:mod:`.originality`; skipped, and said so, where those are not on this
+    machine). ``quiet``: plain progress lines instead of bars. An existing report file is
     refused before any work unless ``force``, as is a folder that takes no files."""
     from .context import context_use
     from .report import REPORT_FILES, write_report
@@ -110,14 +174,16 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, samples: int = 8,
         raise CadenzaError(f"{run_dir} is a shipped model whose training songs are not on this machine: "
                            f"pass --data FOLDER of held-out pieces")
     run = load_run(run_dir)
-    held = heldout_pieces(run, data, max_pieces, quiet)
+    corpus, no_training = _training_corpus(run, data, quiet)
+    held = heldout_pieces(run, data, max_pieces, quiet, corpus)
     nll = heldout_nll(run, progress([(ids, notes) for ids, notes, _ in held], "scoring held-out NLL", quiet))
     say("measuring context use ...")
     context = context_use(run.model, [ids for ids, _, _ in held], run.config.seq_len)
     generated = _generate(run, samples, bars, seed)
     held_scores = [score for _, _, score in held]
+    originality = _originality(run, corpus, no_training, generated, held_scores, bars, quiet)
     write_report(out, generated, held_scores[:max(samples, 2)], nll,
                  f"{run.directory.name}: {run.config.preset} preset, {run.config.representation} tokens",
                  held_out=held_scores, bars=bars, bar_seconds=run.representation.seconds_per_bar, context=context,
-                 overwrite=force)
+                 originality=originality, overwrite=force)
     return [out / name for name in ("report.md", "report.json")]
