@@ -20,6 +20,7 @@ piano-midi.de leaves both out.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from cadenza.evaluate.context import context_use, copy_share, span
 from cadenza.evaluate.run import heldout_pieces
 from cadenza.files import write_bytes_atomic
 from cadenza.pretrained import is_shipped, resolve_run
-from cadenza.rundir import load_run
+from cadenza.rundir import load_run, with_model_options
 from structure import DEFAULT_DATA as POP909, link_files, split_songs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,16 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pop909", choices=("test", "val", "own"),
                         help="which POP909 songs: the 40 test songs, the base chain's validation songs, or the "
                              "run's own validation split (default: test for a shipped model, else own)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a model option that holds no weights, VALUE as JSON (e.g. cache_window=2048); repeat")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     run = load_run(resolve_run(args.run))
+    if args.option:
+        run = with_model_options(run, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
     which = args.pop909 or ("test" if is_shipped(run.directory) else "own")
     folders = {{"test": "POP909 test songs", "val": "POP909 validation songs", "own": "validation split"}[which]:
                pop909_held_out(run, args.workdir, which),
                f"piano-midi.de {'validation' if which == 'val' else 'test'} pieces ({PIANO_MIDI_HELD_OUT})":
                str(piano_midi_held_out(args.workdir, "val" if which == "val" else "test"))}
     rows = {name: measure(run, data, args.pieces) for name, data in folders.items()}
-    text = table(rows, args.run)
+    text = table(rows, " ".join([args.run, *args.option]))
     print(text)
     if args.out:
         write_bytes_atomic(args.out, text.encode())

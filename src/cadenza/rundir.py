@@ -16,6 +16,7 @@ safetensors and the state is read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -250,6 +251,16 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     # no generated note or pedal outlives the corpus's longest
     rep.limit_notes(*((stats or {}).get(k) for k in ("longest_note_beats", "longest_pedal_beats")))
     return Run(run_dir, config, rep, model, primers, stats)
+
+
+def with_model_options(run: Run, **options) -> Run:
+    """``run`` with model options changed that hold no weights (a memory model's cache:
+    ``cache_window``, ``cache_sentinel``, ...), to try settings without training again."""
+    config = run.config.replace(model_options={**run.config.model_options, **options})
+    model = models.create(config.model, run.representation.vocab_size, config.model_options)
+    model.load_state_dict(run.model.state_dict())
+    device = next(run.model.parameters()).device
+    return dataclasses.replace(run, config=config, model=model.to(device).eval())
 
 
 def _load_model(run_dir: Path, config: Config, rep, device: str) -> torch.nn.Module:
