@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .tape import remember
+
 
 class ContinuousCache:
     def __init__(self, window: int, scale: float, sentinel: float, gap: int = 1):
@@ -28,12 +30,11 @@ class ContinuousCache:
     def __call__(self, logp: torch.Tensor, keys: torch.Tensor, ids: torch.Tensor, cache=None):
         """Mixed log-probabilities for each position of ``logp`` ``[B, T, V]`` (the last
         ``logp.size(1)`` positions of ``ids``), and the cache to continue from."""
-        keys = F.normalize(keys.float(), dim=-1)
-        past = 0
-        if cache is not None:
-            past = cache[0].size(1)
-            keys, ids = torch.cat((cache[0], keys), dim=1), torch.cat((cache[1], ids), dim=1)
-        total, T = ids.size(1), logp.size(1)
+        T = logp.size(1)  # the last T of the positions given are scored; all are remembered
+        carried_keys, keys = remember(None if cache is None else cache[0], F.normalize(keys.float(), dim=-1), 1,
+                                      self.window)
+        carried_ids, ids = remember(None if cache is None else cache[1], ids, 1, self.window)
+        total = ids.size(1)
         now = torch.arange(total - T, total, device=ids.device)
         # earlier key i (its next token ids[i + 1] is known) between gap and window tokens back
         earlier = torch.arange(total - 1, device=ids.device)[None, :]
@@ -45,5 +46,4 @@ class ContinuousCache:
         votes = torch.zeros_like(logp, dtype=weights.dtype)
         votes.scatter_add_(2, ids[:, None, 1:].expand(-1, T, -1), weights[..., :-1])
         mixed = weights[..., -1:] * logp.float().exp() + votes
-        keep = min(self.window, total)
-        return mixed.clamp_min(1e-30).log().to(logp.dtype), (keys[:, -keep:], ids[:, -keep:])
+        return mixed.clamp_min(1e-30).log().to(logp.dtype), (carried_keys, carried_ids)

@@ -24,6 +24,7 @@ from torch import nn
 
 from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
 from .cache import ContinuousCache
+from .tape import remember
 from .transformer import rotate
 
 
@@ -58,18 +59,16 @@ class Memory(nn.Module):
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2)
                    for t in self.qkv(self.norm1(x)).split(C, dim=2))
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        past = 0
-        if cache is not None:
-            past = cache[0].size(2)
-            k, v = torch.cat((cache[0], k), dim=2), torch.cat((cache[1], v), dim=2)
-        if past == 0 and T <= self.window:
+        keys, k = remember(None if cache is None else cache[0], k, 2, self.window - 1)
+        values, v = remember(None if cache is None else cache[1], v, 2, self.window - 1)
+        past = k.size(2) - T
+        if past == 0 and T <= self.window or T == 1:  # one step sees all it was given: no mask
             y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._mask(T, past, x.device))
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         x = x + self.drop(self.mlp(self.norm2(x)))
-        keep = self.window - 1
-        return x, (k[:, :, -keep:], v[:, :, -keep:])
+        return x, (keys, values)
 
 
 class LSTMMemoryModel(nn.Module):
