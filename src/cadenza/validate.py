@@ -285,6 +285,7 @@ TOKEN_STATS = {"seen": _Spec(list), "max_tokens_per_bar": _Spec(int, 1, 1 << 30,
                "p99_tokens_per_bar": _Spec(int, 1, 1 << 20, none=True), "pieces": _Spec(int, 0, BIG),
                "longest_note_beats": _Spec(float, 0, 1e6, none=True, lo_open=True),
                "longest_pedal_beats": _Spec(float, 0, 1e6, none=True, lo_open=True),
+               "shortest_note_beats": _Spec(float, 0, 1e6, none=True, lo_open=True),
                "pieces_changing_tempo": _Spec(float, 0, 1, none=True),
                "pieces_changing_timesig": _Spec(float, 0, 1, none=True)}
 
