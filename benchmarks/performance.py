@@ -50,7 +50,9 @@ way (each fold's set weighing the same per second, as its 16 generated pieces do
 performance is in K-1 training sets, so this reference is close to 1 by construction). A fold
 whose training finished has a ``training.json`` and is not trained again (a stopped run can
 continue; one stopped mid-training starts again); without ``--train`` the trained folds are
-judged and the others listed as not trained.
+judged and the others listed as not trained. ``--no-shortest-note`` samples the folds' runs
+without their corpus's shortest note (``shortest_note_beats``), as runs trained before it
+was kept do: the same weights before and after.
 """
 from __future__ import annotations
 
@@ -429,11 +431,12 @@ def met(f: dict) -> str:
     return ", ".join(targets_met(f)) or "none"
 
 
-def kfold(paths: list[Path], k: int, seed: int, workdir: Path, minutes: float | None) -> None:
+def kfold(paths: list[Path], k: int, seed: int, workdir: Path, minutes: float | None, shortest: bool = True) -> None:
     """One training per fold on the other folds (``minutes`` of CPU each, for the folds not
     trained yet), its generated pieces against the fold's performances; then every fold's
     generated pieces pooled against every performance (each held out once), beside the
-    training performances of every fold pooled the same way."""
+    training performances of every fold pooled the same way. ``shortest=False``: sampled
+    without the corpus's shortest note, as a run from before it was kept."""
     from cadenza import load_run
 
     rep = representations.create("performance")
@@ -441,8 +444,8 @@ def kfold(paths: list[Path], k: int, seed: int, workdir: Path, minutes: float | 
     folds = fold_split(paths, k, seed)
     print(f"\n{k} folds by piece (seed {seed}) of {len(paths)} performances of {len({p.parent for p in paths})} pieces; "
           f"one training per fold on the other folds, in {workdir}")
-    print("| fold | held-out pieces (performances) | training CPU min (wall) | generated: IOI, velocity, pedal ratio "
-          "| training performances: IOI, velocity, pedal ratio | targets met by the generated |")
+    print("| fold | held-out pieces (performances) | training CPU min (wall) | generated: IOI, velocity, pedal ratio, "
+          "duration | training performances: IOI, velocity, pedal ratio, duration | targets met by the generated |")
     print("|---|---:|---:|---:|---:|---:|", flush=True)
     done = []
     for f, held_paths in enumerate(folds):
@@ -451,11 +454,14 @@ def kfold(paths: list[Path], k: int, seed: int, workdir: Path, minutes: float | 
         if record is None:
             print(f"| {f} | not trained | | | | |", flush=True)
             continue
-        made = [piece_stats(s) for s in generated(load_run(workdir / f"fold-{f}" / "run"))]
+        run = load_run(workdir / f"fold-{f}" / "run")
+        if not shortest:
+            run.representation.limit_notes(run.representation.longest_note, run.representation.longest_pedal)
+        made = [piece_stats(s) for s in generated(run)]
         train_s, held_s = [stats[p] for p in train_paths], [stats[p] for p in held_paths]
         g, r = mixture_figures(mixture([made]), mixture([held_s])), mixture_figures(mixture([train_s]), mixture([held_s]))
         print(f"| {f} | {len({p.parent for p in held_paths})} ({len(held_paths)}) | {record['cpu_minutes']:.1f} "
-              f"({record['wall_minutes']:.1f}) | {_three(g)} | {_three(r)} | {met(g)} |", flush=True)
+              f"({record['wall_minutes']:.1f}) | {_four(g)} | {_four(r)} | {met(g)} |", flush=True)
         done.append((made, train_s, held_s))
     if done:
         print_pooled(done, k)
@@ -467,8 +473,8 @@ def generated(run) -> list:
     return to_scores(run, generate(run, num=GENERATED, length=SECONDS, unit="seconds", seed=0, quiet=True))
 
 
-def _three(f: dict) -> str:
-    return f"{f['ioi_overlap']:.3f}, {f['velocity_overlap']:.3f}, {f['pedal_rate_ratio']:.3f}"
+def _four(f: dict) -> str:
+    return f"{f['ioi_overlap']:.3f}, {f['velocity_overlap']:.3f}, {f['pedal_rate_ratio']:.3f}, {f['duration_overlap']:.3f}"
 
 
 def print_pooled(done: list[tuple], k: int) -> None:
@@ -596,6 +602,8 @@ def main() -> None:
                     "MINUTES for the folds not trained yet; without it, the trained folds are judged)")
     ap.add_argument("--fold-seed", type=int, default=0, help="the shuffle of the pieces into folds")
     ap.add_argument("--skip-round-trip", action="store_true")
+    ap.add_argument("--no-shortest-note", action="store_true", help="with --folds: sample without the corpus's "
+                    "shortest note, as runs from before it was kept did")
     ap.add_argument("--primed", type=float, metavar="SECONDS", help="also continue the first SECONDS of each "
                     "held-out performance (a multiple of 4)")
     ap.add_argument("--splits", type=int, metavar="N", help="the training performances against the held-out "
@@ -616,7 +624,8 @@ def main() -> None:
     if args.splits:
         split_effect(paths, args.splits)
     if args.folds:
-        kfold(paths, args.folds, args.fold_seed, args.workdir or ROOT / "runs" / "perf-kfold", args.train)
+        kfold(paths, args.folds, args.fold_seed, args.workdir or ROOT / "runs" / "perf-kfold", args.train,
+              not args.no_shortest_note)
     elif args.train or args.run:
         from cadenza import load_run
 

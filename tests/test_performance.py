@@ -388,6 +388,26 @@ def test_the_grammar_ends_a_note_within_the_longest_note_of_the_corpus():
         rep.grammar().start(ids("NoteOn_60", "Velocity_63", "TimeShift_4.0.4", "TimeShift_4.0.4"))))}
 
 
+def test_the_grammar_ends_no_note_sooner_than_the_shortest_of_the_corpus():
+    """A hand-written performance with a shortest note of 30 ms: C4 struck, 10 ms later its
+    NoteOff is masked (not the older E4's), 20 ms later still, at 30 ms it is allowed; a
+    run without the shortest note releases C4 after 10 ms."""
+    rep = representations.create("performance")
+    vocab, name = rep.tokenizer.vocab, rep.tokenizer.__getitem__
+    rep.limit_notes(10.0, None, 0.03)
+
+    def allowed(*tokens):
+        g = rep.grammar()
+        return {name(int(i)) for i in np.flatnonzero(g.allowed(g.start([vocab[t] for t in tokens])))}
+
+    struck = ("NoteOn_64", "Velocity_63", "TimeShift_0.50.100", "NoteOn_60", "Velocity_63", "TimeShift_0.1.100")
+    assert "NoteOff_60" not in allowed(*struck) and "NoteOff_64" in allowed(*struck)
+    assert "NoteOff_60" not in allowed(*struck, "TimeShift_0.1.100")
+    assert "NoteOff_60" in allowed(*struck, "TimeShift_0.2.100")
+    rep.limit_notes(10.0)
+    assert "NoteOff_60" in allowed(*struck)
+
+
 def test_decoding_ends_a_note_never_released_at_the_longest_note_of_the_corpus():
     rep = representations.create("performance")
     drone = [rep.tokenizer.vocab[t] for t in ("NoteOn_48", "Velocity_63", "NoteOn_60", "Velocity_63",
@@ -423,6 +443,27 @@ def test_a_performance_run_generates_no_note_longer_than_the_longest_of_its_corp
     assert longest_made() <= longest + 1e-5
     rep.limit_notes(None)
     assert longest_made() > 2 * longest
+
+
+def test_a_performance_run_generates_no_note_shorter_than_the_shortest_of_its_corpus(performance_run):
+    """The run keeps its corpus's shortest note (the 0.1th percentile of its durations);
+    sampled notes are no shorter (but those the piece's end cuts), where the same model
+    sampled without it ends some sooner."""
+    run = load_run(performance_run / "run")
+    rep = run.representation
+    corpus = [rep.decode(rep.encode(read_piano_score(p))) for p in sorted((performance_run / "corpus").glob("*.mid"))]
+    shortest = np.percentile(np.concatenate([_seconds(s)["duration"] for s in corpus]), 0.1, method="lower")
+    assert run.token_stats["shortest_note_beats"] == pytest.approx(shortest, abs=1e-5) == rep.shortest_note
+
+    def shortest_made() -> float:
+        scores = to_scores(run, generate(run, num=4, length=10, unit="seconds", temperature=1.5, seed=3, quiet=True))
+        ended = [n["duration"][n["time"] + n["duration"] < s.to("second").end() - 0.02]
+                 for s, n in ((s, _seconds(s)) for s in scores)]
+        return float(np.concatenate(ended).min())
+
+    assert shortest_made() >= shortest - 1e-5
+    rep.limit_notes(rep.longest_note, rep.longest_pedal)
+    assert shortest_made() < shortest
 
 
 def test_evaluate_finds_a_stuck_note_by_its_duration(tmp_path):

@@ -248,8 +248,9 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
             raise CadenzaError(f"cannot read {run_dir / PRIMERS}: {exc}") from None
         validate.check_primers(primers, rep.vocab_size, run_dir / PRIMERS)
     stats = load_token_stats(run_dir / TOKEN_STATS, rep.vocab_size)
-    # no generated note or pedal outlives the corpus's longest
-    rep.limit_notes(*((stats or {}).get(k) for k in ("longest_note_beats", "longest_pedal_beats")))
+    # no generated note or pedal outlives the corpus's longest, no note is shorter than its shortest
+    rep.limit_notes(*((stats or {}).get(k) for k in ("longest_note_beats", "longest_pedal_beats",
+                                                     "shortest_note_beats")))
     return Run(run_dir, config, rep, model, primers, stats)
 
 

@@ -18,6 +18,8 @@ as ``token_stats.json`` (see :mod:`cadenza.rundir`)::
                                timed in seconds), where a token ends a note (MIDI-Like's NoteOff;
                                None for the others): no generated note is longer
     longest_pedal_beats        the same for the sustain pedal (None without pedal tokens)
+    shortest_note_beats        the decoded notes' 0.1th-percentile duration, where a token ends
+                               a note: no generated note is shorter (None for the others)
     pieces                     how many pieces were counted
 
 The maximum is often one freak bar (POP909: 4,435 tokens where 99 % of bars take at most
@@ -97,18 +99,28 @@ def _summary(name: str, changes: np.ndarray) -> dict:
             f"pieces_changing_{name}": float((changes > 0).mean()) if len(changes) else 0.0}
 
 
-def longest_held(pieces: list[np.ndarray], rep) -> tuple[float | None, float | None]:
-    """The longest note and the longest pedal of the decoded ``pieces``, in beats; None where
-    durations are tokens of their own (they cannot hang) or there are none."""
+SHORTEST_PERCENTILE = 0.1  # a few notes shorter than this (0.04 % of ASAP's Bach at 10 ms) are freaks
+
+
+def held_lengths(pieces: list[np.ndarray], rep) -> dict[str, float | None]:
+    """The longest note, the longest pedal and the shortest note (the
+    :data:`SHORTEST_PERCENTILE` percentile, a duration on the clock) of the decoded
+    ``pieces``, in beats, under their token_stats keys; None where durations are tokens of
+    their own (they cannot hang) or there are none."""
+    keys = ("longest_note_beats", "longest_pedal_beats", "shortest_note_beats")
     if not getattr(rep, "holds_notes", False):
-        return None, None
-    notes, pedals = [0.0], [0.0]
+        return dict.fromkeys(keys)
+    notes, pedals = [np.zeros(0)], [0.0]
     for piece in pieces:
         score = rep.decode(piece)
         for track in score.tracks:
-            notes += [float(track.notes.numpy()["duration"].max()) / score.tpq] if len(track.notes) else []
+            notes.append(track.notes.numpy()["duration"] / score.tpq)
             pedals += [float(track.pedals.numpy()["duration"].max()) / score.tpq] if len(track.pedals) else []
-    return max(notes) or None, max(pedals) or None
+    notes = np.concatenate(notes)
+    if not len(notes):
+        return {**dict.fromkeys(keys), "longest_pedal_beats": max(pedals) or None}
+    shortest = float(np.percentile(notes, SHORTEST_PERCENTILE, method="lower"))
+    return dict(zip(keys, (float(notes.max()) or None, max(pedals) or None, shortest or None)))
 
 
 def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None = None) -> dict:
@@ -130,5 +142,5 @@ def token_stats(pieces: list[np.ndarray], rep, tables: list[np.ndarray] | None =
             **_summary("timesig", _changes(pieces, kinds.codes(TIMESIG))),
             "max_tokens_per_bar": int(sizes.max()) if len(sizes) else None,
             "p99_tokens_per_bar": int(np.ceil(np.percentile(sizes, 99))) if len(sizes) else None,
-            **dict(zip(("longest_note_beats", "longest_pedal_beats"), longest_held(pieces, rep))),
+            **held_lengths(pieces, rep),
             "pieces": len(pieces)}

@@ -235,6 +235,7 @@ TOKEN_STATS = {"seen": Spec(list), "max_tokens_per_bar": Spec(int, 1, 1 << 30, n
                "p99_tokens_per_bar": Spec(int, 1, 1 << 20, none=True), "pieces": Spec(int, 0, BIG),
                "longest_note_beats": Spec(float, 0, 1e6, none=True, lo_open=True),
                "longest_pedal_beats": Spec(float, 0, 1e6, none=True, lo_open=True),
+               "shortest_note_beats": Spec(float, 0, 1e6, none=True, lo_open=True),
                "pieces_changing_tempo": Spec(float, 0, 1, none=True),
                "pieces_changing_timesig": Spec(float, 0, 1, none=True)}
 

@@ -50,6 +50,7 @@ class Representation(ABC):
     holds_notes: ClassVar[bool] = False
     longest_note: float | None = None  # beats (seconds when timed in seconds); see limit_notes
     longest_pedal: float | None = None
+    shortest_note: float | None = None  # beats: no sampled note ends sooner (with longest_note)
 
     @property
     @abstractmethod
@@ -92,12 +93,14 @@ class Representation(ABC):
         """Human-readable token strings (for --verbose and debugging)."""
         return [str(int(i)) for i in ids]
 
-    def limit_notes(self, beats: float | None, pedal: float | None = None) -> None:
+    def limit_notes(self, beats: float | None, pedal: float | None = None, shortest: float | None = None) -> None:
         """No decoded or sampled note longer than ``beats``, no pedal held longer than
-        ``pedal`` (the training corpus's longest, from the run's token statistics); None:
-        no limit."""
+        ``pedal`` (the training corpus's longest, from the run's token statistics), no
+        sampled note shorter than ``shortest`` (the corpus's shortest but for a few freaks);
+        None: no limit."""
         self.longest_note = None if beats is None else float(beats)
         self.longest_pedal = None if pedal is None else float(pedal)
+        self.shortest_note = None if shortest is None else float(shortest)
 
     def grammar(self) -> Grammar | None:
         """Constraint on which tokens may follow which; None when any order decodes."""

@@ -177,7 +177,10 @@ class MIDILikeGrammar(_TokenGrammar):
     note outlives it: a time move that would carry a sounding note past it is masked, and a
     note that has reached it must be ended (its NoteOff is the only choice wherever a NoteOff
     may come). A model that forgot a note it struck long ago (its NoteOn is out of the
-    context it reads) would otherwise leave it sounding to the end of the piece.
+    context it reads) would otherwise leave it sounding to the end of the piece. With
+    ``shortest`` too (ticks) no note is ended sooner: its NoteOff is masked until then (a
+    model unsure which keys sound releases a key it has just struck, a 10 ms note no
+    pianist plays).
 
     State: (phase, frozenset of sounding (pitch, onset tick), now in ticks); without
     ``longest`` time is not counted (onsets and now stay 0, so states repeat and masks cache).
@@ -196,7 +199,7 @@ class MIDILikeGrammar(_TokenGrammar):
         "Rest": ("Rest", "TimeSig", "Tempo", "NoteOn", "TimeShift"),
     }
 
-    def __init__(self, tokenizer, longest: int | None = None) -> None:
+    def __init__(self, tokenizer, longest: int | None = None, *, shortest: int | None = None) -> None:
         super().__init__(tokenizer)
         self.on_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOn"])}
         self.off_id = {int(self.values[i]): i for i in np.flatnonzero(self.type_mask["NoteOff"])}
@@ -207,6 +210,7 @@ class MIDILikeGrammar(_TokenGrammar):
         shifts = np.flatnonzero(self.type_mask["TimeShift"])
         self.shift_id = int(shifts[np.argmin(self.ticks[shifts])])
         self.longest = None if longest is None else max(int(longest), int(self.ticks[self.shift_id]))
+        self.shortest = None if longest is None or shortest is None else min(int(shortest), self.longest)
 
     def initial(self) -> tuple:
         return ("start", frozenset(), 0)
@@ -225,10 +229,10 @@ class MIDILikeGrammar(_TokenGrammar):
         if sounding:
             mask = mask.copy()
             may_off = "NoteOff" in self.FOLLOW[phase]
-            for pitch, _ in sounding:
+            for pitch, onset in sounding:
                 mask[self.on_id[pitch]] = False
                 if may_off:
-                    mask[self.off_id[pitch]] = True
+                    mask[self.off_id[pitch]] = not self.shortest or now - onset >= self.shortest
             if self.longest is not None:
                 mask = self._within_longest(mask, sounding, now, may_off)
             if not mask.any():  # all pitches sounding right after a Velocity
@@ -343,7 +347,8 @@ class PerformanceGrammar(MIDILikeGrammar):
     """MIDI-Like with the sustain pedal: Pedal only while the pedal is up, PedalOff only
     while it is down, both where a NoteOn or NoteOff may come, and time passes between two
     pedal events (no pedal of no length, no lift of no length: each Pedal token is one
-    pedal of the decoded piece). Notes no longer than ``longest`` as in MIDI-Like, and with
+    pedal of the decoded piece). Notes no longer than ``longest`` (nor shorter than
+    ``shortest``) as in MIDI-Like, and with
     ``longest_pedal`` (ticks) no pedal held longer: time moves that would carry it past are
     masked, then its PedalOff is the only choice (a pedal never lifted holds every note
     under it to the end of the piece when it is played).
@@ -359,8 +364,9 @@ class PerformanceGrammar(MIDILikeGrammar):
         "PedalOff": ("NoteOn", "NoteOff", "TimeShift"),
     }
 
-    def __init__(self, tokenizer, longest: int | None = None, longest_pedal: int | None = None) -> None:
-        super().__init__(tokenizer, longest)
+    def __init__(self, tokenizer, longest: int | None = None, longest_pedal: int | None = None, *,
+                 shortest: int | None = None) -> None:
+        super().__init__(tokenizer, longest, shortest=shortest)
         none = np.zeros(self.size, dtype=bool)
         self.pedal_on, self.pedal_off = self.type_mask.get("Pedal", none), self.type_mask.get("PedalOff", none)
         self.longest_pedal = None if longest is None or longest_pedal is None else max(

@@ -265,19 +265,20 @@ class MidiTokRepresentation(Representation):
         return score
 
     # -- constraints ------------------------------------------------------------------
-    def limit_notes(self, beats: float | None, pedal: float | None = None) -> None:
-        super().limit_notes(beats, pedal)
+    def limit_notes(self, beats: float | None, pedal: float | None = None, shortest: float | None = None) -> None:
+        super().limit_notes(beats, pedal, shortest)
         self._grammar = None  # made again with the limits
 
     def base_grammar(self):
         """The grammar of the base tokens (notes and pedals no longer than :attr:`longest_note`
-        and :attr:`longest_pedal` where the tokens can hold them: see
-        :class:`~.grammar.MIDILikeGrammar`)."""
+        and :attr:`longest_pedal`, notes no shorter than :attr:`shortest_note`, where the
+        tokens can hold them: see :class:`~.grammar.MIDILikeGrammar`)."""
         if not self.holds_notes or self.longest_note is None:
             return self.grammar_class(self.tokenizer)
         ticks = [round(b * self.tokenizer.time_division) for b in (self.longest_note, self.longest_pedal)
                  if b is not None]
-        return self.grammar_class(self.tokenizer, *ticks)
+        shortest = None if self.shortest_note is None else round(self.shortest_note * self.tokenizer.time_division)
+        return self.grammar_class(self.tokenizer, *ticks, shortest=shortest)
 
     def grammar(self) -> Grammar:
         """Base-token grammar; with BPE, lifted onto BPE tokens (each candidate's whole
