@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bach-repeats", type=int, default=1, help="with --with-bach: link each chorale this many times")
     ap.add_argument("--train-args", default="", help="more `cadenza train` options for a new run, e.g. "
                     "'--dropout 0.3 --ema 0.999'")
+    ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a model option that holds no weights, set on the run before its figures and export, "
+                         "VALUE as JSON (e.g. cache_window=2048, frozen=false); repeat")
     ap.add_argument("--val-structure", type=Path, nargs="+", metavar="RUN",
                     help="only print each run's unprimed pieces against POP909 validation songs")
     args = ap.parse_args(argv)
@@ -261,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.export_only:
         train(train_folder, args.run_dir, args.minutes, args.continue_from, args.train_args.split())
     run = load_run(args.run_dir)
+    if args.option:
+        from cadenza.rundir import with_model_options
+
+        run = with_model_options(run, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
     torch.set_num_threads(2)
     figs = figures(run, pop_val or val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))
