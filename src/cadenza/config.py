@@ -17,7 +17,7 @@ class Config:
     """A run's whole configuration. The defaults are the ``base`` preset (``Config() ==
     preset("base")``), chosen by benchmarks/structure.py on POP909 (docs/benchmarks.md): REMI,
     a 2 x 256 LSTM trained on every position within a 30-minute budget (data preparation
-    included), sampled at temperature 1 with min-p 0.1 in an AABA form."""
+    included), sampled at temperature 1 with min-p 0.1, with no planned form (--form AABA asks for one)."""
     preset: str = "base"
     source: str | None = None     # the corpus the run was trained on
     init_from: str | None = None  # a fine-tune's starting run (shipped name or folder)
@@ -57,7 +57,8 @@ class Config:
     gen_top_k: int = 0
     gen_top_p: float = 1.0
     gen_min_p: float = 0.1
-    gen_form: str = "AABA"        # sections that come back (cadenza.form); "" none
+    gen_form: str = ""            # sections that come back by plan (cadenza.form, e.g. "AABA"); "" none:
+                                  # a memory model (the shipped base) brings material back by itself
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -96,11 +97,11 @@ class Config:
 # 3 x 512 LSTM with no budget, sampled with top-p 0.95 and no form. A loaded file without
 # them keeps what it was trained and sampled with.
 WRITTEN_BEFORE_KEY: dict = dict(model_options={"dim": 512, "layers": 3, "dropout": 0.2}, batch_size=32,
-                                lr=2e-3, epochs=30, max_minutes=None, gen_top_p=0.95, gen_min_p=0.0, gen_form="")
+                                lr=2e-3, epochs=30, max_minutes=None, gen_top_p=0.95, gen_min_p=0.0)
 
 # Sampling by top-p 0.95 with no form: the presets below that were not chosen on POP909's
 # structure (benchmarks/structure.py chose the base's) keep it.
-_TOP_P = dict(gen_top_p=0.95, gen_min_p=0.0, gen_form="")
+_TOP_P = dict(gen_top_p=0.95, gen_min_p=0.0)
 
 # What each preset changes from Config()'s defaults, which are the base preset's.
 PRESETS: dict[str, dict] = {
@@ -109,8 +110,7 @@ PRESETS: dict[str, dict] = {
                  model_options={"hidden": 512, "layers": 3, "dense": 256, "dropout": 0.3},
                  seq_len=100, transpose=0, optimizer="rmsprop", lr=1e-3, weight_decay=0.0,
                  warmup_steps=0, schedule="constant", grad_clip=0.0, batch_size=128, epochs=200,
-                 patience=None, max_minutes=None, gen_length=500, gen_temperature=0.0, gen_min_p=0.0,
-                 gen_form=""),
+                 patience=None, max_minutes=None, gen_length=500, gen_temperature=0.0, gen_min_p=0.0),
     "base": dict(),
     # A 3 x 512 LSTM for a GPU (26 steps in 12 CPU-minutes on 909 songs).
     "large": dict(model_options={"dim": 512, "layers": 3, "dropout": 0.2}, batch_size=32, lr=2e-3,
@@ -137,7 +137,7 @@ FINETUNE_SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0
 # chosen on validation pieces of the ASAP Bach performances (benchmarks/performance.py
 # --choose-sampling; docs/benchmarks.md). No form: performance tokens have no bars.
 REPRESENTATION_SAMPLING: dict[str, dict] = {
-    "performance": dict(gen_temperature=1.05, gen_top_k=0, gen_top_p=1.0, gen_min_p=0.0, gen_form=""),
+    "performance": dict(gen_temperature=1.05, gen_top_k=0, gen_top_p=1.0, gen_min_p=0.0),
 }
 
 
