@@ -214,7 +214,7 @@ one CPU thread, best validation loss {min(r['val_loss'] for r in rows if r['val_
 | test NLL per note | {figs['test_nll_note']:.3f} |
 | test IOI overlap | {figs['structure_test']['ioi_overlap']:.2f} |
 
-Structure of 16 generated 32-bar pieces (temperature 1, min-p 0.1, form AABA) over 32-bar
+Structure of 16 generated 32-bar pieces (temperature 1, min-p 0.1, {preset("base").gen_form or "no form"}) over 32-bar
 excerpts of the 40 test songs, generated / held-out:
 
 | measure | ratio |
