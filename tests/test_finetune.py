@@ -27,7 +27,7 @@ def test_the_shipped_base_loads_generates_and_matches_its_checksum(tmp_path, mon
     assert (base / pretrained.WEIGHTS_SHA256_FILE).read_text().split()[0] == sha
     assert sha in (base / "MODEL_CARD.md").read_text()
     run = load_run("base")
-    assert run.directory == base and run.config.gen_form == "AABA"
+    assert run.directory == base and run.config.gen_form == "" and run.config.model_options["cache_window"] > 0
     result = generate(run, num=2, length=4, unit="bars", seed=1)
     assert all(score.note_num() > 0 for score in to_scores(run, result))
     assert main(["generate", "base", "-o", str(tmp_path / "b.mid"), "--length", "2", "--unit", "bars"]) == 0
