@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PRIMER_BARS = CONTINUED_BARS = 8
 CONTEXT_LINE = "longer than the model's context"  # what generate logs when it reads a primer's tail only
+STEPS_PER_BEAT = 12  # bar_contents' grid
 TEXTURE = ("notes_per_bar", "lowest_pitch", "highest_pitch", "velocity")
 PARTS = ("no-form", "continuation", "speed")
 TARGETS = {"similar": 0.5, "exact": 1.5, "texture": (0.8, 1.25), "speed_s": 30.0}
@@ -130,21 +131,24 @@ def no_form(run: Run, held: dict[str, list], pieces: int, bars: int) -> dict:
     scores = to_scores(run, result, length=bars, unit="bars")
     wall = time.perf_counter() - began
     say(f"generated {sum(s.note_num() for s in scores)} notes in {wall:.0f} s")
-    return {name: compare_structure(scores, reference, bars) | {"wall_s": wall} for name, reference in held.items()}
+    extra = {"wall_s": wall, "capped": len(result.capped)}
+    return {name: compare_structure(scores, reference, bars) | extra for name, reference in held.items()}
 
 
 # -- 2. continuation -------------------------------------------------------------------------
 def texture(score, bars: int) -> dict[str, float]:
     """Notes per bar over ``bars`` bars, lowest and highest pitch per bar (mean over the
-    non-empty bars) and mean velocity; NaN where there are no notes."""
+    non-empty bars) and mean velocity, NaN where there are no notes; and the length of the
+    bars in beats (a continuation in another metre has bars of another length)."""
     score = in_ticks(score)
     notes = merged_notes(score, "tick")
-    contents, _ = bar_contents(score, min_bars=bars)
+    contents, steps = bar_contents(score, min_bars=bars)
     pitches = [[pitch for _, pitch in bar] for bar in contents[:bars] if bar]
     return {"notes_per_bar": len(notes["pitch"]) / bars,
             "lowest_pitch": float(np.mean([min(p) for p in pitches])) if pitches else math.nan,
             "highest_pitch": float(np.mean([max(p) for p in pitches])) if pitches else math.nan,
-            "velocity": float(notes["velocity"].mean()) if len(notes["velocity"]) else math.nan}
+            "velocity": float(notes["velocity"].mean()) if len(notes["velocity"]) else math.nan,
+            "beats": float(steps[:bars].sum() / STEPS_PER_BEAT)}
 
 
 def primers(run: Run, folder: str, count: int) -> list[tuple[Path, dict]]:
@@ -166,16 +170,17 @@ def primers(run: Run, folder: str, count: int) -> list[tuple[Path, dict]]:
     return out
 
 
-def continue_piece(run: Run, path: Path) -> tuple[dict, bool]:
-    """The texture of the ``CONTINUED_BARS`` continued after the primer's first bars, and
-    whether generation said that the primer is longer than the model's context."""
+def continue_piece(run: Run, path: Path) -> tuple[dict, bool, bool]:
+    """The texture of the ``CONTINUED_BARS`` continued after the primer's first bars, whether
+    generation said that the primer is longer than the model's context, and whether the piece
+    was stopped by the tokens-per-bar cap (a bar the model never closed)."""
     lines: list[str] = []
     result = generate(run, num=1, length=CONTINUED_BARS, unit="bars", seed=0, primer=path,
                       primer_bars=PRIMER_BARS, quiet=True, log=lines.append)
     for line in lines:
         say(f"  {path.name}: {line}")
     [score] = to_scores(run, result, continuation_only=True)
-    return texture(score, CONTINUED_BARS), any(CONTEXT_LINE in line for line in lines)
+    return texture(score, CONTINUED_BARS), any(CONTEXT_LINE in line for line in lines), bool(result.capped)
 
 
 def median(values: list[float]) -> float | None:
@@ -190,13 +195,15 @@ def continuation(run: Run, folder: str, count: int) -> dict:
     ratios = {key: [] for key in TEXTURE}
     warned, rows = [], []
     for path, real in pieces:
-        made, long_primer = continue_piece(run, path)
-        rows.append({"piece": path.name, "generated": made, "real": real})
+        made, long_primer, capped = continue_piece(run, path)
+        rows.append({"piece": path.name, "generated": made, "real": real, "capped": capped})
         warned += [path.name] * long_primer
         for key in TEXTURE:
             ratios[key].append(made[key] / real[key] if real[key] else math.nan)
     return {"pieces": len(pieces), "median_ratio": {key: median(v) for key, v in ratios.items()},
             "empty_continuations": sum(r["generated"]["notes_per_bar"] == 0 for r in rows),
+            "capped": sum(r["capped"] for r in rows),
+            "other_bar_length": sum(r["generated"]["beats"] != r["real"]["beats"] for r in rows),
             "context_warnings": warned, "per_piece": rows}
 
 
@@ -227,7 +234,7 @@ def no_form_table(results: dict) -> list[str]:
     lines = ["### 1. Without a form: generated vs held-out (first bars of each)", "",
              "| run | held-out | pieces (held-out) | similar-bar share | held-out | ratio | >= 0.5x | "
              "exact-repeat share | held-out | ratio | <= 1.5x | notes/bar | held-out | empty bars | held-out | "
-             "wall s |", "|" + "---|" * 16]
+             "capped | wall s |", "|" + "---|" * 17]
     for label, r in results.items():
         for name, c in r.get("no_form", {}).items():
             g, h, q = c["generated"], c["held_out"], c["ratio"]
@@ -240,7 +247,7 @@ def no_form_table(results: dict) -> list[str]:
                 f"{_verdict(None if sim is None else sim >= TARGETS['similar'])} | {_f(g['repeated_bar_share'])} | "
                 f"{_f(h['repeated_bar_share'])} | {_f(rep, 2)} | {_verdict(exact_ok)} | {_f(g['notes_per_bar'], 1)} | "
                 f"{_f(h['notes_per_bar'], 1)} | {_f(g['empty_bar_share'])} | {_f(h['empty_bar_share'])} | "
-                f"{c['wall_s']:.0f} |")
+                f"{c['capped']} | {c['wall_s']:.0f} |")
     return lines
 
 
@@ -249,13 +256,14 @@ def continuation_table(results: dict) -> list[str]:
     lines = [f"### 2. Continuation: {PRIMER_BARS} bars of primer, {CONTINUED_BARS} continued, against the real "
              f"bars {PRIMER_BARS + 1}-{PRIMER_BARS + CONTINUED_BARS} (median ratio over pieces)", "",
              "| run | held-out | pieces | notes/bar | lowest pitch | highest pitch | velocity | "
-             f"all within {lo}-{hi} | empty continuations | context warnings |", "|" + "---|" * 10]
+             f"all within {lo}-{hi} | empty | capped | other bar length | context warnings |", "|" + "---|" * 12]
     for label, r in results.items():
         for name, c in r.get("continuation", {}).items():
             m = c["median_ratio"]
             ok = None if not c["pieces"] else all(v is not None and lo <= v <= hi for v in m.values())
             lines.append(f"| {label} | {name} | {c['pieces']} | " + " | ".join(_f(m[k], 2) for k in TEXTURE)
-                         + f" | {_verdict(ok)} | {c['empty_continuations']} | {len(c['context_warnings'])} |")
+                         + f" | {_verdict(ok)} | {c['empty_continuations']} | {c['capped']} | {c['other_bar_length']} | "
+                         f"{len(c['context_warnings'])} |")
     return lines
 
 
@@ -275,7 +283,10 @@ def speed_table(results: dict) -> list[str]:
 
 
 def tables(results: dict) -> str:
-    return "\n".join(no_form_table(results) + [""] + continuation_table(results) + [""] + speed_table(results)) + "\n"
+    """The table of each part measured."""
+    parts = [(table, key) for table, key in ((no_form_table, "no_form"), (continuation_table, "continuation"),
+                                              (speed_table, "speed")) if any(key in r for r in results.values())]
+    return "\n\n".join("\n".join(table(results)) for table, _ in parts) + "\n"
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -332,7 +343,14 @@ def measure(run: Run, args, folders: dict[str, str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return run_benchmark(parse_args(argv))
+    except CadenzaError as exc:  # bad input: one line, exit code 2
+        print(f"memory.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
     check_outputs([p for p in (args.out, args.json) if p], force=True)
     torch.set_num_threads(2)
     runs = load_runs(args.run)
@@ -353,8 +371,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except CadenzaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
