@@ -16,6 +16,7 @@ from cadenza import generate, load_run, preset, representations, rundir, to_scor
 from cadenza.cli import main
 from cadenza.bars import bar_tick, bars_before
 from cadenza.scores import bar_contents
+from cadenza.generate import _BarMeter
 from cadenza.form import FormPlan, SectionCopier, parse_form, section_bars
 from cadenza.sampling import Sampling, sample_next
 from cadenza.token_stats import TokenKinds, token_stats
@@ -157,6 +158,20 @@ def test_a_bar_that_never_closes_is_capped_and_reported(run):
     assert len(result.warnings) == 2 and all("piece" in w and "cap" in w for w in result.warnings)
     assert sum("warning" in m for m in messages) == 2
     assert all(len(new) < 50 * 8 for new in result.new)
+
+
+def test_a_model_stuck_writing_rests_without_bar_lines_is_capped(run):
+    """Rests skip bar lines, so a Rest once reset the bar's token count: a model that wrote a
+    Rest now and then and never a Bar ran to the whole piece's budget (27,008 tokens seen)."""
+    kinds = TokenKinds(run.representation)
+    rest = int(np.flatnonzero(kinds.count("Rest"))[0])
+    other = int(np.flatnonzero((kinds.count("Rest") == 0) & (kinds.bars == 0))[0])
+    meter = _BarMeter(32, 10, kinds, decode=lambda new: run.representation.decode(new))
+    new: list[int] = []
+    while not meter.done and len(new) < 10_000:
+        new.append(rest if len(new) % 5 == 0 else other)
+        meter.add(new[-1], new)
+    assert meter.capped and len(new) <= 21  # twice the bar's allowance after a Rest
 
 
 def test_quiet_generation_logs_progress(run, monkeypatch):

@@ -198,7 +198,9 @@ class _BarMeter(_Meter):
     """Bars counted token by token from the Bar tokens. A rest over a bar line moves on
     without one: after a Rest the next Bar token decodes the piece and counts to the bar
     of its last note (the decoded piece is cut at the exact bar line in the end). More than
-    ``per_bar`` tokens without a Bar or a Rest stops the piece (capped)."""
+    ``per_bar`` tokens without a Bar stops the piece (capped), twice that after a Rest: between
+    two Bar tokens lie at most the notes before a rest and those after it, never more, however
+    many Rests a stuck model writes."""
 
     def __init__(self, length: float, per_bar: int, kinds: TokenKinds, decode: Callable[[list[int]], Score]) -> None:
         super().__init__(math.ceil(length), math.ceil(length) * per_bar)
@@ -207,7 +209,7 @@ class _BarMeter(_Meter):
 
     def add(self, token: int, new: list[int]) -> None:
         super().add(token, new)
-        if not self.done and self.in_bar > self.per_bar:
+        if not self.done and self.in_bar > self.per_bar * (2 if self.rested else 1):
             self.done = self.capped = True
 
     def _measure(self, token: int, new: list[int]) -> float:
@@ -215,7 +217,7 @@ class _BarMeter(_Meter):
         self.rested = self.rested or bool(self.rests[token])
         if self.rested and self.bars[token]:
             self.count, self.rested = max(self.count, _bars_to_last_onset(self.decode(new))), False
-        self.in_bar = 0 if self.bars[token] or self.rests[token] else self.in_bar + 1
+        self.in_bar = 0 if self.bars[token] else self.in_bar + 1
         return float(self.count)
 
 
