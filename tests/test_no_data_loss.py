@@ -153,7 +153,7 @@ def test_a_failed_start_never_removes_a_folder_another_training_holds(base, tmp_
                 pass  # refused: the folder was already gone
 
     monkeypatch.setattr(rundir.RunLock, "release", release_then_other_takes_over)
-    with pytest.raises(CadenzaError, match="epochs >= 1"):
+    with pytest.raises(CadenzaError, match="epochs must be an integer >= 1"):
         train(str(base / "corpus"), run, config(epochs=0), quiet=True, workers=1)
     assert not other.held or (run / "theirs.txt").exists(), "the failed start removed a folder it no longer held"
     assert not other.held and not run.exists()  # the failed start cleaned up, holding the lock

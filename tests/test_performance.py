@@ -456,7 +456,8 @@ def test_a_performance_run_generates_no_note_shorter_than_the_shortest_of_its_co
     assert run.token_stats["shortest_note_beats"] == pytest.approx(shortest, abs=1e-5) == rep.shortest_note
 
     def shortest_made() -> float:
-        scores = to_scores(run, generate(run, num=4, length=10, unit="seconds", temperature=1.5, seed=3, quiet=True))
+        scores = to_scores(run, generate(run, num=4, length=10, unit="seconds", sampling=Sampling(temperature=1.5), seed=3,
+                                            quiet=True))
         ended = [n["duration"][n["time"] + n["duration"] < s.to("second").end() - 0.02]
                  for s, n in ((s, _seconds(s)) for s in scores)]
         return float(np.concatenate(ended).min())

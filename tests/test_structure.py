@@ -126,7 +126,7 @@ def test_set_comparison_on_equal_excerpts():
     assert result["generated"]["empty_bar_share"] == pytest.approx(0.5)
     assert result["ratio"]["notes_per_bar"] == pytest.approx(0.5)
     assert result["ratio"]["groove_consistency"] == pytest.approx((1 - 4 / 48) / 1.0)
-    assert set(result["generated"]) == {"repeated_bar_share", "groove_consistency", "distinct_tempos",
+    assert set(result["generated"]) == {"repeated_bar_share", "similar_bar_share", "groove_consistency", "distinct_tempos",
                                         "distinct_velocities", "notes_per_bar", "empty_bar_share",
                                         "scale_consistency"}
 
@@ -136,3 +136,13 @@ def test_self_similarity_matrix():
     assert sim.shape == (4, 4)
     assert sim[0, 1] == 1.0 and sim[2].max() == 0.0
     assert sim[0, 3] == pytest.approx(2 / 4) and np.allclose(sim, sim.T)
+
+
+def test_similar_bars_count_material_that_comes_back_varied():
+    """A bar sharing 7 of 8 (onset, pitch) pairs with an earlier one (Jaccard 7/9 >= 0.7) comes
+    back; one sharing 4 of 8 (Jaccard 4/12) does not; an exact repeat counts as both."""
+    eight = [(b / 2, 60 + b) for b in range(8)]
+    varied = eight[:7] + [(3.5, 80)]
+    half = eight[:4] + [(b / 2, 50 + b) for b in range(4, 8)]
+    m = structure_measures(make_score([eight, varied, half, eight]))
+    assert m["similar_bar_share"] == pytest.approx(2 / 4) and m["repeated_bar_share"] == pytest.approx(1 / 4)
