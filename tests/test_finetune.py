@@ -103,6 +103,7 @@ def test_a_fine_tune_takes_another_dropout_and_a_bad_one_is_refused(corpus_dir, 
     tuned = load_run(run_dir)
     trained = {k: v for k, v in load_run("base").config.model_options.items() if k != "frozen"}  # a fine-tune trains all
     assert tuned.config.model_options == {**trained, "dropout": 0.2}
+    assert tuned.config.seq_len == min(256, load_run("base").config.seq_len)  # short windows, the whole reach generating
     assert tuned.model.drop.p == 0.2 and tuned.model.lstm.dropout == 0.2
     capsys.readouterr()
     assert main(["train", str(corpus_dir), "--run-dir", str(tmp_path / "x"), "--dropout", "1.5"]) == 2
