@@ -11,9 +11,9 @@ weight ``exp(scale * sentinel)`` (Merity et al.'s pointer sentinel, with a fixed
 cache takes over where the present closely resembles some past moment and stays out of the
 way where nothing does. Only positions at least ``gap`` tokens back vote: the near past is
 the model's own, and a cache that echoed the last few tokens would turn a sampled stutter
-into a loop. ``cache`` holds the normalised keys and the ids of at most ``window``
-latest positions, so a piece read at once, token by token or in chunks gives the same
-distribution, however long.
+into a loop. ``cache`` carries the normalised keys and the ids of the latest ``window``
+positions (on tapes, :mod:`cadenza.models.tape`), so a piece read at once, token by token or
+in chunks gives the same distribution, however long.
 """
 from __future__ import annotations
 
