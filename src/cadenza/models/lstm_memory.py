@@ -91,8 +91,8 @@ class LSTMMemoryModel(nn.Module):
         # keys: the LSTM's outputs (closer to the music than the memory's: lower NLL on validation
         # pieces). The defaults were chosen on POP909 and piano-midi.de validation pieces, by NLL
         # and by what sampling brings back: sentinel 0.95 copied whole blocks (repeated bars 7x
-        # the songs'), 1.05 brought nothing back, 1.0 about as much as the songs
-        # (docs/benchmarks.md, "Context use").
+        # the songs'), 1.05 brought nothing back, 1.0 about as much as the songs on 8 validation
+        # pieces, far less on 16 test pieces: an edge, not yet a dial (docs/benchmarks.md, "Context use").
         self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel, cache_gap) if cache_window else None
         self.vocab_size, self.window = vocab_size, window
         self.reach = max(window, cache_window)  # tokens of a primer that generation feeds it
