@@ -20,7 +20,6 @@ piano-midi.de leaves both out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from cadenza.evaluate.context import context_use, copy_share, span
 from cadenza.evaluate.run import heldout_pieces
 from cadenza.files import write_bytes_atomic
 from cadenza.pretrained import is_shipped, resolve_run
-from cadenza.rundir import load_run, with_model_options
+from cadenza.rundir import load_run, parse_model_options, with_model_options
 from structure import DEFAULT_DATA as POP909, link_files, split_songs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     run = load_run(resolve_run(args.run))
     if args.option:
-        run = with_model_options(run, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
+        run = with_model_options(run, **parse_model_options(run.config.model, args.option))
     which = args.pop909 or ("test" if is_shipped(run.directory) else "own")
     folders = {{"test": "POP909 test songs", "val": "POP909 validation songs", "own": "validation split"}[which]:
                pop909_held_out(run, args.workdir, which),

@@ -37,7 +37,6 @@ set is its first ``--heldout`` files. Progress lines go to stderr.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -48,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadenza import models
 from cadenza.bars import bar_tick, cut
 from cadenza.corpus import find_midi_files
 from cadenza.errors import CadenzaError
@@ -57,7 +55,7 @@ from cadenza.evaluate.structure import compare_structure, excerpt
 from cadenza.files import check_outputs, write_bytes_atomic
 from cadenza.generate import generate, read_primer, to_scores
 from cadenza.pretrained import resolve_run
-from cadenza.rundir import METRICS, Run, load_run, read_metrics
+from cadenza.rundir import METRICS, Run, load_run, parse_model_options, read_metrics, with_model_options
 from cadenza.scores import bar_contents, in_ticks, merged_notes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,43 +69,14 @@ TARGETS = {"similar": 0.5, "exact": 1.5, "texture": (0.8, 1.25), "speed_s": 30.0
 
 
 # -- runs ------------------------------------------------------------------------------------
-def parse_options(run: Run, words: list[str]) -> dict:
-    """``NAME=VALUE`` words as model options of ``run``'s model, each checked against its spec
-    (VALUE read as JSON: 2048, 0.9, true; else as a string)."""
-    specs = models.declared_options(run.config.model)
-    options = {}
-    for word in words:
-        name, sep, text = word.partition("=")
-        if not sep or name not in specs:
-            raise CadenzaError(f"{word!r} is not NAME=VALUE with a {run.config.model} option "
-                               f"({', '.join(specs)})")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        specs[name].check(name, value)
-        options[name] = value
-    return options
-
-
-def with_options(run: Run, options: dict) -> Run:
-    """``run`` with its model rebuilt under ``options`` over its own, holding the same weights."""
-    if not options:
-        return run
-    merged = run.config.model_options | options
-    model = models.create(run.config.model, run.representation.vocab_size, merged)
-    model.load_state_dict(run.model.state_dict())
-    return dataclasses.replace(run, model=model.eval(), config=run.config.replace(model_options=merged))
-
-
 def load_runs(specs: list[list[str]]) -> dict[str, Run]:
     """Label -> run for each ``--run PATH [NAME=VALUE ...]``, overrides applied."""
     runs = {}
     for k, (path, *words) in enumerate(specs, 1):
         run = load_run(resolve_run(path))
-        options = parse_options(run, words)
+        options = parse_model_options(run.config.model, words)
         label = run.directory.name + (f" ({', '.join(words)})" if words else "")
-        runs[label if label not in runs else f"{label} #{k}"] = with_options(run, options)
+        runs[label if label not in runs else f"{label} #{k}"] = with_model_options(run, **options)
     return runs
 
 

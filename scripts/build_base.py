@@ -265,9 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         train(train_folder, args.run_dir, args.minutes, args.continue_from, args.train_args.split())
     run = load_run(args.run_dir)
     if args.option:
-        from cadenza.rundir import with_model_options
+        from cadenza.rundir import parse_model_options, with_model_options
 
-        run = with_model_options(run, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
+        run = with_model_options(run, **parse_model_options(run.config.model, args.option))
     torch.set_num_threads(2)
     figs = figures(run, pop_val or val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))

@@ -254,9 +254,29 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     return Run(run_dir, config, rep, model, primers, stats)
 
 
+def parse_model_options(model: str, words: list[str]) -> dict:
+    """``NAME=VALUE`` words as options of ``model``, each checked against its declared spec
+    (VALUE read as JSON: 2048, 0.9, true; else as a string)."""
+    specs = models.declared_options(model)
+    options = {}
+    for word in words:
+        name, sep, text = word.partition("=")
+        if not sep or name not in specs:
+            raise CadenzaError(f"{word!r} is not NAME=VALUE with a {model} option ({', '.join(specs)})")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        specs[name].check(name, value)
+        options[name] = value
+    return options
+
+
 def with_model_options(run: Run, **options) -> Run:
     """``run`` with model options changed that hold no weights (a memory model's cache:
     ``cache_window``, ``cache_sentinel``, ...), to try settings without training again."""
+    if not options:
+        return run
     config = run.config.replace(model_options={**run.config.model_options, **options})
     model = models.create(config.model, run.representation.vocab_size, config.model_options)
     model.load_state_dict(run.model.state_dict())
