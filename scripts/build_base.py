@@ -180,12 +180,12 @@ def card(figs: dict, sha: str, dtype: str, command: str, run, note: str = "") ->
             f"(public domain), except the first {BENCHMARK_CHORALES}: those are the unseen folder of "
             "`benchmarks/finetune.py`" + (f"; each chorale linked {repeats} times" if repeats > 1 else "") + ".")
     ratios = "\n".join(f"| {k} | {v:.2f} |" if v is not None else f"| {k} | n/a |" for k, v in ratio.items())
-    opts = run.config.model_options
+    opts, cache = run.config.model_options, getattr(run.model, "cache", None)
     memory = ("" if run.config.model != "lstm_memory" else
               f", then attention over its own past outputs ({opts.get('window', 2048)} tokens back)"
-              + (f" and a continuous cache over the last {opts['cache_window']} tokens (scale {opts.get('cache_scale')}, "
-                 f"sentinel {opts.get('cache_sentinel')}, from {opts.get('cache_gap')} tokens back; "
-                 "`cadenza/models/cache.py`)" if opts.get("cache_window") else ""))
+              + (f" and a continuous cache over the last {cache.window} tokens (scale {cache.scale:g}, sentinel "
+                 f"{cache.sentinel:g}, from {cache.gap} tokens back, at most {cache.most:.0%} of each step; "
+                 "`cadenza/models/cache.py`)" if cache else ""))
     piano_midi = ("" if not any(Path(run.config.source).glob("pm-*")) else
                   "\nAnd the piano-midi.de pieces of Bernd Krueger (CC BY-SA, Germany) as cleaned in "
                   "ClassicalPianoMIDI-dataset, except the 80 that `benchmarks/context.py` holds out "

@@ -102,10 +102,26 @@ def test_the_cache_brings_back_what_followed_a_moment_like_this_one():
             logits, _ = model(ids[:, :-1])
         return torch.nn.functional.cross_entropy(logits[0, 70:], ids[0, 71:]).item()
 
-    plain, cached = repeat_nll(small(8)), repeat_nll(small(8, cache_window=100, cache_scale=40, cache_sentinel=0.9))
-    too_short = repeat_nll(small(8, cache_window=30, cache_scale=40))
-    too_near = repeat_nll(small(8, cache_window=100, cache_scale=40, cache_gap=61))  # the repeat is 60 back
+    every = {"cache_scale": 40, "cache_gap": 32, "cache_most": 1.0}  # every vote counted in full
+    plain, cached = repeat_nll(small(8)), repeat_nll(small(8, cache_window=100, cache_sentinel=0.9, **every))
+    too_short = repeat_nll(small(8, cache_window=30, **every))
+    too_near = repeat_nll(small(8, cache_window=100, **every | {"cache_gap": 61}))  # the repeat is 60 back
     assert cached < 0.25 * plain and too_short > 0.9 * plain and too_near > 0.9 * plain
     with torch.no_grad():
         probs = small(8, cache_window=100)(ids)[0].exp().sum(-1)
     torch.testing.assert_close(probs, torch.ones_like(probs))  # still a distribution
+
+
+def test_the_cache_takes_at_most_its_share_and_the_model_keeps_the_rest():
+    """``cache_most``: where the cache would take over (a repeat it knows, a low sentinel), the
+    model's own distribution still makes up the rest of every step, so a copy can vary."""
+    ids = torch.randint(0, 50, (1, 60), generator=torch.Generator().manual_seed(1))
+    ids = torch.cat((ids, ids), dim=1)
+    options = {"cache_window": 100, "cache_scale": 40, "cache_sentinel": 0.5, "cache_gap": 32}
+    with torch.no_grad():
+        plain = torch.softmax(small(8)(ids)[0], -1)
+        full = small(8, **options, cache_most=1.0)(ids)[0].exp()
+        capped = small(8, **options, cache_most=0.6)(ids)[0].exp()
+    assert (full[0, 70:] < 0.3 * plain[0, 70:]).any()  # uncapped, the cache crowds the model out
+    assert (capped >= 0.4 * plain - 1e-6).all()
+    torch.testing.assert_close(capped.sum(-1), torch.ones_like(capped.sum(-1)))

@@ -2,7 +2,7 @@
 mixed with one over the tokens that followed earlier positions whose states resemble the
 present one, so material the piece has already played can come back.
 
-    logp, cache = ContinuousCache(window, scale, sentinel, gap)(logp, keys, ids, cache)
+    logp, cache = ContinuousCache(window, scale, sentinel, gap, most)(logp, keys, ids, cache)
 
 ``keys`` ``[batch, time, dim]`` are the model's states at the positions of ``ids``; earlier
 position ``i`` votes for the token that followed it, ``ids[i + 1]``, with weight
@@ -11,7 +11,9 @@ weight ``exp(scale * sentinel)`` (Merity et al.'s pointer sentinel, with a fixed
 cache takes over where the present closely resembles some past moment and stays out of the
 way where nothing does. Only positions at least ``gap`` tokens back vote: the near past is
 the model's own, and a cache that echoed the last few tokens would turn a sampled stutter
-into a loop. ``cache`` carries the normalised keys and the ids of the latest ``window``
+into a loop. The cache's share of the mixture is at most ``most``: where it would take over,
+the model keeps the rest of its say, so what comes back comes back varied instead of copied
+block by block. ``cache`` carries the normalised keys and the ids of the latest ``window``
 positions (on tapes, :mod:`cadenza.models.tape`), so a piece read at once, token by token or
 in chunks gives the same distribution, however long.
 """
@@ -24,8 +26,8 @@ from .tape import remember
 
 
 class ContinuousCache:
-    def __init__(self, window: int, scale: float, sentinel: float, gap: int = 1):
-        self.window, self.scale, self.sentinel, self.gap = window, scale, sentinel, gap
+    def __init__(self, window: int, scale: float, sentinel: float, gap: int = 1, most: float = 1.0):
+        self.window, self.scale, self.sentinel, self.gap, self.most = window, scale, sentinel, gap, most
 
     def __call__(self, logp: torch.Tensor, keys: torch.Tensor, ids: torch.Tensor, cache=None):
         """Mixed log-probabilities for each position of ``logp`` ``[B, T, V]`` (the last
@@ -43,7 +45,10 @@ class ContinuousCache:
         scores = scores.masked_fill(~visible, float("-inf"))
         sentinel = scores.new_full((*scores.shape[:2], 1), self.scale * self.sentinel)
         weights = torch.softmax(torch.cat((scores, sentinel), dim=2), dim=2)
+        share = 1 - weights[..., -1:]  # the cache's share, then at most ``most``
+        weights = weights[..., :-1] * (share.clamp(max=self.most) / share.clamp_min(1e-12))
+        model = 1 - share.clamp(max=self.most)
         votes = torch.zeros_like(logp, dtype=weights.dtype)
-        votes.scatter_add_(2, ids[:, None, 1:].expand(-1, T, -1), weights[..., :-1])
-        mixed = weights[..., -1:] * logp.float().exp() + votes
+        votes.scatter_add_(2, ids[:, None, 1:].expand(-1, T, -1), weights)
+        mixed = model * logp.float().exp() + votes
         return mixed.clamp_min(1e-30).log().to(logp.dtype), (carried_keys, carried_ids)

@@ -77,12 +77,12 @@ class LSTMMemoryModel(nn.Module):
     OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "heads": HEADS, "window": Spec(int, 2, 1 << 17),
                "tie_weights": SWITCH, "frozen": SWITCH, "cache_window": Spec(int, 0, 1 << 17),
                "cache_scale": Spec(float, 0, 1000), "cache_sentinel": Spec(float, -1, 2),
-               "cache_gap": Spec(int, 1, 1 << 17)}
+               "cache_gap": Spec(int, 1, 1 << 17), "cache_most": Spec(float, 0, 1)}
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
                  heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False,
-                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 1.0,
-                 cache_gap: int = 32):
+                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 0.9,
+                 cache_gap: int = 128, cache_most: float = 0.7):
         super().__init__()
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
@@ -90,10 +90,12 @@ class LSTMMemoryModel(nn.Module):
             raise ValueError(f"cache_window must be 0 (no cache) or a number of tokens, got {cache_window}")
         # keys: the LSTM's outputs (closer to the music than the memory's: lower NLL on validation
         # pieces). The defaults were chosen on POP909 and piano-midi.de validation pieces, by NLL
-        # and by what sampling brings back: sentinel 0.95 copied whole blocks (repeated bars 7x
-        # the songs'), 1.05 brought nothing back, 1.0 about as much as the songs on 8 validation
-        # pieces, far less on 16 test pieces: an edge, not yet a dial (docs/benchmarks.md, "Context use").
-        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel, cache_gap) if cache_window else None
+        # and by what 8 x 32 sampled bars bring back: with every vote counted (most 1) the sentinel
+        # was a switch, not a dial (0.95 copied whole blocks, 1.05 brought nothing back, 1.0 only
+        # loops of one bar over and over); votes from 128 tokens back at least (a bar or more) and
+        # the model keeping 30% of every step (most 0.7) bring bars back similar, not copied
+        # (docs/benchmarks.md, "Context use").
+        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel, cache_gap, cache_most) if cache_window else None
         self.vocab_size, self.window = vocab_size, window
         self.reach = max(window, cache_window)  # tokens of a primer that generation feeds it
         self.embed = nn.Embedding(vocab_size, dim)
