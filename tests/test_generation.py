@@ -174,6 +174,30 @@ def test_a_model_stuck_writing_rests_without_bar_lines_is_capped(run):
     assert meter.capped and len(new) <= 21  # twice the bar's allowance after a Rest
 
 
+def test_a_piece_that_crosses_bar_lines_by_rests_alone_reaches_its_length(run):
+    """MidiTok's REMI starts a rest where the notes before it end, so a note of two beats and a
+    rest of two beats reach the next bar without a Bar token (a base continuation wrote 1,881
+    tokens so and was capped at bar 0): the meter counts the bar the next note lands in."""
+    vocab = run.representation.tokenizer.vocab
+
+    def first(prefix: str) -> int:
+        return next(i for name, i in vocab.items() if name.startswith(prefix))
+
+    kinds = TokenKinds(run.representation)
+    start = [first("Bar")] + ([first("TimeSig_4/4")] if any(n.startswith("TimeSig") for n in vocab) else [])
+    note = [first("Position_0"), first("Pitch_60"), first("Velocity"), first("Duration_2.0.")]
+    bar = note + [first("Rest_2.0.")]  # two beats of note, two of rest: the next note is in the next bar
+    meter = _BarMeter(4, 10 * len(bar), kinds, decode=lambda new: run.representation.decode(new))
+    new: list[int] = []
+    for token in start + bar * 6:
+        new.append(token)
+        meter.add(token, new)
+        if meter.done:
+            break
+    assert not meter.capped and meter.progress == 4
+    assert _bar_tokens(run, new) == 1 and len(new) == len(start) + 3 * len(bar) + len(note)
+
+
 def test_quiet_generation_logs_progress(run, monkeypatch):
     monkeypatch.setattr(sys.modules["cadenza.generate"], "LOG_EVERY_S", 0.0)
     messages = []

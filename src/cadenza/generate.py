@@ -196,28 +196,33 @@ def _bars_to_last_onset(score: Score) -> int:
 
 class _BarMeter(_Meter):
     """Bars counted token by token from the Bar tokens. A rest over a bar line moves on
-    without one: after a Rest the next Bar token decodes the piece and counts to the bar
-    of its last note (the decoded piece is cut at the exact bar line in the end). More than
-    ``per_bar`` tokens without a Bar stops the piece (capped), twice that after a Rest: between
-    two Bar tokens lie at most the notes before a rest and those after it, never more, however
-    many Rests a stuck model writes."""
+    without one (MidiTok's REMI starts a rest where the notes before it end), so after a Rest
+    the next note or Bar decodes the piece and counts to the bar of its last note (the decoded
+    piece is cut at the exact bar line in the end): a model that crosses bar lines by rests
+    alone still reaches its length. More than ``per_bar`` tokens in one bar stops the piece
+    (capped), twice that in a bar with a Rest: a bar holds at most the notes before a rest and
+    those after it, never more, however many Rests a stuck model writes."""
 
     def __init__(self, length: float, per_bar: int, kinds: TokenKinds, decode: Callable[[list[int]], Score]) -> None:
         super().__init__(math.ceil(length), math.ceil(length) * per_bar)
         self.per_bar, self.bars, self.rests, self.decode = per_bar, kinds.bars, kinds.count("Rest"), decode
-        self.count, self.in_bar, self.rested = 0, 0, False
+        self.durations = kinds.count("Duration")
+        self.count, self.in_bar, self.rested, self.rest_in_bar = 0, 0, False, False
 
     def add(self, token: int, new: list[int]) -> None:
         super().add(token, new)
-        if not self.done and self.in_bar > self.per_bar * (2 if self.rested else 1):
+        if not self.done and self.in_bar > self.per_bar * (2 if self.rest_in_bar else 1):
             self.done = self.capped = True
 
     def _measure(self, token: int, new: list[int]) -> float:
-        self.count += int(self.bars[token])
-        self.rested = self.rested or bool(self.rests[token])
-        if self.rested and self.bars[token]:
-            self.count, self.rested = max(self.count, _bars_to_last_onset(self.decode(new))), False
-        self.in_bar = 0 if self.bars[token] else self.in_bar + 1
+        bar, rest = bool(self.bars[token]), bool(self.rests[token])
+        began = self.count + bar
+        if self.rested and (bar or self.durations[token]):  # where did the rest lead?
+            began, self.rested = max(began, _bars_to_last_onset(self.decode(new))), False
+        if began > self.count:
+            self.count, self.in_bar, self.rest_in_bar = began, 0, False
+        self.in_bar += not bar
+        self.rested, self.rest_in_bar = self.rested or rest, self.rest_in_bar or rest
         return float(self.count)
 
 
