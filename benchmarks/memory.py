@@ -13,7 +13,9 @@ retraining: the model is rebuilt with them and given the run's weights. Seeds ar
    ``--bars`` bars of the held-out pieces, decoded from the run's tokens as the generated ones
    are (:func:`cadenza.evaluate.structure.compare_structure`): similar-bar share (Jaccard >= 0.7
    with an earlier bar, or equal up to transposition), exact-repeat share, notes per bar, empty
-   bars, generated and held-out, and the ratios. Targets: similar >= 0.5x, exact <= 1.5x.
+   bars, generated and held-out, and the ratios; bars like the one before (a loop held on the
+   spot comes back too, but not as real pieces bring material back). Targets: similar >= 0.5x,
+   exact <= 1.5x.
 2. **Continuation**: the first ``PRIMER_BARS`` bars of each of the first ``--continuations``
    held-out pieces with notes in bars 1-8 and 9-16 are the primer (``cadenza generate --primer
    FILE --primer-bars 8``), ``CONTINUED_BARS`` bars are continued; per piece the continuation's
@@ -205,8 +207,8 @@ def _verdict(ok: bool | None) -> str:
 def no_form_table(results: dict) -> list[str]:
     lines = ["### 1. Without a form: generated vs held-out (first bars of each)", "",
              "| run | held-out | pieces (held-out) | similar-bar share | held-out | ratio | >= 0.5x | "
-             "exact-repeat share | held-out | ratio | <= 1.5x | notes/bar | held-out | empty bars | held-out | "
-             "capped | wall s |", "|" + "---|" * 17]
+             "exact-repeat share | held-out | ratio | <= 1.5x | like the bar before | held-out | notes/bar | "
+             "held-out | empty bars | held-out | capped | wall s |", "|" + "---|" * 19]
     for label, r in results.items():
         for name, c in r.get("no_form", {}).items():
             g, h, q = c["generated"], c["held_out"], c["ratio"]
@@ -217,7 +219,8 @@ def no_form_table(results: dict) -> list[str]:
                 f"| {label} | {name} | {c['pieces']['generated']} x {c['bars']} ({c['pieces']['held_out']}) | "
                 f"{_f(g['similar_bar_share'])} | {_f(h['similar_bar_share'])} | {_f(sim, 2)} | "
                 f"{_verdict(None if sim is None else sim >= TARGETS['similar'])} | {_f(g['repeated_bar_share'])} | "
-                f"{_f(h['repeated_bar_share'])} | {_f(rep, 2)} | {_verdict(exact_ok)} | {_f(g['notes_per_bar'], 1)} | "
+                f"{_f(h['repeated_bar_share'])} | {_f(rep, 2)} | {_verdict(exact_ok)} | {_f(g['looped_bar_share'])} | "
+                f"{_f(h['looped_bar_share'])} | {_f(g['notes_per_bar'], 1)} | "
                 f"{_f(h['notes_per_bar'], 1)} | {_f(g['empty_bar_share'])} | {_f(h['empty_bar_share'])} | "
                 f"{c['capped']} | {c['wall_s']:.0f} |")
     return lines

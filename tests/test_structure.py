@@ -126,7 +126,8 @@ def test_set_comparison_on_equal_excerpts():
     assert result["generated"]["empty_bar_share"] == pytest.approx(0.5)
     assert result["ratio"]["notes_per_bar"] == pytest.approx(0.5)
     assert result["ratio"]["groove_consistency"] == pytest.approx((1 - 4 / 48) / 1.0)
-    assert set(result["generated"]) == {"repeated_bar_share", "similar_bar_share", "groove_consistency", "distinct_tempos",
+    assert set(result["generated"]) == {"repeated_bar_share", "similar_bar_share", "looped_bar_share",
+                                        "groove_consistency", "distinct_tempos",
                                         "distinct_velocities", "notes_per_bar", "empty_bar_share",
                                         "scale_consistency"}
 
@@ -146,3 +147,4 @@ def test_similar_bars_count_material_that_comes_back_varied():
     half = eight[:4] + [(b / 2, 50 + b) for b in range(4, 8)]
     m = structure_measures(make_score([eight, varied, half, eight]))
     assert m["similar_bar_share"] == pytest.approx(2 / 4) and m["repeated_bar_share"] == pytest.approx(1 / 4)
+    assert m["looped_bar_share"] == pytest.approx(1 / 4)  # only the varied bar is like the bar before it

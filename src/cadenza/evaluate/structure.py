@@ -15,6 +15,9 @@ ends, or over an excerpt's bars, silent ones at its end included:
     share of the non-empty bars that equal an earlier bar as above or whose content has a
     Jaccard similarity of at least ``SIMILAR`` (0.7) with an earlier bar's: material that
     comes back, with or without variation.
+``looped_bar_share``
+    share of the non-empty bars similar as above to the bar just before them: material held on
+    the spot (a loop), which real pieces seldom do bar after bar.
 ``groove_consistency``
     mean over adjacent bar pairs, pairs of two empty bars skipped, of the grooving similarity of
     Wu & Yang (2020): 1 - Hamming distance / grid size of the two bars' binary onset vectors
@@ -51,6 +54,7 @@ SIMILAR = 0.7  # Jaccard similarity of two bars' (onset, pitch) sets that counts
 STRUCTURE = {
     "repeated_bar_share": "repeated bars (share of non-empty bars)",
     "similar_bar_share": "similar bars (share of non-empty bars)",
+    "looped_bar_share": "bars like the one before (share of non-empty bars)",
     "groove_consistency": "groove consistency (adjacent bars)",
     "distinct_tempos": "distinct tempos",
     "distinct_velocities": "distinct velocities",
@@ -110,6 +114,14 @@ def similar_bar_share(bars: list[frozenset]) -> float:
     return similar / len(earlier) if earlier else math.nan
 
 
+def looped_bar_share(bars: list[frozenset]) -> float:
+    """Share of the non-empty bars equal (up to transposition) or similar to the bar before."""
+    pairs = [(a, b) for a, b in zip([frozenset()] + bars, bars) if b]
+    looped = sum(bool(a) and (transposed_shape(a) == transposed_shape(b) or len(a & b) >= SIMILAR * len(a | b))
+                 for a, b in pairs)
+    return looped / len(pairs) if pairs else math.nan
+
+
 def groove_consistency(bars: list[frozenset], steps: np.ndarray) -> float:
     """Mean grooving similarity of adjacent bars (pairs of empty bars skipped)."""
     onsets = [frozenset(step for step, _ in bar) for bar in bars]
@@ -136,6 +148,7 @@ def structure_measures(score: ScoreLike, min_bars: int = 1) -> dict[str, float]:
     return {
         "repeated_bar_share": repeated_bar_share(bars),
         "similar_bar_share": similar_bar_share(bars),
+        "looped_bar_share": looped_bar_share(bars),
         "groove_consistency": groove_consistency(bars, steps),
         "distinct_tempos": float(distinct_tempos(score, int(bar_lines(score, min_bars=min_bars)[-1]))),
         "distinct_velocities": float(len(np.unique(notes["velocity"]))),
