@@ -74,7 +74,7 @@ def load_runs(specs: list[list[str]]) -> dict[str, Run]:
     runs = {}
     for k, (path, *words) in enumerate(specs, 1):
         run = load_run(resolve_run(path))
-        options = parse_model_options(run.config.model, words)
+        options = parse_model_options(words, run.config.model)
         label = run.directory.name + (f" ({', '.join(words)})" if words else "")
         runs[label if label not in runs else f"{label} #{k}"] = with_model_options(run, **options)
     return runs

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.option:
         from cadenza.rundir import parse_model_options, with_model_options
 
-        run = with_model_options(run, **parse_model_options(run.config.model, args.option))
+        run = with_model_options(run, **parse_model_options(args.option, run.config.model))
     torch.set_num_threads(2)
     figs = figures(run, pop_val or val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))

@@ -204,20 +204,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _model_option(text: str) -> tuple[str, object]:
-    import json
-
-    name, sep, value = text.partition("=")
-    try:
-        if not sep or not name:
-            raise ValueError
-        return name, json.loads(value)
-    except ValueError:
-        raise CadenzaError(f"--model-option {text!r}: write NAME=VALUE with VALUE as JSON (2048, true, 0.1)") from None
-
-
 def cmd_train(args) -> int:
     from .config import Config, preset
+    from .rundir import parse_model_options
     from .train import train
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
@@ -227,7 +216,7 @@ def cmd_train(args) -> int:
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
     if args.model_option:
-        overrides["model_option"] = dict(_model_option(text) for text in args.model_option)
+        overrides["model_option"] = parse_model_options(args.model_option)  # checked once the model is known
     if args.max_minutes == 0:
         overrides["max_minutes"] = None  # --max-minutes 0: no budget
     config = None
@@ -278,14 +267,14 @@ def cmd_generate(args) -> int:
     from .generate import generate, output_paths, to_scores
     from .rundir import load_run
     from .sampling import Sampling
+    from .validate import config_specs
 
     formats = _render_formats(args.render)
     paths = output_paths(args.output, args.num)
     if args.num < 1:
         raise CadenzaError("--num must be >= 1")
     if args.threads is not None:
-        if args.threads < 1:
-            raise CadenzaError(f"--threads must be >= 1, got {args.threads}")
+        config_specs()["threads"].check("threads", args.threads)  # the rule a training's --threads meets
         import torch
 
         torch.set_num_threads(args.threads)

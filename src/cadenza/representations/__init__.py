@@ -1,4 +1,9 @@
-"""Representation registry: a new representation is one module plus one line here."""
+"""Representation registry: a new representation is one module plus one line here.
+
+Every representation declares the options its ``__init__`` takes beside itself (``OPTIONS``,
+name -> :class:`~cadenza.spec.Spec`), which a run's config.json, its tokenizer files and a
+new training are checked against (:func:`declared_options`).
+"""
 from __future__ import annotations
 
 import importlib
@@ -10,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import CadenzaError
 
 if TYPE_CHECKING:
+    from ..spec import Spec
     from .base import Grammar, Representation
 
 _REGISTRY = {
@@ -29,6 +35,11 @@ def _class_for(name: str) -> type[Representation]:
         raise CadenzaError(f"unknown representation {name!r}; choose one of {', '.join(NAMES)}")
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def declared_options(name: str) -> dict[str, Spec]:
+    """The options the representation ``name`` declares (its class's ``OPTIONS``)."""
+    return _class_for(name).OPTIONS
 
 
 def create(name: str, **options) -> Representation:
@@ -98,4 +109,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load", "timed_in_seconds"]
+__all__ = ["Grammar", "Representation", "NAMES", "declared_options", "create", "save", "load", "timed_in_seconds"]
