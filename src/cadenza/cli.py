@@ -271,15 +271,11 @@ def cmd_generate(args) -> int:
 
     formats = _render_formats(args.render)
     paths = output_paths(args.output, args.num)
-    if args.num < 1:
-        raise CadenzaError("--num must be >= 1")
     if args.threads is not None:
         config_specs()["threads"].check("threads", args.threads)  # the rule a training's --threads meets
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.length is not None and args.length <= 0:
-        raise CadenzaError(f"--length must be positive, got {args.length:g}")
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
