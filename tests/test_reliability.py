@@ -183,6 +183,23 @@ def test_disk_full_during_checkpoint_keeps_previous(corpus, tmp_path, monkeypatc
     assert train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1).epochs_done == 2
 
 
+@pytest.mark.parametrize("key", ["bad_evals", "bad_epochs"])
+def test_patience_counts_on_from_the_saved_state(tmp_path, trained, key):
+    """The evaluations without improvement are saved as ``bad_evals`` (a state saved before
+    December 2026 holds them as ``bad_epochs``): a resume goes on counting from either, so
+    with 4 counted and patience 5 the first evaluation after the resume stops the training."""
+    run = copy_run(trained / "remi", tmp_path / "run")
+    state = rundir.load_state(run / rundir.STATE)
+    assert "bad_evals" in state and "bad_epochs" not in state
+    del state["bad_evals"]
+    state[key], state["best_loss"] = 4, -1e9  # no evaluation beats that loss
+    rundir.save_state(state, run / rundir.STATE)
+    rows = len(rundir.read_metrics(run / rundir.METRICS))
+    result = train(None, run, resume=True, overrides={"epochs": 5, "patience": 5}, quiet=True, workers=1)
+    assert result.stopped == "early-stopping" and len(result.metrics) == rows + 1
+    assert rundir.load_state(run / rundir.STATE)["bad_evals"] == 5
+
+
 def test_temp_files_of_a_killed_writer_are_removed(corpus, tmp_path, trained):
     run = copy_run(trained / "remi", tmp_path / "run")
     junk = [run / ".state.pt.tmp999999", run / ".best.safetensors.tmp999998", run / ".loss.png.tmp999997.png",

@@ -45,7 +45,7 @@ class Config:
     batch_size: int = 16
     epochs: int = 20
     steps_per_epoch: int | None = None  # None: the whole training set once per epoch
-    patience: int | None = 5     # early stopping on validation loss (None: off)
+    patience: int | None = 5     # stop after this many evaluations without a better validation loss (None: off)
     max_minutes: float | None = 30.0
     checkpoint_minutes: float = 5.0  # also save the training state mid-epoch this often
     seed: int = 0

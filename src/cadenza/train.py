@@ -379,7 +379,7 @@ class _Trainer:
             lr = s.optimizer.param_groups[0]["lr"]
             self.schedule.resume_at(self.global_step, lr / config.lr, st.get("warmup"))
         self.best_loss, self.best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
-        self.bad_evals = st.get("bad_epochs", 0)
+        self.bad_evals = st.get("bad_evals", st.get("bad_epochs", 0))  # bad_epochs: states saved before 2026-12
         self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
         self.tokens_seen, self.elapsed_before = st.get("tokens", 0), st.get("elapsed", 0.0)
         rows = rundir.read_metrics(run_dir / rundir.METRICS) if state is not None else []
@@ -399,7 +399,7 @@ class _Trainer:
     def snapshot(self) -> dict:
         return {"format": 1, "model": self.s.model.state_dict(), "optimizer": self.s.optimizer.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss,
-                "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
+                "best_epoch": self.best_epoch, "bad_evals": self.bad_evals,
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
                 "data_key": self.s.data.key, "data_tokens": self.s.data.tokens_digest, "eval_every": self.schedule.eval_every,

@@ -177,7 +177,8 @@ def check_finite(tensors: dict, path: Path, what: str = "tensor") -> None:
 
 STATE = {"format": Spec(int, 0, 1 << 16), "epoch": Spec(int, 1, 1 << 40), "step": Spec(int, 0, BIG),
          "best_loss": Spec(float, -math.inf, math.inf), "best_epoch": Spec(int, 0, 1 << 40),
-         "bad_epochs": Spec(int, 0, BIG), "elapsed": Spec(float, 0, 1e12), "loss_sum": Spec.finite(),
+         "bad_evals": Spec(int, 0, BIG), "bad_epochs": Spec(int, 0, BIG),  # bad_epochs: the old name
+         "elapsed": Spec(float, 0, 1e12), "loss_sum": Spec.finite(),
          "loss_count": Spec(int, 0, BIG), "tokens": Spec(int, 0, BIG), "eval_every": Spec(int, 1, BIG, none=True),
          "rows": Spec(int, 0, BIG), "warmup": Spec(int, 0, BIG), "data_key": Spec(str, none=True),
          "model": Spec(dict), "optimizer": Spec(dict)}
