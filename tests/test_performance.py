@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from symusic import ControlChange, Note, Score, Tempo, Track
 
-from cadenza import Sampling, generate, load_run, preset, representations, to_scores, train
-from cadenza.corpus import read_piano_score
-from cadenza.corpus.performed import performance_signs, suggestion
-from cadenza.dataset import prepare
+from cadenza import Sampling, generate, load_run, preset, to_scores, train
+from cadenza.data import representations
+from cadenza.data.corpus import read_piano_score
+from cadenza.data.corpus.performed import performance_signs, suggestion
+from cadenza.data.dataset import prepare
 from cadenza.render.pianoroll import draw_pianoroll
 from midifiles import write_performed_piece
 
@@ -199,7 +200,7 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
         seen.append(config)
         raise Stop  # before any work
 
-    monkeypatch.setattr(importlib.import_module("cadenza.train"), "train", fake_train)
+    monkeypatch.setattr(importlib.import_module("cadenza.training.trainer"), "train", fake_train)
     for extra in (["--representation", "performance"], []):
         with pytest.raises(Stop):
             cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])
@@ -510,7 +511,7 @@ def test_the_probability_of_a_forbidden_key_event_goes_to_a_sounding_key():
     probability on NoteOff_62 (silent), C4 is released, never anything else."""
     import torch
 
-    from cadenza.sampling import sample_next
+    from cadenza.generation.sampling import sample_next
 
     rep = representations.create("performance")
     vocab = rep.tokenizer.vocab

@@ -19,7 +19,7 @@ from cadenza import rundir
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.errors import CadenzaError
-from cadenza.train import train
+from cadenza.training.trainer import train
 
 TINY = {"dim": 32, "layers": 1, "dropout": 0.0}
 
@@ -105,7 +105,7 @@ def test_crash_between_state_and_metrics_loses_no_epoch(corpus, tmp_path, monkey
 
 
 def test_crash_while_plotting_keeps_the_previous_plot(corpus, tmp_path, monkeypatch):
-    train_module = sys.modules["cadenza.train"]  # (cadenza.train the attribute is the function)
+    train_module = sys.modules["cadenza.training.trainer"]  # (cadenza.train the attribute is the function)
 
     run = tmp_path / "run"
     train(str(corpus), run, config(epochs=1), quiet=True, workers=1)
@@ -388,7 +388,7 @@ def test_a_damaged_entry_that_cannot_be_removed_is_never_trained_on(corpus, tmp_
     "preparing it again" and then trained on, damaged token and all."""
     if not immutable_folders_work(tmp_path):
         pytest.skip("chattr +i is not available here (needs root and a file system with inode flags)")
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     entry = prepare(str(corpus), "remi", val_fraction=0.34, log=None).directory
@@ -415,7 +415,7 @@ def test_a_damaged_entry_that_cannot_be_removed_is_never_trained_on(corpus, tmp_
 def test_an_edited_meta_json_is_damage(corpus, tmp_path, monkeypatch, edit):
     """meta.json's file lists decide what `evaluate` scores as held out; an edit of them (or
     of a setting) passed every checksum and was used silently. Now it is rebuilt."""
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     first = prepare(str(corpus), "remi", val_fraction=0.34, log=None)

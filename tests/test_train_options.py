@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from cadenza import models, representations
+from cadenza import models
+from cadenza.data import representations
 from cadenza.validate import check_config
 
 

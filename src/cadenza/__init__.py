@@ -19,9 +19,9 @@ from .errors import CadenzaError
 
 # The API by name, imported on first use: `cadenza --help` or a mistyped flag then answers at
 # once instead of after the seconds torch takes to import.
-_LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "dataset",
-         "generate": "generate", "to_scores": "generate", "load_run": "rundir", "train": "train",
-         "Sampling": "sampling"}
+_LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "data.dataset",
+         "generate": "generation.generate", "to_scores": "generation.generate", "load_run": "rundir",
+         "train": "training.trainer", "Sampling": "generation.sampling"}
 
 
 def __getattr__(name: str):

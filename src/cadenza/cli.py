@@ -17,7 +17,7 @@ from .errors import CadenzaError, printable
 def _add_train(sub) -> None:
     from .config import FINETUNE_SCHEDULE as FINETUNE, PRESETS, preset
     from .models import NAMES as MODELS
-    from .representations import NAMES as REPS
+    from .data.representations import NAMES as REPS
 
     base = preset("base")
 
@@ -207,7 +207,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     from .config import Config, preset
     from .rundir import parse_model_options
-    from .train import train
+    from .training.trainer import train
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
@@ -264,9 +264,9 @@ def _render_formats(text: str) -> set[str]:
 
 def cmd_generate(args) -> int:
     from .files import check_outputs, write_bytes_atomic
-    from .generate import generate, output_paths, to_scores
+    from .generation.generate import generate, output_paths, to_scores
     from .rundir import load_run
-    from .sampling import Sampling
+    from .generation.sampling import Sampling
     from .validate import config_specs
 
     formats = _render_formats(args.render)
@@ -358,8 +358,8 @@ def cmd_studio(args) -> int:
 
 
 # What each command imports (torch and the rest) while the start-up Ctrl-C guard still holds
-COMMAND_MODULES = {"train": ".train", "generate": ".generate", "render": ".render", "evaluate": ".evaluate.run",
-                   "demo": ".demo", "studio": ".studio"}
+COMMAND_MODULES = {"train": ".training.trainer", "generate": ".generation.generate", "render": ".render",
+                   "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 

@@ -31,7 +31,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from . import models, representations, validate
+from . import models, validate
+from .data import representations
 from .config import Config
 from .errors import CadenzaError
 from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of, open_regular,

@@ -4,8 +4,8 @@ Each check raises one ``CadenzaError`` naming the file and the field (``RUN/conf
 seq_len must be an integer from 2 to 1048576, not -5``), so a damaged or hostile run is
 one line, never a traceback, a hang or a model that fills memory. Used by
 :mod:`cadenza.config` (config.json), :mod:`cadenza.rundir` (weights, primers, state,
-metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files); the same
-config checks refuse a new training's options before it starts (:mod:`cadenza.train`). The
+metrics, token statistics) and :mod:`cadenza.data.representations` (tokenizer files); the same
+config checks refuse a new training's options before it starts (:mod:`cadenza.training.trainer`). The
 specs themselves are :class:`cadenza.spec.Spec`; a representation's options, a model's
 and the sampling settings are declared beside the representation, the model and the
 sampler.
@@ -48,8 +48,8 @@ def check_fields(data: dict, specs: dict[str, Spec], path: Path | None, prefix: 
 def config_specs() -> dict[str, Spec]:
     """Each field of a Config: what config.json may hold, and a new training's options."""
     from .models import NAMES as MODELS
-    from .representations import NAMES as REPS
-    from .sampling import SPECS as SAMPLING
+    from .data.representations import NAMES as REPS
+    from .generation.sampling import SPECS as SAMPLING
 
     return {
         "preset": Spec(str), "source": Spec(str, none=True), "init_from": Spec(str, none=True),
@@ -95,7 +95,7 @@ def check_beat_res(beat_res, path: Path | None, field: str) -> None:
 def check_rep_options(name: str, options, path: Path | None, prefix: str = "representation_options.") -> None:
     """The options the representation ``name`` declares (its class's ``OPTIONS``), and a
     ``beat_res`` grid of a size cadenza builds."""
-    from .representations import declared_options
+    from .data.representations import declared_options
 
     check_fields(options, declared_options(name), path, prefix)
     if options.get("beat_res") is not None:

@@ -12,19 +12,19 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..errors import CadenzaError
+from ...errors import CadenzaError
 
 if TYPE_CHECKING:
-    from ..spec import Spec
+    from ...spec import Spec
     from .base import Grammar, Representation
 
 _REGISTRY = {
     "seed": "cadenza.seed.representation:SeedRepresentation",
-    "remi": "cadenza.representations.remi:REMIRepresentation",
-    "tsd": "cadenza.representations.tsd:TSDRepresentation",
-    "midilike": "cadenza.representations.midilike:MIDILikeRepresentation",
-    "structured": "cadenza.representations.structured:StructuredRepresentation",
-    "performance": "cadenza.representations.performance:PerformanceRepresentation",
+    "remi": "cadenza.data.representations.remi:REMIRepresentation",
+    "tsd": "cadenza.data.representations.tsd:TSDRepresentation",
+    "midilike": "cadenza.data.representations.midilike:MIDILikeRepresentation",
+    "structured": "cadenza.data.representations.structured:StructuredRepresentation",
+    "performance": "cadenza.data.representations.performance:PerformanceRepresentation",
 }
 NAMES = tuple(_REGISTRY)
 _META_FILE = "representation.json"
@@ -65,7 +65,7 @@ def digest(rep: Representation) -> str:
     import hashlib
     import tempfile
 
-    from ..files import hash_file
+    from ...files import hash_file
 
     h = hashlib.blake2b(digest_size=12)
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +80,7 @@ def digest(rep: Representation) -> str:
 def load(directory: Path) -> Representation:
     directory = Path(directory)
     meta_path = directory / _META_FILE
-    from ..files import read_json
+    from ...files import read_json
 
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):

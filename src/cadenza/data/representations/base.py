@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from symusic import Score
 
-from ..spec import Spec
+from ...spec import Spec
 
 
 class Grammar(ABC):
@@ -43,7 +43,7 @@ class Grammar(ABC):
 
 class Representation(ABC):
     name: ClassVar[str]
-    # the options __init__ takes, checked before it runs (see cadenza.representations)
+    # the options __init__ takes, checked before it runs (see cadenza.data.representations)
     OPTIONS: ClassVar[dict[str, Spec]] = {}
     transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
     reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part

@@ -12,7 +12,7 @@ tokens cannot be transposed token by token) and the grammar checks each BPE toke
 whole base sequence (see :mod:`.grammar`).
 
 The sustain pedal: these grid representations have no pedal tokens; the pedal is applied to
-the notes when tracks are merged (:func:`~cadenza.corpus.pedal.sustain`: a note released
+the notes when tracks are merged (:func:`~cadenza.data.corpus.pedal.sustain`: a note released
 under the pedal lasts until the pedal lifts), so what is heard is kept.
 
 Tempos: 121 log-spaced bins from 15 to 480 bpm, 24 a doubling (a tempo is kept within
@@ -33,10 +33,10 @@ from symusic import Note, Score, Track
 
 from ..corpus.pedal import pedal_spans, set_pedals, sustain
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
-from ..errors import CadenzaError
-from ..files import read_json
-from ..spec import Spec
-from ..validate import check_miditok_file, check_rep_options
+from ...errors import CadenzaError
+from ...files import read_json
+from ...spec import Spec
+from ...validate import check_miditok_file, check_rep_options
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
 
@@ -50,7 +50,7 @@ _PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
 class _TrainingIterator:
     """Base ids of the training pieces as MidiTok's byte strings (what its own
     ``TokTrainingIterator`` yields), split per bar as configured; each piece read when it
-    is reached (the pieces may be on disk: :mod:`cadenza.spool`)."""
+    is reached (the pieces may be on disk: :mod:`cadenza.data.spool`)."""
 
     def __init__(self, tokenizer: MusicTokenizer, pieces: Sequence[np.ndarray]) -> None:
         self.tokenizer, self.pieces = tokenizer, pieces
