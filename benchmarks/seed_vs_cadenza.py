@@ -45,14 +45,13 @@ from cadenza.data.dataset import TokenWindows, prepare
 from cadenza.files import write_bytes_atomic
 from cadenza.errors import CadenzaError
 from cadenza.generation.generate import generate
+from cadenza.generation import generate as gen_module
 from cadenza.seed.representation import SeedRepresentation
+from cadenza.training import trainer as ctrain
 from cadenza.rundir import METRICS, STATE, load_run, load_state, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# ``cadenza.train`` the attribute is the train() function (re-exported by the package), so
-# the module itself is fetched by name.
-ctrain = importlib.import_module("cadenza.training.trainer")
 
 CONTEXT = 100          # the notebook's window
 GEN_TOKENS = 500       # the notebook generates 500 notes
@@ -464,8 +463,6 @@ def generation(args, runs) -> dict:
     primer = [int(i) for i in res.context[0][-CONTEXT:]]
     # generate.py runs one-token steps with oneDNN off on the CPU (0736b42); for comparison,
     # the same call with those steps through oneDNN again, as before that change
-    gen_module = importlib.import_module("cadenza.generation.generate")
-
     def through_onednn():
         original = gen_module._one_step_kernels
         gen_module._one_step_kernels = lambda device: contextlib.nullcontext()

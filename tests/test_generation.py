@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -176,7 +175,9 @@ def test_a_model_stuck_writing_rests_without_bar_lines_is_capped(run):
 
 
 def test_quiet_generation_logs_progress(run, monkeypatch):
-    monkeypatch.setattr(sys.modules["cadenza.generation.generate"], "LOG_EVERY_S", 0.0)
+    from cadenza.generation import generate as generate_module
+
+    monkeypatch.setattr(generate_module, "LOG_EVERY_S", 0.0)
     messages = []
     generate(run, num=2, length=40, seed=5, quiet=True, log=messages.append)
     assert any(m.startswith("generating: ") and "tokens" in m for m in messages)

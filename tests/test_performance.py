@@ -180,10 +180,9 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     """min-p 0.1 (the base preset's, chosen on REMI) cut the Pedal tokens and the long time
     shifts of performances: a performance run, from the API or the command line, samples
     with the representation's own defaults; an explicit value still wins."""
-    import importlib
-
     from cadenza import cli
     from cadenza.config import REPRESENTATION_SAMPLING, Config
+    from cadenza.training import trainer
 
     own = REPRESENTATION_SAMPLING["performance"]
     picked = lambda config: {k: getattr(config, k) for k in own}  # noqa: E731
@@ -200,7 +199,7 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
         seen.append(config)
         raise Stop  # before any work
 
-    monkeypatch.setattr(importlib.import_module("cadenza.training.trainer"), "train", fake_train)
+    monkeypatch.setattr(trainer, "train", fake_train)
     for extra in (["--representation", "performance"], []):
         with pytest.raises(Stop):
             cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])

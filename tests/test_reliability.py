@@ -105,7 +105,7 @@ def test_crash_between_state_and_metrics_loses_no_epoch(corpus, tmp_path, monkey
 
 
 def test_crash_while_plotting_keeps_the_previous_plot(corpus, tmp_path, monkeypatch):
-    train_module = sys.modules["cadenza.training.trainer"]  # (cadenza.train the attribute is the function)
+    from cadenza.training import trainer as train_module
 
     run = tmp_path / "run"
     train(str(corpus), run, config(epochs=1), quiet=True, workers=1)

@@ -5,7 +5,7 @@
     best.safetensors   weights with the best validation loss (training loss without a split)
     state.pt           the last training state: model, optimizer, epoch, step, RNG
     primers.npy        a few training windows to start generation from
-    token_stats.json   what generation may use of the training tokens (see token_stats.py)
+    token_stats.json   what generation may use of the training tokens (see data/token_stats.py)
     metrics.csv        one row per epoch; loss.png: the curves
     run.lock           held while a training process writes here
 
