@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     run = load_run(resolve_run(args.run))
     if args.option:
-        run = with_model_options(run, **parse_model_options(run.config.model, args.option))
+        run = with_model_options(run, **parse_model_options(args.option, run.config.model))
     which = args.pop909 or ("test" if is_shipped(run.directory) else "own")
     folders = {{"test": "POP909 test songs", "val": "POP909 validation songs", "own": "validation split"}[which]:
                pop909_held_out(run, args.workdir, which),

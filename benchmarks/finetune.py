@@ -38,7 +38,7 @@ KEYS = ("repeated_bar_share", "groove_consistency", "distinct_tempos", "distinct
 
 def folder_files(name: str) -> list[Path]:
     if name == "bach40":
-        from cadenza.corpus.bach import bach_chorales
+        from cadenza.data.corpus.bach import bach_chorales
 
         return sorted(bach_chorales())[:40]
     if name == "asap-bach":
@@ -118,7 +118,7 @@ def choose(name: str, train_folder: Path, workdir: Path, minutes: float, start: 
 def measure(run_dir: Path, test_folder: Path) -> dict:
     from cadenza.evaluate.run import heldout_pieces
     from cadenza.evaluate.structure import compare_structure
-    from cadenza.generate import generate, to_scores
+    from cadenza.generation.generate import generate, to_scores
     from cadenza.rundir import load_run
 
     run = load_run(run_dir)

@@ -49,16 +49,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cadenza.bars import bar_tick, cut
-from cadenza.corpus import find_midi_files
+from cadenza.data.bars import bar_tick, cut
+from cadenza.data.corpus import find_midi_files
 from cadenza.errors import CadenzaError
 from cadenza.evaluate.run import heldout_pieces, say
 from cadenza.evaluate.structure import compare_structure, excerpt
 from cadenza.files import check_outputs, write_bytes_atomic
-from cadenza.generate import generate, read_primer, to_scores
+from cadenza.generation.generate import generate, read_primer, to_scores
 from cadenza.pretrained import resolve_run
 from cadenza.rundir import METRICS, Run, load_run, parse_model_options, read_metrics, with_model_options
-from cadenza.scores import bar_contents, in_ticks, merged_notes
+from cadenza.data.scores import bar_contents, in_ticks, merged_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def load_runs(specs: list[list[str]]) -> dict[str, Run]:
     runs = {}
     for k, (path, *words) in enumerate(specs, 1):
         run = load_run(resolve_run(path))
-        options = parse_model_options(run.config.model, words)
+        options = parse_model_options(words, run.config.model)
         label = run.directory.name + (f" ({', '.join(words)})" if words else "")
         runs[label if label not in runs else f"{label} #{k}"] = with_model_options(run, **options)
     return runs

@@ -10,7 +10,7 @@ MidiTok's PerTok (the tokenizer made for expressive timing; its configuration be
 are matched per key, each original note to the nearest unmatched decoded onset within
 100 ms. Errors are in milliseconds of the original file's time. The note-off error is taken
 after pedal handling, on when each note stops *sounding* (a key released under the sustain
-pedal sounds until it lifts: :func:`cadenza.corpus.pedal.sustain` applied to both sides).
+pedal sounds until it lifts: :func:`cadenza.data.corpus.pedal.sustain` applied to both sides).
 ``ungrammatical`` counts the tokens that cadenza's grammar for the representation would have
 masked (0: constrained sampling can produce every training sequence).
 
@@ -70,9 +70,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cadenza import representations
-from cadenza.corpus import read_piano_score
-from cadenza.corpus.pedal import sustain
+from cadenza.data import representations
+from cadenza.data.corpus import read_piano_score
+from cadenza.data.corpus.pedal import sustain
 from cadenza.evaluate.sanity import DURATION_BINS, duration_checks, histogram, intersection
 from cadenza.files import atomic_path
 

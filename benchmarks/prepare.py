@@ -5,7 +5,7 @@
         [--workdir runs/prepare-bench] [--out FILE.md]
 
 For POP909 and synthetic corpora of small files (written once into ``--workdir``), each
-representation is prepared with ``cadenza.dataset.prepare`` (one worker) in a fresh
+representation is prepared with ``cadenza.data.dataset.prepare`` (one worker) in a fresh
 process, cold (empty cache, ``--repeat`` times) and then cached (the same call again), and
 beside it:
 
@@ -77,7 +77,7 @@ def write_synthetic(folder: Path, files: int, seed: int = 0) -> Path:
 
 
 def measure_prepare(corpus: str, rep: str, cache: str) -> dict:
-    from cadenza import dataset, representations
+    from cadenza.data import dataset, representations
 
     representations._class_for(rep)  # imports (MidiTok's among them) outside the timing, as for MidiTok's own
     imports_mb = _peak_mb()
@@ -94,8 +94,8 @@ def measure_miditok(corpus: str, rep: str) -> dict:
 
     from symusic import Score
 
-    from cadenza import representations
-    from cadenza.corpus import find_midi_files
+    from cadenza.data import representations
+    from cadenza.data.corpus import find_midi_files
 
     tokenizer = representations.create(rep).tokenizer
     paths = find_midi_files(corpus)
@@ -118,7 +118,7 @@ def measure_music21(corpus: str, n: int, repeats: int) -> dict:
     with a scratch folder of its own so no earlier pickle is found."""
     from music21 import environment
 
-    from cadenza.corpus import find_midi_files, read_piano_score
+    from cadenza.data.corpus import find_midi_files, read_piano_score
     from cadenza.seed.representation import SeedRepresentation
     from seed_agreement import notebook_loop
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from cadenza.corpus import SkipFile, read_piano_score
+from cadenza.data.corpus import SkipFile, read_piano_score
 from cadenza.files import write_bytes_atomic
 from cadenza.seed.representation import score_to_seed_tokens
 

@@ -40,19 +40,18 @@ import torch
 import torch.nn.functional as F
 
 from cadenza import models, preset
-from cadenza.corpus import find_midi_files, read_pieces
-from cadenza.dataset import TokenWindows, prepare
+from cadenza.data.corpus import find_midi_files, read_pieces
+from cadenza.data.dataset import TokenWindows, prepare
 from cadenza.files import write_bytes_atomic
 from cadenza.errors import CadenzaError
-from cadenza.generate import generate
+from cadenza.generation.generate import generate
+from cadenza.generation import generate as gen_module
 from cadenza.seed.representation import SeedRepresentation
+from cadenza.training import trainer as ctrain
 from cadenza.rundir import METRICS, STATE, load_run, load_state, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# ``cadenza.train`` the attribute is the train() function (re-exported by the package), so
-# the module itself is fetched by name.
-ctrain = importlib.import_module("cadenza.train")
 
 CONTEXT = 100          # the notebook's window
 GEN_TOKENS = 500       # the notebook generates 500 notes
@@ -242,7 +241,7 @@ def extraction(args, work: Path) -> dict:
 
 
 def _any_score(paths):
-    from cadenza.corpus import read_piano_score
+    from cadenza.data.corpus import read_piano_score
     for path in paths:
         try:
             return read_piano_score(path)
@@ -255,7 +254,7 @@ def _any_score(paths):
 # -- 2./3. training ------------------------------------------------------------------------
 
 class FairEval:
-    """Replaces ``cadenza.train.evaluate_loss`` during a run so that every model is scored
+    """Replaces ``cadenza.training.trainer.evaluate_loss`` during a run so that every model is scored
     the same way: mean next-token NLL at the same (at most 512) evenly spaced val
     positions, each predicted from exactly the 100 tokens before it."""
 
@@ -450,7 +449,7 @@ def window_rerun(model, pattern: list[int], n: int) -> list[int]:
 
 
 def generation(args, runs) -> dict:
-    from cadenza.sampling import Sampling
+    from cadenza.generation.sampling import Sampling
 
     seed_run, lstm_run, remi_run = runs
     say(f"4. generating {GEN_TOKENS} tokens ({args.repeats} interleaved repetitions, CPU time)")
@@ -464,8 +463,6 @@ def generation(args, runs) -> dict:
     primer = [int(i) for i in res.context[0][-CONTEXT:]]
     # generate.py runs one-token steps with oneDNN off on the CPU (0736b42); for comparison,
     # the same call with those steps through oneDNN again, as before that change
-    gen_module = importlib.import_module("cadenza.generate")
-
     def through_onednn():
         original = gen_module._one_step_kernels
         gen_module._one_step_kernels = lambda device: contextlib.nullcontext()
@@ -499,7 +496,7 @@ def speed(args, tr) -> dict:
     """CPU time per training step and per generated note, interleaved: the notebook's network
     (cadenza's PyTorch copy; with --notebook keras also the notebook's own Keras code) and
     cadenza's default LSTM on the same seed tokens."""
-    from cadenza.sampling import Sampling
+    from cadenza.generation.sampling import Sampling
 
     seed_run, lstm_run, _ = tr["runs"]
     sd = tr["seed_data"]
@@ -657,7 +654,7 @@ def table(args, ex: dict, tr: dict, gen: dict, sp: dict) -> str:
         "Protocol:",
         "- 1: the notebook's `obtain_notes` loop per file (`converter.parse`, `partitionByInstrument`, "
         "`parts[0].recurse()`; `forceSource=True` so music21's own cache of earlier parses is not used) vs "
-        "`cadenza.corpus.read_pieces` with the seed representation's `pretokenize`, "
+        "`cadenza.data.corpus.read_pieces` with the seed representation's `pretokenize`, "
         "both in one process on the same files. cadenza merges every non-drum track where the notebook keeps "
         "the first instrument part, so multi-track files may differ.",
         "- 2: both models on the same prepared seed tokens and split. The val loss in each run's metrics.csv "
@@ -675,7 +672,7 @@ def table(args, ex: dict, tr: dict, gen: dict, sp: dict) -> str:
         "which seed tokens drop, so REMI's NLL per note pays for more information. Time to reach uses each "
         "run's in-training curve converted to per note (× val tokens / val notes); the REMI curve is cadenza's "
         "default evaluation (every position of 256-token val windows), hence ≈.",
-        f"- 4: same best seed-network weights and the same 100-token primer; `cadenza.generate.generate` "
+        f"- 4: same best seed-network weights and the same 100-token primer; `cadenza.generation.generate.generate` "
         "(temperature 0 = argmax) vs the notebook's loop (whole window per token); each time is the median CPU "
         f"time of {args.repeats} repetitions, the five generators taking turns. After the first 100 tokens the stateful LSTM remembers more than the window, "
         "so the outputs may diverge. PyTorch's oneDNN LSTM costs milliseconds per call whatever its length on "

@@ -108,7 +108,7 @@ def train_all(names: list[str], folder: Path, workdir: Path, minutes: float, qui
 def prepare_caches(names: list[str], folder: Path, quick: bool) -> None:
     """Tokenise once with both cores before the one-thread trainings start."""
     from cadenza.config import preset
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     for name in names:
         config = preset(CANDIDATES[name][0])
@@ -144,8 +144,8 @@ def sample(run, pieces: int, bars: int, sampling: tuple, held: dict) -> dict:
     """Generate, time it, and compare with each held-out set (``held``: name -> scores)."""
     from cadenza.evaluate.compare import compare_sets
     from cadenza.evaluate.structure import compare_structure
-    from cadenza.generate import generate, to_scores
-    from cadenza.sampling import Sampling
+    from cadenza.generation.generate import generate, to_scores
+    from cadenza.generation.sampling import Sampling
 
     began = time.process_time()
     temperature, top_p, min_p, form = sampling
@@ -164,7 +164,7 @@ def sample(run, pieces: int, bars: int, sampling: tuple, held: dict) -> dict:
 def val_folder(run, workdir: Path) -> Path:
     """The run's own validation songs, linked into one folder (the prepared-data cache is
     keyed by content, so the paths it lists may name another copy of the same songs)."""
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     cfg = run.config
     meta = prepare(cfg.source, cfg.representation, cfg.representation_options, cfg.val_fraction, cfg.seed,

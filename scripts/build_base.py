@@ -56,7 +56,7 @@ def mixed_folder(pop_train: Path, pop_val: Path, target: Path, repeats: int = 1,
     """``target`` holding links to the POP909 training songs that are not ``pop_val`` songs, to
     the bach chorales after the benchmark's first 40, each ``repeats`` times, and with
     ``piano_midi`` to the piano-midi.de pieces that ``benchmarks/context.py`` does not hold out."""
-    from cadenza.corpus.bach import bach_chorales
+    from cadenza.data.corpus.bach import bach_chorales
     from context import piano_midi_split
     from structure import link_files
 
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.option:
         from cadenza.rundir import parse_model_options, with_model_options
 
-        run = with_model_options(run, **parse_model_options(run.config.model, args.option))
+        run = with_model_options(run, **parse_model_options(args.option, run.config.model))
     torch.set_num_threads(2)
     figs = figures(run, pop_val or val_folder(run, args.workdir), test_folder)
     print(json.dumps({k: v for k, v in figs.items() if k != "structure_test"}, indent=1))

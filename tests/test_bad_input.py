@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symusic import Note, Score, Track
 
-from cadenza.corpus import find_midi_files, read_piano_score
-from cadenza.corpus.reader import MAX_NOTES, PIANO_HIGH, PIANO_LOW, SkipFile
+from cadenza.data.corpus import find_midi_files, read_piano_score
+from cadenza.data.corpus.reader import MAX_NOTES, PIANO_HIGH, PIANO_LOW, SkipFile
 from cadenza.errors import printable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +260,7 @@ def _check_summary(summary, corpus):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_prepare_keeps_good_and_explains_bad(corpus, tmp_path, monkeypatch, workers):
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     deny_unreadable(monkeypatch)
@@ -348,7 +348,7 @@ _REMI = None
 def _remi():
     global _REMI
     if _REMI is None:
-        from cadenza import representations
+        from cadenza.data import representations
 
         _REMI = representations.create("remi")
     return _REMI
@@ -387,8 +387,8 @@ def _read_one_or_die(path):
 
 
 def test_file_that_kills_its_worker_is_skipped(tmp_path, monkeypatch):
-    import cadenza.corpus as corpus_module
-    from cadenza import representations
+    import cadenza.data.corpus as corpus_module
+    from cadenza.data import representations
 
     global _real_read_one
     _real_read_one = corpus_module._read_one

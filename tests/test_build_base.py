@@ -20,7 +20,7 @@ def test_continuing_the_shipped_base_leaves_out_its_validation_songs_and_the_ben
     import build_base
     from structure import split_songs
 
-    from cadenza.corpus.bach import bach_chorales
+    from cadenza.data.corpus.bach import bach_chorales
     from cadenza.rundir import load_run
 
     train, test = split_songs(DATA, tmp_path / "w", quick=False)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cadenza import dataset
+from cadenza.data import dataset
 from cadenza.cli import main
-from cadenza.dataset import prepare
+from cadenza.data.dataset import prepare
 from cadenza.errors import CadenzaError
 
 
@@ -158,7 +158,7 @@ def test_a_run_on_a_copied_corpus_finds_its_held_out_pieces_after_the_original_i
     """The cache entry is keyed by content, so a copy shares the entry that the original
     folder prepared, which lists the original's paths: evaluate must read the copy's."""
     from cadenza.config import preset
-    from cadenza.train import train
+    from cadenza.training.trainer import train
     from midifiles import write_eighths_corpus
 
     config = preset("small", model_options={"dim": 32, "layers": 1, "dropout": 0.0}, seq_len=32, batch_size=4,

@@ -11,7 +11,7 @@ import pytest
 
 from cadenza.cli import main
 from cadenza.config import preset
-from cadenza.train import train
+from cadenza.training.trainer import train
 from midifiles import TINY_RUN, train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]

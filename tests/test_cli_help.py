@@ -65,7 +65,7 @@ def test_every_flag_has_help_that_shows_its_default():
 
 def test_the_help_defaults_are_the_presets_and_the_fine_tunes():
     from cadenza.config import FINETUNE_SCHEDULE, preset
-    from cadenza.finetune import SCHEDULE
+    from cadenza.training.finetune import SCHEDULE
 
     text = build_parser()._actions[1].choices["train"].format_help()
     assert f"base: {preset('base').epochs}" in " ".join(text.split())
@@ -74,7 +74,7 @@ def test_the_help_defaults_are_the_presets_and_the_fine_tunes():
 
 
 def test_the_python_api_imports_by_name():
-    code = ("import cadenza, cadenza.train, cadenza.generate\n"
+    code = ("import cadenza, cadenza.training.trainer, cadenza.generation.generate\n"
             "from cadenza import train, generate, preset, load_run, to_scores, prepare, Config, PRESETS, CadenzaError\n"
             "assert callable(train) and callable(generate) and cadenza.train is train\n"
             "assert preset('small').max_minutes is PRESETS['small']['max_minutes'] is None and issubclass(CadenzaError, Exception)\n"

@@ -17,7 +17,7 @@ import pytest
 
 from cadenza import load_run, preset, train
 from cadenza.cli import main
-from cadenza.corpus import read_piano_score
+from cadenza.data.corpus import read_piano_score
 from cadenza.evaluate.context import SPAN, context_use, copy_share, span
 from midifiles import write_piece
 

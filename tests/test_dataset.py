@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cadenza import dataset, preset, representations, train
-from cadenza.dataset import TokenWindows, prepare, split_files, transpose_tables
+from cadenza.data import dataset, representations
+from cadenza import preset, train
+from cadenza.data.dataset import TokenWindows, prepare, split_files, transpose_tables
 
 
 def test_prepare_writes_flat_uint16_files_with_a_piece_index(corpus_dir):
@@ -111,7 +112,7 @@ def test_tempo_stretch_moves_only_tempo_tokens(corpus_dir):
 def test_a_one_beat_time_signature_becomes_four_four_bars(tmp_path):
     from symusic import Note, Score, Tempo, TimeSignature, Track
 
-    from cadenza.corpus import read_piano_score
+    from cadenza.data.corpus import read_piano_score
 
     score = Score(480)
     score.time_signatures = [TimeSignature(0, 1, 4)]  # as POP909 files carry for 4/4 songs
@@ -131,7 +132,7 @@ def test_a_one_beat_time_signature_becomes_four_four_bars(tmp_path):
 
 
 def test_bpe_windows_are_transposed_by_merging_again(corpus_dir):
-    from cadenza.dataset import BPETransposition, transposition
+    from cadenza.data.dataset import BPETransposition, transposition
 
     data = prepare(str(corpus_dir), "remi", {"vocab_size": 500}, log=None)
     rep = data.representation()
@@ -179,7 +180,7 @@ def test_corpus_files_come_in_the_order_of_their_paths(tmp_path):
     import os
     from pathlib import Path
 
-    from cadenza.corpus import find_midi_files, midi_file_names
+    from cadenza.data.corpus import find_midi_files, midi_file_names
 
     names = ["a/b.mid", "a-c.mid", "a.b/x.MID", "a/sub/y.mid", "a/x.midi", "a b/c.mid", "ab/c.mid",
              "a/sub.mid", "deep/er/q.mid", "notes.txt"]

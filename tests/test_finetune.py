@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
-from cadenza import finetune, pretrained
+from cadenza import generate, load_run, preset, rundir, to_scores, train
+from cadenza.data import representations
+from cadenza.training import finetune
+from cadenza import pretrained
 from cadenza.cli import main
 from cadenza.config import FINETUNE_SCHEDULE
 from midifiles import TINY_RUN, train_tiny_run, write_eighths_corpus

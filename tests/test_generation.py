@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import random
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import torch
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
-from cadenza import generate, load_run, preset, representations, rundir, to_scores, train
+from cadenza import generate, load_run, preset, rundir, to_scores, train
+from cadenza.data import representations
 from cadenza.cli import main
-from cadenza.bars import bar_tick, bars_before
-from cadenza.scores import bar_contents
-from cadenza.generate import _BarMeter
-from cadenza.form import FormPlan, SectionCopier, parse_form, section_bars
-from cadenza.sampling import Sampling, sample_next
-from cadenza.token_stats import TokenKinds, token_stats
+from cadenza.data.bars import bar_tick, bars_before
+from cadenza.data.scores import bar_contents
+from cadenza.generation.generate import _BarMeter
+from cadenza.generation.form import FormPlan, SectionCopier, parse_form, section_bars
+from cadenza.generation.sampling import Sampling, sample_next
+from cadenza.data.token_stats import TokenKinds, token_stats
 from midifiles import random_piece, write_piece
 
 HOT = Sampling(temperature=3.0, top_p=1.0)  # every token gets its chance: the masks must hold
@@ -199,7 +199,9 @@ def test_a_piece_that_crosses_bar_lines_by_rests_alone_reaches_its_length(run):
 
 
 def test_quiet_generation_logs_progress(run, monkeypatch):
-    monkeypatch.setattr(sys.modules["cadenza.generate"], "LOG_EVERY_S", 0.0)
+    from cadenza.generation import generate as generate_module
+
+    monkeypatch.setattr(generate_module, "LOG_EVERY_S", 0.0)
     messages = []
     generate(run, num=2, length=40, seed=5, quiet=True, log=messages.append)
     assert any(m.startswith("generating: ") and "tokens" in m for m in messages)

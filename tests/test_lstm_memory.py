@@ -65,7 +65,7 @@ def test_grows_from_a_trained_lstm_run(tmp_path):
     start = load_run(tmp_path / "lstm")
     grown = models.create("lstm_memory", start.representation.vocab_size,
                           {"dim": 32, "layers": 1, "dropout": 0.1, "heads": 4})
-    from cadenza.finetune import load_start_weights
+    from cadenza.training.finetune import load_start_weights
 
     load_start_weights(grown, start.config.replace(init_from=str(tmp_path / "lstm"), model="lstm_memory"))
     ids = torch.randint(0, start.representation.vocab_size, (2, 50))

@@ -10,7 +10,7 @@ import symusic
 
 from cadenza.evaluate.compare import compare_sets, inter_distances, intra_distances, kde, make_grid
 from cadenza.evaluate.features import NOTE_LENGTH_CLASSES, note_length_classes, piece_features
-from cadenza.scores import bar_starts
+from cadenza.data.scores import bar_starts
 from cadenza.evaluate.sanity import longest_run, sanity_measures
 
 TPQ = 480

@@ -18,7 +18,7 @@ from cadenza import rundir
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.errors import CadenzaError
-from cadenza.train import train
+from cadenza.training.trainer import train
 from midifiles import TINY_RUN, train_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,7 +343,7 @@ def test_resume_with_a_run_dir_naming_a_file(base, tmp_path, capsys):
 
 
 def test_the_primer_counts_in_the_batch_limit(base, tmp_path, capsys):
-    from cadenza.generate import MAX_BATCH_TOKENS, MAX_NUM
+    from cadenza.generation.generate import MAX_BATCH_TOKENS, MAX_NUM
 
     length = MAX_BATCH_TOKENS // MAX_NUM - 8  # --num x --length alone is within the limit
     args = ["--num", MAX_NUM, "--length", length, "--primer", base / "primer.mid"]
@@ -358,8 +358,8 @@ def test_a_huge_primer_is_cut_to_the_models_context(base, tmp_path, capsys, monk
     import numpy as np
     from symusic import Note, Track
 
-    from cadenza.generate import generate as generate_api
-    from cadenza.representations.base import Representation
+    from cadenza.generation.generate import generate as generate_api
+    from cadenza.data.representations.base import Representation
 
     n = 100_000
     score, track = Score(480), Track("Piano", 0, False)

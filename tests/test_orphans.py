@@ -99,7 +99,7 @@ def test_bach_conversion_workers_die_with_a_killed_parent(tmp_path):
     """The first use of the built-in corpus converts the music21 chorales in a process pool;
     a SIGKILL then left its converters alive for good."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CADENZA_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-c", "from cadenza.corpus.bach import bach_chorales; "
+    proc = subprocess.Popen([sys.executable, "-c", "from cadenza.data.corpus.bach import bach_chorales; "
                              "bach_chorales(workers=2)"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = pool_of(proc, 2, 120, 0.01)
     assert len(workers) >= 2, "the conversion pool was not seen"

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from symusic import ControlChange, Note, Score, Tempo, Track
 
-from cadenza import Sampling, generate, load_run, preset, representations, to_scores, train
-from cadenza.corpus import read_piano_score
-from cadenza.corpus.performed import performance_signs, suggestion
-from cadenza.dataset import prepare
+from cadenza import Sampling, generate, load_run, preset, to_scores, train
+from cadenza.data import representations
+from cadenza.data.corpus import read_piano_score
+from cadenza.data.corpus.performed import performance_signs, suggestion
+from cadenza.data.dataset import prepare
 from cadenza.render.pianoroll import draw_pianoroll
 from midifiles import write_performed_piece
 
@@ -179,10 +180,9 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
     """min-p 0.1 (the base preset's, chosen on REMI) cut the Pedal tokens and the long time
     shifts of performances: a performance run, from the API or the command line, samples
     with the representation's own defaults; an explicit value still wins."""
-    import importlib
-
     from cadenza import cli
     from cadenza.config import REPRESENTATION_SAMPLING, Config
+    from cadenza.training import trainer
 
     own = REPRESENTATION_SAMPLING["performance"]
     picked = lambda config: {k: getattr(config, k) for k in own}  # noqa: E731
@@ -199,7 +199,7 @@ def test_a_performance_run_gets_the_performance_sampling_defaults(performance_ru
         seen.append(config)
         raise Stop  # before any work
 
-    monkeypatch.setattr(importlib.import_module("cadenza.train"), "train", fake_train)
+    monkeypatch.setattr(trainer, "train", fake_train)
     for extra in (["--representation", "performance"], []):
         with pytest.raises(Stop):
             cli.main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), *extra])
@@ -510,7 +510,7 @@ def test_the_probability_of_a_forbidden_key_event_goes_to_a_sounding_key():
     probability on NoteOff_62 (silent), C4 is released, never anything else."""
     import torch
 
-    from cadenza.sampling import sample_next
+    from cadenza.generation.sampling import sample_next
 
     rep = representations.create("performance")
     vocab = rep.tokenizer.vocab

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from symusic import Note, Score, Track
 
-from cadenza import dataset, representations
-from cadenza.corpus import read_piano_score
-from cadenza.corpus.pedal import pedal_spans, set_pedals, sustain
-from cadenza.corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
-from cadenza.representations.performance import in_milliseconds
-from cadenza.spool import PretokenSpool
+from cadenza.data import dataset, representations
+from cadenza.data.corpus import read_piano_score
+from cadenza.data.corpus.pedal import pedal_spans, set_pedals, sustain
+from cadenza.data.corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
+from cadenza.data.representations.performance import in_milliseconds
+from cadenza.data.spool import PretokenSpool
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 POP909 = Path(os.environ.get("CADENZA_POP909_DATA") or SHARED / "pop909")
@@ -154,7 +154,7 @@ class _CountingSpool(PretokenSpool):
 
 
 def test_bpe_training_reads_each_spooled_piece_once(tmp_path):
-    from cadenza.representations.midi_tokens import _TrainingIterator
+    from cadenza.data.representations.midi_tokens import _TrainingIterator
 
     rep = representations.create("remi", vocab_size=700)
     spool = _CountingSpool(tmp_path / "spool")

@@ -19,7 +19,7 @@ from cadenza import rundir
 from cadenza.cli import main
 from cadenza.config import preset
 from cadenza.errors import CadenzaError
-from cadenza.train import train
+from cadenza.training.trainer import train
 
 TINY = {"dim": 32, "layers": 1, "dropout": 0.0}
 
@@ -105,7 +105,7 @@ def test_crash_between_state_and_metrics_loses_no_epoch(corpus, tmp_path, monkey
 
 
 def test_crash_while_plotting_keeps_the_previous_plot(corpus, tmp_path, monkeypatch):
-    train_module = sys.modules["cadenza.train"]  # (cadenza.train the attribute is the function)
+    from cadenza.training import trainer as train_module
 
     run = tmp_path / "run"
     train(str(corpus), run, config(epochs=1), quiet=True, workers=1)
@@ -181,6 +181,23 @@ def test_disk_full_during_checkpoint_keeps_previous(corpus, tmp_path, monkeypatc
     assert "cadenza: error" not in "".join(err.splitlines()[:-1]) and "Traceback" not in err
     monkeypatch.setattr(pathlib.Path, "write_bytes", real_write)
     assert train(None, run, resume=True, overrides={"epochs": 2}, quiet=True, workers=1).epochs_done == 2
+
+
+@pytest.mark.parametrize("key", ["bad_evals", "bad_epochs"])
+def test_patience_counts_on_from_the_saved_state(tmp_path, trained, key):
+    """The evaluations without improvement are saved as ``bad_evals`` (a state saved before
+    December 2026 holds them as ``bad_epochs``): a resume goes on counting from either, so
+    with 4 counted and patience 5 the first evaluation after the resume stops the training."""
+    run = copy_run(trained / "remi", tmp_path / "run")
+    state = rundir.load_state(run / rundir.STATE)
+    assert "bad_evals" in state and "bad_epochs" not in state
+    del state["bad_evals"]
+    state[key], state["best_loss"] = 4, -1e9  # no evaluation beats that loss
+    rundir.save_state(state, run / rundir.STATE)
+    rows = len(rundir.read_metrics(run / rundir.METRICS))
+    result = train(None, run, resume=True, overrides={"epochs": 5, "patience": 5}, quiet=True, workers=1)
+    assert result.stopped == "early-stopping" and len(result.metrics) == rows + 1
+    assert rundir.load_state(run / rundir.STATE)["bad_evals"] == 5
 
 
 def test_temp_files_of_a_killed_writer_are_removed(corpus, tmp_path, trained):
@@ -371,7 +388,7 @@ def test_a_damaged_entry_that_cannot_be_removed_is_never_trained_on(corpus, tmp_
     "preparing it again" and then trained on, damaged token and all."""
     if not immutable_folders_work(tmp_path):
         pytest.skip("chattr +i is not available here (needs root and a file system with inode flags)")
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     entry = prepare(str(corpus), "remi", val_fraction=0.34, log=None).directory
@@ -398,7 +415,7 @@ def test_a_damaged_entry_that_cannot_be_removed_is_never_trained_on(corpus, tmp_
 def test_an_edited_meta_json_is_damage(corpus, tmp_path, monkeypatch, edit):
     """meta.json's file lists decide what `evaluate` scores as held out; an edit of them (or
     of a setting) passed every checksum and was used silently. Now it is rebuilt."""
-    from cadenza.dataset import prepare
+    from cadenza.data.dataset import prepare
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     first = prepare(str(corpus), "remi", val_fraction=0.34, log=None)

@@ -12,7 +12,7 @@ import pytest
 import symusic
 
 from cadenza.errors import CadenzaError
-from cadenza.plots import best_epoch, plot_loss
+from cadenza.training.plots import best_epoch, plot_loss
 from cadenza.render import (
     AudioUnavailable,
     find_soundfont,

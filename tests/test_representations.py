@@ -10,8 +10,8 @@ from miditok import TokSequence
 from symusic import Note, Score, Track
 
 from cadenza.errors import CadenzaError
-from cadenza.representations import create, load, save
-from cadenza.representations.grammar import MIDILikeGrammar
+from cadenza.data.representations import create, load, save
+from cadenza.data.representations.grammar import MIDILikeGrammar
 
 NAMES = ("remi", "tsd", "midilike", "structured")
 TPQ = 480

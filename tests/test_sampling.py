@@ -1,5 +1,5 @@
 """The sampling settings travel as one value, checked when it is made against ranges declared
-once (``cadenza.sampling.SPECS``): a run's config.json, the command line and the studio accept
+once (``cadenza.generation.sampling.SPECS``): a run's config.json, the command line and the studio accept
 and refuse the same values, and each setting does what it says on real logits."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cadenza.config import preset
-from cadenza.sampling import PLAIN, SPECS, Sampling, sample_next
+from cadenza.generation.sampling import PLAIN, SPECS, Sampling, sample_next
 from cadenza.spec import SpecError
 from cadenza.validate import check_config
 

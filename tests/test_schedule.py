@@ -6,7 +6,7 @@ import time
 import pytest
 
 from cadenza import preset
-from cadenza.schedule import Budget, Schedule
+from cadenza.training.schedule import Budget, Schedule
 
 
 def fitted(seconds_left: float, seconds_per_step: float = 0.1, planned: int = 10**6) -> Schedule:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from symusic import Score
 
-from cadenza import models, representations
+from cadenza import models
+from cadenza.data import representations
 from cadenza.seed.model import SeedLSTM
 from cadenza.seed.representation import parse_pitch_name, pitch_name, score_to_seed_tokens
 
@@ -215,7 +216,7 @@ def test_marks_in_the_note_track_are_looked_ahead_to_when_quantizing_a_length(tm
 
 def test_prepare_reads_the_file_as_music21_does(tmp_path):
     """``cadenza prepare`` hands the seed representation the file's bytes."""
-    from cadenza import dataset
+    from cadenza.data import dataset
 
     path = two_channel_hands(tmp_path / "corpus" / "channels.mid")
     data = dataset.prepare(str(path.parent), "seed", val_fraction=0, log=None, workers=1)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from cadenza import dataset
-from cadenza.corpus import read_piano_score
+from cadenza.data import dataset
+from cadenza.data.corpus import read_piano_score
 from cadenza.seed import music21_replica
 from cadenza.seed.representation import SeedRepresentation, score_to_seed_tokens
 from seed_agreement import notebook_loop  # the notebook's loop, as written (benchmarks/)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from cadenza import models
+from cadenza.data import representations
 from cadenza.validate import check_config
 
 
@@ -18,7 +19,8 @@ from cadenza.validate import check_config
     (["--transpose", "200"], "transpose must be an integer in [0, 127]"),
     (["--model-option", "window=64"], "unknown key model_options.window"),  # an lstm has no window
     (["--model", "lstm_memory", "--model-option", "window=1"], "model_options.window must be an integer"),
-    (["--model-option", "dim"], "write NAME=VALUE"),
+    (["--model-option", "dim"], "model option 'dim' is not NAME=VALUE"),
+    (["--model-option", "tie_weights=ture"], "model_options.tie_weights must be true or false, not 'ture'"),
 ])
 def test_refused_before_any_work_as_load_run_would(tmp_path, flags, reason):
     run = tmp_path / "run"
@@ -44,3 +46,40 @@ def test_each_model_declares_the_options_its_constructor_takes(name):
     cls = models.model_class(name)
     takes = set(inspect.signature(cls.__init__).parameters) - {"self", "vocab_size"}
     assert set(models.declared_options(name)) == set(cls.OPTIONS) == takes
+
+
+def test_generate_refuses_threads_by_the_rule_train_uses(tmp_path):
+    """``generate --threads 0`` is refused by the config's ``threads`` spec, in the words a
+    training's ``--threads 0`` gets, before the run is read."""
+    said = {}
+    for command in (["train", str(tmp_path), "--run-dir", str(tmp_path / "run")],
+                    ["generate", str(tmp_path / "no-run"), "-o", str(tmp_path / "x.mid")]):
+        proc = subprocess.run([sys.executable, "-m", "cadenza", *command, "--threads", "0"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        said[command[0]] = proc.stderr.strip()
+    assert said["generate"] == said["train"] == "cadenza: error: --threads must be an integer in [1, 4,096], not 0"
+
+
+@pytest.mark.parametrize("name", representations.NAMES)
+def test_each_representation_declares_the_options_its_constructor_takes(name):
+    """A representation's options are declared beside it (``OPTIONS``), read by the checks of
+    config.json and of its tokenizer files through the registry."""
+    cls = representations._class_for(name)
+    fitted = {"_tokenizer", "vocab"}  # what load() hands back a fitted tokenizer or vocabulary through
+    takes = set(inspect.signature(cls.__init__).parameters) - {"self"} - fitted
+    assert set(representations.declared_options(name)) == takes
+
+
+def test_representation_options_are_checked_by_their_declaration(tmp_path):
+    from cadenza import preset
+
+    data = __import__("json").loads(preset("base").to_json())
+    check_config(data, tmp_path / "config.json")  # the base preset itself passes
+    for options, reason in (({"num_velocities": 0}, "representation_options.num_velocities must be an integer"),
+                            ({"colour": 1}, "unknown key representation_options.colour"),
+                            ({"beat_res": [[0, 4, 2000]]}, "representation_options.beat_res must be ranges")):
+        with pytest.raises(Exception, match=reason):
+            check_config({**data, "representation_options": options}, tmp_path / "config.json")
+    with pytest.raises(Exception, match="unknown key representation_options.num_velocities"):
+        check_config({**data, "representation": "seed", "representation_options": {"num_velocities": 8}}, None)

@@ -13,8 +13,8 @@ from symusic import Score
 from cadenza import CadenzaError, Sampling, generate, load_run, preset, to_scores, train
 from cadenza import rundir
 from cadenza.cli import main
-from cadenza.dataset import TokenWindows
-from cadenza.generate import output_paths
+from cadenza.data.dataset import TokenWindows
+from cadenza.generation.generate import output_paths
 
 TINY_LSTM = {"dim": 32, "layers": 1, "dropout": 0.1}
 TINY_SEED = {"hidden": 16, "layers": 3, "dense": 8, "dropout": 0.3}
@@ -73,8 +73,8 @@ def test_resume_keeps_the_runs_own_tokens_after_the_defaults_change(corpus_dir, 
     straight = train(str(corpus_dir), tmp_path / "straight", tiny(epochs=2), quiet=True)
     train(str(corpus_dir), tmp_path / "split", tiny(epochs=1), quiet=True)
     vocab = load_run(tmp_path / "split").representation.vocab_size
-    monkeypatch.setattr("cadenza.representations.midi_tokens.PIANO_HIGH", 96)
-    monkeypatch.setattr("cadenza.dataset.FORMAT_VERSION", 99)  # and its cache keys
+    monkeypatch.setattr("cadenza.data.representations.midi_tokens.PIANO_HIGH", 96)
+    monkeypatch.setattr("cadenza.data.dataset.FORMAT_VERSION", 99)  # and its cache keys
     assert load_run(tmp_path / "straight").representation.vocab_size == vocab  # saved tokenizers are unaffected
     resumed = train(None, tmp_path / "split", resume=True, overrides={"epochs": 2}, quiet=True)
     assert [round(m["train_loss"], 6) for m in straight.metrics] == [round(m["train_loss"], 6) for m in resumed.metrics]

@@ -12,16 +12,13 @@ from .startup import guard as _guard_command_start
 
 _guard_command_start()  # first: a Ctrl-C while the command imports torch is one line, not a traceback
 
-import sys
-import types
-
 from .errors import CadenzaError
 
 # The API by name, imported on first use: `cadenza --help` or a mistyped flag then answers at
 # once instead of after the seconds torch takes to import.
-_LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "dataset",
-         "generate": "generate", "to_scores": "generate", "load_run": "rundir", "train": "train",
-         "Sampling": "sampling"}
+_LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "data.dataset",
+         "generate": "generation.generate", "to_scores": "generation.generate", "load_run": "rundir",
+         "train": "training.trainer", "Sampling": "generation.sampling"}
 
 
 def __getattr__(name: str):
@@ -38,18 +35,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-class _Package(types.ModuleType):
-    """Importing the submodule ``cadenza.train`` binds the package's ``train`` to that module;
-    the API's ``train`` (and ``generate``) is the function of the same name in it."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
-__all__ = ["CadenzaError", "Config", "PRESETS", "generate", "load_run", "prepare", "preset", "to_scores", "train"]
+__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "generate", "load_run", "prepare", "preset", "to_scores", "train"]
 __version__ = "0.1.0"

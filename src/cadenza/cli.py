@@ -17,7 +17,7 @@ from .errors import CadenzaError, printable
 def _add_train(sub) -> None:
     from .config import FINETUNE_SCHEDULE as FINETUNE, PRESETS, preset
     from .models import NAMES as MODELS
-    from .representations import NAMES as REPS
+    from .data.representations import NAMES as REPS
 
     base = preset("base")
 
@@ -204,21 +204,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _model_option(text: str) -> tuple[str, object]:
-    import json
-
-    name, sep, value = text.partition("=")
-    try:
-        if not sep or not name:
-            raise ValueError
-        return name, json.loads(value)
-    except ValueError:
-        raise CadenzaError(f"--model-option {text!r}: write NAME=VALUE with VALUE as JSON (2048, true, 0.1)") from None
-
-
 def cmd_train(args) -> int:
     from .config import Config, preset
-    from .train import train
+    from .rundir import parse_model_options
+    from .training.trainer import train
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
@@ -227,7 +216,7 @@ def cmd_train(args) -> int:
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
     if args.model_option:
-        overrides["model_option"] = dict(_model_option(text) for text in args.model_option)
+        overrides["model_option"] = parse_model_options(args.model_option)  # checked once the model is known
     if args.max_minutes == 0:
         overrides["max_minutes"] = None  # --max-minutes 0: no budget
     config = None
@@ -275,22 +264,18 @@ def _render_formats(text: str) -> set[str]:
 
 def cmd_generate(args) -> int:
     from .files import check_outputs, write_bytes_atomic
-    from .generate import generate, output_paths, to_scores
+    from .generation.generate import generate, output_paths, to_scores
     from .rundir import load_run
-    from .sampling import Sampling
+    from .generation.sampling import Sampling
+    from .validate import config_specs
 
     formats = _render_formats(args.render)
     paths = output_paths(args.output, args.num)
-    if args.num < 1:
-        raise CadenzaError("--num must be >= 1")
     if args.threads is not None:
-        if args.threads < 1:
-            raise CadenzaError(f"--threads must be >= 1, got {args.threads}")
+        config_specs()["threads"].check("threads", args.threads)  # the rule a training's --threads meets
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.length is not None and args.length <= 0:
-        raise CadenzaError(f"--length must be positive, got {args.length:g}")
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
@@ -373,8 +358,8 @@ def cmd_studio(args) -> int:
 
 
 # What each command imports (torch and the rest) while the start-up Ctrl-C guard still holds
-COMMAND_MODULES = {"train": ".train", "generate": ".generate", "render": ".render", "evaluate": ".evaluate.run",
-                   "demo": ".demo", "studio": ".studio"}
+COMMAND_MODULES = {"train": ".training.trainer", "generate": ".generation.generate", "render": ".render",
+                   "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 

@@ -41,11 +41,11 @@ class Config:
     schedule: str = "cosine"      # cosine | constant
     grad_clip: float = 1.0
     ema: float = 0.0              # decay of a moving average of the weights, which is evaluated and
-                                  # kept as the best (0: off; cadenza.averaging)
+                                  # kept as the best (0: off; cadenza.training.averaging)
     batch_size: int = 16
     epochs: int = 20
     steps_per_epoch: int | None = None  # None: the whole training set once per epoch
-    patience: int | None = 5     # early stopping on validation loss (None: off)
+    patience: int | None = 5     # stop after this many evaluations without a better validation loss (None: off)
     max_minutes: float | None = 30.0
     checkpoint_minutes: float = 5.0  # also save the training state mid-epoch this often
     seed: int = 0
@@ -57,7 +57,7 @@ class Config:
     gen_top_k: int = 0
     gen_top_p: float = 1.0
     gen_min_p: float = 0.1
-    gen_form: str = ""            # sections that come back by plan (cadenza.form, e.g. "AABA"); "" none:
+    gen_form: str = ""            # sections that come back by plan (cadenza.generation.form, e.g. "AABA"); "" none:
                                   # a memory model (the shipped base) brings material back by itself
 
     def to_json(self) -> str:
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-# A fine-tune's schedule over its starting run's configuration (cadenza.finetune). The budget
+# A fine-tune's schedule over its starting run's configuration (cadenza.training.finetune). The budget
 # decides when it stops: no early stopping, and an epoch cap far beyond what a budget holds
 # (a small folder's epochs last seconds: the starting run's 20 would end it long before).
 FINETUNE_SCHEDULE = dict(warmup_fraction=0.02, warmup_steps=20, max_minutes=10.0, epochs=1000, patience=None)

@@ -13,10 +13,10 @@ from . import rundir
 from .config import Config
 from .errors import CadenzaError, printable
 from .files import check_outputs, write_bytes_atomic
-from .generate import generate, score_bars, to_scores
+from .generation.generate import generate, score_bars, to_scores
 from .render import render_outputs
-from .finetune import finetune_config, start_tokenizer
-from .train import prepare_data, train
+from .training.finetune import finetune_config, start_tokenizer
+from .training.trainer import prepare_data, train
 
 DEMO_BARS = 32
 SOURCE = "bach"

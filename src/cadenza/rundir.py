@@ -5,7 +5,7 @@
     best.safetensors   weights with the best validation loss (training loss without a split)
     state.pt           the last training state: model, optimizer, epoch, step, RNG
     primers.npy        a few training windows to start generation from
-    token_stats.json   what generation may use of the training tokens (see token_stats.py)
+    token_stats.json   what generation may use of the training tokens (see data/token_stats.py)
     metrics.csv        one row per epoch; loss.png: the curves
     run.lock           held while a training process writes here
 
@@ -31,7 +31,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from . import models, representations, validate
+from . import models, validate
+from .data import representations
 from .config import Config
 from .errors import CadenzaError
 from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of, open_regular,
@@ -254,20 +255,24 @@ def load_run(run_dir: Path, device: str = "cpu") -> Run:
     return Run(run_dir, config, rep, model, primers, stats)
 
 
-def parse_model_options(model: str, words: list[str]) -> dict:
-    """``NAME=VALUE`` words as options of ``model``, each checked against its declared spec
-    (VALUE read as JSON: 2048, 0.9, true; else as a string)."""
-    specs = models.declared_options(model)
+def parse_model_options(words: list[str], model: str | None = None) -> dict:
+    """``NAME=VALUE`` words (``--model-option``, a benchmark's ``--option``) as model options,
+    VALUE read as JSON (2048, 0.9, true; else as a string). With ``model`` each is checked
+    against the spec that model declares; without, a training checks them against the model
+    it settles on (:func:`cadenza.validate.check_config`)."""
+    specs = models.declared_options(model) if model is not None else None
     options = {}
     for word in words:
         name, sep, text = word.partition("=")
-        if not sep or name not in specs:
-            raise CadenzaError(f"{word!r} is not NAME=VALUE with a {model} option ({', '.join(specs)})")
+        if not sep or not name or (specs is not None and name not in specs):
+            known = f" with a {model} option ({', '.join(specs)})" if specs is not None else ""
+            raise CadenzaError(f"model option {word!r} is not NAME=VALUE{known} (VALUE as JSON: 2048, true, 0.1)")
         try:
             value = json.loads(text)
         except ValueError:
             value = text
-        specs[name].check(name, value)
+        if specs is not None:
+            specs[name].check(name, value)
         options[name] = value
     return options
 

@@ -1,8 +1,8 @@
 """What a value may hold, declared once and read by every caller: a :class:`Spec` says its
 kind, range and whether null is allowed, and :class:`SpecError` names the field that broke it.
 
-The specs live beside what they describe (a model's options on its class, the sampling
-settings in :mod:`cadenza.sampling`, a run's files in :mod:`cadenza.validate`); the command
+The specs live beside what they describe (a representation's or a model's options on its class, the sampling
+settings in :mod:`cadenza.generation.sampling`, a run's files in :mod:`cadenza.validate`); the command
 line, the studio and the run loader read the same ones, so a value one accepts the others
 accept too. This module imports nothing of cadenza's: a model, the sampler and the checks
 of a run folder can all use it without importing each other.

@@ -4,10 +4,11 @@ Each check raises one ``CadenzaError`` naming the file and the field (``RUN/conf
 seq_len must be an integer from 2 to 1048576, not -5``), so a damaged or hostile run is
 one line, never a traceback, a hang or a model that fills memory. Used by
 :mod:`cadenza.config` (config.json), :mod:`cadenza.rundir` (weights, primers, state,
-metrics, token statistics) and :mod:`cadenza.representations` (tokenizer files); the same
-config checks refuse a new training's options before it starts (:mod:`cadenza.train`). The
-specs themselves are :class:`cadenza.spec.Spec`; a model's options and the sampling
-settings are declared beside the model and the sampler.
+metrics, token statistics) and :mod:`cadenza.data.representations` (tokenizer files); the same
+config checks refuse a new training's options before it starts (:mod:`cadenza.training.trainer`). The
+specs themselves are :class:`cadenza.spec.Spec`; a representation's options, a model's
+and the sampling settings are declared beside the representation, the model and the
+sampler.
 """
 from __future__ import annotations
 
@@ -44,10 +45,11 @@ def check_fields(data: dict, specs: dict[str, Spec], path: Path | None, prefix: 
 
 
 # -- config.json ---------------------------------------------------------------------------
-def _config_specs() -> dict[str, Spec]:
+def config_specs() -> dict[str, Spec]:
+    """Each field of a Config: what config.json may hold, and a new training's options."""
     from .models import NAMES as MODELS
-    from .representations import NAMES as REPS
-    from .sampling import SPECS as SAMPLING
+    from .data.representations import NAMES as REPS
+    from .generation.sampling import SPECS as SAMPLING
 
     return {
         "preset": Spec(str), "source": Spec(str, none=True), "init_from": Spec(str, none=True),
@@ -69,13 +71,6 @@ def _config_specs() -> dict[str, Spec]:
 
 
 _BEAT_RES_BINS = 4096  # sum over ranges of (end - start) x resolution: the position tokens
-REP_OPTIONS = {
-    "seed": {},
-    **{name: {"beat_res": Spec(list), "num_velocities": Spec(int, 1, 127), "use_rests": Spec(bool, none=True),
-              "use_tempos": Spec(bool, none=True), "use_time_signatures": Spec(bool, none=True),
-              "vocab_size": Spec(int, 1, 1 << 20, none=True)}
-       for name in ("remi", "tsd", "midilike", "structured", "performance")},
-}
 
 
 def check_beat_res(beat_res, path: Path | None, field: str) -> None:
@@ -98,7 +93,11 @@ def check_beat_res(beat_res, path: Path | None, field: str) -> None:
 
 
 def check_rep_options(name: str, options, path: Path | None, prefix: str = "representation_options.") -> None:
-    check_fields(options, REP_OPTIONS.get(name, {}), path, prefix)
+    """The options the representation ``name`` declares (its class's ``OPTIONS``), and a
+    ``beat_res`` grid of a size cadenza builds."""
+    from .data.representations import declared_options
+
+    check_fields(options, declared_options(name), path, prefix)
     if options.get("beat_res") is not None:
         check_beat_res(options["beat_res"], path, prefix + "beat_res")
 
@@ -108,7 +107,7 @@ def check_config(data, path: Path | None) -> None:
     keys, each of its type and range, the options its representation and model declare."""
     from .models import declared_options
 
-    check_fields(data, _config_specs(), path)
+    check_fields(data, config_specs(), path)
     check_rep_options(data.get("representation", "remi"), data.get("representation_options", {}), path)
     model = data.get("model", "lstm")
     options = data.get("model_options", {})
@@ -178,7 +177,8 @@ def check_finite(tensors: dict, path: Path, what: str = "tensor") -> None:
 
 STATE = {"format": Spec(int, 0, 1 << 16), "epoch": Spec(int, 1, 1 << 40), "step": Spec(int, 0, BIG),
          "best_loss": Spec(float, -math.inf, math.inf), "best_epoch": Spec(int, 0, 1 << 40),
-         "bad_epochs": Spec(int, 0, BIG), "elapsed": Spec(float, 0, 1e12), "loss_sum": Spec.finite(),
+         "bad_evals": Spec(int, 0, BIG), "bad_epochs": Spec(int, 0, BIG),  # bad_epochs: the old name
+         "elapsed": Spec(float, 0, 1e12), "loss_sum": Spec.finite(),
          "loss_count": Spec(int, 0, BIG), "tokens": Spec(int, 0, BIG), "eval_every": Spec(int, 1, BIG, none=True),
          "rows": Spec(int, 0, BIG), "warmup": Spec(int, 0, BIG), "data_key": Spec(str, none=True),
          "model": Spec(dict), "optimizer": Spec(dict)}

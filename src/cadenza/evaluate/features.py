@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cadenza.scores import ScoreLike, load_score, merged_notes
+from cadenza.data.scores import ScoreLike, load_score, merged_notes
 
 NOTE_LENGTH_CLASSES: tuple[tuple[str, float], ...] = (
     ("whole", 4.0),

@@ -4,7 +4,7 @@
     compare_originality(generated, held_out, index, bars) -> {"generated": ..., "held_out": ..., ...}
 
 A bar's content is the set of its notes' ``(onset step within the bar, pitch)`` that
-:func:`cadenza.scores.bar_contents` gives (velocities and durations aside), as the structure
+:func:`cadenza.data.scores.bar_contents` gives (velocities and durations aside), as the structure
 measures read it. Two figures for each piece, measured on its first ``bars`` bars:
 
 ``longest_copied_bars``
@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from cadenza.evaluate.structure import excerpt
-from cadenza.scores import ScoreLike, bar_contents, in_ticks, load_score
+from cadenza.data.scores import ScoreLike, bar_contents, in_ticks, load_score
 
 WINDOW_BARS = 4
 
@@ -37,7 +37,7 @@ Bars = list[frozenset]
 
 
 def piece_bars(score: ScoreLike) -> Bars:
-    """A piece's bars as :func:`cadenza.scores.bar_contents` gives them."""
+    """A piece's bars as :func:`cadenza.data.scores.bar_contents` gives them."""
     return bar_contents(in_ticks(load_score(score)))[0]
 
 

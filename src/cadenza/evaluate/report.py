@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from cadenza.evaluate.compare import compare_sets
 from cadenza.evaluate.features import FEATURES, PITCH_NAMES, set_features
-from cadenza.scores import load_score
+from cadenza.data.scores import load_score
 from cadenza.evaluate.sanity import MEASURES, duration_checks, sanity_measures, summarise
 from cadenza.evaluate.structure import DEFAULT_BARS, STRUCTURE, compare_structure, excerpt, self_similarity
 from cadenza.files import atomic_path, write_bytes_atomic

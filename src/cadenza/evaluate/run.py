@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import representations
-from ..corpus import BUILTIN, SkipFile, find_midi_files, read_piano_score
-from ..dataset import PreparedData, prepare
+from ..data import representations
+from ..data.corpus import BUILTIN, SkipFile, find_midi_files, read_piano_score
+from ..data.dataset import PreparedData, prepare
 from ..errors import CadenzaError, printable
 from ..files import check_outputs
-from ..generate import generate, to_scores
+from ..generation.generate import generate, to_scores
 from ..pretrained import is_shipped, resolve_run
-from ..recorded_source import recorded_source
+from ..data.recorded_source import recorded_source
 from ..rundir import Run, load_run
 from .nll import heldout_nll
 

@@ -9,7 +9,7 @@
     3.0 for block triads.
 ``repeated_4bar_share``
     bars come from the score's time signatures (4/4 where none is given, and throughout a score
-    with a numerator 1, as POP909's 1/4 for 4/4 music: :func:`cadenza.bars.trusted_signatures`); each
+    with a numerator 1, as POP909's 1/4 for 4/4 music: :func:`cadenza.data.bars.trusted_signatures`); each
     bar is represented by the set of its notes' (onset in bar rounded to 1/12 beat, pitch). Over
     the windows of 4 consecutive bars (hop one bar) from the first to the last bar holding an
     onset, the share of windows equal to an earlier window. NaN for pieces shorter than 4 bars.
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cadenza.evaluate.features import PITCH_NAMES
-from cadenza.scores import ScoreLike, bar_contents, load_score, merged_notes
+from cadenza.data.scores import ScoreLike, bar_contents, load_score, merged_notes
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 MINOR = np.array([0, 2, 3, 5, 7, 8, 10])

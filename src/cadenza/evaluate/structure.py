@@ -2,7 +2,7 @@
 
 Bars come from the score's time signatures, with 4/4 where none is given and throughout a
 score whose signatures cannot be trusted (numerator 1: POP909 files carry 1/4 for 4/4 music;
-see :func:`cadenza.bars.trusted_signatures`). A bar's content is the set of its notes'
+see :func:`cadenza.data.bars.trusted_signatures`). A bar's content is the set of its notes'
 (onset within the bar on a grid of 12 steps a beat, pitch). The measures of one piece
 (:func:`structure_measures`) run over its bars from the first to the one where the last note
 ends, or over an excerpt's bars, silent ones at its end included:
@@ -45,7 +45,7 @@ import numpy as np
 from symusic import Score
 
 from cadenza.errors import CadenzaError
-from cadenza.scores import ScoreLike, bar_contents, bar_lines, in_ticks, load_score, merged_notes
+from cadenza.data.scores import ScoreLike, bar_contents, bar_lines, in_ticks, load_score, merged_notes
 from cadenza.evaluate.sanity import scale_consistency, summarise
 
 DEFAULT_BARS = 32

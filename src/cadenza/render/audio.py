@@ -17,8 +17,8 @@ import numpy as np
 import symusic
 
 from cadenza.errors import CadenzaError
-from cadenza.corpus.pedal import sustain
-from cadenza.scores import ScoreLike, in_ticks, load_score
+from cadenza.data.corpus.pedal import sustain
+from cadenza.data.scores import ScoreLike, in_ticks, load_score
 from cadenza.render.sf2 import synthesize
 from cadenza.files import atomic_path
 

@@ -19,9 +19,9 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
-from cadenza.corpus.performed import GRID_SHARE, is_quantised  # noqa: F401  (GRID_SHARE: the rule above)
+from cadenza.data.corpus.performed import GRID_SHARE, is_quantised  # noqa: F401  (GRID_SHARE: the rule above)
 from cadenza.files import atomic_path
-from cadenza.scores import ScoreLike, bar_starts, load_score, merged_notes
+from cadenza.data.scores import ScoreLike, bar_starts, load_score, merged_notes
 
 FIGSIZE = (16, 6)
 DPI = 100

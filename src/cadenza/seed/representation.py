@@ -24,7 +24,7 @@ import numpy as np
 from symusic import Note, Score, Track
 
 from ..errors import CadenzaError
-from ..representations.base import Representation
+from ..data.representations.base import Representation
 from .music21_replica import CHORD_NAMES, notebook_tokens, pitch_name
 
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}

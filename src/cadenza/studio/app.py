@@ -24,10 +24,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import rundir
-from ..bars import bar_tick
+from ..data.bars import bar_tick
 from ..config import PRESETS
 from ..errors import CadenzaError
-from ..generate import generate, to_scores
+from ..generation.generate import generate, to_scores
 from ..rundir import load_run
 from . import models
 from .checks import FieldError, as_field, generation_params, number, read_body

@@ -9,8 +9,8 @@ import math
 from starlette.requests import Request
 
 from ..errors import CadenzaError
-from ..form import parse_form
-from ..sampling import Sampling
+from ..generation.form import parse_form
+from ..generation.sampling import Sampling
 from ..spec import SpecError
 from .pieces import MAX_UPLOAD_BYTES
 
@@ -48,7 +48,7 @@ def _parsed(name: str, value, integer: bool):
 
 def _sampling(body: dict) -> Sampling:
     """The sampling fields (absent or empty: the model's own), checked by the declaration the
-    command line and a run's config.json use (:data:`cadenza.sampling.SPECS`)."""
+    command line and a run's config.json use (:data:`cadenza.generation.sampling.SPECS`)."""
     given = {name: body.get(name) for name in ("temperature", "top_p", "min_p")}
     for name, value in given.items():
         if isinstance(value, bool):  # float(True) would be 1.0

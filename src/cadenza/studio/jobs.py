@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import rundir
-from ..corpus.orphans import module_command
+from ..data.corpus.orphans import module_command
 from ..errors import CadenzaError
 
 MAX_QUEUED = 8

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from symusic import Score
 
-from ..bars import bar_lines, bars_before
-from ..corpus.reader import SkipFile, read_piano_score
+from ..data.bars import bar_lines, bars_before
+from ..data.corpus.reader import SkipFile, read_piano_score
 from ..errors import CadenzaError
 from ..files import read_regular, write_bytes_atomic
 from ..render import render_wav

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CadenzaError
-from .files import hash_file, pid_alive, read_regular
+from ..errors import CadenzaError
+from ..files import hash_file, pid_alive, read_regular
 
 DTYPES = ("uint16", "uint32")
 META_DIGEST = "meta_digest"

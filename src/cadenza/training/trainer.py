@@ -22,20 +22,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import files, models, representations, rundir, validate
+from .. import files, models, rundir, validate
+from ..data import representations
 from .averaging import scored, weight_average
-from .config import Config, preset
-from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
-from .dataset import tokens_digest as dataset_tokens_digest
+from ..config import Config, preset
+from ..data.dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
+from ..data.dataset import tokens_digest as dataset_tokens_digest
 from .distributed import Dist
-from .errors import CadenzaError, printable
+from ..errors import CadenzaError, printable
 from .finetune import check_start_model, finetune_config, load_start_weights, start_tokenizer
 from .plots import plot_loss
-from .recorded_source import recorded_source
+from ..data.recorded_source import recorded_source
 from . import stopping
 from .stopping import stoppable
 from .schedule import FIRST_ESTIMATE_STEP, Budget, Schedule, budget_clock
-from .token_stats import token_stats
+from ..data.token_stats import token_stats
 
 N_PRIMERS = 64
 MAX_EVAL_TOKENS = 65536  # one validation pass: the same windows every time
@@ -132,8 +133,8 @@ def train(source: str | None, run_dir: str | Path, config: Config | None = None,
     """Train a composer on SOURCE into RUN_DIR (see the module docstring).
 
     A new run uses ``config`` (default: the ``base`` preset), or with ``start_from`` (the
-    shipped ``base`` or a run folder) fine-tunes that run (:mod:`cadenza.finetune`). ``resume`` continues the run
-    saved in RUN_DIR with its own configuration; ``overrides`` (e.g. ``epochs``,
+    shipped ``base`` or a run folder) fine-tunes that run (:mod:`cadenza.training.finetune`).
+    ``resume`` continues the run saved in RUN_DIR with its own configuration; ``overrides`` (e.g. ``epochs``,
     ``max_minutes``, ``patience``) change it in either case. SOURCE defaults to the one
     the run was trained on, then to the built-in ``bach`` corpus.
     """
@@ -250,7 +251,7 @@ class _Setup:
 def prepare_data(source: str, config: Config, fitted=None, workers: int | None = None, log=print,
                  progress_bar: bool = True) -> PreparedData:
     """The prepared data (cached) a training with ``config`` reads from SOURCE; ``fitted``: a
-    fine-tune's or resumed run's tokenizer (:func:`cadenza.finetune.start_tokenizer`)."""
+    fine-tune's or resumed run's tokenizer (:func:`cadenza.training.finetune.start_tokenizer`)."""
     return prepare(source, config.representation, config.representation_options, config.val_fraction,
                    config.seed, workers, log=log, progress_bar=progress_bar, fitted=fitted)
 
@@ -280,7 +281,7 @@ def _write_run_files(run_dir: Path, config: Config, rep, data: PreparedData, tab
 
 def _save_token_stats(data: PreparedData, rep, tables, run_dir: Path) -> None:
     """What generation may use: the tokens seen in training (augmentation included) and
-    how the corpus treats tempo (see :mod:`cadenza.token_stats`)."""
+    how the corpus treats tempo (see :mod:`cadenza.data.token_stats`)."""
     tokens = data.tokens("train")
     starts = [int(i) for i in data.index("train")[:, 0]] + [len(tokens)]
     pieces = [np.asarray(tokens[a:b]) for a, b in zip(starts[:-1], starts[1:])]
@@ -379,7 +380,7 @@ class _Trainer:
             lr = s.optimizer.param_groups[0]["lr"]
             self.schedule.resume_at(self.global_step, lr / config.lr, st.get("warmup"))
         self.best_loss, self.best_epoch = st.get("best_loss", math.inf), st.get("best_epoch", 0)
-        self.bad_evals = st.get("bad_epochs", 0)
+        self.bad_evals = st.get("bad_evals", st.get("bad_epochs", 0))  # bad_epochs: states saved before 2026-12
         self.loss_sum, self.loss_count = st.get("loss_sum", 0.0), st.get("loss_count", 0)
         self.tokens_seen, self.elapsed_before = st.get("tokens", 0), st.get("elapsed", 0.0)
         rows = rundir.read_metrics(run_dir / rundir.METRICS) if state is not None else []
@@ -399,7 +400,7 @@ class _Trainer:
     def snapshot(self) -> dict:
         return {"format": 1, "model": self.s.model.state_dict(), "optimizer": self.s.optimizer.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss,
-                "best_epoch": self.best_epoch, "bad_epochs": self.bad_evals,
+                "best_epoch": self.best_epoch, "bad_evals": self.bad_evals,
                 "elapsed": self.elapsed_before + (time.time() - self.t0), "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count, "tokens": self.tokens_seen, "torch_rng": torch.get_rng_state(),
                 "data_key": self.s.data.key, "data_tokens": self.s.data.tokens_digest, "eval_every": self.schedule.eval_every,

@@ -1,4 +1,9 @@
-"""Representation registry: a new representation is one module plus one line here."""
+"""Representation registry: a new representation is one module plus one line here.
+
+Every representation declares the options its ``__init__`` takes beside itself (``OPTIONS``,
+name -> :class:`~cadenza.spec.Spec`), which a run's config.json, its tokenizer files and a
+new training are checked against (:func:`declared_options`).
+"""
 from __future__ import annotations
 
 import importlib
@@ -7,18 +12,19 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..errors import CadenzaError
+from ...errors import CadenzaError
 
 if TYPE_CHECKING:
+    from ...spec import Spec
     from .base import Grammar, Representation
 
 _REGISTRY = {
     "seed": "cadenza.seed.representation:SeedRepresentation",
-    "remi": "cadenza.representations.remi:REMIRepresentation",
-    "tsd": "cadenza.representations.tsd:TSDRepresentation",
-    "midilike": "cadenza.representations.midilike:MIDILikeRepresentation",
-    "structured": "cadenza.representations.structured:StructuredRepresentation",
-    "performance": "cadenza.representations.performance:PerformanceRepresentation",
+    "remi": "cadenza.data.representations.remi:REMIRepresentation",
+    "tsd": "cadenza.data.representations.tsd:TSDRepresentation",
+    "midilike": "cadenza.data.representations.midilike:MIDILikeRepresentation",
+    "structured": "cadenza.data.representations.structured:StructuredRepresentation",
+    "performance": "cadenza.data.representations.performance:PerformanceRepresentation",
 }
 NAMES = tuple(_REGISTRY)
 _META_FILE = "representation.json"
@@ -29,6 +35,11 @@ def _class_for(name: str) -> type[Representation]:
         raise CadenzaError(f"unknown representation {name!r}; choose one of {', '.join(NAMES)}")
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def declared_options(name: str) -> dict[str, Spec]:
+    """The options the representation ``name`` declares (its class's ``OPTIONS``)."""
+    return _class_for(name).OPTIONS
 
 
 def create(name: str, **options) -> Representation:
@@ -54,7 +65,7 @@ def digest(rep: Representation) -> str:
     import hashlib
     import tempfile
 
-    from ..files import hash_file
+    from ...files import hash_file
 
     h = hashlib.blake2b(digest_size=12)
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +80,7 @@ def digest(rep: Representation) -> str:
 def load(directory: Path) -> Representation:
     directory = Path(directory)
     meta_path = directory / _META_FILE
-    from ..files import read_json
+    from ...files import read_json
 
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
@@ -98,4 +109,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Grammar", "Representation", "NAMES", "create", "save", "load", "timed_in_seconds"]
+__all__ = ["Grammar", "Representation", "NAMES", "declared_options", "create", "save", "load", "timed_in_seconds"]

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from symusic import Score
 
+from ...spec import Spec
+
 
 class Grammar(ABC):
     """Which tokens may follow a prefix: a small state machine used to mask sampling.
@@ -41,6 +43,8 @@ class Grammar(ABC):
 
 class Representation(ABC):
     name: ClassVar[str]
+    # the options __init__ takes, checked before it runs (see cadenza.data.representations)
+    OPTIONS: ClassVar[dict[str, Spec]] = {}
     transferable: ClassVar[bool] = True  # can a fitted one encode another corpus (fine-tuning)?
     reads_tracks: ClassVar[bool] = False  # pretokenize gets the file's piano tracks, not one merged part
     reads_file: ClassVar[bool] = False  # the corpus also hands pretokenize the file's bytes (midi=)

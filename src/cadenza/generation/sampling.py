@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .spec import BIG, Spec
-from .token_stats import TEMPO, TIMESIG
+from ..spec import BIG, Spec
+from ..data.token_stats import TEMPO, TIMESIG
 
 LOCK_BELOW = 0.5  # share of training pieces changing tempo / metre under which a piece keeps one
 

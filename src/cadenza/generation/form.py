@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from .errors import CadenzaError
+from ..errors import CadenzaError
 
 NONE = ("", "none")
 DEFAULT_SECTION_BARS = 8  # when the length is not given in bars

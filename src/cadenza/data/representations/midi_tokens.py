@@ -12,7 +12,7 @@ tokens cannot be transposed token by token) and the grammar checks each BPE toke
 whole base sequence (see :mod:`.grammar`).
 
 The sustain pedal: these grid representations have no pedal tokens; the pedal is applied to
-the notes when tracks are merged (:func:`~cadenza.corpus.pedal.sustain`: a note released
+the notes when tracks are merged (:func:`~cadenza.data.corpus.pedal.sustain`: a note released
 under the pedal lasts until the pedal lifts), so what is heard is kept.
 
 Tempos: 121 log-spaced bins from 15 to 480 bpm, 24 a doubling (a tempo is kept within
@@ -33,9 +33,10 @@ from symusic import Note, Score, Track
 
 from ..corpus.pedal import pedal_spans, set_pedals, sustain
 from ..corpus.reader import PIANO_HIGH, PIANO_LOW, merge_piano
-from ..errors import CadenzaError
-from ..files import read_json
-from ..validate import check_miditok_file, check_rep_options
+from ...errors import CadenzaError
+from ...files import read_json
+from ...spec import Spec
+from ...validate import check_miditok_file, check_rep_options
 from .base import Grammar, Representation
 from .grammar import BPEGrammar
 
@@ -49,7 +50,7 @@ _PITCH_TYPES = ("Pitch", "NoteOn", "NoteOff", "PitchDrum", "DrumOn", "DrumOff")
 class _TrainingIterator:
     """Base ids of the training pieces as MidiTok's byte strings (what its own
     ``TokTrainingIterator`` yields), split per bar as configured; each piece read when it
-    is reached (the pieces may be on disk: :mod:`cadenza.spool`)."""
+    is reached (the pieces may be on disk: :mod:`cadenza.data.spool`)."""
 
     def __init__(self, tokenizer: MusicTokenizer, pieces: Sequence[np.ndarray]) -> None:
         self.tokenizer, self.pieces = tokenizer, pieces
@@ -94,6 +95,11 @@ class MidiTokRepresentation(Representation):
     pedals: str = "sustain"  # or "tokens": Pedal / PedalOff tokens; "ignore": saved before pedal support
     TOKENIZER_FILE = "miditok_tokenizer.json"
     OPTIONS_FILE = "cadenza_tokens.json"
+    # beat_res is also held to a grid of a size cadenza builds (validate.check_beat_res)
+    OPTIONS: ClassVar[dict[str, Spec]] = {
+        "beat_res": Spec(list), "num_velocities": Spec(int, 1, 127), "use_rests": Spec(bool, none=True),
+        "use_tempos": Spec(bool, none=True), "use_time_signatures": Spec(bool, none=True),
+        "vocab_size": Spec(int, 1, 1 << 20, none=True)}
 
     def __init__(self, beat_res: dict | Sequence | None = None, num_velocities: int = 16,
                  use_rests: bool | None = None, use_tempos: bool | None = None,
@@ -108,8 +114,7 @@ class MidiTokRepresentation(Representation):
         self.use_rests = self._supported("rests", use_rests)
         self.use_tempos = self._supported("tempos", use_tempos)
         self.use_time_signatures = self._supported("time_signatures", use_time_signatures)
-        if vocab_size is not None and int(vocab_size) <= 0:
-            raise CadenzaError(f"vocab_size must be positive, not {vocab_size}")
+        self.OPTIONS["vocab_size"].check("vocab_size", vocab_size)
         self.bpe_vocab_size = None if vocab_size is None else int(vocab_size)
         self.tokenizer = _tokenizer if _tokenizer is not None else self.tokenizer_class(
             self._tokenizer_config())

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from .config import Config
+from ..config import Config
 
 EVALS_PER_BUDGET = 10
 EVAL_SECONDS = 600.0

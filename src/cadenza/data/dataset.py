@@ -27,12 +27,13 @@ from typing import Iterable, NoReturn
 import numpy as np
 import torch
 
-from . import cache_check, files, representations
+from . import cache_check, representations
+from .. import files
 from .corpus import CorpusSummary, midi_file_names, read_files
 from .corpus.cache import cache_root
 from .corpus.performed import suggestion
 from .corpus.reader import MAX_FILE_BYTES
-from .errors import CadenzaError
+from ..errors import CadenzaError
 from .spool import PretokenSpool
 
 # Part of the cache key: raise it whenever prepared data would come out different, so an

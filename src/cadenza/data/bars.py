@@ -15,7 +15,7 @@ from .corpus.pedal import pedal_spans, set_pedals
 def trusted_signatures(score: Score) -> list[tuple[int, int, int]]:
     """(tick, numerator, denominator) of the time signatures of a tick-time score, in time order.
 
-    As the corpus reads files (:func:`cadenza.corpus.meter.trusted_time_signatures`), a score
+    As the corpus reads files (:func:`cadenza.data.corpus.meter.trusted_time_signatures`), a score
     with a signature that cannot be the metre (numerator 1: POP909's 1/4 for 4/4 music, 1/8)
     is in 4/4 throughout. 4/4 also runs from tick 0 until the first signature; of several
     signatures at one tick the last wins.

@@ -43,7 +43,7 @@ def module_command(module: str, args: list[str]) -> list[str]:
     """The command line of ``python -m MODULE ARGS`` that ends when this process dies. The
     child watches this process's pid itself: prctl's "parent" is the thread that started
     the child, and a server's worker thread may end long before the server does."""
-    return [sys.executable, "-c", "from cadenza.corpus.orphans import _run_watched; _run_watched()",
+    return [sys.executable, "-c", "from cadenza.data.corpus.orphans import _run_watched; _run_watched()",
             str(os.getpid()), module, *args]
 
 

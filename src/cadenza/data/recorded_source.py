@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from .corpus import BUILTIN
-from .errors import CadenzaError
+from ..errors import CadenzaError
 
 SYSTEM_FOLDERS = frozenset({"/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
                             "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys",

@@ -13,7 +13,7 @@ from typing import Union
 import numpy as np
 import symusic
 
-from cadenza.bars import bar_lines as shared_bar_lines
+from cadenza.data.bars import bar_lines as shared_bar_lines
 from cadenza.errors import CadenzaError
 
 ScoreLike = Union[str, PathLike, symusic.Score]
@@ -60,7 +60,7 @@ def in_ticks(score: symusic.Score) -> symusic.Score:
 
 
 def bar_lines(score: symusic.Score, end: int | None = None, min_bars: int = 1) -> np.ndarray:
-    """:func:`cadenza.bars.bar_lines` of a tick-time score, ``end`` defaulting to the end of
+    """:func:`cadenza.data.bars.bar_lines` of a tick-time score, ``end`` defaulting to the end of
     its last note."""
     if end is None:
         notes = merged_notes(score, "tick")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import CadenzaError, printable
+from ...errors import CadenzaError, printable
 from .orphans import die_with_parent
 from .performed import performance_signs
 from .reader import SkipFile, _read_file, merge_piano, piano_tracks, read_piano_score
@@ -178,7 +178,7 @@ def read_pieces(paths: Iterable[Path], pretokenize: Callable, workers: int | Non
     ``merge=False`` hands ``pretokenize`` the file's piano tracks instead of one merged part;
     None: as the representation whose method ``pretokenize`` is wants (``reads_tracks``).
     ``store``: what a piece keeps instead of its pretokens, given them as they arrive (where
-    a :class:`~cadenza.spool.PretokenSpool` put them), so they need not stay in memory.
+    a :class:`~cadenza.data.spool.PretokenSpool` put them), so they need not stay in memory.
 
     A file that kills its worker process (a crash in the MIDI parser, memory) is skipped
     too: the files not yet read are read again one process at a time to find it."""

@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from symusic import Note, Score, Tempo
 
-from .bars import bar_tick, bars_before, cut, cut_to_length, score_bars
-from .corpus import SkipFile, read_piano_score
-from .corpus.pedal import pedal_spans, set_pedals
-from .errors import CadenzaError
+from ..data.bars import bar_tick, bars_before, cut, cut_to_length, score_bars
+from ..data.corpus import SkipFile, read_piano_score
+from ..data.corpus.pedal import pedal_spans, set_pedals
+from ..errors import CadenzaError
 from .form import FormPlan, SectionCopier, parse_form
 from .form import section_bars as form_section_bars
-from .rundir import Run, load_run
+from ..rundir import Run, load_run
 from .sampling import Sampling, TokenRules, locked_attributes, sample_next
-from .token_stats import TEMPO, TokenKinds
+from ..data.token_stats import TEMPO, TokenKinds
 
 LENGTH_UNITS = ("tokens", "bars", "seconds")
 MAX_TOKENS_FOR_TIMED = 20000
@@ -449,7 +449,7 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     ``constrained=False`` samples the raw model (no grammar, unseen-token or tempo/metre
     masks). ``form`` (letters such as ``AABA``, or ``"none"``; the run's ``gen_form`` when
     None) makes sections of ``section_bars`` bars (the length in bars shared out over the
-    form when None) come back (:mod:`cadenza.form`). A progress bar shows on a terminal
+    form when None) come back (:mod:`cadenza.generation.form`). A progress bar shows on a terminal
     (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
     by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
     ``progress(done, total)`` is called after every step (in ``unit``s, summed over pieces);

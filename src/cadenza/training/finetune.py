@@ -9,12 +9,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model
 
-from . import representations, rundir
-from .config import FINETUNE_SCHEDULE, Config
-from .errors import CadenzaError
-from .files import check_regular
-from .pretrained import resolve_run
-from .validate import check_finite, check_weights_file
+from ..data import representations
+from .. import rundir
+from ..config import FINETUNE_SCHEDULE, Config
+from ..errors import CadenzaError
+from ..files import check_regular
+from ..pretrained import resolve_run
+from ..validate import check_finite, check_weights_file
 
 # Chosen on validation pieces of a small folder (benchmarks/finetune.py --choose; docs/benchmarks.md)
 LR_FACTOR = 0.3               # of the starting run's peak learning rate
@@ -63,7 +64,7 @@ def start_tokenizer(config: Config, run_dir: Path, resume: bool):
 def check_start_model(config: Config) -> None:
     """Before any work: a fine-tune keeps the starting run's model, or names one that grows
     from it (the model class's ``grown_from``)."""
-    from . import models
+    from .. import models
 
     start = Config.load(resolve_run(config.init_from) / rundir.CONFIG).model
     if config.model != start and start not in getattr(models.model_class(config.model), "grown_from", {}):
