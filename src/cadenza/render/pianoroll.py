@@ -2,8 +2,8 @@
 
 Time axis rule: a piece is drawn in **bars** (from its time signatures, 4/4 where it has none)
 when it is *quantised*, i.e. at least :data:`GRID_SHARE` of its note onsets lie within 1/64 beat
-of a 16th-note or 8th-triplet position of the beat grid (a random onset does so with a
-probability of about 0.19). Otherwise - live performances recorded against a default 120 bpm
+of a 32nd-note or 8th-triplet position of the beat grid (a random onset does so with a
+probability of about 0.31). Otherwise - live performances recorded against a default 120 bpm
 grid, say - bar numbers are meaningless and the roll is drawn in **seconds**.
 """
 

@@ -3,7 +3,8 @@
 A performance recorded from a keyboard (a Disklavier, a digital piano) keeps the one nominal
 tempo the recorder wrote (often 120 bpm) while the player's tempo moves, so its onsets fall
 off any grid of that tempo; it often carries sustain-pedal events too. A typeset file puts
-most onsets on a 16th-note or 8th-triplet grid of its beats.
+most onsets on a 32nd-note or 8th-triplet grid of its beats (a generated REMI piece on the
+32nds of its 8 positions a beat).
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ SUGGESTED = "performance"
 
 
 def is_quantised(onsets_beats: np.ndarray) -> bool:
-    """True if at least GRID_SHARE of the onsets lie within 1/64 beat of a 16th or
-    8th-triplet position of the beat (a random onset does so with a probability of ~0.19)."""
+    """True if at least GRID_SHARE of the onsets lie within 1/64 beat of a 32nd or
+    8th-triplet position of the beat (a random onset does so with a probability of ~0.33)."""
     if len(onsets_beats) == 0:
         return True
     frac = np.mod(onsets_beats, 1.0)
-    quarters, thirds = frac * 4, frac * 3  # the grid is the quarters and the thirds of a beat
-    dist = np.minimum(np.abs(quarters - np.round(quarters)) / 4, np.abs(thirds - np.round(thirds)) / 3)
+    eighths, thirds = frac * 8, frac * 3  # the grid is the eighths and the thirds of a beat
+    dist = np.minimum(np.abs(eighths - np.round(eighths)) / 8, np.abs(thirds - np.round(thirds)) / 3)
     return bool(np.mean(dist <= _TOLERANCE + 1e-9) >= GRID_SHARE)
 
 
