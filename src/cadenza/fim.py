@@ -138,23 +138,3 @@ def grow_vocab(small: torch.nn.Module, big: torch.nn.Module) -> None:
             raise CadenzaError(f"cannot grow {name} from {tuple(value.shape)} to {tuple(target.shape)}")
     big.load_state_dict(grown)
 
-
-def load_start(model: torch.nn.Module, config, rep) -> None:
-    """A fine-tune's starting weights into ``model`` (:func:`cadenza.finetune.load_start_weights`),
-    through a model of the start's vocabulary grown by :func:`grow_vocab` when the fine-tune
-    adds the markers."""
-    from . import models, rundir
-    from .config import Config
-    from .finetune import load_start_weights
-    from .pretrained import resolve_run
-
-    start = Config.load(resolve_run(config.init_from) / rundir.CONFIG)
-    if has_markers(start) and not has_markers(config):
-        raise CadenzaError(f"--from {config.init_from} was trained with infill; a fine-tune of it keeps "
-                           f"its markers: give --infill above 0 (its own: {start.infill:g})")
-    if has_markers(start) == has_markers(config):
-        load_start_weights(model, config)
-        return
-    small = models.create(config.model, rep.vocab_size, config.model_options)
-    load_start_weights(small, config)
-    grow_vocab(small, model)

@@ -29,7 +29,7 @@ from .dataset import PreparedData, TokenWindows, prepare, tempo_tables, transpos
 from .dataset import tokens_digest as dataset_tokens_digest
 from .distributed import Dist
 from .errors import CadenzaError, printable
-from .finetune import check_start_model, finetune_config, start_tokenizer
+from .finetune import check_start_model, finetune_config, load_start, start_tokenizer
 from .plots import plot_loss
 from .recorded_source import recorded_source
 from . import stopping
@@ -293,7 +293,7 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     rep = data.representation()
     model = models.create(config.model, fim.model_vocab(config, rep), config.model_options)
     if config.init_from and not resume:
-        fim.load_start(model, config, rep)
+        load_start(model, config, rep)
     model = model.to(dist.device)
     every_position = getattr(model, "trains_every_position", True)
     optimizer = make_optimizer(model, config)
