@@ -62,12 +62,12 @@ def _nll(model, prompt: np.ndarray, target: np.ndarray) -> float:
     return token_nlls(model, x, len(x), carry=True)[-len(target):].sum().item()
 
 
-def span_nlls(run, path: Path) -> tuple[float, float, int]:
+def span_nlls(run, path: Path, suffix_tokens: int | None = None) -> tuple[float, float, int]:
     """Summed NLL of the real span's tokens given prefix and suffix, given the prefix alone; their count."""
     kinds, marks, piece = TokenKinds(run.representation), check_infill_run(run), read_piano_score(path)
     start, end = bar_tick(piece, FIRST - 1), bar_tick(piece, LAST)
     middle = run.representation.encode(_score_from(cut(piece, end), start))  # from the span's Bar token
-    both = infill_prompt(run, kinds, piece, FIRST, start, end, marks)[:-1]
+    both = infill_prompt(run, kinds, piece, FIRST, start, end, marks, suffix_tokens)[:-1]
     prefix = _primer_context(run, kinds, Primer(cut(piece, start), FIRST - 1))[0][:-1]
     return _nll(run.model, both, middle), _nll(run.model, prefix, middle), len(middle)
 
@@ -92,6 +92,16 @@ def overlap(a: list[float], b: list[float]) -> float:
 def _notes_outside(score, start: int, end: int) -> list:
     notes = score.tracks[0].notes
     return sorted((n.time, n.duration, n.pitch, n.velocity) for n in notes if not start <= n.time < end)
+
+
+def choose_suffix(run, paths: list[Path], choices: list[int]) -> str:
+    """The NLL gain of each suffix length (tokens read after the span), to choose the default on
+    validation songs."""
+    lines = ["| suffix tokens | NLL infill | NLL prefix only | gain |", "|---|---|---|---|"]
+    for tokens in choices:
+        a, b, n = np.sum([span_nlls(run, p, tokens) for p in paths], axis=0)
+        lines.append(f"| {tokens} | {a / n:.3f} | {b / n:.3f} | {100 * (1 - a / b):.1f}% |")
+    return "\n".join(lines) + "\n"
 
 
 def measure(run, paths: list[Path], samples: int, seed: int) -> dict:
@@ -146,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "infill")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--choose-suffix", type=int, nargs="+", metavar="TOKENS",
+                        help="only compare the NLL gain of these suffix lengths (choose on --songs own)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     run = load_run(args.run)
     data = str(split_songs(POP909, args.workdir, quick=False)[1]) if args.songs == "test" else None
     paths = excerpts(run, data, args.workdir / f"excerpts-{args.songs}", args.pieces)
+    if args.choose_suffix:
+        print(choose_suffix(run, paths, args.choose_suffix))
+        return 0
     text = table(measure(run, paths, args.samples, args.seed), f"{len(paths)} POP909 {args.songs} songs")
     print(text)
     if args.out:

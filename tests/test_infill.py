@@ -163,3 +163,11 @@ def test_training_without_infill_reads_the_plain_windows_and_with_it_lays_out_fi
         assert not ((y[k] == marks.suf) | (y[k] == marks.mid)).any()  # where a span starts is not scored
         assert (y[k] == -100).sum() == (s > 0) + 1
     assert laid > 30
+
+
+@pytest.mark.slow
+def test_an_infill_run_still_generates_and_never_samples_a_marker(infill_run):
+    for constrained in (True, False):
+        result = generate(infill_run, num=2, length=48, seed=1, constrained=constrained, quiet=True,
+                          log=lambda m: None)
+        assert all(len(n) == 48 and n.max() < 342 for n in result.new)

@@ -80,8 +80,9 @@ def span_ticks(piece: Score, first: int, last: int, name: object = "the piece") 
 
 # -- the prompt ----------------------------------------------------------------------------------
 def infill_prompt(run: Run, kinds: TokenKinds, piece: Score, first: int, start: int, end: int,
-                  marks: Markers) -> np.ndarray:
-    """prefix SUF suffix MID Bar: the prompt whose continuation is the span's bars."""
+                  marks: Markers, suffix_tokens: int | None = None) -> np.ndarray:
+    """prefix SUF suffix MID Bar: the prompt whose continuation is the span's bars; of the
+    suffix its first ``suffix_tokens`` (default: ``SUFFIX_SHARE`` of the training window)."""
     rep = run.representation
     before = cut(piece, start)
     if before.note_num():
@@ -89,7 +90,8 @@ def infill_prompt(run: Run, kinds: TokenKinds, piece: Score, first: int, start: 
     else:  # the span opens the piece
         prefix = np.asarray([t for t in (rep.bos_id, kinds.bar_id) if t is not None], dtype=np.int64)
     after = _score_from(piece, end)
-    suffix = rep.encode(after)[:max(1, int(run.config.seq_len * SUFFIX_SHARE))] if after.note_num() else []
+    suffix_tokens = max(1, int(run.config.seq_len * SUFFIX_SHARE)) if suffix_tokens is None else suffix_tokens
+    suffix = rep.encode(after)[:suffix_tokens] if after.note_num() else []
     return np.concatenate([prefix[:-1], [marks.suf], np.asarray(suffix, dtype=np.int64), [marks.mid], prefix[-1:]])
 
 
