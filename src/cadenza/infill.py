@@ -4,7 +4,7 @@
 
     prompt    infill_prompt   the piece before the span, ending on the span's first bar line
                               (generate's primer context), SUF, the piece from the span's end
-                              (its first SUFFIX_SHARE of a training window), MID, that bar line
+                              (its first SUFFIX_SHARE training windows), MID, that bar line
     sampling  generate's loop with the run's rules over prefix and middle, END allowed where a
                               Bar is; a piece stops after the span's bars or at END
     splice    splice          the piece with the span's notes replaced by the new ones: every
@@ -33,7 +33,10 @@ from .rundir import Run, load_run
 from .sampling import Sampling, TokenRules
 from .token_stats import TokenKinds
 
-SUFFIX_SHARE = 0.5  # of the run's training window: about what a training example holds after its middle
+# tokens of the suffix read, in training windows: chosen on POP909 validation songs (benchmarks/infill.py
+# --choose-suffix; docs/benchmarks.md): the more of a 4-bar suffix the model reads, the better it
+# predicts the span, up to all of it (2 windows of a 256-token fine-tune)
+SUFFIX_SHARE = 2.0
 
 
 @dataclass
