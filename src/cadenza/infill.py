@@ -102,9 +102,8 @@ def infill_prompt(run: Run, kinds: TokenKinds, piece: Score, first: int, start: 
 class _SpanRules:
     """The run's rules over the prefix and the middle (the suffix is read by the model, not
     followed by the grammar), and no marker: a training span holds 1 to 4 bars, so the model
-    cannot know when this one ends and its END would leave the span's last bars empty (median
-    6.5 beats from the last new onset to the suffix's first on POP909 test songs, 0.5 in the
-    songs); the span's last bar line ends a candidate instead."""
+    cannot know when this one ends (sampled, its END closed 10 of 20 POP909 test candidates of
+    4 bars inside their first bar); the span's last bar line ends a candidate instead."""
 
     def __init__(self, rules: TokenRules, kinds: TokenKinds, marks: Markers) -> None:
         self.rules, self.size, self.marks = rules, kinds.size, marks
