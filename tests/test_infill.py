@@ -171,3 +171,23 @@ def test_an_infill_run_still_generates_and_never_samples_a_marker(infill_run):
         result = generate(infill_run, num=2, length=48, seed=1, constrained=constrained, quiet=True,
                           log=lambda m: None)
         assert all(len(n) == 48 and n.max() < 342 for n in result.new)
+
+
+@pytest.mark.slow
+def test_infill_trains_from_scratch_and_resumes_and_needs_bar_tokens(tmp_path, capsys):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for song in SONGS[:2]:
+        (songs / song.name).symlink_to(song)
+    run = tmp_path / "run"
+    flags = ["--infill", "1", "--seq-len", "64", "--batch-size", "4", "--steps-per-epoch", "2", "--threads", "1",
+             "--workers", "1", "--quiet", "--max-minutes", "0"]
+    assert main(["train", str(songs), "--run-dir", str(run), "--epochs", "1", *flags]) == 0
+    assert main(["train", "--run-dir", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0
+    loaded = load_run(run)
+    assert loaded.config.infill == 1.0 and loaded.model.embed.num_embeddings == loaded.representation.vocab_size + 3
+    capsys.readouterr()
+    assert main(["train", str(songs), "--run-dir", str(tmp_path / "perf"), "--representation", "performance",
+                 "--epochs", "1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "bar tokens" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "perf").exists()

@@ -80,6 +80,24 @@ def fim_window(window: np.ndarray, starts_bar: np.ndarray, bos: int | None, mark
     return np.concatenate([window[:a], [marks.suf], window[b:n - MARKERS], [marks.mid], window[a:b], [marks.end]])
 
 
+def bar_starts(rep) -> np.ndarray:
+    """Per token id (markers included), whether it starts a bar: where FIM cuts a window. A
+    representation without bar tokens cannot train infill (a one-line error)."""
+    kinds = TokenKinds(rep)
+    if kinds.bars is None:
+        raise CadenzaError(f"--infill cuts windows at bar tokens, and the {rep.name} representation has none; "
+                           "use REMI")
+    return np.append(kinds.bars > 0, np.zeros(MARKERS, dtype=bool))
+
+
+def check_config(config) -> None:
+    """Before any work: a training with infill has bar tokens to cut at."""
+    if has_markers(config):
+        from . import representations
+
+        bar_starts(representations.create(config.representation, **config.representation_options))
+
+
 class InfillWindows:
     """Training windows (a :class:`~cadenza.dataset.TokenWindows`) of which a share ``rate``
     comes out as FIM examples; everything else (epochs, evaluation windows) is the inner
@@ -87,14 +105,10 @@ class InfillWindows:
     resumed training replays the same examples."""
 
     def __init__(self, inner, rep, rate: float) -> None:
-        kinds = TokenKinds(rep)
-        if kinds.bars is None:
-            raise CadenzaError(f"--infill cuts windows at bar tokens, and the {rep.name} representation has none; "
-                               "use REMI")
+        self.starts_bar = bar_starts(rep)
         if not inner.every_position:
             raise CadenzaError("--infill needs a model trained on every position (not the seed notebook's)")
         self.inner, self.rate, self.marks, self.bos = inner, rate, markers(rep), rep.bos_id
-        self.starts_bar = np.append(kinds.bars > 0, np.zeros(MARKERS, dtype=bool))
 
     def __getattr__(self, name):  # seq_len, n_starts, epoch_starts, eval_starts ...: the inner windows'
         return getattr(self.inner, name)

@@ -108,6 +108,7 @@ def _check_config(config: Config) -> None:
     ``--resume`` would then refuse. An error names the option, which the command line says as
     its flag (``--threads must be ...``)."""
     validate.check_config(json.loads(config.to_json()), None)
+    fim.check_config(config)
     if config.tempo_stretch and representations.timed_in_seconds(config.representation):
         raise CadenzaError(f"--tempo-stretch moves tempo tokens, and the {config.representation} representation "
                            "has none (its time is in seconds as played): leave it at 0")
