@@ -2,14 +2,14 @@
 (``cadenza infill RUN piece.mid --bars 9-12``), by a run trained with ``infill``
 (:mod:`cadenza.fim`). The pipeline::
 
-    prompt    infill_prompt   the piece before the span, ending on the span's first bar line
-                              (generate's primer context), SUF, the piece from the span's end
-                              (its first SUFFIX_SHARE training windows), MID, that bar line
-    sampling  generate's loop     the run's rules over prefix and middle; a candidate stops
-                                  after the span's bars (the model never learns how many a
-                                  span holds: its END is not sampled)
-    splice    splice          the piece with the span's notes replaced by the new ones: every
-                              note outside it, the tempo, time and key signatures kept
+    prompt    infill_prompt    the piece before the span, ending on the span's first bar line
+                               (generate's primer context), SUF, the piece from the span's end
+                               (its first SUFFIX_SHARE training windows), MID, that bar line
+    sampling  generate._sample the run's rules over prefix and middle; a candidate stops on
+                               the span's last bar line (the model never learns how many bars
+                               a span holds: its END is not sampled)
+    splice    splice           the piece with the span's notes replaced by the new ones: every
+                               note outside it, the tempo, time and key signatures kept
 """
 from __future__ import annotations
 
