@@ -18,7 +18,7 @@ from .errors import CadenzaError
 # once instead of after the seconds torch takes to import.
 _LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "data.dataset",
          "generate": "generation.generate", "to_scores": "generation.generate", "load_run": "rundir",
-         "train": "training.trainer", "Sampling": "generation.sampling"}
+         "train": "training.trainer", "Sampling": "generation.sampling", "infill": "generation.infill"}
 
 
 def __getattr__(name: str):
@@ -35,5 +35,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "generate", "load_run", "prepare", "preset", "to_scores", "train"]
+__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "generate", "infill", "load_run", "prepare", "preset", "to_scores",
+           "train"]
 __version__ = "0.1.0"

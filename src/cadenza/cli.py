@@ -53,6 +53,9 @@ def _add_train(sub) -> None:
     p.add_argument("--transpose", type=int, help=f"random transposition within +-N semitones (0: off) {dflt('transpose')}")
     p.add_argument("--tempo-stretch", type=int,
                    help=f"random tempo change within +-N tempo bins (0: off) {dflt('tempo_stretch')}")
+    p.add_argument("--infill", type=float, metavar="SHARE",
+                   help="teach infill (cadenza infill): this share of the training windows become fill-in-the-middle "
+                        f"examples; above 0 adds three marker tokens after the vocabulary {dflt('infill')}")
     p.add_argument("--patience", type=int,
                    help=f"stop after N evaluations without validation improvement (0: off) {dflt('patience')}")
     p.add_argument("--max-minutes", type=float,
@@ -103,6 +106,25 @@ def _add_generate(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--verbose", action="store_true", help="also print how much probability the masks removed")
+
+
+def _add_infill(sub) -> None:
+    p = sub.add_parser("infill", help="regenerate a span of bars of a piece, given the music before and after it")
+    p.add_argument("run_dir", type=Path, help="a run trained with --infill")
+    p.add_argument("piece", type=Path, help="the MIDI file whose bars are regenerated")
+    p.add_argument("--bars", required=True, help="the span, FIRST-LAST counted from 1, e.g. 9-12 (required)")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output .mid, out-1.mid ... with --num (required)")
+    p.add_argument("--num", type=int, default=1, help="candidates generated together in one batch (default: 1)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens, 0: all (default: the run's)")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set holding this probability "
+                   "(default: the run's)")
+    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability "
+                   "(default: the run's)")
+    p.add_argument("--seed", type=int, help="the same seed writes the same pieces (default: a new one each time)")
+    p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
 
 
 def _add_sound(p) -> None:
@@ -199,7 +221,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      "music. Each command's --help lists its flags and their defaults.")
     parser.argv = argv
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_generate, _add_render, _add_evaluate, _add_demo, _add_studio):
+    for add in (_add_train, _add_generate, _add_infill, _add_render, _add_evaluate, _add_demo, _add_studio):
         add(sub)
     return parser
 
@@ -211,7 +233,7 @@ def cmd_train(args) -> int:
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
-                 max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+                 infill=args.infill, max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
@@ -305,6 +327,29 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_infill(args) -> int:
+    from .files import check_outputs, write_bytes_atomic
+    from .generation.generate import output_paths
+    from .generation.infill import infill, parse_bars
+    from .generation.sampling import Sampling
+    from .rundir import load_run
+
+    bars = parse_bars(args.bars)
+    if args.num < 1:
+        raise CadenzaError("--num must be >= 1")
+    paths = output_paths(args.output, args.num)
+    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    if not args.piece.is_file():
+        raise CadenzaError(f"piece not found: {args.piece}")
+    check_outputs(paths, args.force, [args.piece])  # before any work
+    result = infill(load_run(args.run_dir), args.piece, bars, num=args.num, sampling=sampling, seed=args.seed,
+                    quiet=args.quiet)
+    for path, score, new in zip(paths, result.scores, result.new):
+        write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
+        _say(f"wrote {path} (bars {result.first}-{result.last}: {len(new)} new tokens; {score.note_num()} notes)")
+    return 0
+
+
 def cmd_render(args) -> int:
     from .files import check_outputs
     from .render import render_pianoroll, render_wav
@@ -358,9 +403,9 @@ def cmd_studio(args) -> int:
 
 
 # What each command imports (torch and the rest) while the start-up Ctrl-C guard still holds
-COMMAND_MODULES = {"train": ".training.trainer", "generate": ".generation.generate", "render": ".render",
-                   "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "render": cmd_render,
+COMMAND_MODULES = {"train": ".training.trainer", "generate": ".generation.generate", "infill": ".generation.infill",
+                   "render": ".render", "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "infill": cmd_infill, "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
 

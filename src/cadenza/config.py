@@ -32,6 +32,8 @@ class Config:
     val_fraction: float = 0.1
     transpose: int = 5            # random transposition within +-N semitones (0: off)
     tempo_stretch: int = 0        # random tempo change within +-N tempo bins (0: off)
+    infill: float = 0.0           # share of training windows made fill-in-the-middle examples; above 0
+                                  # the model has the marker tokens (cadenza.data.fim); 0: none, as before
     # optimisation
     optimizer: str = "adamw"      # adamw | rmsprop
     lr: float = 3e-3

@@ -380,7 +380,9 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampl
     with _one_step_kernels(device):
         while True:
             allowed, moves = _masks(pieces, device)
-            sampled, mass = sample_next(logits[:, -1], sampling, allowed, gen, moves)
+            # the tokenizer's tokens: an infill run's markers only where the rules allow them (cadenza.generation.infill)
+            width = run.representation.vocab_size if allowed is None else allowed.shape[1]
+            sampled, mass = sample_next(logits[:, -1, :width], sampling, allowed, gen, moves)
             fed.append(sampled.cpu().numpy().copy())
             for k, (piece, m) in enumerate(zip(pieces, mass.tolist())):
                 if not piece.meter.done:

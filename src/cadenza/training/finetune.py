@@ -12,6 +12,7 @@ from safetensors.torch import load_model
 from ..data import representations
 from .. import rundir
 from ..config import FINETUNE_SCHEDULE, Config
+from ..data.fim import grow_vocab, has_markers
 from ..errors import CadenzaError
 from ..files import check_regular
 from ..pretrained import resolve_run
@@ -87,3 +88,21 @@ def load_start_weights(model: torch.nn.Module, config: Config) -> None:
     if unexpected or any(not key.startswith(new) for key in missing):
         raise CadenzaError(f"cannot start a {config.model} model from {path}: the {start_model} weights do not fit")
     check_finite(dict(model.named_parameters()), path)
+
+
+def load_start(model: torch.nn.Module, config, rep) -> None:
+    """A fine-tune's starting weights into ``model`` (:func:`load_start_weights`); when the
+    fine-tune adds the infill markers, through a model of the start's vocabulary grown by
+    :func:`cadenza.data.fim.grow_vocab`. A start with the markers keeps them."""
+    from .. import models
+
+    start = Config.load(resolve_run(config.init_from) / rundir.CONFIG)
+    if has_markers(start) and not has_markers(config):
+        raise CadenzaError(f"--from {config.init_from} was trained with infill; a fine-tune of it keeps "
+                           f"its markers: give --infill above 0 (its own: {start.infill:g})")
+    if has_markers(start) == has_markers(config):
+        load_start_weights(model, config)
+        return
+    small = models.create(config.model, rep.vocab_size, config.model_options)
+    load_start_weights(small, config)
+    grow_vocab(small, model)
