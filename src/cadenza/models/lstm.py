@@ -27,26 +27,8 @@ class LSTMModel(nn.Module):
         nn.init.normal_(self.embed.weight, std=dim ** -0.5)
 
     def forward(self, ids: torch.Tensor, state=None, last_only: bool = False):
-        out, state = recur(self.lstm, self.drop(self.embed(ids)), state)
+        out, state = self.lstm(self.drop(self.embed(ids)), state)
         if last_only:
             out = out[:, -1:]
         return self.out(self.drop(self.norm(out))), state
 
-
-def recur(lstm: nn.LSTM, x: torch.Tensor, state=None):
-    """``lstm(x, state)`` of a batch-first ``lstm``. One step outside training (generation) runs
-    layer by layer through ``torch.lstm_cell``: the same numbers, several times faster on a CPU,
-    where the fused kernel pays its set-up on every call."""
-    if lstm.training or x.size(1) != 1 or lstm.bidirectional or lstm.proj_size or not lstm.bias:
-        return lstm(x, state)
-    if state is None:
-        zeros = x.new_zeros(lstm.num_layers, x.size(0), lstm.hidden_size)
-        state = (zeros, zeros)
-    h, c, inp = [], [], x[:, 0]
-    for k in range(lstm.num_layers):
-        weights = [getattr(lstm, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        hk, ck = torch.lstm_cell(inp, (state[0][k], state[1][k]), *weights)
-        h.append(hk)
-        c.append(ck)
-        inp = hk
-    return inp[:, None], (torch.stack(h), torch.stack(c))

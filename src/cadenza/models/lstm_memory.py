@@ -24,7 +24,6 @@ from torch import nn
 
 from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
 from .cache import ContinuousCache
-from .lstm import recur
 from .tape import remember
 from .transformer import rotate
 
@@ -114,7 +113,7 @@ class LSTMMemoryModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, state=None, last_only: bool = False):
         lstm_state, cache, position, votes = (None, None, 0, None) if state is None else state
-        keys, lstm_state = recur(self.lstm, self.drop(self.embed(ids)), lstm_state)
+        keys, lstm_state = self.lstm(self.drop(self.embed(ids)), lstm_state)
         h, cache = self.memory(keys, cache, position)
         if last_only:
             h = h[:, -1:]
