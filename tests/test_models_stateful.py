@@ -1,15 +1,18 @@
 """Stateful models: a sequence fed in one call or token by token with the returned state
 gives the same logits."""
+import pytest
 import torch
 
 from cadenza.models.lstm import LSTMModel
 
 
+@pytest.mark.parametrize("cache", [0, 6])
 @torch.no_grad()
-def test_lstm_stateful_matches_full_pass():
+def test_lstm_stateful_matches_full_pass(cache):
+    """Also with a continuous cache shorter than the sequence (it forgets, the same either way)."""
     torch.manual_seed(0)
     vocab = 29
-    model = LSTMModel(vocab, dim=24, layers=2, dropout=0.2).eval()
+    model = LSTMModel(vocab, dim=24, layers=2, dropout=0.2, cache_window=cache, cache_gap=2, cache_sentinel=0.5).eval()
     x = torch.randint(0, vocab, (3, 11), generator=torch.Generator().manual_seed(1))
     full, _ = model(x)
     assert full.shape == (3, 11, vocab)

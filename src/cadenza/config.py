@@ -26,7 +26,8 @@ class Config:
     representation_options: dict = field(default_factory=dict)
     # model
     model: str = "lstm"
-    model_options: dict = field(default_factory=lambda: {"dim": 256, "layers": 2, "dropout": 0.1})
+    # the continuous cache (no weights) lets it read 2,048 tokens back (docs/benchmarks.md, "Context use")
+    model_options: dict = field(default_factory=lambda: {"dim": 256, "layers": 2, "dropout": 0.1, "cache_window": 2048})
     # data
     seq_len: int = 256
     val_fraction: float = 0.1

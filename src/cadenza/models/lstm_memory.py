@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
-from .cache import ContinuousCache
+from .cache import OPTIONS as CACHE_OPTIONS, make as make_cache
 from .tape import remember
 from .transformer import rotate
 
@@ -75,29 +75,17 @@ class LSTMMemoryModel(nn.Module):
     trains_every_position = True
     grown_from = {"lstm": "memory."}  # an lstm run's weights fit all but the parameters under this prefix
     OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "heads": HEADS, "window": Spec(int, 2, 1 << 17),
-               "tie_weights": SWITCH, "frozen": SWITCH, "cache_window": Spec(int, 0, 1 << 17),
-               "cache_scale": Spec(float, 0, 1000), "cache_sentinel": Spec(float, -1, 2),
-               "cache_gap": Spec(int, 1, 1 << 17), "cache_most": Spec(float, 0, 1)}
+               "tie_weights": SWITCH, "frozen": SWITCH, **CACHE_OPTIONS}
 
     def __init__(self, vocab_size: int, dim: int = 512, layers: int = 3, dropout: float = 0.2,
-                 heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False,
-                 cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float = 0.9,
-                 cache_gap: int = 128, cache_most: float = 0.7):
+                 heads: int = 8, window: int = 2048, tie_weights: bool = True, frozen: bool = False, **cache_options):
         super().__init__()
         if window < 2:
             raise ValueError(f"window must be at least 2 tokens, got {window}")
-        if cache_window < 0:
-            raise ValueError(f"cache_window must be 0 (no cache) or a number of tokens, got {cache_window}")
-        # keys: the LSTM's outputs (closer to the music than the memory's: lower NLL on validation
-        # pieces). The defaults were chosen on POP909 and piano-midi.de validation pieces, by NLL
-        # and by what 8 x 32 sampled bars bring back: with every vote counted (most 1) the sentinel
-        # was a switch, not a dial (0.95 copied whole blocks, 1.05 brought nothing back, 1.0 only
-        # loops of one bar over and over); votes from 128 tokens back at least (a bar or more) and
-        # the model keeping 30% of every step (most 0.7) bring bars back similar, not copied
-        # (docs/benchmarks.md, "Context use").
-        self.cache = ContinuousCache(cache_window, cache_scale, cache_sentinel, cache_gap, cache_most) if cache_window else None
+        # keys: the LSTM's outputs (closer to the music than the memory's: lower NLL on validation pieces)
+        self.cache = make_cache(**cache_options)
         self.vocab_size, self.window = vocab_size, window
-        self.reach = max(window, cache_window)  # tokens of a primer that generation feeds it
+        self.reach = max(window, self.cache.window if self.cache else 0)  # tokens of a primer generation feeds it
         self.embed = nn.Embedding(vocab_size, dim)
         self.drop = nn.Dropout(dropout)
         self.lstm = nn.LSTM(dim, dim, num_layers=layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
