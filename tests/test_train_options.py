@@ -21,6 +21,10 @@ from cadenza.validate import check_config
     (["--model-option", "window=64"], "unknown key model_options.window"),  # an lstm has no window
     (["--model", "lstm_memory", "--model-option", "window=1"], "model_options.window must be an integer"),
     (["--model-option", "dim"], "model option 'dim' is not NAME=VALUE"),
+    # the rule the model's constructor holds (heads of even size), met before the (empty) folder is read
+    (["--model", "transformer", "--model-option", "dim=6", "--model-option", "heads=2"],
+     "bad options for model 'transformer': dim (6) must split into 2 heads of even size"),
+    (["--model", "lstm_memory", "--model-option", "heads=3"], "dim (256) must split into 3 heads"),
     (["--model-option", "tie_weights=ture"], "model_options.tie_weights must be true or false, not 'ture'"),
 ])
 def test_refused_before_any_work_as_load_run_would(tmp_path, flags, reason):

@@ -106,15 +106,17 @@ def check_rep_options(name: str, options, path: Path | None, prefix: str = "repr
 def check_config(data, path: Path | None) -> None:
     """config.json as read (``path``), or a new training's options (``path`` None): known
     keys, each of its type and range, the options its representation and model declare."""
-    from .models import declared_options
+    from .models import check_options, declared_options
 
     check_fields(data, config_specs(), path)
     check_rep_options(data.get("representation", "remi"), data.get("representation_options", {}), path)
     model = data.get("model", "lstm")
     options = data.get("model_options", {})
     check_fields(options, declared_options(model), path, "model_options.")
-    if model == "transformer" and options.get("dim", 256) % options.get("heads", 4):
-        raise CadenzaError(f"{_at(path)}model_options.dim must split into model_options.heads heads")
+    try:
+        check_options(model, options)
+    except CadenzaError as exc:
+        raise CadenzaError(f"{_at(path)}{exc}") from None
 
 
 # -- the tokenizer ---------------------------------------------------------------------------

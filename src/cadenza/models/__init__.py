@@ -54,17 +54,32 @@ def declared_options(name: str) -> dict[str, Spec]:
 MAX_PARAMETERS = 2**31  # 8 GB of float32 weights: a larger model is a damaged or hostile configuration
 
 
+def check_options(name: str, options: dict) -> None:
+    """What the model's constructor itself refuses beyond each option's spec (a ``dim`` that
+    does not split into ``heads`` heads of even size), found by building it on the meta device
+    (no memory): the rule stays in the constructor, and a config meets it before any work."""
+    import torch
+
+    with torch.device("meta"):
+        _built(name, 2, options)
+
+
 def create(name: str, vocab_size: int, options: dict | None = None) -> torch.nn.Module:
     """A model of ``name``; its size is counted on the meta device (no memory) first."""
     import torch
 
+    with torch.device("meta"):
+        size = count_parameters(_built(name, vocab_size, options))
+    if size > MAX_PARAMETERS:
+        raise CadenzaError(f"model_options {options} make a {name} model of {size:,} parameters, "
+                           f"more than the {MAX_PARAMETERS:,} cadenza builds")
+    return _built(name, vocab_size, options)
+
+
+def _built(name: str, vocab_size: int, options: dict | None) -> torch.nn.Module:
+    """The model, what its constructor refuses said as one line."""
     cls = model_class(name)
     try:
-        with torch.device("meta"):
-            size = count_parameters(cls(vocab_size=vocab_size, **(options or {})))
-        if size > MAX_PARAMETERS:
-            raise CadenzaError(f"model_options {options} make a {name} model of {size:,} parameters, "
-                               f"more than the {MAX_PARAMETERS:,} cadenza builds")
         return cls(vocab_size=vocab_size, **(options or {}))
     except (TypeError, ValueError) as exc:
         raise CadenzaError(f"bad options for model {name!r}: {str(exc).splitlines()[0][:200]}") from None
