@@ -28,7 +28,7 @@ from ..spec import Spec
 
 MODES = ("major", "minor")
 EXTRA_ROUNDS = 3          # rounds of redrawing the pieces whose key estimate misses ...
-REDRAW_FACTOR = 2         # ... each drawing this many candidates per missing piece, in one batch
+REDRAW_FACTOR = 2         # ... each drawing this many candidates per missing piece (at most the batch asked)
 KEY_METHOD = "key"        # music21's standard key estimate
 CLEAR_MARGIN = 0.05       # windows whose key beats the runner-up's correlation by this start pieces
 TEMPO_SPEC = Spec(float, *TEMPO_RANGE)  # the tokenizers' tempo range, in bpm
@@ -199,7 +199,7 @@ def redraw_off_key(steer: Steer, result, scores_of: Callable, draw: Callable[[in
     for _ in range(EXTRA_ROUNDS):
         if not missing:
             break
-        again = draw(REDRAW_FACTOR * len(missing))
+        again = draw(min(REDRAW_FACTOR * len(missing), max(len(result.new), len(missing))))  # within the checked batch
         result.redraws += len(missing)
         again_found = [estimate_key(s) for s in scores_of(again)]
         in_key = [j for j, f in enumerate(again_found) if steer.matches(f)]
