@@ -262,3 +262,33 @@ def test_progress_and_cancel(page):
     page.click("#cancel")
     page.wait_for_function("(document.querySelector('#gen-status')?.textContent ?? '') === 'cancelled'", timeout=30_000)
     assert page.is_hidden("#cancel") and page.is_enabled("#generate")
+
+
+def test_key_and_tempo_reach_the_candidates_file(page, tmp_path):
+    """The key and tempo fields go through the API's checks (a bad key is refused beside its
+    field) and into the written piece: every tempo event the asked bpm, the asked key's
+    signature."""
+    page.wait_for_selector("#generate:not([disabled])", timeout=120_000)
+    page.click("#prompt-clear")  # a prompt sets the key
+    page.locator(".model[data-id=tiny]").click()
+    page.fill("#bars", "2")
+    page.fill("#num", "1")
+    page.fill("#key", "H:major")
+    page.click("#generate")
+    page.wait_for_function("(document.querySelector('#options-section .field-error')?.textContent ?? '')"
+                           ".includes(\"unknown key 'H:major'\")")
+    page.fill("#key", "A:minor")
+    page.fill("#tempo", "90")
+    page.click("#generate")
+    wait_status(page, "^1 candidate, no prompt$", timeout=120_000)
+    check_candidates(page, 1).nth(0).locator("button.keep").click()
+    page.wait_for_function("(document.querySelector('#piece .piece h3')?.textContent ?? '').includes('2 bars')")
+    with page.expect_download() as download:
+        page.click("#piece a.midi")
+    path = tmp_path / "steered.mid"
+    download.value.save_as(path)
+    piece = Score(str(path))
+    assert piece.note_num() > 0 and [round(t.qpm, 3) for t in piece.tempos] == [90.0]
+    assert [(k.key, k.tonality) for k in piece.key_signatures] == [(0, 1)]  # A minor: no sharps, minor
+    page.fill("#key", "")
+    page.fill("#tempo", "")

@@ -91,6 +91,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--form", help="sections that come back, e.g. AABA, or none (default: the run's)")
     p.add_argument("--section-bars", type=int, help="bars per section of --form (default: the length shared out)")
     p.add_argument("--seed", type=int, help="the same seed writes the same pieces (default: a new one each time)")
+    p.add_argument("--key", help="the key of the pieces, e.g. C:major, A:minor, F#:minor, Bb:major "
+                   "(default: the music's own; not with --primer)")
+    p.add_argument("--tempo", type=float, help="the tempo of the new music in bpm (default: the music's own)")
     p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch (default: 1)")
     p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are "
                    "kept; default: none, a window of the training music sets the start)")
@@ -289,6 +292,7 @@ def cmd_generate(args) -> int:
     from .generation.generate import generate, output_paths, to_scores
     from .rundir import load_run
     from .generation.sampling import Sampling
+    from .generation.steer import Steer
     from .validate import config_specs
 
     formats = _render_formats(args.render)
@@ -299,6 +303,7 @@ def cmd_generate(args) -> int:
 
         torch.set_num_threads(args.threads)
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    steer = Steer(key=args.key, tempo=args.tempo)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:
@@ -308,14 +313,16 @@ def cmd_generate(args) -> int:
     run = load_run(args.run_dir)
     result = generate(run, num=args.num, length=args.length, unit=args.unit, sampling=sampling, seed=args.seed,
                       primer=args.primer, constrained=not args.no_constraints, primer_bars=args.primer_bars,
-                      quiet=args.quiet, form=args.form, section_bars=args.section_bars)
+                      quiet=args.quiet, form=args.form, section_bars=args.section_bars, steer=steer)
     scores = to_scores(run, result, args.continuation_only)
     axis = "seconds" if run.representation.name == "performance" else "auto"
-    for path, score, new, origin in zip(paths, scores, result.new, result.tempo_origins):
+    for k, (path, score, new, origin) in enumerate(zip(paths, scores, result.new, result.tempo_origins)):
         # as bytes: symusic's dump_midi writes an empty file on a full disk and says nothing
         write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
-        tempo = f", tempo {score.tempos[0].qpm:.0f} bpm ({origin})" if len(score.tempos) else ""
-        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes{tempo})")
+        tempo = "" if not len(score.tempos) else f", tempo {score.tempos[0].qpm:.0f} bpm ({origin})" \
+            if steer.tempo is None else f", tempo {score.tempos[-1].qpm:g} bpm ({origin})"
+        key = f", key {result.keys[k]} by the key estimate" if result.keys else ""
+        _say(f"wrote {path} ({len(new)} new tokens, {score.note_num()} notes{tempo}{key})")
         if formats:
             from .render import render_outputs
 

@@ -38,6 +38,8 @@ from .form import FormPlan, SectionCopier, parse_form
 from .form import section_bars as form_section_bars
 from ..rundir import Run, load_run
 from .sampling import Sampling, TokenRules, locked_attributes, sample_next
+from . import steer as steering
+from .steer import Steer
 from ..data.token_stats import TEMPO, TokenKinds
 
 LENGTH_UNITS = ("tokens", "bars", "seconds")
@@ -71,6 +73,9 @@ class Generated:
     capped: list[int] = field(default_factory=list)   # pieces stopped by the tokens-per-bar cap
     warnings: list[str] = field(default_factory=list)
     tempo_origins: list[str] = field(default_factory=list)  # per piece, in words (set by to_scores)
+    steer: Steer | None = None
+    keys: list[str] = field(default_factory=list)   # with a key asked: each piece's key estimate
+    redraws: int = 0                                # pieces drawn again for missing the key
 
 
 # -- context ---------------------------------------------------------------------------
@@ -147,12 +152,17 @@ def _primer_context(run: Run, kinds: TokenKinds, primer: Primer) -> tuple[np.nda
     return np.asarray(ids, dtype=np.int64), note
 
 
-def _window_context(run: Run, kinds: TokenKinds, num: int, rng: np.random.Generator) -> np.ndarray:
-    """Random training windows; with Bar tokens each is cut at its last bar line (windows
-    with one in their second half), all to the same length."""
+def _training_windows(run: Run) -> np.ndarray:
     if run.primers is None or run.primers.size == 0:
         raise CadenzaError(f"{run.directory} has no training windows to start from; pass --primer FILE.mid")
-    windows = run.primers[:, -run.config.seq_len:].astype(np.int64)
+    return run.primers[:, -run.config.seq_len:].astype(np.int64)
+
+
+def _window_context(run: Run, kinds: TokenKinds, num: int, rng: np.random.Generator,
+                    windows: np.ndarray | None = None) -> np.ndarray:
+    """Random training windows (or of ``windows``); with Bar tokens each is cut at its last
+    bar line (windows with one in their second half), all to the same length."""
+    windows = _training_windows(run) if windows is None else windows
     if kinds.bars is None:
         return windows[rng.integers(0, len(windows), size=num)]
     last_bar = np.array([np.flatnonzero(row)[-1] if row.any() else -1 for row in kinds.bars[windows] > 0])
@@ -272,10 +282,10 @@ def _copier(plan: FormPlan | None, kinds: TokenKinds, context: np.ndarray) -> Se
     return SectionCopier(plan, kinds.bars, int(context[-1]) if kinds.bars[context[-1]] else None)
 
 
-def _rules(run: Run, kinds: TokenKinds, from_primer: bool) -> TokenRules:
+def _rules(run: Run, kinds: TokenKinds, from_primer: bool, steer: Steer | None = None) -> TokenRules:
     stats = run.token_stats or {}
     return TokenRules(run.representation.grammar(), kinds, stats.get("seen"),
-                      locked_attributes(stats, from_primer))
+                      locked_attributes(stats, from_primer), steering.forced(kinds, steer))
 
 
 class _Piece:
@@ -437,12 +447,32 @@ def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
             for k, m in enumerate(meters) if m.capped]
 
 
+def _contexts(run: Run, kinds: TokenKinds, num: int, length: float, unit: str, continued: Primer | None,
+              steer: Steer | None, rng: np.random.Generator, log: Log) -> Callable[[int], np.ndarray]:
+    """What ``n`` pieces continue, drawn anew at each call: the primer, or training windows
+    (in the asked key); their tempo tokens set to the asked tempo."""
+    tempo = steer.tempo if steer else None
+    retempo = (lambda c: c) if tempo is None else (lambda c: steering.with_tempo(kinds, c, tempo))  # noqa: E731
+    if continued:
+        ids, note = _primer_context(run, kinds, continued)
+        _check_batch(num, len(ids), length, unit, "primer")
+        if note:
+            log(note)
+        ids = retempo(ids)
+        return lambda n: np.repeat(ids[None, :], n, axis=0)
+    width = min(run.config.seq_len, run.primers.shape[1]) if run.primers is not None else 0
+    _check_batch(num, width, length, unit, "context")
+    keyed = steering.keyed_windows(run.representation, kinds, _training_windows(run), steer.key) \
+        if steer and steer.key else None
+    return lambda n: retempo(_window_context(run, kinds, n, rng, keyed))
+
+
 @torch.no_grad()
 def generate(run: Run | str | Path, num: int = 1, length: float | None = None, unit: str = "tokens",
              sampling: Sampling | None = None, seed: int | None = None, primer: str | Path | None = None,
              constrained: bool = True, primer_bars: int | None = None, quiet: bool = False,
              log: Log | None = None, form: str | None = None, section_bars: int | None = None,
-             progress: Callable[[float, float], None] | None = None) -> Generated:
+             progress: Callable[[float, float], None] | None = None, steer: Steer | None = None) -> Generated:
     """Generate ``num`` pieces from a trained run (defaults from the run's configuration).
 
     ``sampling`` says how tokens are drawn (each setting it leaves None, all of them when it
@@ -451,9 +481,11 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     ``constrained=False`` samples the raw model (no grammar, unseen-token or tempo/metre
     masks). ``form`` (letters such as ``AABA``, or ``"none"``; the run's ``gen_form`` when
     None) makes sections of ``section_bars`` bars (the length in bars shared out over the
-    form when None) come back (:mod:`cadenza.generation.form`). A progress bar shows on a terminal
-    (log lines every few seconds instead with ``quiet`` or off a terminal); pieces stopped
-    by the tokens-per-bar cap are named in ``Generated.warnings`` and through ``log``.
+    form when None) come back (:mod:`cadenza.generation.form`). ``steer`` asks a key and a
+    tempo (:mod:`cadenza.generation.steer`; pieces off key are drawn again). A progress bar
+    shows on a terminal (log lines every few seconds instead with ``quiet`` or off a
+    terminal); pieces stopped by the tokens-per-bar cap, and pieces left off the asked key,
+    are named in ``Generated.warnings`` and through ``log``.
     ``progress(done, total)`` is called after every step (in ``unit``s, summed over pieces);
     an exception it raises stops generation and propagates (how a caller cancels).
     """
@@ -463,35 +495,35 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     sampling = (sampling or Sampling()).over(cfg)
     length = cfg.gen_length if length is None else length
     _check(num, length, unit, seed, primer_bars)
+    steering.check_steer(steer, run, primer is not None)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     kinds = TokenKinds(rep)
     continued = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
-    if continued:
-        ids, note = _primer_context(run, kinds, continued)
-        _check_batch(num, len(ids), length, unit, "primer")
-        if note:
-            log(note)
-        context = np.repeat(ids[None, :], num, axis=0)
-    else:
-        width = min(run.config.seq_len, run.primers.shape[1]) if run.primers is not None else 0
-        _check_batch(num, width, length, unit, "context")
-        context = _window_context(run, kinds, num, rng)
-    rules = _rules(run, kinds, continued is not None) if constrained else None
+    contexts = _contexts(run, kinds, num, length, unit, continued, steer, rng, log)
+    rules = _rules(run, kinds, continued is not None, steer) if constrained else None
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
-    pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c, _copier(plan, kinds, c))
-              for c in context]
-    tracker = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
-    try:
-        masked = _sample(run, context, pieces, sampling, gen, tracker)
-    finally:
-        tracker.close()
-    cap_warnings = _cap_warnings([p.meter for p in pieces], unit)
-    for line in cap_warnings:
+
+    def draw(n: int) -> Generated:
+        context = contexts(n)
+        pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c,
+                         _copier(plan, kinds, c)) for c in context]
+        tracker = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
+        try:
+            masked = _sample(run, context, pieces, sampling, gen, tracker)
+        finally:
+            tracker.close()
+        return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
+                         continued is not None, primer=continued, length=length, unit=unit,
+                         capped=[k for k, p in enumerate(pieces) if p.meter.capped],
+                         warnings=_cap_warnings([p.meter for p in pieces], unit), steer=steer)
+
+    result = draw(num)
+    if steer and steer.key:
+        result = steering.redraw_off_key(steer, result, lambda r: to_scores(run, r), draw)
+    for line in result.warnings:
         log(f"warning: {line}")
-    return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
-                     continued is not None, primer=continued, length=length, unit=unit,
-                     capped=[k for k, p in enumerate(pieces) if p.meter.capped], warnings=cap_warnings)
+    return result
 
 
 # -- decoding ----------------------------------------------------------------------------
@@ -554,14 +586,26 @@ def to_scores(run: Run, result: Generated, continuation_only: bool = False, leng
         piece = cut_to_length(rep.decode(_decode_prefix(kinds, context) + list(new)), length, unit)
         if result.primer is None:
             piece, origin = _with_context_tempo(piece, kinds, context, new)
-            scores.append(piece)
-            origins.append(origin)
-            continue
-        origins.append("from the primer")
-        piece = _with_primer_globals(piece, result.primer.score)
-        scores.append(piece if continuation_only else _after_primer(result.primer, piece))
+        else:
+            origin = "from the primer"
+            piece = _with_primer_globals(piece, result.primer.score)
+            piece = piece if continuation_only else _after_primer(result.primer, piece)
+        scores.append(_steered(piece, result, continuation_only))
+        origins.append("asked" if result.steer and result.steer.tempo is not None else origin)
     result.tempo_origins = origins
     return scores
+
+
+def _steered(piece: Score, result: Generated, continuation_only: bool) -> Score:
+    """``piece`` at the asked tempo (from the primer's end, the primer kept as it is) and
+    with the asked key as its key signature."""
+    steer = result.steer
+    if steer and steer.tempo is not None:
+        after = result.primer is not None and not continuation_only
+        steering.set_tempo(piece, steer.tempo, bar_tick(piece, result.primer.bars) if after else 0)
+    if steer and steer.key is not None:
+        steering.set_key_signature(piece, steer.key)
+    return piece
 
 
 def output_paths(out: str | Path, num: int) -> list[Path]:

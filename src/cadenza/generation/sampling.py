@@ -98,11 +98,15 @@ def _redirected(logits: torch.Tensor, redirect: list) -> torch.Tensor:
 class TokenRules:
     """What a piece may sample next: what the grammar allows, of the tokens seen in
     training, and of each ``locked`` global attribute (``Tempo``, ``TimeSig``) only the
-    value in force once there is one. A state is (grammar state, value in force of each
-    locked attribute); BOS starts a new piece."""
+    value in force once there is one (the ``forced`` value from the start, whatever the
+    tokens set: an asked tempo). A state is (grammar state, value in force of each locked
+    attribute); BOS starts a new piece."""
 
-    def __init__(self, grammar, kinds, seen: list[int] | None, locked: tuple[str, ...]) -> None:
+    def __init__(self, grammar, kinds, seen: list[int] | None, locked: tuple[str, ...],
+                 forced: dict[str, str] | None = None) -> None:
+        locked = tuple(dict.fromkeys(locked + tuple(forced or ())))
         self.grammar, self.kinds, self.locked = grammar, kinds, locked
+        self.initial = tuple((forced or {}).get(kind) for kind in locked)
         self.everything = np.ones(kinds.size, dtype=bool)
         self.seen = self.everything.copy()
         if seen:
@@ -112,7 +116,7 @@ class TokenRules:
         self._locks: dict[tuple, np.ndarray] = {}
 
     def start(self, prefix) -> tuple:
-        state = (self.grammar.start([]) if self.grammar else None, (None,) * len(self.locked))
+        state = (self.grammar.start([]) if self.grammar else None, self.initial)
         for token in prefix:
             state = self.advance(state, int(token))
         return state
@@ -122,8 +126,9 @@ class TokenRules:
         if self.grammar is not None:
             grammar_state = self.grammar.advance(grammar_state, token)
         if token == self.kinds.bos_id:
-            return grammar_state, (None,) * len(self.locked)
-        return grammar_state, tuple(vs[token][-1] if vs[token] else v for vs, v in zip(self.values, in_force))
+            return grammar_state, self.initial
+        return grammar_state, tuple(vs[token][-1] if vs[token] and fixed is None else v
+                                    for vs, v, fixed in zip(self.values, in_force, self.initial))
 
     def allowed(self, state: tuple) -> np.ndarray:
         grammar_state, in_force = state

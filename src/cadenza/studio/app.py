@@ -70,7 +70,7 @@ class Studio:
             result = generate(run, num=p["num"], length=p["bars"], unit="bars", sampling=p["sampling"],
                               form=p["form"], seed=p["seed"], primer=primer,
                               primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None,
-                              progress=job.progress)
+                              progress=job.progress, steer=p.get("steer"))
         except CadenzaError as exc:  # the prompt by the name the page knows, not its file in the work folder
             raise CadenzaError(str(exc).replace(f"primer {primer}", f"the prompt {name}")) from None
         prompt_end = bar_tick(result.primer.score, result.primer.bars) if result.primer is not None else 0

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from ..errors import CadenzaError
 from ..generation.form import parse_form
 from ..generation.sampling import Sampling
+from ..generation.steer import Steer
 from ..spec import SpecError
 from .pieces import MAX_UPLOAD_BYTES
 
@@ -62,15 +63,34 @@ def _sampling(body: dict) -> Sampling:
 
 def generation_params(body: dict) -> dict:
     unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "min_p", "form", "seed", "prompt",
-                           "prompt_bars", "wait"}
+                           "prompt_bars", "wait", "key", "tempo"}
     if unknown:
         raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
     p = {name: number(body, name, default, True, *LIMITS[name])
          for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
     p["sampling"] = _sampling(body)
     p["form"] = _form(body.get("form"))
+    p["steer"] = _steer(body)
     p["prompt"] = body.get("prompt") or None
     return p
+
+
+def _steer(body: dict) -> Steer:
+    """The key and tempo asked (absent or empty: the music's own), checked by :class:`Steer`
+    as on the command line."""
+    key, tempo = body.get("key"), body.get("tempo")
+    key = None if key in (None, "") else key
+    if isinstance(tempo, bool):
+        raise FieldError("tempo", "tempo must be a number")
+    tempo = None if tempo in (None, "") else _parsed("tempo", tempo, False)
+    if key is not None and not isinstance(key, str):
+        raise FieldError("key", "key must be a name such as A:minor")
+    try:
+        return Steer(key=key, tempo=tempo)
+    except SpecError as exc:
+        raise FieldError(exc.field, str(exc)) from None
+    except CadenzaError as exc:
+        raise FieldError("key", str(exc)) from None
 
 
 def _form(form) -> str | None:

@@ -30,6 +30,7 @@ function postJSON(path, data) {
 const FIELDS = {
   num: ["num", "Candidates"], bars: ["bars", "Bars"], temperature: ["temperature", "Temperature"],
   top_p: ["top-p", "Top-p"], min_p: ["min-p", "Min-p"], form: ["form", "Form"], seed: ["seed", "Seed"],
+  key: ["key", "Key"], tempo: ["tempo", "Tempo"],
   prompt_bars: ["prompt-bars", "Prompt bars"], prompt: ["prompt-file", "Prompt"], model: ["models", "Model"],
   name: ["train-name", "Name"], source: ["train-source", "Folder"], preset: ["train-preset", "Preset"],
   minutes: ["train-minutes", "Budget"], from: ["train-from", "Fine-tune from"],
@@ -159,7 +160,7 @@ function options() {
   const prompt = state.prompt;  // read once: the request names exactly the prompt shown now
   const body = { model: state.model && state.model.id, num: num("num"), bars: num("bars"), temperature: num("temperature"),
                  top_p: num("top-p"), min_p: num("min-p"), form: $("form").value.trim(), seed: num("seed"),
-                 prompt: prompt && prompt.id, wait: false };
+                 key: $("key").value.trim() || null, tempo: num("tempo"), prompt: prompt && prompt.id, wait: false };
   if (prompt && !prompt.isPiece && num("prompt-bars")) body.prompt_bars = num("prompt-bars");
   return body;
 }

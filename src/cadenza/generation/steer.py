@@ -1,0 +1,225 @@
+"""Steering generation to a key and a tempo: ``generate(..., steer=Steer(key="A:minor", tempo=96))``.
+
+Tempo: every tempo event of the new music is the asked bpm; where the tokens have Tempo
+tokens, the context's are set to the asked tempo's nearest bin and sampling may write no
+other (the tempo lock of :class:`~cadenza.generation.sampling.TokenRules`).
+
+Key: the model was trained on transposed music and knows no key of its own. Each piece
+starts from a training window whose estimated mode is the asked one, transposed at the
+token level to the asked tonic, so the model continues music already in that key; every
+finished piece is checked with music21's key estimate (``analyze('key')``: the
+Krumhansl-Schmuckler method with the Aarden-Essen profiles), the pieces that miss are drawn
+again (:data:`EXTRA_ROUNDS` rounds at most) and, still missing, kept with a warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from symusic import KeySignature, Score, Tempo
+
+from ..data.representations.midi_tokens import TEMPO_RANGE
+from ..data.token_stats import TEMPO, TokenKinds
+from ..errors import CadenzaError
+from ..spec import Spec
+
+MODES = ("major", "minor")
+EXTRA_ROUNDS = 3          # rounds of redrawing the pieces whose key estimate misses ...
+REDRAW_FACTOR = 2         # ... each drawing this many candidates per missing piece (at most the batch asked)
+KEY_METHOD = "key"        # music21's standard key estimate
+CLEAR_MARGIN = 0.05       # windows whose key beats the runner-up's correlation by this start pieces
+TEMPO_SPEC = Spec(float, *TEMPO_RANGE)  # the tokenizers' tempo range, in bpm
+KEY_HELP = "a tonic and a mode, e.g. C:major, A:minor, F#:minor, Bb:major"
+
+
+def parse_key(text: str):
+    """The music21 ``Key`` named ``TONIC:MODE`` (``TONIC MODE``, or music21's own ``a``
+    for A minor); a :class:`CadenzaError` for anything else."""
+    from music21 import key, pitch
+
+    tonic, _, mode = str(text).strip().replace(" ", ":").partition(":")
+    mode = mode.lower() or ("minor" if tonic[:1].islower() else "major")
+    try:
+        if mode not in MODES or not tonic or len(tonic) > 3:
+            raise ValueError(text)
+        name = pitch.Pitch(tonic[0].upper() + tonic[1:]).name
+        return key.Key(name, mode)
+    except Exception:
+        raise CadenzaError(f"unknown key {text!r}: say {KEY_HELP}") from None
+
+
+def key_name(found) -> str:
+    """``A:minor``, ``Bb:major``: the form the CLI takes."""
+    return f"{found.tonic.name.replace('-', 'b')}:{found.mode}"
+
+
+@dataclass(frozen=True)
+class Steer:
+    """The key (``TONIC:MODE``) and tempo (bpm) asked of the pieces; None leaves either free.
+    Both are checked when the value is made (one-line :class:`CadenzaError`)."""
+    key: str | None = None
+    tempo: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None:
+            parse_key(self.key)
+        if self.tempo is not None:
+            TEMPO_SPEC.check("tempo", self.tempo)
+
+    def __bool__(self) -> bool:
+        return self.key is not None or self.tempo is not None
+
+    def matches(self, found) -> bool:
+        """Whether a key estimate is the asked key (tonic pitch class and mode)."""
+        asked = parse_key(self.key)
+        return found is not None and found.mode == asked.mode and found.tonic.pitchClass == asked.tonic.pitchClass
+
+
+def check_steer(steer: Steer | None, run, primed: bool) -> None:
+    """Refusals that depend on the run or the primer: a tempo for music timed in seconds,
+    a key where the primer sets it."""
+    if not steer:
+        return
+    if steer.tempo is not None and getattr(run.representation, "seconds_per_bar", None) is not None:
+        raise CadenzaError(f"--tempo needs music timed in beats; the {run.config.representation} "
+                           f"representation keeps time in seconds")
+    if steer.key is not None and primed:
+        raise CadenzaError("--key cannot be used with --primer: the primer sets the key")
+    if steer.key is not None and run.primers is None:
+        raise CadenzaError(f"--key starts from training windows, and {run.directory} has none")
+
+
+# -- key estimate ----------------------------------------------------------------------
+def estimate_key(score: Score):
+    """music21's key estimate of ``score``'s notes (None without notes)."""
+    from music21 import note, stream
+
+    tracks = [t.notes.numpy() for t in score.tracks if len(t.notes)]
+    if not tracks:
+        return None
+    s = stream.Stream()
+    for cols in tracks:
+        for time, dur, pitch in zip(cols["time"].tolist(), cols["duration"].tolist(), cols["pitch"].tolist()):
+            n = note.Note(pitch)
+            n.quarterLength = max(dur, 1) / score.tpq
+            s.coreInsert(time / score.tpq, n)
+    s.coreElementsChanged()
+    return s.analyze(KEY_METHOD)
+
+
+_WINDOW_KEYS: dict[bytes, list] = {}
+
+
+def window_keys(rep, windows: np.ndarray) -> list:
+    """The key estimate of each training window, computed once per process (a run's
+    windows are a few dozen: about a second)."""
+    digest = hashlib.sha1(np.ascontiguousarray(windows).tobytes()).digest()
+    if digest not in _WINDOW_KEYS:
+        _WINDOW_KEYS[digest] = [estimate_key(rep.decode(w.tolist())) for w in windows]
+    return _WINDOW_KEYS[digest]
+
+
+# -- the context -----------------------------------------------------------------------
+def keyed_windows(rep, kinds: TokenKinds, windows: np.ndarray, asked: str) -> np.ndarray:
+    """The windows whose estimated mode is the asked one, each moved to the asked tonic
+    (the octave direction that keeps every pitch in the vocabulary; windows that cannot are
+    left out); of those, the ones whose key is clear (:data:`CLEAR_MARGIN`) where there are
+    any: a window as close to its relative major as to its minor leads pieces off key."""
+    target = parse_key(asked)
+    if not hasattr(rep, "transposition_table") or rep.transposition_table(0) is None:
+        raise CadenzaError("--key needs tokens that can be transposed one by one (not BPE)")
+    out, clear = [], []
+    for window, found in zip(windows, window_keys(rep, windows)):
+        if found is None or found.mode != target.mode:
+            continue
+        runner_up = found.alternateInterpretations[0].correlationCoefficient
+        clear.append(found.correlationCoefficient - runner_up >= CLEAR_MARGIN)
+        up = (target.tonic.pitchClass - found.tonic.pitchClass) % 12
+        for shift in sorted((up, up - 12), key=abs):
+            moved = rep.transposition_table(shift)[window]
+            if (moved >= 0).all():
+                out.append(moved)
+                break
+        else:
+            clear.pop()
+    if not out:
+        raise CadenzaError(f"no training window of this run can start a piece in {asked}")
+    return np.stack([w for w, c in zip(out, clear) if c] if any(clear) else out)
+
+
+def tempo_token(kinds: TokenKinds, bpm: float) -> tuple[int, str] | None:
+    """The single Tempo token nearest ``bpm`` (on a log scale, as the bins are) and its value."""
+    singles = [(i, vs[0]) for i, vs in enumerate(kinds.values(TEMPO)) if len(vs) == 1 and len(kinds.parts[i]) == 1]
+    if not singles:
+        return None
+    return min(singles, key=lambda t: abs(math.log(float(t[1]) / bpm)))
+
+
+def with_tempo(kinds: TokenKinds, context: np.ndarray, bpm: float) -> np.ndarray:
+    """``context`` (ids, one row or several) with each single Tempo token set to the bin
+    nearest ``bpm``."""
+    nearest = tempo_token(kinds, bpm)
+    if nearest is None:
+        return context
+    singles = np.array([len(vs) == 1 and len(p) == 1 for vs, p in zip(kinds.values(TEMPO), kinds.parts)])
+    return np.where(singles[context], nearest[0], context)
+
+
+def forced(kinds: TokenKinds, steer: Steer | None) -> dict[str, str]:
+    """The attribute values sampling keeps in force from the start: the asked tempo's bin."""
+    nearest = tempo_token(kinds, steer.tempo) if steer and steer.tempo is not None else None
+    return {TEMPO: nearest[1]} if nearest else {}
+
+
+# -- the written pieces -----------------------------------------------------------------
+def set_tempo(score: Score, bpm: float, start: int = 0) -> Score:
+    """``score`` at ``bpm`` from tick ``start`` on (tempos before it kept)."""
+    score.tempos = [t for t in score.tempos if t.time < start] + [Tempo(start, float(bpm))]
+    return score
+
+
+def set_key_signature(score: Score, asked: str) -> Score:
+    """The asked key written as the piece's key signature."""
+    k = parse_key(asked)
+    score.key_signatures = [KeySignature(0, k.sharps, 0 if k.mode == "major" else 1)]
+    return score
+
+
+def redraw_off_key(steer: Steer, result, scores_of: Callable, draw: Callable[[int], object]):
+    """``result`` with each piece whose key estimate misses ``steer.key`` drawn again with
+    ``draw(n)`` (a Generated of n pieces; :data:`REDRAW_FACTOR` candidates per missing
+    piece, the first in key taken), :data:`EXTRA_ROUNDS` rounds at most; sets
+    ``result.keys`` (the estimate of each piece, named) and ``result.redraws``, and adds a
+    warning for each piece still off key."""
+    found = [estimate_key(s) for s in scores_of(result)]
+    missing = [k for k, f in enumerate(found) if not steer.matches(f)]
+    for _ in range(EXTRA_ROUNDS):
+        if not missing:
+            break
+        again = draw(min(REDRAW_FACTOR * len(missing), max(len(result.new), len(missing))))  # within the checked batch
+        result.redraws += len(missing)
+        again_found = [estimate_key(s) for s in scores_of(again)]
+        in_key = [j for j, f in enumerate(again_found) if steer.matches(f)]
+        others = [j for j in range(len(again_found)) if j not in in_key]
+        for i, j in zip(missing, in_key + others):
+            result.context[i], result.new[i], found[i] = again.context[j], again.new[j], again_found[j]
+            _move_cap(result, again, i, j)
+        missing = [k for k in missing if not steer.matches(found[k])]
+    result.keys = [key_name(f) if f is not None else "none" for f in found]
+    result.warnings += [f"piece {k + 1} is in {result.keys[k]} by the key estimate, not {steer.key} "
+                        f"(after {EXTRA_ROUNDS} redraws)" for k in missing]
+    return result
+
+
+def _move_cap(result, again, i: int, j: int) -> None:
+    """Piece ``i`` of ``result`` is now piece ``j`` of ``again``: its token-cap warning too."""
+    lines = dict(zip(result.capped, result.warnings[:len(result.capped)]))
+    lines.pop(i, None)
+    for c, line in zip(again.capped, again.warnings):
+        if c == j:
+            lines[i] = line.replace(f"piece {j + 1} ", f"piece {i + 1} ", 1)
+    result.capped = sorted(lines)
+    result.warnings = [lines[c] for c in result.capped]  # only cap warnings until the rounds end
