@@ -258,8 +258,12 @@ def cmd_train(args) -> int:
                         **({"representation": args.representation} if args.representation else {}))
         if args.vocab_size:
             config = config.replace(representation_options={**config.representation_options, "vocab_size": args.vocab_size})
-        if args.model:
-            config = config.replace(model=args.model)
+        if args.model:  # the preset's model options that the chosen model takes (the cache is the LSTMs')
+            from .models import declared_options
+
+            takes = declared_options(args.model)
+            config = config.replace(model=args.model,
+                                    model_options={k: v for k, v in config.model_options.items() if k in takes})
     result = train(args.source, args.run_dir, config, resume=args.resume, overrides=overrides,
                    quiet=args.quiet, workers=args.workers, device=args.device, start_from=args.start_from)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
