@@ -18,7 +18,8 @@ from .errors import CadenzaError
 # once instead of after the seconds torch takes to import.
 _LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "data.dataset",
          "generate": "generation.generate", "to_scores": "generation.generate", "load_run": "rundir",
-         "train": "training.trainer", "Sampling": "generation.sampling", "infill": "generation.infill"}
+         "train": "training.trainer", "Sampling": "generation.sampling", "infill": "generation.infill",
+         "Steer": "generation.steer"}
 
 
 def __getattr__(name: str):
@@ -35,6 +36,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "generate", "infill", "load_run", "prepare", "preset", "to_scores",
+__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "Steer", "generate", "infill", "load_run", "prepare", "preset", "to_scores",
            "train"]
 __version__ = "0.1.0"
