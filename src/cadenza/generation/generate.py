@@ -417,8 +417,10 @@ def _check(num: int, length: float, unit: str, seed: int | None, primer_bars: in
         raise CadenzaError(f"length unit must be one of {', '.join(LENGTH_UNITS)}")
     if not 0 < length < math.inf or num < 1:
         raise CadenzaError("--length and --num must be positive (and finite)")
-    if seed is not None and seed < 0:
-        raise CadenzaError(f"--seed must be >= 0, got {seed}")
+    if seed is not None:  # the config's rule for a seed, one for training and generation
+        from ..validate import config_specs
+
+        config_specs()["seed"].check("seed", seed)
     if primer_bars is not None and primer_bars < 1:
         raise CadenzaError(f"--primer-bars must be >= 1, got {primer_bars}")
     if unit == "tokens" and length < 1:

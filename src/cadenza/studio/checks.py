@@ -13,9 +13,11 @@ from ..generation.form import parse_form
 from ..generation.sampling import Sampling
 from ..generation.steer import Steer
 from ..spec import SpecError
+from ..validate import config_specs
 from .pieces import MAX_UPLOAD_BYTES
 
-LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (0, 2**62)}
+_SEED = config_specs()["seed"]  # the config's rule for a seed; the other ranges are the page's own
+LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (_SEED.lo, _SEED.hi - 1)}
 
 
 class FieldError(CadenzaError):
