@@ -82,12 +82,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--length", type=float, help="how much new music to generate, in --unit (default: the run's)")
     p.add_argument("--unit", choices=("tokens", "bars", "seconds"), default="tokens",
                    help="what --length counts (default: tokens)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
-    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens, 0: all (default: the run's)")
-    p.add_argument("--top-p", type=float, help="sample from the smallest set holding this probability "
-                   "(default: the run's)")
-    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability "
-                   "(default: the run's)")
+    _add_sampling(p)
     p.add_argument("--form", help="sections that come back, e.g. AABA, or none (default: the run's)")
     p.add_argument("--section-bars", type=int, help="bars per section of --form (default: the length shared out)")
     p.add_argument("--seed", type=int, help="the same seed writes the same pieces (default: a new one each time)")
@@ -111,6 +106,15 @@ def _add_generate(sub) -> None:
     p.add_argument("--verbose", action="store_true", help="also print how much probability the masks removed")
 
 
+def _add_sampling(p) -> None:
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens, 0: all (default: the run's)")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set holding this probability "
+                   "(default: the run's)")
+    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability "
+                   "(default: the run's)")
+
+
 def _add_infill(sub) -> None:
     p = sub.add_parser("infill", help="regenerate a span of bars of a piece, given the music before and after it")
     p.add_argument("run_dir", type=Path, help="a run trained with --infill")
@@ -119,12 +123,7 @@ def _add_infill(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="output .mid, out-1.mid ... with --num (required)")
     p.add_argument("--num", type=int, default=1, help="candidates generated together in one batch (default: 1)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
-    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens, 0: all (default: the run's)")
-    p.add_argument("--top-p", type=float, help="sample from the smallest set holding this probability "
-                   "(default: the run's)")
-    p.add_argument("--min-p", type=float, help="drop tokens below this share of the likeliest one's probability "
-                   "(default: the run's)")
+    _add_sampling(p)
     p.add_argument("--seed", type=int, help="the same seed writes the same pieces (default: a new one each time)")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
