@@ -143,7 +143,7 @@ def test_memory_benchmark_bad_arguments_are_one_line_errors(tiny_runs, tmp_path,
     sys.path.insert(0, str(MEMORY.parent))
     from memory import main
 
-    for args in (["--run", lstm, "cache_window=64"], ["--run", mem, "bogus=1"], ["--run", tmp_path / "missing"],
+    for args in (["--run", lstm, "window=64"], ["--run", mem, "bogus=1"], ["--run", tmp_path / "missing"],
                  ["--pieces", 0], ["--run", lstm, "--out", tmp_path / "no" / "t.md"]):
         try:
             code = main(list(map(str, args)))
