@@ -71,6 +71,7 @@ class Generated:
     length: float | None = None
     unit: str = "tokens"
     capped: list[int] = field(default_factory=list)   # pieces stopped by the tokens-per-bar cap
+    reached: list[float] = field(default_factory=list)  # how far each piece got, in unit
     warnings: list[str] = field(default_factory=list)
     tempo_origins: list[str] = field(default_factory=list)  # per piece, in words (set by to_scores)
     steer: Steer | None = None
@@ -443,10 +444,9 @@ def _check_batch(num: int, context: int, length: float, unit: str, what: str) ->
                            f"or --length")
 
 
-def _cap_warnings(meters: list[_Meter], unit: str) -> list[str]:
-    return [f"piece {k + 1} stopped early at {m.progress:g} {unit} ({m.tokens:,} tokens): "
-            f"the model {'kept a bar open past' if unit == 'bars' else 'reached'} the token cap"
-            for k, m in enumerate(meters) if m.capped]
+def _cap_warnings(capped: list[int], reached: list[float], new: list, unit: str, what: str = "piece") -> list[str]:
+    return [f"{what} {k + 1} stopped early at {reached[k]:g} {unit} ({len(new[k]):,} tokens): "
+            f"the model {'kept a bar open past' if unit == 'bars' else 'reached'} the token cap" for k in capped]
 
 
 def _contexts(run: Run, kinds: TokenKinds, num: int, length: float, unit: str, continued: Primer | None,
@@ -518,11 +518,12 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
         return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
                          continued is not None, primer=continued, length=length, unit=unit,
                          capped=[k for k, p in enumerate(pieces) if p.meter.capped],
-                         warnings=_cap_warnings([p.meter for p in pieces], unit), steer=steer)
+                         reached=[p.meter.progress for p in pieces], steer=steer)
 
     result = draw(num)
     if steer and steer.key:
         result = steering.redraw_off_key(steer, result, lambda r: to_scores(run, r), draw)
+    result.warnings = _cap_warnings(result.capped, result.reached, result.new, unit) + result.warnings
     for line in result.warnings:
         log(f"warning: {line}")
     return result

@@ -135,24 +135,26 @@ def keyed_windows(rep, kinds: TokenKinds, windows: np.ndarray, asked: str) -> np
     for window, found in zip(windows, window_keys(rep, windows)):
         if found is None or found.mode != target.mode:
             continue
-        runner_up = found.alternateInterpretations[0].correlationCoefficient
-        clear.append(found.correlationCoefficient - runner_up >= CLEAR_MARGIN)
         up = (target.tonic.pitchClass - found.tonic.pitchClass) % 12
-        for shift in sorted((up, up - 12), key=abs):
-            moved = rep.transposition_table(shift)[window]
-            if (moved >= 0).all():
-                out.append(moved)
-                break
-        else:
-            clear.pop()
+        moves = (rep.transposition_table(shift)[window] for shift in sorted((up, up - 12), key=abs))
+        moved = next((m for m in moves if (m >= 0).all()), None)
+        if moved is not None:
+            out.append(moved)
+            clear.append(found.correlationCoefficient - found.alternateInterpretations[0].correlationCoefficient
+                         >= CLEAR_MARGIN)
     if not out:
         raise CadenzaError(f"no training window of this run can start a piece in {asked}")
     return np.stack([w for w, c in zip(out, clear) if c] if any(clear) else out)
 
 
+def _single_tempos(kinds: TokenKinds) -> np.ndarray:
+    """Which ids are one Tempo token and nothing else (not a BPE merge)."""
+    return np.array([len(vs) == 1 and len(p) == 1 for vs, p in zip(kinds.values(TEMPO), kinds.parts)], dtype=bool)
+
+
 def tempo_token(kinds: TokenKinds, bpm: float) -> tuple[int, str] | None:
     """The single Tempo token nearest ``bpm`` (on a log scale, as the bins are) and its value."""
-    singles = [(i, vs[0]) for i, vs in enumerate(kinds.values(TEMPO)) if len(vs) == 1 and len(kinds.parts[i]) == 1]
+    singles = [(int(i), kinds.values(TEMPO)[i][0]) for i in np.flatnonzero(_single_tempos(kinds))]
     if not singles:
         return None
     return min(singles, key=lambda t: abs(math.log(float(t[1]) / bpm)))
@@ -164,8 +166,7 @@ def with_tempo(kinds: TokenKinds, context: np.ndarray, bpm: float) -> np.ndarray
     nearest = tempo_token(kinds, bpm)
     if nearest is None:
         return context
-    singles = np.array([len(vs) == 1 and len(p) == 1 for vs, p in zip(kinds.values(TEMPO), kinds.parts)])
-    return np.where(singles[context], nearest[0], context)
+    return np.where(_single_tempos(kinds)[context], nearest[0], context)
 
 
 def forced(kinds: TokenKinds, steer: Steer | None) -> dict[str, str]:
@@ -206,20 +207,11 @@ def redraw_off_key(steer: Steer, result, scores_of: Callable, draw: Callable[[in
         others = [j for j in range(len(again_found)) if j not in in_key]
         for i, j in zip(missing, in_key + others):
             result.context[i], result.new[i], found[i] = again.context[j], again.new[j], again_found[j]
-            _move_cap(result, again, i, j)
+            result.reached[i] = again.reached[j]
+            result.capped = sorted((set(result.capped) - {i}) | ({i} if j in again.capped else set()))
         missing = [k for k in missing if not steer.matches(found[k])]
     result.keys = [key_name(f) if f is not None else "none" for f in found]
     result.warnings += [f"piece {k + 1} is in {result.keys[k]} by the key estimate, not {steer.key} "
                         f"(after {EXTRA_ROUNDS} redraws)" for k in missing]
     return result
 
-
-def _move_cap(result, again, i: int, j: int) -> None:
-    """Piece ``i`` of ``result`` is now piece ``j`` of ``again``: its token-cap warning too."""
-    lines = dict(zip(result.capped, result.warnings[:len(result.capped)]))
-    lines.pop(i, None)
-    for c, line in zip(again.capped, again.warnings):
-        if c == j:
-            lines[i] = line.replace(f"piece {j + 1} ", f"piece {i + 1} ", 1)
-    result.capped = sorted(lines)
-    result.warnings = [lines[c] for c in result.capped]  # only cap warnings until the rounds end
