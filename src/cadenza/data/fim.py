@@ -99,7 +99,7 @@ def check_config(config) -> None:
 
 
 class InfillWindows:
-    """Training windows (a :class:`~cadenza.dataset.TokenWindows`) of which a share ``rate``
+    """Training windows (a :class:`~cadenza.data.dataset.TokenWindows`) of which a share ``rate``
     comes out as FIM examples; everything else (epochs, evaluation windows) is the inner
     windows'. Drawn from the batch's own random generator after its augmentation, so a
     resumed training replays the same examples."""
