@@ -387,29 +387,31 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampl
     max_len = min(model.max_len, seq_len) if hasattr(model, "max_len") else None
     window = context[:, -(max_len - 1 if max_len else _reach(run)):]
     logits, state = model(torch.from_numpy(window).to(device), last_only=True)
-    cached, fed, masked = window.shape[1], [], []
+    live, cached, masked = list(range(len(pieces))), window.shape[1], []
     with _one_step_kernels(device):
         while True:
-            allowed, moves = _masks(pieces, device)
+            batch = [pieces[k] for k in live]
+            allowed, moves = _masks(batch, device)
             # the tokenizer's tokens: an infill run's markers only where the rules allow them (cadenza.generation.infill)
             width = run.representation.vocab_size if allowed is None else allowed.shape[1]
             sampled, mass = sample_next(logits[:, -1, :width], sampling, allowed, gen, moves)
-            fed.append(sampled.cpu().numpy().copy())
-            for k, (piece, m) in enumerate(zip(pieces, mass.tolist())):
-                if not piece.meter.done:
-                    fed[-1][k] = piece.choose(int(fed[-1][k]))
-                    piece.add(int(fed[-1][k]))
-                    masked.append(m)
-            ids = torch.from_numpy(fed[-1])
+            for piece, token, m in zip(batch, sampled.tolist(), mass.tolist()):
+                piece.add(piece.choose(token))
+                masked.append(m)
             progress.update(sum(p.meter.progress for p in pieces))
-            if all(p.meter.done for p in pieces):
+            going = [i for i, piece in enumerate(batch) if not piece.meter.done]
+            if not going:
                 return float(np.mean(masked))
+            ids = torch.tensor([[batch[i].new[-1]] for i in going], device=device)
+            if len(going) < len(batch):  # a piece is done: the others go on without it, a step costs less
+                state = model.select_rows(state, torch.tensor(going, device=device))
+                live = [live[i] for i in going]
             if max_len and cached + 1 >= max_len:  # the KV cache is full: restart it on a recent window
-                recent = np.concatenate([context, np.stack(fed, axis=1)], axis=1)[:, -(3 * max_len // 4):]
+                recent = np.stack([np.concatenate([context[k], pieces[k].new]) for k in live])[:, -(3 * max_len // 4):]
                 logits, state = model(torch.from_numpy(recent).to(device), last_only=True)
                 cached = recent.shape[1]
             else:
-                logits, state = model(ids[:, None].to(device), state=state)
+                logits, state = model(ids, state=state)
                 cached += 1
 
 

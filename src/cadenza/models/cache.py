@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..spec import Spec
-from .tape import remember
+from .tape import remember, rows
 
 # The cache's options, for every model that carries one: ``cache_window`` tokens (0: none).
 OPTIONS = {"cache_window": Spec(int, 0, 1 << 17), "cache_scale": Spec(float, 0, 1000),
@@ -46,6 +46,10 @@ def make(cache_window: int = 0, cache_scale: float = 40.0, cache_sentinel: float
 class ContinuousCache:
     def __init__(self, window: int, scale: float, sentinel: float, gap: int = 1, most: float = 1.0):
         self.window, self.scale, self.sentinel, self.gap, self.most = window, scale, sentinel, gap, most
+
+    @staticmethod
+    def select_rows(cache, index: torch.Tensor):
+        return None if cache is None else (rows(cache[0], index), rows(cache[1], index))
 
     def __call__(self, logp: torch.Tensor, keys: torch.Tensor, ids: torch.Tensor, cache=None):
         """Mixed log-probabilities for each position of ``logp`` ``[B, T, V]`` (the last

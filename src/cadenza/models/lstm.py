@@ -12,6 +12,11 @@ from . import DIM, DROPOUT, LAYERS, SWITCH
 from .cache import OPTIONS as CACHE_OPTIONS, make as make_cache
 
 
+def lstm_rows(state, index: torch.Tensor):
+    """An ``nn.LSTM``'s ``(h, c)`` (batch second) for the sequences ``index``."""
+    return None if state is None else tuple(t.index_select(1, index) for t in state)
+
+
 class LSTMModel(nn.Module):
     trains_every_position = True
     OPTIONS = {"dim": DIM, "layers": LAYERS, "dropout": DROPOUT, "tie_weights": SWITCH, **CACHE_OPTIONS}
@@ -42,4 +47,9 @@ class LSTMModel(nn.Module):
             return logits, lstm_state
         logits, votes = self.cache(torch.log_softmax(logits, dim=-1), keys, ids, votes)
         return logits, (lstm_state, votes)
+
+    def select_rows(self, state, index: torch.Tensor):
+        if self.cache is None:
+            return lstm_rows(state, index)
+        return lstm_rows(state[0], index), self.cache.select_rows(state[1], index)
 

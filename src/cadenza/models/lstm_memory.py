@@ -24,7 +24,8 @@ from torch import nn
 
 from . import DIM, DROPOUT, HEADS, LAYERS, SWITCH, Spec
 from .cache import OPTIONS as CACHE_OPTIONS, make as make_cache
-from .tape import remember
+from .lstm import lstm_rows
+from .tape import remember, rows
 from .transformer import rotate
 
 
@@ -109,3 +110,8 @@ class LSTMMemoryModel(nn.Module):
         if self.cache is not None:
             logits, votes = self.cache(torch.log_softmax(logits, dim=-1), keys, ids, votes)
         return logits, (lstm_state, cache, position + ids.size(1), votes)
+
+    def select_rows(self, state, index: torch.Tensor):
+        lstm_state, (keys, values), position, votes = state
+        votes = self.cache.select_rows(votes, index) if self.cache is not None else None
+        return lstm_rows(lstm_state, index), (rows(keys, index), rows(values, index)), position, votes

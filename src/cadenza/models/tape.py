@@ -42,6 +42,18 @@ class Tape:
         self.buffer.narrow(dim, length, n).copy_(more)
         return Tape(self.buffer, length + n, dim, self.keep)
 
+    def rows(self, index: torch.Tensor) -> "Tape":
+        """The tape of the sequences ``index`` (the batch is dimension 0), in a buffer of its own."""
+        return Tape(self.buffer.index_select(0, index), self.length, self.dim, self.keep)
+
+
+def rows(carried, index: torch.Tensor):
+    """What ``remember`` carried (None, a tensor or a tape; batch first), for the sequences
+    ``index`` only: generation drops the pieces that are done, or repeats the ones it keeps."""
+    if carried is None:
+        return None
+    return carried.rows(index) if isinstance(carried, Tape) else carried.index_select(0, index)
+
 
 def remember(past, new: torch.Tensor, dim: int, keep: int):
     """What to carry after ``new`` (at least its latest ``keep`` entries with those before

@@ -112,3 +112,7 @@ class TransformerModel(nn.Module):
         if last_only:
             x = x[:, -1:]
         return self.out(self.norm(x)), tuple(caches)
+
+    @staticmethod
+    def select_rows(state, index: torch.Tensor):
+        return tuple((k.index_select(0, index), v.index_select(0, index)) for k, v in state)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..models import DIM, DROPOUT, LAYERS
+from ..models.lstm import lstm_rows
 
 KERAS_RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
 
@@ -46,6 +47,8 @@ class SeedLSTM(nn.Module):
         b, t, h = out.shape
         logits = self.head(out.reshape(b * t, h)).reshape(b, t, -1)
         return logits, state
+
+    select_rows = staticmethod(lstm_rows)
 
     @staticmethod
     def keras_parameter_count(vocab_size: int, hidden: int = 512, layers: int = 3,
