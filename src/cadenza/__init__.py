@@ -19,6 +19,7 @@ from .errors import CadenzaError
 _LAZY = {"Config": "config", "PRESETS": "config", "preset": "config", "prepare": "data.dataset",
          "generate": "generation.generate", "to_scores": "generation.generate", "load_run": "rundir",
          "train": "training.trainer", "Sampling": "generation.sampling", "infill": "generation.infill",
+         "accompany": "generation.accompany",
          "Steer": "generation.steer"}
 
 
@@ -36,6 +37,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "Steer", "generate", "infill", "load_run", "prepare", "preset", "to_scores",
-           "train"]
+__all__ = ["CadenzaError", "Config", "PRESETS", "Sampling", "Steer", "accompany", "generate", "infill", "load_run",
+           "prepare", "preset", "to_scores", "train"]
 __version__ = "0.1.0"

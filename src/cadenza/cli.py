@@ -120,6 +120,20 @@ def _add_infill(sub) -> None:
     p.add_argument("run_dir", type=Path, help="a run trained with --infill")
     p.add_argument("piece", type=Path, help="the MIDI file whose bars are regenerated")
     p.add_argument("--bars", required=True, help="the span, FIRST-LAST counted from 1, e.g. 9-12 (required)")
+    _add_candidates(p)
+
+
+def _add_accompany(sub) -> None:
+    p = sub.add_parser("accompany", help="compose a piano accompaniment under a melody, the melody kept note for note")
+    p.add_argument("run_dir", type=Path, help="a trained run (REMI tokens), e.g. base")
+    p.add_argument("melody", type=Path, help="a MIDI file: its one track with notes, or the track --melody-track names")
+    p.add_argument("--melody-track", metavar="NAME",
+                   help="the melody's track in a file of several (its name, or its number from 1)")
+    _add_candidates(p)
+
+
+def _add_candidates(p) -> None:
+    """What infill and accompany share: candidates written to files, drawn as sampling says."""
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="output .mid, out-1.mid ... with --num (required)")
     p.add_argument("--num", type=int, default=1, help="candidates generated together in one batch (default: 1)")
@@ -223,7 +237,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      "music. Each command's --help lists its flags and their defaults.")
     parser.argv = argv
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_generate, _add_infill, _add_render, _add_evaluate, _add_demo, _add_studio):
+    for add in (_add_train, _add_generate, _add_infill, _add_accompany, _add_render, _add_evaluate, _add_demo, _add_studio):
         add(sub)
     return parser
 
@@ -294,7 +308,6 @@ def cmd_generate(args) -> int:
     from .files import check_outputs, write_bytes_atomic
     from .generation.generate import generate, output_paths, to_scores
     from .rundir import load_run
-    from .generation.sampling import Sampling
     from .generation.steer import Steer
     from .validate import config_specs
 
@@ -305,7 +318,7 @@ def cmd_generate(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    sampling = _sampling(args)
     steer = Steer(key=args.key, tempo=args.tempo)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
@@ -337,26 +350,54 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def cmd_infill(args) -> int:
-    from .files import check_outputs, write_bytes_atomic
+def _candidate_paths(args, source: Path) -> list[Path]:
+    """Where infill's and accompany's candidates go, checked before any work."""
+    from .files import check_outputs
     from .generation.generate import output_paths
-    from .generation.infill import infill, parse_bars
-    from .generation.sampling import Sampling
-    from .rundir import load_run
 
-    bars = parse_bars(args.bars)
     if args.num < 1:
         raise CadenzaError("--num must be >= 1")
     paths = output_paths(args.output, args.num)
-    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
-    if not args.piece.is_file():
-        raise CadenzaError(f"piece not found: {args.piece}")
-    check_outputs(paths, args.force, [args.piece])  # before any work
-    result = infill(load_run(args.run_dir), args.piece, bars, num=args.num, sampling=sampling, seed=args.seed,
-                    quiet=args.quiet)
-    for path, score, new in zip(paths, result.scores, result.new):
+    if not source.is_file():
+        raise CadenzaError(f"no such MIDI file: {source}")
+    check_outputs(paths, args.force, [source])
+    return paths
+
+
+def _write_candidates(args, paths: list[Path], scores, what: str) -> None:
+    from .files import write_bytes_atomic
+
+    for path, score in zip(paths, scores):
         write_bytes_atomic(path, score.dumps_midi(), overwrite=args.force)
-        _say(f"wrote {path} (bars {result.first}-{result.last}: {len(new)} new tokens; {score.note_num()} notes)")
+        _say(f"wrote {path} ({what}; {score.note_num()} notes)")
+
+
+def _sampling(args):
+    from .generation.sampling import Sampling
+
+    return Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+
+
+def cmd_infill(args) -> int:
+    from .generation.infill import infill, parse_bars
+    from .rundir import load_run
+
+    bars = parse_bars(args.bars)
+    paths = _candidate_paths(args, args.piece)
+    result = infill(load_run(args.run_dir), args.piece, bars, num=args.num, sampling=_sampling(args), seed=args.seed,
+                    quiet=args.quiet)
+    _write_candidates(args, paths, result.scores, f"bars {result.first}-{result.last} regenerated")
+    return 0
+
+
+def cmd_accompany(args) -> int:
+    from .generation.accompany import accompany
+    from .rundir import load_run
+
+    paths = _candidate_paths(args, args.melody)
+    result = accompany(load_run(args.run_dir), args.melody, num=args.num, melody_track=args.melody_track,
+                       sampling=_sampling(args), seed=args.seed, quiet=args.quiet)
+    _write_candidates(args, paths, result.scores, f"{result.bars} bars: the melody and an accompaniment")
     return 0
 
 
@@ -414,8 +455,9 @@ def cmd_studio(args) -> int:
 
 # What each command imports (torch and the rest) while the start-up Ctrl-C guard still holds
 COMMAND_MODULES = {"train": ".training.trainer", "generate": ".generation.generate", "infill": ".generation.infill",
-                   "render": ".render", "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "infill": cmd_infill, "render": cmd_render,
+                   "accompany": ".generation.accompany", "render": ".render", "evaluate": ".evaluate.run", "demo": ".demo", "studio": ".studio"}
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "infill": cmd_infill, "accompany": cmd_accompany,
+            "render": cmd_render,
             "evaluate": cmd_evaluate, "demo": cmd_demo, "studio": cmd_studio}
 
 

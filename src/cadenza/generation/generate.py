@@ -17,6 +17,8 @@ exactly ``length`` new bars.
 """
 from __future__ import annotations
 
+import copy
+
 import math
 import sys
 import time
@@ -293,9 +295,16 @@ class _Piece:
     """One piece being generated: its new tokens, rules state, meter and repeats."""
 
     def __init__(self, rules: TokenRules | None, meter: _Meter, context: np.ndarray,
-                 copier: SectionCopier | None = None) -> None:
-        self.rules, self.meter, self.copier, self.new = rules, meter, copier, []
+                 copier: SectionCopier | None = None, group: int = 0) -> None:
+        self.rules, self.meter, self.copier, self.new, self.group = rules, meter, copier, [], group
         self.state = rules.start(context) if rules else None
+        self.scores: list[float] = []  # what a caller that resamples pieces keeps per piece
+
+    def fork(self) -> "_Piece":
+        """A twin that goes on from here on its own (a copier is shared: forms do not resample)."""
+        twin = copy.copy(self)
+        twin.new, twin.meter, twin.scores = list(self.new), copy.copy(self.meter), list(self.scores)
+        return twin
 
     def allowed(self) -> np.ndarray | None:
         return self.rules.allowed(self.state) if self.rules else None
@@ -318,8 +327,9 @@ class _Progress:
     ``report(done, total)`` at every step when given (it may raise to cancel)."""
 
     def __init__(self, total: float, unit: str, quiet: bool, log: Log,
-                 report: Callable[[float, float], None] | None = None) -> None:
-        self.total, self.unit, self.log, self.done, self.report = total, unit, log, 0.0, report
+                 report: Callable[[float, float], None] | None = None, per: int = 1) -> None:
+        """``per`` pieces sampled make one counted (accompany's particles)."""
+        self.total, self.unit, self.log, self.done, self.report, self.per = total, unit, log, 0.0, report, per
         self.bar = None
         self.started = self.logged = time.monotonic()
         if not quiet and sys.stderr.isatty():
@@ -329,6 +339,7 @@ class _Progress:
                             dynamic_ncols=True, file=sys.stderr)
 
     def update(self, done: float) -> None:
+        done /= self.per
         if self.report is not None:
             self.report(done, self.total)
         if done == self.done:
@@ -377,8 +388,12 @@ def _masks(pieces: list[_Piece], device: torch.device) -> tuple[torch.Tensor | N
 
 
 def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampling, gen: torch.Generator,
-            progress: _Progress) -> float:
-    """Sample until every piece is done; returns the mean masked probability per token."""
+            progress: _Progress, resample: Callable[[list[_Piece], torch.Tensor], list[int] | None] | None = None
+            ) -> float:
+    """Sample until every piece is done; returns the mean masked probability per token.
+    ``resample(pieces, logits)``, after each step, may name for each piece in the batch the
+    piece it goes on as (a copy of it: :meth:`_Piece.fork`); the pieces are replaced in
+    ``pieces``."""
     model, seq_len = run.model, run.config.seq_len
     device = next(model.parameters()).device
     # a model reads at most the window it was trained on: a transformer never saw positions
@@ -398,6 +413,12 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampl
             for piece, token, m in zip(batch, sampled.tolist(), mass.tolist()):
                 piece.add(piece.choose(token))
                 masked.append(m)
+            rows = resample(batch, logits[:, -1]) if resample else None
+            if rows is not None:
+                batch = [batch[r].fork() for r in rows]
+                for k, piece in zip(live, batch):
+                    pieces[k] = piece
+                state = model.select_rows(state, torch.tensor(rows, device=device))
             progress.update(sum(p.meter.progress for p in pieces))
             going = [i for i, piece in enumerate(batch) if not piece.meter.done]
             if not going:

@@ -67,11 +67,11 @@ def parse_bars(text: str) -> tuple[int, int]:
     return first, last
 
 
-def read_piece(path: str | Path) -> Score:
+def read_piece(path: str | Path, what: str = "infill") -> Score:
     try:
         return read_piano_score(Path(path), merge=False)  # its piano tracks as they are
     except SkipFile as exc:
-        raise CadenzaError(f"cannot infill {path}: {exc}") from None
+        raise CadenzaError(f"cannot {what} {path}: {exc}") from None
 
 
 def span_ticks(piece: Score, first: int, last: int, name: object = "the piece") -> tuple[int, int]:
