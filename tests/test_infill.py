@@ -10,7 +10,7 @@ import pytest
 import torch
 from symusic import Score, TimeSignature
 
-from cadenza.data import fim
+from cadenza.data import fim, layouts
 from cadenza.data.bars import bar_tick
 from cadenza.cli import main
 from cadenza.config import Config
@@ -136,7 +136,7 @@ def test_a_run_without_markers_has_the_tokenizers_vocabulary_and_samples_inside_
     the rules allow it) applies to runs that have markers only."""
     run = load_run("base")
     assert not fim.has_markers(run.config)
-    assert fim.model_vocab(run.config, run.representation) == run.representation.vocab_size == run.model.embed.num_embeddings
+    assert layouts.model_vocab(run.config, run.representation) == run.representation.vocab_size == run.model.embed.num_embeddings
     result = generate(run, num=2, length=64, unit="tokens", seed=11, quiet=True, log=lambda m: None)
     assert max(int(t) for new in result.new for t in new) < run.representation.vocab_size
 
@@ -145,8 +145,8 @@ def test_training_without_infill_reads_the_plain_windows_and_with_it_lays_out_fi
     rep = load_run("base").representation
     ids = np.concatenate([[rep.bos_id], rep.encode(read_piano_score(SONGS[0]))])
     plain = TokenWindows(ids, 256, True)
-    assert fim.training_windows(plain, rep, Config()) is plain  # infill 0: today's windows, untouched
-    windows = fim.training_windows(plain, rep, Config(infill=1.0))
+    assert layouts.training_windows(plain, rep, Config()) is plain  # infill 0: today's windows, untouched
+    windows = layouts.training_windows(plain, rep, Config(infill=1.0))
     starts = np.arange(1, 1 + 40 * 97, 97)
     x0, y0 = plain.batch(starts, np.random.default_rng(5))
     x, y = windows.batch(starts, np.random.default_rng(5))

@@ -56,6 +56,9 @@ def _add_train(sub) -> None:
     p.add_argument("--infill", type=float, metavar="SHARE",
                    help="teach infill (cadenza infill): this share of the training windows become fill-in-the-middle "
                         f"examples; above 0 adds three marker tokens after the vocabulary {dflt('infill')}")
+    p.add_argument("--controls", type=float, metavar="SHARE",
+                   help="teach density controls (generate --density): this share of the training windows carry a "
+                        f"density token after each bar {dflt('controls')}")
     p.add_argument("--patience", type=int,
                    help=f"stop after N evaluations without validation improvement (0: off) {dflt('patience')}")
     p.add_argument("--max-minutes", type=float,
@@ -89,6 +92,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--key", help="the key of the pieces, e.g. C:major, A:minor, F#:minor, Bb:major "
                    "(default: the music's own; not with --primer)")
     p.add_argument("--tempo", type=float, help="the tempo of the new music in bpm (default: the music's own)")
+    p.add_argument("--density", help="how busy every bar is: low, medium or high, about 10, 18 or 28 notes a bar "
+                   "(a run trained with --controls; default: the music's own)")
     p.add_argument("--num", type=int, default=1, help="pieces generated together in one batch (default: 1)")
     p.add_argument("--primer", type=Path, help="continue this MIDI file (its tempo, time and key signature are "
                    "kept; default: none, a window of the training music sets the start)")
@@ -249,7 +254,7 @@ def cmd_train(args) -> int:
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
-                 infill=args.infill, max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+                 infill=args.infill, controls=args.controls, max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value
@@ -319,7 +324,7 @@ def cmd_generate(args) -> int:
 
         torch.set_num_threads(args.threads)
     sampling = _sampling(args)
-    steer = Steer(key=args.key, tempo=args.tempo)
+    steer = Steer(key=args.key, tempo=args.tempo, density=args.density)
     if args.primer is not None and not args.primer.is_file():
         raise CadenzaError(f"primer not found: {args.primer}")
     if args.primer_bars is not None and args.primer is None:

@@ -35,6 +35,8 @@ class Config:
     tempo_stretch: int = 0        # random tempo change within +-N tempo bins (0: off)
     infill: float = 0.0           # share of training windows made fill-in-the-middle examples; above 0
                                   # the model has the marker tokens (cadenza.data.fim); 0: none, as before
+    controls: float = 0.0         # share of training windows with a density token after each bar (generate
+                                  # --density; cadenza.data.controls); 0: none, as before
     # optimisation
     optimizer: str = "adamw"      # adamw | rmsprop
     lr: float = 3e-3

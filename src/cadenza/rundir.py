@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from . import models, validate
-from .data import fim, representations
+from .data import layouts, representations
 from .config import Config
 from .errors import CadenzaError
 from .files import (atomic_path, check_regular, check_regular_tree, is_library_leftover, is_temp_of, open_regular,
@@ -283,7 +283,7 @@ def with_model_options(run: Run, **options) -> Run:
     if not options:
         return run
     config = run.config.replace(model_options={**run.config.model_options, **options})
-    model = models.create(config.model, fim.model_vocab(config, run.representation), config.model_options)
+    model = models.create(config.model, layouts.model_vocab(config, run.representation), config.model_options)
     model.load_state_dict(run.model.state_dict())
     device = next(run.model.parameters()).device
     return dataclasses.replace(run, config=config, model=model.to(device).eval())
@@ -292,7 +292,7 @@ def with_model_options(run: Run, **options) -> Run:
 def _load_model(run_dir: Path, config: Config, rep, device: str) -> torch.nn.Module:
     """The model the configuration describes, with the run's checked weights."""
     try:
-        model = models.create(config.model, fim.model_vocab(config, rep), config.model_options)
+        model = models.create(config.model, layouts.model_vocab(config, rep), config.model_options)
     except CadenzaError as exc:
         raise CadenzaError(f"{run_dir / CONFIG}: {exc}") from None
     validate.check_weights_file(run_dir / BEST)

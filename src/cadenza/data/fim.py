@@ -48,11 +48,6 @@ def has_markers(config) -> bool:
     return config.infill > 0
 
 
-def model_vocab(config, rep) -> int:
-    """The model's vocabulary: the tokenizer's, and the markers when the run trains infill."""
-    return rep.vocab_size + (MARKERS if has_markers(config) else 0)
-
-
 def check_infill_run(run) -> Markers:
     """The run's markers; a run trained without infill is a one-line error."""
     if not has_markers(run.config):
@@ -90,47 +85,21 @@ def bar_starts(rep) -> np.ndarray:
     return np.append(kinds.bars > 0, np.zeros(MARKERS, dtype=bool))
 
 
-def check_config(config) -> None:
-    """Before any work: a training with infill has bar tokens to cut at."""
-    if has_markers(config):
-        from . import representations
+class InfillLayout:
+    """A share ``rate`` of the training windows laid out as FIM examples (:class:`LaidWindows`)."""
 
-        bar_starts(representations.create(config.representation, **config.representation_options))
+    def __init__(self, rep, rate: float, extra: int = 0) -> None:
+        self.starts_bar = np.append(bar_starts(rep), np.zeros(extra, dtype=bool))  # extra: ids after the markers
+        self.rate, self.marks, self.bos = rate, markers(rep), rep.bos_id
 
-
-class InfillWindows:
-    """Training windows (a :class:`~cadenza.data.dataset.TokenWindows`) of which a share ``rate``
-    comes out as FIM examples; everything else (epochs, evaluation windows) is the inner
-    windows'. Drawn from the batch's own random generator after its augmentation, so a
-    resumed training replays the same examples."""
-
-    def __init__(self, inner, rep, rate: float) -> None:
-        self.starts_bar = bar_starts(rep)
-        if not inner.every_position:
-            raise CadenzaError("--infill needs a model trained on every position (not the seed notebook's)")
-        self.inner, self.rate, self.marks, self.bos = inner, rate, markers(rep), rep.bos_id
-
-    def __getattr__(self, name):  # seq_len, n_starts, epoch_starts, eval_starts ...: the inner windows'
-        return getattr(self.inner, name)
-
-    def batch(self, starts: np.ndarray, rng: np.random.Generator | None = None):
-        x, y = self.inner.batch(starts, rng)
-        if rng is None:
-            return x, y
-        windows = torch.cat([x, y[:, -1:]], dim=1).numpy()
-        chosen = np.flatnonzero(rng.random(len(windows)) < self.rate)
-        for k in chosen:
+    def __call__(self, windows: np.ndarray, rng: np.random.Generator) -> None:
+        for k in np.flatnonzero(rng.random(len(windows)) < self.rate):
             laid = fim_window(windows[k], self.starts_bar, self.bos, self.marks, rng)
             if laid is not None:
                 windows[k] = laid
-        x, y = torch.from_numpy(windows[:, :-1].copy()), torch.from_numpy(windows[:, 1:].copy())
-        y[(y == self.marks.suf) | (y == self.marks.mid)] = IGNORED
-        return x, y
 
-
-def training_windows(windows, rep, config):
-    """``windows`` as they are without infill, else :class:`InfillWindows` over them."""
-    return InfillWindows(windows, rep, config.infill) if has_markers(config) else windows
+    def unscored(self) -> list[int]:
+        return [self.marks.suf, self.marks.mid]
 
 
 # -- growing a model for the markers ----------------------------------------------------------

@@ -223,6 +223,8 @@ class _BarMeter(_Meter):
         self.count, self.in_bar, self.rested, self.rest_in_bar = 0, 0, False, False
 
     def add(self, token: int, new: list[int]) -> None:
+        if token >= len(self.bars):  # not the tokenizer's: a density level, no time
+            return
         super().add(token, new)
         if not self.done and self.in_bar > self.per_bar * (2 if self.rest_in_bar else 1):
             self.done = self.capped = True
@@ -285,10 +287,16 @@ def _copier(plan: FormPlan | None, kinds: TokenKinds, context: np.ndarray) -> Se
     return SectionCopier(plan, kinds.bars, int(context[-1]) if kinds.bars[context[-1]] else None)
 
 
-def _rules(run: Run, kinds: TokenKinds, from_primer: bool, steer: Steer | None = None) -> TokenRules:
+def _rules(run: Run, kinds: TokenKinds, from_primer: bool, steer: Steer | None = None,
+           constrained: bool = True) -> TokenRules | None:
+    """What sampling may write: the run's grammar, its seen tokens and locked attributes (none
+    of them unless ``constrained``), and what ``steer`` asks (tempo; density after every bar)."""
     stats = run.token_stats or {}
-    return TokenRules(run.representation.grammar(), kinds, stats.get("seen"),
-                      locked_attributes(stats, from_primer), steering.forced(kinds, steer))
+    rules = TokenRules(run.representation.grammar(), kinds, stats.get("seen"),
+                       locked_attributes(stats, from_primer), steering.forced(kinds, steer)) if constrained else None
+    if steer and steer.density:
+        rules = steering.DensityRules(rules or TokenRules(None, kinds, None, ()), run, kinds, steer.density)
+    return rules
 
 
 class _Piece:
@@ -526,7 +534,7 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     kinds = TokenKinds(rep)
     continued = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
     contexts = _contexts(run, kinds, num, length, unit, continued, steer, rng, log)
-    rules = _rules(run, kinds, continued is not None, steer) if constrained else None
+    rules = _rules(run, kinds, continued is not None, steer, constrained)
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
 
     def draw(n: int) -> Generated:
@@ -538,7 +546,7 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
             masked = _sample(run, context, pieces, sampling, gen, tracker)
         finally:
             tracker.close()
-        return Generated(list(context), [np.asarray(p.new, dtype=np.int64) for p in pieces], masked,
+        return Generated(list(context), [steering.without_controls(p.new, kinds.size) for p in pieces], masked,
                          continued is not None, primer=continued, length=length, unit=unit,
                          capped=[k for k, p in enumerate(pieces) if p.meter.capped],
                          reached=[p.meter.progress for p in pieces], steer=steer)

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 from symusic import KeySignature, Score, Tempo
 
+from ..data.controls import DENSITY_HELP, TARGETS, has_controls, level_token
+from ..data.layouts import model_vocab
 from ..data.representations.midi_tokens import TEMPO_RANGE
 from ..data.token_stats import TEMPO, TokenKinds
 from ..errors import CadenzaError
@@ -58,19 +60,23 @@ def key_name(found) -> str:
 
 @dataclass(frozen=True)
 class Steer:
-    """The key (``TONIC:MODE``) and tempo (bpm) asked of the pieces; None leaves either free.
-    Both are checked when the value is made (one-line :class:`CadenzaError`)."""
+    """The key (``TONIC:MODE``), tempo (bpm) and density (``low``, ``medium``, ``high``) asked
+    of the pieces; None leaves each free. Checked when the value is made (one-line
+    :class:`CadenzaError`)."""
     key: str | None = None
     tempo: float | None = None
+    density: str | None = None
 
     def __post_init__(self) -> None:
         if self.key is not None:
             parse_key(self.key)
         if self.tempo is not None:
             TEMPO_SPEC.check("tempo", self.tempo)
+        if self.density is not None and self.density not in TARGETS:
+            raise CadenzaError(f"unknown density {self.density!r}: say {DENSITY_HELP}")
 
     def __bool__(self) -> bool:
-        return self.key is not None or self.tempo is not None
+        return self.key is not None or self.tempo is not None or self.density is not None
 
     def matches(self, found) -> bool:
         """Whether a key estimate is the asked key (tonic pitch class and mode)."""
@@ -90,6 +96,10 @@ def check_steer(steer: Steer | None, run, primed: bool) -> None:
         raise CadenzaError("--key cannot be used with --primer: the primer sets the key")
     if steer.key is not None and run.primers is None:
         raise CadenzaError(f"--key starts from training windows, and {run.directory} has none")
+    if steer.density is not None and not has_controls(run.config):
+        raise CadenzaError(f"--density needs a run trained with density controls, and {run.directory} was not: "
+                           f"fine-tune it with them: cadenza train FOLDER --from {run.directory} --controls 0.5 "
+                           f"--run-dir NEW")
 
 
 # -- key estimate ----------------------------------------------------------------------
@@ -173,6 +183,46 @@ def forced(kinds: TokenKinds, steer: Steer | None) -> dict[str, str]:
     """The attribute values sampling keeps in force from the start: the asked tempo's bin."""
     nearest = tempo_token(kinds, steer.tempo) if steer and steer.tempo is not None else None
     return {TEMPO: nearest[1]} if nearest else {}
+
+
+class DensityRules:
+    """A run's rules, and after every Bar token the asked density level's token (a run trained
+    with controls, :mod:`cadenza.data.controls`): the model then writes a bar of about that many
+    notes. No Rest, so every bar opens with a Bar token and gets its level. A state is (the
+    rules' state, whether the level's token comes next)."""
+
+    def __init__(self, rules, run, kinds: TokenKinds, level: str) -> None:
+        self.rules, self.token = rules, level_token(run.representation, level)
+        self.bars, self.size = kinds.bars > 0, kinds.size
+        self.width = model_vocab(run.config, run.representation)
+        self.free = np.zeros(self.width, dtype=bool)
+        self.free[:kinds.size] = kinds.count("Rest") == 0
+        self.level = np.zeros(self.width, dtype=bool)
+        self.level[self.token] = True
+
+    def start(self, context) -> tuple:
+        return self.rules.start(context), len(context) > 0 and bool(self.bars[int(context[-1])])
+
+    def advance(self, state: tuple, token: int) -> tuple:
+        if token == self.token:
+            return state[0], False
+        return self.rules.advance(state[0], token), bool(self.bars[token])
+
+    def allowed(self, state: tuple) -> np.ndarray:
+        if state[1]:
+            return self.level
+        mask = np.zeros(self.width, dtype=bool)
+        mask[:self.size] = self.rules.allowed(state[0])
+        return mask & self.free if (mask & self.free).any() else mask
+
+    def redirect(self, state: tuple, allowed: np.ndarray):
+        return None if state[1] else self.rules.redirect(state[0], allowed[:self.size])
+
+
+def without_controls(new, size: int) -> np.ndarray:
+    """The tokens of ``new`` the tokenizer has (a density level's tokens left out)."""
+    new = np.asarray(new, dtype=np.int64)
+    return new[new < size]
 
 
 # -- the written pieces -----------------------------------------------------------------

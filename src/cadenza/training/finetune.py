@@ -12,7 +12,9 @@ from safetensors.torch import load_model
 from ..data import representations
 from .. import rundir
 from ..config import FINETUNE_SCHEDULE, Config
+from ..data.controls import has_controls
 from ..data.fim import grow_vocab, has_markers
+from ..data.layouts import extra_ids
 from ..errors import CadenzaError
 from ..files import check_regular
 from ..pretrained import resolve_run
@@ -92,17 +94,18 @@ def load_start_weights(model: torch.nn.Module, config: Config) -> None:
 
 def load_start(model: torch.nn.Module, config, rep) -> None:
     """A fine-tune's starting weights into ``model`` (:func:`load_start_weights`); when the
-    fine-tune adds the infill markers, through a model of the start's vocabulary grown by
-    :func:`cadenza.data.fim.grow_vocab`. A start with the markers keeps them."""
+    fine-tune adds ids after the tokenizer's (infill markers, density tokens), through a model of
+    the start's vocabulary grown by :func:`cadenza.data.fim.grow_vocab`. A start keeps its ids."""
     from .. import models
 
     start = Config.load(resolve_run(config.init_from) / rundir.CONFIG)
-    if has_markers(start) and not has_markers(config):
-        raise CadenzaError(f"--from {config.init_from} was trained with infill; a fine-tune of it keeps "
-                           f"its markers: give --infill above 0 (its own: {start.infill:g})")
-    if has_markers(start) == has_markers(config):
+    for what, has in (("infill", has_markers), ("controls", has_controls)):
+        if has(start) and not has(config):
+            raise CadenzaError(f"--from {config.init_from} was trained with {what}; a fine-tune of it keeps "
+                               f"its tokens: give --{what} above 0 (its own: {getattr(start, what):g})")
+    if extra_ids(start) == extra_ids(config):
         load_start_weights(model, config)
         return
-    small = models.create(config.model, rep.vocab_size, config.model_options)
+    small = models.create(config.model, rep.vocab_size + extra_ids(start), config.model_options)
     load_start_weights(small, config)
     grow_vocab(small, model)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import files, models, rundir, validate
-from ..data import fim, representations
+from ..data import fim, layouts, representations
 from .averaging import scored, weight_average
 from ..config import Config, preset
 from ..data.dataset import PreparedData, TokenWindows, prepare, tempo_tables, transposition
@@ -109,7 +109,7 @@ def _check_config(config: Config) -> None:
     ``--resume`` would then refuse. An error names the option, which the command line says as
     its flag (``--threads must be ...``)."""
     validate.check_config(json.loads(config.to_json()), None)
-    fim.check_config(config)
+    layouts.check_config(config)
     if config.tempo_stretch and representations.timed_in_seconds(config.representation):
         raise CadenzaError(f"--tempo-stretch moves tempo tokens, and the {config.representation} representation "
                            "has none (its time is in seconds as played): leave it at 0")
@@ -293,7 +293,7 @@ def _save_token_stats(data: PreparedData, rep, tables, run_dir: Path) -> None:
 def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, say, quiet):
     data = _prepare_data(source, config, workers, dist, say, quiet, start_tokenizer(config, run_dir, resume))
     rep = data.representation()
-    model = models.create(config.model, fim.model_vocab(config, rep), config.model_options)
+    model = models.create(config.model, layouts.model_vocab(config, rep), config.model_options)
     if config.init_from and not resume:
         load_start(model, config, rep)
     model = model.to(dist.device)
@@ -306,7 +306,7 @@ def _setup(source, run_dir: Path, config: Config, resume: bool, workers, dist, s
     tables, retokenize = transposition(rep, config.transpose)
     if dist.is_main and not resume:
         _write_run_files(run_dir, config, rep, data, tables)
-    train_w = fim.training_windows(TokenWindows(data.tokens("train"), config.seq_len, every_position, tables,
+    train_w = layouts.training_windows(TokenWindows(data.tokens("train"), config.seq_len, every_position, tables,
                                                 tempo_tables(rep, config.tempo_stretch), retokenize), rep, config)
     if dist.is_main and config.tempo_stretch and train_w.tempo_tables is None:
         say(f"tempo stretch is off: the {config.representation} tokens have no tempo tokens to move")
