@@ -21,6 +21,23 @@ def write_piece(path: Path, events, tpq: int = 480, program: int = 0, drum: bool
     return path
 
 
+def write_melody(path: Path, bass: bool = False) -> Path:
+    """8 bars of quarter notes climbing a C major scale, in a track named Melody (``bass``:
+    and half notes under it in a second track, Bass)."""
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    score = Score(480)
+    parts = [("Melody", [(k * 480, 480, scale[k % 8], 80) for k in range(32)])]
+    parts += [("Bass", [(k * 960, 960, 48 + scale[k % 8] % 12, 70) for k in range(16)])] if bass else []
+    for name, events in parts:
+        track = Track(name, 0, False)
+        for time, dur, pitch, vel in events:
+            track.notes.append(Note(time, dur, pitch, vel))
+        score.tracks.append(track)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    score.dump_midi(str(path))
+    return path
+
+
 def random_piece(rng: random.Random, n_onsets: int = 120, tpq: int = 480):
     events, time = [], 0
     for _ in range(n_onsets):

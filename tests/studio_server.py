@@ -96,7 +96,8 @@ class Studio:
         return self.request("POST", path, body, {k: v for k, v in sent.items() if v is not None})
 
     def post_form(self, path: str, fields: dict, file: bytes | None = None, name: str = "prompt.mid",
-                  field: str = "file"):
+                  field: str = "file", headers: dict | None = None):
+        """A multipart form as the page sends it (the token), ``headers`` changed."""
         boundary = uuid.uuid4().hex
         parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
                  for k, v in fields.items()]
@@ -104,8 +105,9 @@ class Studio:
             parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
                          f'Content-Type: audio/midi\r\n\r\n'.encode() + file + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                                 "X-Cadenza-Token": self.token})
+        sent = {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Cadenza-Token": self.token,
+                **(headers or {})}
+        return self.request("POST", path, body, {k: v for k, v in sent.items() if v is not None})
 
 
 def studio_env(cache: Path) -> dict:

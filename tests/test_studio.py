@@ -1,6 +1,7 @@
 """cadenza studio's JSON API over real HTTP against a real server process: models by id,
 generation with WAV and MIDI per candidate, prompts uploaded and continued, queueing,
-cancelling, training and stopping; and every bad request a 4xx with a one-line reason."""
+cancelling, training and stopping; a melody accompanied and bars regenerated (issue 26); and
+every bad request a 4xx with a one-line reason."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -14,7 +15,7 @@ import wave
 import pytest
 from symusic import Score
 
-from midifiles import random_piece, write_piece
+from midifiles import random_piece, write_melody, write_piece
 
 
 def wav_seconds(data: bytes) -> float:
@@ -287,3 +288,111 @@ def test_damaged_history_is_set_aside_not_lost(tmp_path, capsys):
     History(tmp_path).undo_keep()
     with pytest.raises(CadenzaError, match="nothing kept to undo"):
         History(tmp_path).undo_keep()
+
+
+# -- co-creation: accompany a melody, regenerate bars (issue 26) ---------------------------------
+def _notes(track) -> list[tuple]:
+    return sorted((n.time, n.duration, n.pitch, n.velocity) for n in track.notes)
+
+
+def _one_line_400(out, status, field=None):
+    assert status == 400 and "\n" not in out["error"] and "Traceback" not in out["error"], (status, out)
+    assert ".studio" not in out["error"] and "pretrained" not in out["error"], out  # no file: what the page shows
+    assert out.get("field") == field, out
+
+
+def test_accompany_keeps_the_uploaded_melody_note_for_note(studio, tmp_path):
+    """The named track of a 2-track file is the melody: the candidate holds it note for note,
+    and an accompaniment track under it; both are on the roll, in the MIDI and the WAV."""
+    path = write_melody(tmp_path / "tune.mid", bass=True)
+    status, out = studio.post_form("/api/accompany", {"model": "base", "num": "1", "seed": "1",
+                                                      "melody_track": "Melody"}, path.read_bytes(), "tune.mid")
+    assert status == 200, out
+    assert out["about"] == "accompanying tune.mid"
+    (cand,) = out["candidates"]
+    status, midi = studio.get(cand["midi_url"])
+    score = Score.from_midi(midi)
+    assert [t.name for t in score.tracks] == ["Melody", "Accompaniment"]
+    assert _notes(score.tracks[0]) == _notes(Score(str(path)).tracks[0])
+    assert len(score.tracks[1].notes) > 0
+    assert len(cand["notes"]) == score.note_num() and cand["num_bars"] == 8
+    assert cand["made"] == "accompanying tune.mid" and cand["model"] == "base"
+    status, wav = studio.get(cand["wav_url"])
+    assert status == 200 and wav_seconds(wav) > 1
+    assert studio.get("/api/history")[1]["rounds"][-1]["made"] == "accompanying tune.mid"
+
+
+def test_bad_melodies_are_one_line_4xx_and_start_nothing(studio, tmp_path):
+    rounds = len(studio.get("/api/history")[1]["rounds"])
+    two = write_melody(tmp_path / "two.mid", bass=True).read_bytes()
+    empty = tmp_path / "empty.mid"
+    Score(480).dump_midi(str(empty))
+    cases = [  # (fields, file, what the error says, its field)
+        ({}, two, "two.mid has 2 tracks with notes ('Melody', 'Bass'); say which is the melody in the melody "
+                  "track field", "melody_track"),
+        ({"melody_track": "Tune"}, two, "two.mid has no track 'Tune' (its tracks: 1 'Melody', 2 'Bass')",
+         "melody_track"),
+        ({"melody_track": "x" * 101}, two, "melody_track must be", "melody_track"),
+        ({}, empty.read_bytes(), "empty.mid cannot be used: no notes", "melody"),
+        ({}, b"text, not MIDI", "two.mid is not a MIDI file", "melody"),
+        ({}, None, "upload the melody as a MIDI file", "melody"),
+        ({"bars": "4"}, two, "unknown field(s): bars", None),
+        ({"num": "0"}, two, "num must be", "num"),
+        ({"model": "nope"}, two, "no model 'nope'", "model"),
+    ]
+    for fields, data, says, field in cases:
+        status, out = studio.post_form("/api/accompany", {"model": "base", **fields}, data,
+                                       "empty.mid" if data == empty.read_bytes() else "two.mid")
+        _one_line_400(out, status, field)
+        assert out["error"].startswith(says), (says, out)
+    assert len(studio.get("/api/history")[1]["rounds"]) == rounds
+
+
+def test_infill_needs_a_model_trained_for_infill(studio, tmp_path):
+    rounds = len(studio.get("/api/history")[1]["rounds"])
+    status, piece = studio.post_form("/api/prompts", {}, write_melody(tmp_path / "tune.mid").read_bytes(), "tune.mid")
+    assert status == 201
+    span = {"piece": piece["id"], "first": 3, "last": 4}
+    for model in ("base", "tiny"):
+        status, out = studio.post("/api/infill", {"model": model, **span})
+        _one_line_400(out, status)
+        assert out["error"].startswith(f"model {model} was not trained for infill: pick a model fine-tuned with infill")
+    for body, says, field in [
+        ({"first": None}, "first is needed", "first"),
+        ({"last": 2}, "last must be bar 3 or later", "last"),
+        ({"first": 0}, "first must be a whole number from 1", "first"),
+        ({"first": "third"}, "first must be a number", "first"),
+        ({"piece": "../x"}, "a piece id is 32 hexadecimal digits", "piece"),
+        ({"piece": "0" * 32}, "no piece", "piece"),
+        ({"bars": 2}, "unknown field(s): bars", None),
+        ({"temperature": -1}, "temperature must be", "temperature"),
+    ]:
+        status, out = studio.post("/api/infill", {"model": "base", **span, **body})
+        _one_line_400(out, status, field)
+        assert out["error"].startswith(says), (says, out)
+    assert len(studio.get("/api/history")[1]["rounds"]) == rounds
+
+
+@pytest.mark.slow
+def test_infill_keeps_every_note_outside_the_span(studio, infill_model, tmp_path):
+    """Bars 3-4 of an uploaded piece regenerated by a model fine-tuned with infill: every note
+    outside them kept, the new ones inside them, in a track of their own."""
+    path = write_melody(tmp_path / "tune.mid", bass=True)
+    source = studio.post_form("/api/prompts", {}, path.read_bytes(), "tune.mid")[1]
+    status, out = studio.post("/api/infill", {"model": infill_model, "piece": source["id"], "first": 9, "last": 12})
+    _one_line_400(out, status, "last")
+    assert out["error"] == "bars 9-12: the piece has 8 bars"
+    status, out = studio.post("/api/infill", {"model": infill_model, "piece": source["id"], "first": 3, "last": 4,
+                                              "num": 2, "seed": 3})
+    assert status == 200, out
+    assert out["about"] == "bars 3-4 regenerated" and len(out["candidates"]) == 2
+    start, end = source["bars"][2], source["bars"][4]
+    before = Score.from_midi(studio.get(source["midi_url"])[1])
+    outside = lambda score: sorted(n for t in score.tracks for n in _notes(t) if not start <= n[0] < end)  # noqa: E731
+    for cand in out["candidates"]:
+        assert cand["span"] == [start, end] and cand["made"] == "bars 3-4 regenerated"
+        score = Score.from_midi(studio.get(cand["midi_url"])[1])
+        assert outside(score) == outside(before)
+        assert score.tracks[-1].name == "infill 3-4" and all(start <= n.time < end for n in score.tracks[-1].notes)
+        assert len(cand["notes"]) == score.note_num()
+    assert studio.get("/api/history")[1]["rounds"][-1]["prompt"] == source["id"]

@@ -3,7 +3,8 @@ downloaded one) driven by Playwright. Open the page, pick the tiny run, generate
 candidates, see both piano rolls, check that each audio element loads a WAV that decodes
 with a duration > 0, keep one and continue, download the piece's MIDI and read it back; a
 prompt still uploading holds Generate; the history survives a reload and a restart; a
-stopped training resumes; errors stand beside their field. The tests run in order on one page."""
+stopped training resumes; errors stand beside their field; a melody accompanied and bars
+regenerated (issue 26). The tests run in order on one page."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import time
 import pytest
 from symusic import Score
 
-from midifiles import random_piece, write_piece
+from midifiles import random_piece, write_melody, write_piece
 
 CHROMIUM = os.environ.get("CADENZA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -292,3 +293,96 @@ def test_key_and_tempo_reach_the_candidates_file(page, tmp_path):
     assert [(k.key, k.tonality) for k in piece.key_signatures] == [(0, 1)]  # A minor: no sharps, minor
     page.fill("#key", "")
     page.fill("#tempo", "")
+
+
+def _notes(track) -> list[tuple]:
+    return sorted((n.time, n.duration, n.pitch, n.velocity) for n in track.notes)
+
+
+def test_accompany_a_melody(page, tmp_path):
+    """Issue 26.2: a melody file of two tracks is a one-line error beside the melody track field;
+    one track is accompanied: the candidate is drawn and plays, is kept, and its MIDI holds the
+    melody note for note under an accompaniment."""
+    page.wait_for_selector("#generate:not([disabled])", timeout=120_000)
+    page.locator(".model[data-id=base]").click()
+    page.fill("#num", "1")
+    page.fill("#seed", "2")
+    page.set_input_files("#melody-file", str(write_melody(tmp_path / "two.mid", bass=True)))
+    page.click("#accompany")
+    note = page.locator("#accompany-section .field-error")
+    note.wait_for()
+    assert note.inner_text() == ("two.mid has 2 tracks with notes ('Melody', 'Bass'); say which is the melody "
+                                 "in the melody track field")
+    assert page.get_attribute("#melody-track", "aria-invalid") == "true"
+    tune = write_melody(tmp_path / "tune.mid")
+    page.set_input_files("#melody-file", str(tune))
+    page.click("#accompany")
+    wait_status(page, "^1 candidate, accompanying tune.mid$", timeout=120_000)
+    assert page.locator("#accompany-section .field-error").count() == 0
+    card = check_candidates(page, 1).nth(0)
+    assert card.locator("h3").inner_text().endswith("· accompanying tune.mid")
+    assert "accompanying tune.mid" in page.locator("#rounds li").first.inner_text()
+    card.locator("button.keep").click()
+    page.wait_for_function("(document.querySelector('#piece .piece h3')?.textContent ?? '')"
+                           ".includes('accompanying tune.mid')")
+    with page.expect_download() as download:
+        page.click("#piece a.midi")
+    path = tmp_path / "accompanied.mid"
+    download.value.save_as(path)
+    score = Score(str(path))
+    assert [t.name for t in score.tracks] == ["Melody", "Accompaniment"] and len(score.tracks[1].notes) > 0
+    assert _notes(score.tracks[0]) == _notes(Score(str(tune)).tracks[0])
+
+
+def test_regenerate_bars_needs_an_infill_model(page):
+    """Issue 26.1: a drag across a candidate's roll fills its span fields and shows the span over
+    the roll; with a model not trained for infill, Regenerate bars is a one-line error on that card."""
+    card = page.locator("#candidates .candidate").nth(0)
+    assert "8 bars" in card.locator("h3").inner_text()
+    box = card.locator("canvas.roll").bounding_box()
+    at = lambda bar: box["x"] + 30 + (bar - 0.5) / 8 * (box["width"] - 30)  # noqa: E731 (30: the pitch labels)
+    page.mouse.move(at(4), box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(at(3.6), box["y"] + 20, steps=3)
+    page.mouse.move(at(3), box["y"] + 20, steps=3)
+    page.mouse.up()
+    assert card.locator("input.first").input_value() == "3" and card.locator("input.last").input_value() == "4"
+    shade = card.locator(".selection")
+    assert shade.is_visible()
+    assert abs(shade.bounding_box()["width"] - 2 / 8 * (box["width"] - 30)) < 4
+    card.locator("input.last").fill("5")  # typed: the shade follows
+    page.wait_for_function("Math.abs(document.querySelector('.candidate .selection').getBoundingClientRect().width"
+                           f" - {3 / 8 * (box['width'] - 30)}) < 4")
+    page.locator(".model[data-id=base]").click()
+    card.locator("button.regen-bars").click()
+    error = card.locator(".section-error")
+    error.wait_for()
+    assert error.inner_text().startswith("model base was not trained for infill: pick a model fine-tuned with infill")
+    assert page.inner_text("#gen-status") == "not started" and page.is_enabled("#generate")
+    card.locator("input.first").fill("")
+    card.locator("button.regen-bars").click()  # a field of the card: its error beside it
+    page.wait_for_function("(document.querySelector('.candidate .field-error')?.textContent ?? '')"
+                           ".startsWith('First bar is needed')")
+    assert card.locator("input.first").get_attribute("aria-invalid") == "true" and error.is_hidden()
+
+
+def test_regenerate_bars_of_the_kept_piece(page, studio, infill_model):
+    """Issue 26.1 with a model fine-tuned with infill: bars 3-4 of the kept piece regenerated,
+    the candidate drawn with the span shaded and playable, every note outside the span kept."""
+    page.reload()
+    page.locator(f".model[data-id={infill_model}]").click()
+    page.fill("#num", "1")
+    page.fill("#seed", "5")
+    piece = page.locator("#piece .piece")
+    piece.locator("input.first").fill("3")
+    piece.locator("input.last").fill("4")
+    piece.locator("button.regen-bars").click()
+    wait_status(page, "^1 candidate, bars 3-4 regenerated$", timeout=180_000)
+    card = check_candidates(page, 1).nth(0)
+    assert "bars 3-4 regenerated, shaded" in card.locator("canvas").get_attribute("aria-label")
+    source = studio.get(f"/api/pieces/{piece.get_attribute('data-id')}.json")[1]
+    new = studio.get(f"/api/pieces/{card.get_attribute('data-id')}.json")[1]
+    start, end = source["bars"][2], source["bars"][4]
+    assert new["span"] == [start, end]
+    assert sorted(n for n in new["notes"] if not start <= n[0] < end) == \
+        sorted(n for n in source["notes"] if not start <= n[0] < end)

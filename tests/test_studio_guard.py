@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from midifiles import write_melody
 from studio_server import Studio, studio_env
 
 EVIL = "http://evil.example"
@@ -46,11 +47,18 @@ def trainings(server) -> list:
     return server.get("/api/train")[1]
 
 
+def rounds(server) -> list:
+    return server.get("/api/history")[1]["rounds"]
+
+
 @pytest.mark.parametrize("path, body", [("/api/train", TRAIN),
-                                        ("/api/generate", json.dumps({"model": "tiny", "num": 1, "bars": 1}).encode())])
+                                        ("/api/generate", json.dumps({"model": "tiny", "num": 1, "bars": 1}).encode()),
+                                        ("/api/infill", json.dumps({"model": "tiny", "piece": "0" * 32, "first": 1,
+                                                                    "last": 1}).encode()),
+                                        ("/api/accompany", json.dumps({"model": "tiny"}).encode())])
 def test_cross_site_simple_post_refused(guarded, path, body):
     """The campaign's request: text/plain from another origin, no token. Then each barrier alone."""
-    before = trainings(guarded)
+    before, made = trainings(guarded), rounds(guarded)
     cases = [
         {"Origin": EVIL, "Content-Type": "text/plain", "X-Cadenza-Token": None},  # the attack as sent
         {"Origin": EVIL},                                       # with the right token, still another site
@@ -65,11 +73,24 @@ def test_cross_site_simple_post_refused(guarded, path, body):
         status, out = guarded.post(path, raw=body, headers=headers)
         assert status in (403, 415), (headers, status, out)
         assert out["error"] and "\n" not in out["error"]
-    assert trainings(guarded) == before  # nothing started
+    assert trainings(guarded) == before and rounds(guarded) == made  # nothing started
     assert not (guarded.runs / "x").exists()
     # the page's own request passes the same barriers (a model that does not exist: 400, not 403)
     status, out = guarded.post("/api/generate", {"model": "nope"}, headers={"Origin": guarded.url})
     assert status == 400 and "no model" in out["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/accompany", "/api/prompts"])
+def test_cross_site_form_upload_refused(guarded, path, tmp_path):
+    """A form on another site may post a multipart upload (no CORS preflight): without the
+    token, or from another origin, nothing is stored and nothing starts."""
+    pieces = guarded.runs / ".studio" / "pieces"
+    before, made = sorted(pieces.iterdir()), rounds(guarded)
+    melody = write_melody(tmp_path / "tune.mid").read_bytes()
+    for headers in ({"Origin": EVIL, "X-Cadenza-Token": None}, {"Origin": EVIL}, {"X-Cadenza-Token": None}):
+        status, out = guarded.post_form(path, {"model": "tiny"}, melody, "tune.mid", headers=headers)
+        assert status == 403 and "\n" not in out["error"], (headers, status, out)
+    assert sorted(pieces.iterdir()) == before and rounds(guarded) == made
 
 
 def test_foreign_host_reads_nothing(guarded):

@@ -1,5 +1,5 @@
 """The studio's web app: one page (``static/``) over a small JSON API, a thin layer over
-cadenza's Python API (``generate``, ``to_scores``, ``render``, ``cadenza train``).
+cadenza's Python API (``generate``, ``infill``, ``accompany``, ``render``, ``cadenza train``).
 
 Safety: only the studio's own page may use it (``guard.py``: Host, Origin, content type and a
 per-launch token); each field is checked once (``checks.py``), bodies are size-limited before
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -25,12 +26,15 @@ from starlette.staticfiles import StaticFiles
 
 from .. import rundir
 from ..data.bars import bar_tick
-from ..config import PRESETS
+from ..config import PRESETS, Config
+from ..data.fim import has_markers
 from ..errors import CadenzaError
+from ..generation.accompany import accompany, read_melody
 from ..generation.generate import generate, to_scores
+from ..generation.infill import infill, read_piece, span_ticks
 from ..rundir import load_run
 from . import models
-from .checks import FieldError, as_field, generation_params, number, read_body
+from .checks import FieldError, accompany_params, as_field, generation_params, infill_params, number, read_body
 from .guard import COOKIE, Access, Guard
 from .history import History
 from .jobs import Job, Training, Worker
@@ -66,19 +70,59 @@ class Studio:
         run = self.run(path)
         primer = self.pieces.midi(p["prompt"]) if p.get("prompt") else None
         name = self.prompt_name(p["prompt"])
-        try:
+        with reworded({f"primer {primer}": f"the prompt {name}"}):
             result = generate(run, num=p["num"], length=p["bars"], unit="bars", sampling=p["sampling"],
                               form=p["form"], seed=p["seed"], primer=primer,
                               primer_bars=p.get("prompt_bars"), quiet=True, log=lambda msg: None,
                               progress=job.progress, steer=p.get("steer"))
-        except CadenzaError as exc:  # the prompt by the name the page knows, not its file in the work folder
-            raise CadenzaError(str(exc).replace(f"primer {primer}", f"the prompt {name}")) from None
         prompt_end = bar_tick(result.primer.score, result.primer.bars) if result.primer is not None else 0
-        ids = [self.pieces.add(score, model=model_id, prompt=p["prompt"], prompt_name=name, prompt_end=prompt_end,
-                               number=k + 1) for k, score in enumerate(to_scores(run, result))]
-        self.history.add_round(model_id, ids, p["prompt"], name)
-        return {"candidates": [self.pieces.info(i) for i in ids], "warnings": result.warnings,
-                "prompt": {"id": p["prompt"], "name": name}}
+        return self.round(model_id, to_scores(run, result), result.warnings, prompt=p["prompt"], prompt_name=name,
+                          prompt_end=prompt_end)
+
+    def infill_ready(self, model_id: str, path: Path, p: dict) -> None:
+        """What would fail at once, refused before the job is queued: a piece that is not there,
+        a model not trained for infill, a span outside the piece."""
+        source = as_field("piece", self.pieces.midi, p["piece"])
+        if not has_markers(as_field("model", Config.load, path / rundir.CONFIG)):
+            raise CadenzaError(f"model {model_id} was not trained for infill: pick a model fine-tuned with infill "
+                               f"(on the command line: cadenza train FOLDER --from {model_id} --infill 0.5)")
+        with reworded(words(model_id, path, source, "the piece")):
+            as_field("last", span_ticks, read_piece(source), p["first"], p["last"], "the piece")
+
+    def infilling(self, job: Job, model_id: str, path: Path, p: dict) -> dict:
+        """Candidates of the piece ``p["piece"]`` with bars ``first``-``last`` regenerated."""
+        source = self.pieces.midi(p["piece"])
+        with reworded(words(model_id, path, source, "the piece")):
+            result = infill(self.run(path), source, (p["first"], p["last"]), num=p["num"], sampling=p["sampling"],
+                            seed=p["seed"], quiet=True, log=lambda msg: None, progress=job.progress)
+        return self.round(model_id, result.scores, result.warnings, prompt=p["piece"],
+                          made=f"bars {result.first}-{result.last} regenerated", span=[result.start, result.end])
+
+    def melody_ready(self, model_id: str, path: Path, p: dict) -> None:
+        """The uploaded melody's track found (or the reason it is not), before the job is queued."""
+        melody = self.pieces.midi(p["melody"])
+        with reworded(words(model_id, path, melody, p["name"])):
+            as_field("melody_track", read_melody, melody, p["melody_track"])
+
+    def accompaniment(self, job: Job, model_id: str, path: Path, p: dict) -> dict:
+        """Candidates of the uploaded melody ``p["melody"]`` with an accompaniment under it."""
+        melody = self.pieces.midi(p["melody"])
+        with reworded(words(model_id, path, melody, p["name"])):
+            result = accompany(self.run(path), melody, num=p["num"], melody_track=p["melody_track"],
+                               sampling=p["sampling"], seed=p["seed"], quiet=True, log=lambda msg: None,
+                               progress=job.progress)
+        return self.round(model_id, result.scores, result.warnings, prompt=p["melody"], prompt_name=p["name"],
+                          made=f"accompanying {p['name']}")
+
+    def round(self, model_id: str, scores: list, warnings: list[str], prompt: str | None = None,
+              prompt_name: str | None = None, made: str | None = None, **meta) -> dict:
+        """The candidates, each stored with what made it, and one more round in the history; the
+        answer names the piece they come from and what was done (``made``; None: generated)."""
+        ids = [self.pieces.add(score, model=model_id, prompt=prompt, prompt_name=prompt_name, made=made,
+                               number=k + 1, **meta) for k, score in enumerate(scores)]
+        self.history.add_round(model_id, ids, prompt, prompt_name, made)
+        return {"candidates": [self.pieces.info(i) for i in ids], "warnings": warnings,
+                "prompt": {"id": prompt, "name": prompt_name}, "about": made}
 
     def prompt_name(self, piece_id: str | None) -> str | None:
         """How the page names a prompt: the uploaded file's name, or the kept piece."""
@@ -96,6 +140,26 @@ class Studio:
             except (CadenzaError, OSError, RuntimeError):  # RuntimeError: symusic on a damaged file
                 continue
         return found
+
+
+@contextmanager
+def reworded(replacements: dict[str, str]):
+    """A CadenzaError of the Python API in the page's words: each key of ``replacements`` (a
+    file in the work folder, a command-line flag) said as its value."""
+    try:
+        yield
+    except CadenzaError as exc:
+        text = str(exc)
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        raise (FieldError(exc.field, text) if isinstance(exc, FieldError) else CadenzaError(text)) from None
+
+
+def words(model_id: str, path: Path, file: Path, name: str) -> dict[str, str]:
+    """How the page says what infill's and accompany's messages name: the file by the name the
+    page knows, the run by its model id, the span and the melody track by their fields."""
+    return {str(file): name, str(path): f"model {model_id}", "--bars ": "bars ",
+            "with --melody-track NAME": "in the melody track field"}
 
 
 # -- endpoints -----------------------------------------------------------------------------
@@ -138,11 +202,43 @@ async def api_generate(request: Request):
     elif params["prompt"]:
         as_field("prompt", studio.pieces.folder, params["prompt"])
     job = studio.worker.submit("generate", lambda job: studio.generation(job, body["model"], path, params))
+    return await answer(job, body)
+
+
+async def api_infill(request: Request):
+    """Regenerate bars of a piece the studio holds (a candidate, the kept piece)."""
+    studio: Studio = request.app.state.studio
+    body, _, _ = await read_body(request)
+    params = infill_params(body)
+    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
+    await run_in_threadpool(studio.infill_ready, body["model"], path, params)
+    job = studio.worker.submit("infill", lambda job: studio.infilling(job, body["model"], path, params))
+    return await answer(job, body)
+
+
+async def api_accompany(request: Request):
+    """Accompany an uploaded melody (a multipart form: the file and the fields)."""
+    studio: Studio = request.app.state.studio
+    body, data, name = await read_body(request)
+    params = accompany_params(body)
+    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
+    if data is None:
+        raise FieldError("melody", "upload the melody as a MIDI file (the form field 'file')")
+    params["melody"] = await run_in_threadpool(as_field, "melody", studio.pieces.add_upload, data, name, False)
+    params["name"] = studio.pieces.meta(params["melody"]).get("name") or "the melody"
+    await run_in_threadpool(studio.melody_ready, body["model"], path, params)
+    job = studio.worker.submit("accompany", lambda job: studio.accompaniment(job, body["model"], path, params))
+    return await answer(job, body)
+
+
+async def answer(job: Job, body: dict) -> JSONResponse:
+    """A queued job: its view at once (``wait`` false: the page follows it), or its candidates
+    once it is done (a 409 with its one-line error when it is not)."""
     if str(body.get("wait", "true")).lower() in ("false", "0", "no"):
         return JSONResponse(job.view(), status_code=202)
     await asyncio.get_running_loop().run_in_executor(None, job.finished.wait)
     if job.state != "done":
-        return JSONResponse({"error": job.error or f"generation {job.state}", "job": job.id}, status_code=409)
+        return JSONResponse({"error": job.error or f"{job.kind} {job.state}", "job": job.id}, status_code=409)
     return JSONResponse({"job": job.id, **job.result})
 
 
@@ -344,6 +440,8 @@ def create_app(runs: Path, work: Path, token: str | None = None, network: bool =
         Route("/api/models", api_models),
         Route("/api/prompts", api_prompts, methods=["POST"]),
         Route("/api/generate", api_generate, methods=["POST"]),
+        Route("/api/infill", api_infill, methods=["POST"]),
+        Route("/api/accompany", api_accompany, methods=["POST"]),
         Route("/api/jobs/{job}", api_job),
         Route("/api/jobs/{job}/cancel", api_cancel, methods=["POST"]),
         Route("/api/pieces/{name}", api_piece),

@@ -17,7 +17,8 @@ from ..validate import config_specs
 from .pieces import MAX_UPLOAD_BYTES
 
 _SEED = config_specs()["seed"]  # the config's rule for a seed; the other ranges are the page's own
-LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (_SEED.lo, _SEED.hi - 1)}
+LIMITS = {"num": (1, 8), "bars": (1, 64), "prompt_bars": (1, 256), "seed": (_SEED.lo, _SEED.hi - 1),
+          "first": (1, 1024), "last": (1, 1024)}
 
 
 class FieldError(CadenzaError):
@@ -63,17 +64,52 @@ def _sampling(body: dict) -> Sampling:
         raise FieldError(exc.field, str(exc)) from None
 
 
-def generation_params(body: dict) -> dict:
-    unknown = set(body) - {"model", "num", "bars", "temperature", "top_p", "min_p", "form", "seed", "prompt",
-                           "prompt_bars", "wait", "key", "tempo"}
+COMMON = {"model", "num", "temperature", "top_p", "min_p", "seed", "wait"}  # every action's fields
+
+
+def _candidates(body: dict, fields: set[str]) -> dict:
+    """What every action takes (how many candidates, their seed and sampling), the request
+    holding no field but these and ``fields``."""
+    unknown = set(body) - COMMON - fields
     if unknown:
         raise CadenzaError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
-    p = {name: number(body, name, default, True, *LIMITS[name])
-         for name, default in (("num", 2), ("bars", 8), ("seed", None), ("prompt_bars", None))}
+    p = {name: number(body, name, default, True, *LIMITS[name]) for name, default in (("num", 2), ("seed", None))}
     p["sampling"] = _sampling(body)
+    return p
+
+
+def generation_params(body: dict) -> dict:
+    p = _candidates(body, {"bars", "form", "prompt", "prompt_bars", "key", "tempo"})
+    p.update({name: number(body, name, default, True, *LIMITS[name])
+              for name, default in (("bars", 8), ("prompt_bars", None))})
     p["form"] = _form(body.get("form"))
     p["steer"] = _steer(body)
     p["prompt"] = body.get("prompt") or None
+    return p
+
+
+def infill_params(body: dict) -> dict:
+    """Regenerate bars ``first`` to ``last`` (counted from 1) of the piece ``piece``."""
+    p = _candidates(body, {"piece", "first", "last"})
+    for name in ("first", "last"):
+        p[name] = number(body, name, None, True, *LIMITS[name])
+        if p[name] is None:
+            raise FieldError(name, f"{name} is needed: the span's {name} bar, counted from 1")
+    if p["last"] < p["first"]:
+        raise FieldError("last", f"last must be bar {p['first']} or later (the span's first bar)")
+    p["piece"] = body.get("piece")
+    return p
+
+
+def accompany_params(body: dict) -> dict:
+    """Accompany the uploaded melody: its one track with notes, or ``melody_track`` (a name,
+    or a number from 1)."""
+    p = _candidates(body, {"melody_track"})
+    track = body.get("melody_track")
+    track = str(track) if isinstance(track, int) and not isinstance(track, bool) else track
+    if track not in (None, "") and (not isinstance(track, str) or len(track) > 100):
+        raise FieldError("melody_track", "melody_track must be a track's name or its number from 1")
+    p["melody_track"] = track or None
     return p
 
 

@@ -43,9 +43,12 @@ class History:
     def _save(self) -> None:
         write_bytes_atomic(self.path, json.dumps(self._data).encode())
 
-    def add_round(self, model: str, candidates: list[str], prompt: str | None, prompt_name: str | None) -> dict:
+    def add_round(self, model: str, candidates: list[str], prompt: str | None, prompt_name: str | None,
+                  made: str | None = None) -> dict:
+        """``prompt``: the piece the candidates continue (or regenerate bars of); ``made``: what
+        the round did when it did not generate ("accompanying melody.mid", "bars 3-4 regenerated")."""
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "model": model, "candidates": candidates,
-                 "prompt": prompt, "prompt_name": prompt_name}
+                 "prompt": prompt, "prompt_name": prompt_name, "made": made}
         with self._lock:
             self._data["rounds"] = (self._data["rounds"] + [entry])[-MAX_ROUNDS:]
             self._save()

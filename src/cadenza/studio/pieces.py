@@ -46,7 +46,8 @@ class Pieces:
 
     def add(self, score: Score, wav: bool = True, **meta) -> str:
         """A new piece; ``meta``: what made it (``model`` or ``name``, ``prompt``, ``prompt_end``
-        in ticks, ``number`` among its round's candidates), kept for the page and file names."""
+        in ticks, ``number`` among its round's candidates, ``made``: a line such as "bars 3-4
+        regenerated", ``span``: the ticks regenerated), kept for the page and file names."""
         piece_id = secrets.token_hex(16)
         folder = self.root / piece_id
         folder.mkdir()
@@ -76,9 +77,10 @@ class Pieces:
         number = f"-{meta['number']}" if isinstance(meta.get("number"), int) else ""
         return f"{_safe(who).replace(' ', '_')}-{stamp}-{num_bars}bars{number}.{ext}"
 
-    def add_upload(self, data: bytes, name: str = "upload.mid") -> str:
-        """A prompt from uploaded bytes: size-limited and read as cadenza reads a corpus file
-        (one piano part); what is not a usable MIDI file is a CadenzaError saying why."""
+    def add_upload(self, data: bytes, name: str = "upload.mid", merge: bool = True) -> str:
+        """A prompt (or a melody) from uploaded bytes: size-limited and read as cadenza reads a
+        corpus file (one piano part; ``merge=False``: its piano tracks as they are, so that a
+        melody's track stays apart); what is not a usable MIDI file is a CadenzaError saying why."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise CadenzaError(f"the file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
         if not data.startswith(b"MThd"):
@@ -86,7 +88,7 @@ class Pieces:
         tmp = self.root / f".upload-{secrets.token_hex(8)}.mid"
         try:
             tmp.write_bytes(data)
-            score = read_piano_score(tmp)
+            score = read_piano_score(tmp, merge=merge)
         except SkipFile as exc:
             raise CadenzaError(f"{_safe(name)} cannot be used: {exc}") from None
         finally:
@@ -95,26 +97,26 @@ class Pieces:
 
     def info(self, piece_id: str) -> dict:
         """What the page shows of a piece: its piano roll (:func:`roll`), what made it, where
-        its prompt ends (ticks; 0: no prompt), its file URLs and the names to save them as."""
+        its prompt ends (ticks; 0: no prompt), what made it, its file URLs and the names to save them as."""
         meta = self.meta(piece_id)
         piece = roll(Score(str(self.midi(piece_id))))
         return {"id": piece_id, **piece, "prompt_end": int(meta.get("prompt_end") or 0),
-                **{k: meta.get(k) for k in ("model", "name", "prompt_name", "created")},
+                **{k: meta.get(k) for k in ("model", "name", "prompt_name", "created", "made", "span")},
                 "midi_url": f"/api/pieces/{piece_id}.mid", "wav_url": f"/api/pieces/{piece_id}.wav",
                 "midi_name": self.download_name(piece_id, "mid", piece["num_bars"], meta),
                 "wav_name": self.download_name(piece_id, "wav", piece["num_bars"], meta)}
 
 
 def roll(score: Score) -> dict:
-    """Notes as ``[time, duration, pitch, velocity]`` ticks, bar lines, the end tick, the
-    tempo map (for a playhead following the audio) and the length in bars and seconds."""
-    notes = score.tracks[0].notes.numpy() if score.tracks else None
-    n = 0 if notes is None else len(notes["time"])
+    """Notes of every track (a melody and its accompaniment, a piece and its regenerated bars)
+    as ``[time, duration, pitch, velocity]`` ticks, bar lines, the end tick, the tempo map
+    (for a playhead following the audio) and the length in bars and seconds."""
+    tracks = [track.notes.numpy() for track in score.tracks]
+    rows = [[int(t), int(d), int(p), int(v)] for c in tracks
+            for t, d, p, v in zip(c["time"], c["duration"], c["pitch"], c["velocity"])]
     end = int(max(score.end(), 1))
-    rows = [] if not n else [[int(t), int(d), int(p), int(v)] for t, d, p, v in
-                             zip(notes["time"], notes["duration"], notes["pitch"], notes["velocity"])]
     return {"tpq": score.tpq, "notes": rows, "bars": [int(b) for b in bar_lines(score, end)], "end": end,
-            "num_bars": bars_before(score, end) if n else 0, "seconds": round(float(score.to("second").end()), 3),
+            "num_bars": bars_before(score, end) if rows else 0, "seconds": round(float(score.to("second").end()), 3),
             "tempos": [[int(t.time), float(t.qpm)] for t in score.tempos]}
 
 

@@ -32,6 +32,8 @@ const FIELDS = {
   top_p: ["top-p", "Top-p"], min_p: ["min-p", "Min-p"], form: ["form", "Form"], seed: ["seed", "Seed"],
   key: ["key", "Key"], tempo: ["tempo", "Tempo"],
   prompt_bars: ["prompt-bars", "Prompt bars"], prompt: ["prompt-file", "Prompt"], model: ["models", "Model"],
+  melody: ["melody-file", "Melody"], melody_track: ["melody-track", "Melody track"],
+  first: [null, "First bar"], last: [null, "Last bar"],  // on each piece's card: found by their data-field
   name: ["train-name", "Name"], source: ["train-source", "Folder"], preset: ["train-preset", "Preset"],
   minutes: ["train-minutes", "Budget"], from: ["train-from", "Fine-tune from"],
 };
@@ -47,9 +49,12 @@ function showBanner(message) {
   $("error").hidden = !message;
 }
 
-function clearErrors(...sections) {
-  for (const id of sections) {
-    const section = $(id);
+// a section by its id, or an element holding its own .section-error (a piece's card)
+const place = (where) => (typeof where === "string" ? $(where) : where);
+
+function clearErrors(...places) {
+  for (const where of places) {
+    const section = place(where);
     section.querySelectorAll(".field-error").forEach((e) => e.remove());
     section.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
     const box = section.querySelector(".section-error");
@@ -57,9 +62,10 @@ function clearErrors(...sections) {
   }
 }
 
-function fail(sectionId, error) {
-  const text = userWords(error.message, error.field);
-  const target = FIELDS[error.field] && $(FIELDS[error.field][0]);
+function fail(where, error) {
+  const text = userWords(error.message, error.field), section = place(where);
+  const target = (error.field && section.querySelector(`[data-field="${error.field}"]`)) ||
+    (FIELDS[error.field] && FIELDS[error.field][0] && $(FIELDS[error.field][0]));
   if (target) {
     const note = document.createElement("span");
     note.className = "field-error"; note.setAttribute("role", "alert"); note.textContent = text;
@@ -67,7 +73,7 @@ function fail(sectionId, error) {
     target.setAttribute("aria-invalid", "true");
     return;
   }
-  const box = $(sectionId).querySelector(".section-error");
+  const box = section.querySelector(".section-error");
   box.textContent = text; box.hidden = false;
 }
 
@@ -154,38 +160,69 @@ function promptFromPiece(piece) {
   else setPrompt(null);
 }
 
-// -- generation -----------------------------------------------------------------------------------
+// -- jobs: generate, accompany, regenerate bars; one at a time, followed by one status line ------------
+const num = (id) => ($(id).value === "" ? null : Number($(id).value));
+
+// what every job takes: the model, how many candidates and how they are drawn
+function sampling() {
+  return { model: state.model && state.model.id, num: num("num"), temperature: num("temperature"), top_p: num("top-p"),
+           min_p: num("min-p"), seed: num("seed"), wait: false };
+}
+
 function options() {
-  const num = (id) => ($(id).value === "" ? null : Number($(id).value));
   const prompt = state.prompt;  // read once: the request names exactly the prompt shown now
-  const body = { model: state.model && state.model.id, num: num("num"), bars: num("bars"), temperature: num("temperature"),
-                 top_p: num("top-p"), min_p: num("min-p"), form: $("form").value.trim(), seed: num("seed"),
-                 key: $("key").value.trim() || null, tempo: num("tempo"), prompt: prompt && prompt.id, wait: false };
+  const body = { ...sampling(), bars: num("bars"), form: $("form").value.trim(), key: $("key").value.trim() || null,
+                 tempo: num("tempo"), prompt: prompt && prompt.id };
   if (prompt && !prompt.isPiece && num("prompt-bars")) body.prompt_bars = num("prompt-bars");
   return body;
 }
 
 function updateGenerate() {
+  document.querySelectorAll("button.job").forEach((b) => { b.disabled = Boolean(state.job); });
   $("generate").disabled = Boolean(state.uploading || state.job);
   $("generate").title = state.uploading ? `waiting for ${state.uploading} to upload` : "";
 }
 
-async function startGeneration() {
-  if (state.uploading || state.job) return;
-  clearErrors("models-section", "prompt-section", "options-section");
+// ``send()`` starts a job (its request's errors are shown in ``where``), then the page follows it
+async function startJob(where, send) {
+  if (state.job) return;
+  clearErrors("models-section", "options-section", where);
   if (!state.model) { fail("models-section", new Error("pick a model first")); return; }
   $("gen-status").textContent = "starting…";
   state.job = "starting"; updateGenerate();
   try {
-    const job = await postJSON("/api/generate", options());
+    const job = await send();
     state.job = job.id;
     busy(true);
-    pollJob(job.id);
+    pollJob(job.id, where);
   } catch (e) {
     state.job = null; updateGenerate();
     $("gen-status").textContent = "not started";
-    fail("options-section", e);
+    fail(where, e);
   }
+}
+
+function startGeneration() {
+  if (state.uploading) return;
+  clearErrors("prompt-section");
+  startJob("options-section", () => postJSON("/api/generate", options()));
+}
+
+function startAccompany() {
+  const file = $("melody-file").files[0];
+  startJob("accompany-section", () => {
+    if (!file) throw Object.assign(new Error("choose the melody's MIDI file first"), { field: "melody" });
+    const form = new FormData();
+    const fields = { ...sampling(), melody_track: $("melody-track").value.trim() };
+    for (const [name, value] of Object.entries(fields)) if (value !== null && value !== "") form.append(name, String(value));
+    form.append("file", file);
+    return api("/api/accompany", { method: "POST", body: form });
+  });
+}
+
+function startInfill(card, piece) {
+  const bar = (cls) => { const v = card.querySelector(`input.${cls}`).value; return v === "" ? null : Number(v); };
+  startJob(card, () => postJSON("/api/infill", { ...sampling(), piece: piece.id, first: bar("first"), last: bar("last") }));
 }
 
 function busy(on) {
@@ -194,24 +231,24 @@ function busy(on) {
   if (on) { $("progress").removeAttribute("value"); $("gen-status").textContent = "waiting…"; }
 }
 
-async function pollJob(id) {
+async function pollJob(id, where) {
   let job;
-  try { job = await api(`/api/jobs/${id}`); } catch (e) { busy(false); fail("options-section", e); return; }
+  try { job = await api(`/api/jobs/${id}`); } catch (e) { busy(false); fail(where, e); return; }
   if (job.state === "queued" || job.state === "running") {
     if (job.total > 0) { $("progress").max = job.total; $("progress").value = job.done; }
     $("gen-status").textContent = job.state === "queued" ? "queued…" :
       job.done >= job.total && job.total > 0 ? "rendering audio…" : `generating: ${Math.floor(job.done)} / ${job.total} bars`;
-    setTimeout(() => pollJob(id), 250);
+    setTimeout(() => pollJob(id, where), 250);
     return;
   }
   busy(false);
   if (job.state !== "done") {
     $("gen-status").textContent = job.state;
-    if (job.state === "failed") fail("options-section", { message: job.error });
+    if (job.state === "failed") fail(where, { message: job.error });
     return;
   }
   const made = job.result.candidates.length, from = job.result.prompt.name;
-  $("gen-status").textContent = `${plural(made, "candidate")}` + (from ? `, continuing ${from}` : ", no prompt");
+  $("gen-status").textContent = `${plural(made, "candidate")}, ` + (job.result.about || (from ? `continuing ${from}` : "no prompt"));
   showCandidates(job.result.candidates);
   $("candidates").querySelector(".candidate").focus();
   loadRounds();

@@ -6,14 +6,22 @@ function pieceCard(piece, cls, title) {
   const card = document.createElement("div");
   card.className = cls; card.dataset.id = piece.id; card.tabIndex = -1;
   card.innerHTML = `<h3></h3><div class="rollwrap"><canvas class="roll"></canvas></div><div class="row">
-    <audio controls preload="auto"></audio><a class="midi">MIDI</a></div>`;
+    <audio controls preload="auto"></audio><a class="midi">MIDI</a></div>
+    <div class="row regen"><label>bars <input type="number" class="first" data-field="first" min="1" aria-label="first bar to regenerate">
+    to <input type="number" class="last" data-field="last" min="1" aria-label="last bar to regenerate"></label>
+    <button type="button" class="job regen-bars">Regenerate bars</button></div>
+    <p class="section-error" role="alert" hidden></p>`;
   const prompt = piece.prompt_end > 0 ? ` · continues ${piece.prompt_name || "a prompt"} (shaded)` : "";
+  const made = piece.made ? ` · ${piece.made}` : "";
   card.querySelector("h3").textContent =
-    `${title} · ${piece.num_bars} bars · ${piece.seconds.toFixed(1)} s · ${piece.notes.length} notes${prompt}`;
+    `${title} · ${piece.num_bars} bars · ${piece.seconds.toFixed(1)} s · ${piece.notes.length} notes${prompt}${made}`;
   card.setAttribute("aria-label", card.querySelector("h3").textContent);
   card.querySelector("audio").src = piece.wav_url;
   const midi = card.querySelector("a.midi");
   midi.href = piece.midi_url; midi.download = piece.midi_name || "";
+  const regen = card.querySelector("button.regen-bars");
+  regen.disabled = Boolean(state.job);
+  regen.addEventListener("click", () => startInfill(card, piece));
   return card;
 }
 
@@ -21,6 +29,7 @@ function drawCard(card, piece) {
   const canvas = card.querySelector("canvas");
   drawRoll(canvas, piece);
   followAudio(card.querySelector("audio"), canvas, piece);
+  selectBars(card, piece);
 }
 
 function showCandidates(candidates) {
@@ -98,7 +107,7 @@ function showRounds(rounds) {
   rounds.slice(-30).reverse().forEach((round) => {
     const item = document.createElement("li"), show = document.createElement("button");
     item.textContent = `${round.time.replace("T", " ").slice(0, 16)} · ${round.model} · ${plural(round.candidates.length, "candidate")} · ` +
-      (round.prompt_name ? `continuing ${round.prompt_name}` : "no prompt") + " ";
+      (round.made || (round.prompt_name ? `continuing ${round.prompt_name}` : "no prompt")) + " ";
     show.type = "button"; show.textContent = "show";
     show.addEventListener("click", () => showRound(round));
     item.appendChild(show);

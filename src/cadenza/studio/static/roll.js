@@ -5,7 +5,7 @@
 const NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
 const pitchName = (p) => NOTE_NAMES[p % 12] + (Math.floor(p / 12) - 1);  // 60 -> C4, as MIDI and most DAWs
 const GUTTER = 30, TOP = 14;  // room for the pitch labels on the left and the bar numbers on top
-const PROMPT_LINE = "#d97706";
+const PROMPT_LINE = "#d97706", SPAN_SHADE = "#e4f4ea";  // where a prompt ends; bars regenerated
 
 function drawCurve(canvas, curve) {
   const ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
@@ -44,6 +44,7 @@ function drawRoll(canvas, piece) {
   const [lo, hi] = pitchRange(notes), rowH = (h - TOP) / (hi - lo + 1), y = (p) => h - (p - lo + 1) * rowH;
   const promptEnd = piece.prompt_end || 0;
   if (promptEnd > 0) { ctx.fillStyle = "#eceff4"; ctx.fillRect(GUTTER, TOP, x(promptEnd) - GUTTER, h - TOP); }
+  if (piece.span) { ctx.fillStyle = SPAN_SHADE; ctx.fillRect(x(piece.span[0]), TOP, x(piece.span[1]) - x(piece.span[0]), h - TOP); }
   ctx.lineWidth = 1; ctx.fillStyle = "#6b7280";
   for (let p = Math.ceil(lo / 12) * 12; p <= hi; p += 12) {  // a line under every C, and its name
     ctx.strokeStyle = "#cfd5de"; ctx.beginPath(); ctx.moveTo(GUTTER, y(p) + rowH + 0.5); ctx.lineTo(w, y(p) + rowH + 0.5); ctx.stroke();
@@ -67,7 +68,43 @@ function drawRoll(canvas, piece) {
   }
   canvas.setAttribute("role", "img");
   canvas.setAttribute("aria-label", `piano roll: ${piece.num_bars} bars, ${pitchName(lo)} to ${pitchName(hi)}` +
-    (promptEnd > 0 ? `; the prompt is bars 1 to ${promptBars}, shaded, then the new music` : ""));
+    (promptEnd > 0 ? `; the prompt is bars 1 to ${promptBars}, shaded, then the new music` : "") +
+    (piece.span ? `; ${piece.made}, shaded` : ""));
+}
+
+// The bars to regenerate: typed into the card's two fields or dragged across its roll, and
+// shown over the roll.
+function selectBars(card, piece) {
+  const canvas = card.querySelector("canvas"), first = card.querySelector("input.first"), last = card.querySelector("input.last");
+  const count = Math.max(1, piece.bars.length - 1), shade = document.createElement("div");
+  first.max = count; last.max = count;
+  shade.className = "selection"; shade.hidden = true;
+  canvas.parentElement.appendChild(shade);
+  const show = () => {
+    const a = Number(first.value), b = Number(last.value);
+    shade.hidden = !(canvas.rollX && a >= 1 && b >= a && b <= count);
+    if (shade.hidden) return;
+    const left = canvas.rollX(piece.bars[a - 1]);
+    shade.style.left = `${left}px`; shade.style.width = `${canvas.rollX(piece.bars[b]) - left}px`;
+  };
+  const barAt = (event) => {  // the bar under the pointer, counted from 1
+    let bar = 1;
+    while (bar < count && canvas.rollX(piece.bars[bar]) <= event.offsetX) bar++;
+    return bar;
+  };
+  let anchor = null;
+  const pick = (event) => {
+    const bar = barAt(event);
+    first.value = Math.min(anchor, bar); last.value = Math.max(anchor, bar);
+    show();
+  };
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!canvas.rollX) return;
+    anchor = barAt(e); canvas.setPointerCapture(e.pointerId); pick(e);
+  });
+  canvas.addEventListener("pointermove", (e) => { if (anchor !== null) pick(e); });
+  ["pointerup", "pointercancel"].forEach((kind) => canvas.addEventListener(kind, () => { anchor = null; }));
+  first.addEventListener("input", show); last.addEventListener("input", show);
 }
 
 // The tick sounding ``seconds`` into the piece, through its tempo map.

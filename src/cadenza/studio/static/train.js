@@ -70,6 +70,7 @@ $("prompt-file").addEventListener("change", () => $("prompt-file").files[0] && u
 dropTarget($("prompt-section"), uploadPrompt);
 $("prompt-clear").addEventListener("click", clearPrompt);
 $("generate").addEventListener("click", startGeneration);
+$("accompany").addEventListener("click", startAccompany);
 $("cancel").addEventListener("click", () => state.job && postJSON(`/api/jobs/${state.job}/cancel`, {}).catch((e) => fail("options-section", e)));
 $("undo-keep").addEventListener("click", undoKeep);
 $("train-from").addEventListener("change", fromChanged);
