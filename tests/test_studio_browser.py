@@ -266,9 +266,9 @@ def test_progress_and_cancel(page):
 
 
 def test_key_and_tempo_reach_the_candidates_file(page, tmp_path):
-    """The key and tempo fields go through the API's checks (a bad key is refused beside its
-    field) and into the written piece: every tempo event the asked bpm, the asked key's
-    signature."""
+    """The key, tempo and density fields go through the API's checks (a bad key, a density for a
+    model without controls, are refused beside their field) and into the written piece: every
+    tempo event the asked bpm, the asked key's signature."""
     page.wait_for_selector("#generate:not([disabled])", timeout=120_000)
     page.click("#prompt-clear")  # a prompt sets the key
     page.locator(".model[data-id=tiny]").click()
@@ -279,6 +279,11 @@ def test_key_and_tempo_reach_the_candidates_file(page, tmp_path):
     page.wait_for_function("(document.querySelector('#options-section .field-error')?.textContent ?? '')"
                            ".includes(\"unknown key 'H:major'\")")
     page.fill("#key", "A:minor")
+    page.select_option("#density", "high")  # the tiny model was trained without density controls
+    page.click("#generate")
+    page.wait_for_function("(document.querySelector('#options-section .field-error')?.textContent ?? '')"
+                           ".includes('not trained with density controls')")
+    page.select_option("#density", "")
     page.fill("#tempo", "90")
     page.click("#generate")
     wait_status(page, "^1 candidate, no prompt$", timeout=120_000)

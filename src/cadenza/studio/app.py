@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from .. import rundir
 from ..data.bars import bar_tick
 from ..config import PRESETS, Config
+from ..data.controls import has_controls
 from ..data.fim import has_markers
 from ..errors import CadenzaError
 from ..generation.accompany import accompany, read_melody
@@ -201,6 +202,10 @@ async def api_generate(request: Request):
         params["prompt"] = await run_in_threadpool(as_field, "prompt", studio.pieces.add_upload, data, name)
     elif params["prompt"]:
         as_field("prompt", studio.pieces.folder, params["prompt"])
+    if params["steer"].density and not has_controls(as_field("model", Config.load, path / rundir.CONFIG)):
+        raise FieldError("density", f"model {body['model']} was not trained with density controls: pick a model "
+                         f"fine-tuned with them (on the command line: cadenza train FOLDER --from {body['model']} "
+                         f"--controls 0.5)")
     job = studio.worker.submit("generate", lambda job: studio.generation(job, body["model"], path, params))
     return await answer(job, body)
 

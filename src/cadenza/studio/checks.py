@@ -11,6 +11,7 @@ from starlette.requests import Request
 from ..errors import CadenzaError
 from ..generation.form import parse_form
 from ..generation.sampling import Sampling
+from ..data.controls import TARGETS
 from ..generation.steer import Steer
 from ..spec import SpecError
 from ..validate import config_specs
@@ -79,7 +80,7 @@ def _candidates(body: dict, fields: set[str]) -> dict:
 
 
 def generation_params(body: dict) -> dict:
-    p = _candidates(body, {"bars", "form", "prompt", "prompt_bars", "key", "tempo"})
+    p = _candidates(body, {"bars", "form", "prompt", "prompt_bars", "key", "tempo", "density"})
     p.update({name: number(body, name, default, True, *LIMITS[name])
               for name, default in (("bars", 8), ("prompt_bars", None))})
     p["form"] = _form(body.get("form"))
@@ -114,17 +115,20 @@ def accompany_params(body: dict) -> dict:
 
 
 def _steer(body: dict) -> Steer:
-    """The key and tempo asked (absent or empty: the music's own), checked by :class:`Steer`
-    as on the command line."""
-    key, tempo = body.get("key"), body.get("tempo")
+    """The key, tempo and density asked (absent or empty: the music's own), checked by
+    :class:`Steer` as on the command line."""
+    key, tempo, density = body.get("key"), body.get("tempo"), body.get("density")
     key = None if key in (None, "") else key
+    density = None if density in (None, "") else density
+    if density is not None and density not in TARGETS:
+        raise FieldError("density", f"density must be low, medium or high, not {str(density)[:40]!r}")
     if isinstance(tempo, bool):
         raise FieldError("tempo", "tempo must be a number")
     tempo = None if tempo in (None, "") else _parsed("tempo", tempo, False)
     if key is not None and not isinstance(key, str):
         raise FieldError("key", "key must be a name such as A:minor")
     try:
-        return Steer(key=key, tempo=tempo)
+        return Steer(key=key, tempo=tempo, density=density)
     except SpecError as exc:
         raise FieldError(exc.field, str(exc)) from None
     except CadenzaError as exc:

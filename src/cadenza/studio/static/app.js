@@ -30,7 +30,7 @@ function postJSON(path, data) {
 const FIELDS = {
   num: ["num", "Candidates"], bars: ["bars", "Bars"], temperature: ["temperature", "Temperature"],
   top_p: ["top-p", "Top-p"], min_p: ["min-p", "Min-p"], form: ["form", "Form"], seed: ["seed", "Seed"],
-  key: ["key", "Key"], tempo: ["tempo", "Tempo"],
+  key: ["key", "Key"], tempo: ["tempo", "Tempo"], density: ["density", "Density"],
   prompt_bars: ["prompt-bars", "Prompt bars"], prompt: ["prompt-file", "Prompt"], model: ["models", "Model"],
   melody: ["melody-file", "Melody"], melody_track: ["melody-track", "Melody track"],
   first: [null, "First bar"], last: [null, "Last bar"],  // on each piece's card: found by their data-field
@@ -172,7 +172,7 @@ function sampling() {
 function options() {
   const prompt = state.prompt;  // read once: the request names exactly the prompt shown now
   const body = { ...sampling(), bars: num("bars"), form: $("form").value.trim(), key: $("key").value.trim() || null,
-                 tempo: num("tempo"), prompt: prompt && prompt.id };
+                 tempo: num("tempo"), density: $("density").value || null, prompt: prompt && prompt.id };
   if (prompt && !prompt.isPiece && num("prompt-bars")) body.prompt_bars = num("prompt-bars");
   return body;
 }
