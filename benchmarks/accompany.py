@@ -79,7 +79,8 @@ def _seconds(score: Score, ticks: np.ndarray) -> np.ndarray:
 
 def support(score: Score, melody: np.ndarray, parts: list[np.ndarray], chords) -> tuple[int, int]:
     """(melody onsets supported, melody onsets in a known chord): see the module's docstring."""
-    acc = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, int) for k in ("time", "duration", "pitch")}
+    acc = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, int)
+           for k in ("time", "duration", "pitch")}
     seconds = _seconds(score, melody["time"].astype(np.int64))
     tolerance = score.tpq // 8
     supported = counted = 0

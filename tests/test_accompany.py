@@ -54,7 +54,8 @@ def test_melody_kept_and_accompaniment_under_it(base, tmp_path):
         # stream holds every melody note at its onset, and three tokens a note are the melody's
         kinds = TokenKinds(base.representation)
         whole = base.representation.decode([kinds.bar_id] + [int(t) for t in new])
-        heard = {(t * 480 // whole.tpq, p) for t, p in zip(_notes(whole.tracks[0])["time"], _notes(whole.tracks[0])["pitch"])}
+        cols = _notes(whole.tracks[0])
+        heard = {(t * 480 // whole.tpq, p) for t, p in zip(cols["time"], cols["pitch"])}
         assert {(int(t), int(p)) for t, p in zip(original["time"], original["pitch"])} <= heard
         assert forced.sum() == 3 * len(original["time"])
         # the accompaniment stays under the melody: no note above both the melody note at its

@@ -68,7 +68,8 @@ def test_laid_windows_score_no_density_token_and_compose_with_infill(base):
         assert (x >= first).any()  # density tokens read ...
         assert not (y >= first).any() and (y == fim.IGNORED).any()  # ... never scored
         assert layouts.model_vocab(config, rep) == rep.vocab_size + fim.MARKERS + controls.LEVELS
-    x, _ = layouts.training_windows(plain, rep, Config(controls=1.0, infill=1.0)).batch(starts, np.random.default_rng(0))
+    both = layouts.training_windows(plain, rep, Config(controls=1.0, infill=1.0))
+    x, _ = both.batch(starts, np.random.default_rng(0))
     assert (x == fim.markers(rep).suf).any()  # FIM examples among them
     x0, _ = plain.batch(starts)  # evaluation windows stay plain
     x1, _ = layouts.training_windows(plain, rep, Config(controls=1.0)).batch(starts)
@@ -116,8 +117,9 @@ def test_density_refused_in_one_line(controls_run, tmp_path, capsys, monkeypatch
     songs = write_eighths_corpus(tmp_path / "songs", files=1)
     for argv, said in ((["generate", "base", "-o", str(out), "--density", "high"], "trained with density controls"),
                        (["generate", str(controls_run), "-o", str(out), "--density", "loud"], "unknown density"),
-                       (["train", str(songs), "--from", str(controls_run), "--controls", "0", "--run-dir", str(tmp_path / "r"),
-                        "--epochs", "1", "--steps-per-epoch", "1", "--threads", "1", "--quiet"],
+                       (["train", str(songs), "--from", str(controls_run), "--controls", "0",
+                         "--run-dir", str(tmp_path / "r"), "--epochs", "1", "--steps-per-epoch", "1",
+                         "--threads", "1", "--quiet"],
                         "trained with controls")):
         assert main(argv) == 2
         err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]

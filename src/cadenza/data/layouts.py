@@ -44,7 +44,8 @@ class LaidWindows:
 
     def __init__(self, inner, layouts: list) -> None:
         if not inner.every_position:
-            raise CadenzaError("--infill and --controls need a model trained on every position (not the seed notebook's)")
+            raise CadenzaError("--infill and --controls need a model trained on every position "
+                               "(not the seed notebook's)")
         self.inner, self.layouts = inner, layouts
         self.unscored = np.array(sorted({i for lay in layouts for i in lay.unscored()}), dtype=np.int64)
 

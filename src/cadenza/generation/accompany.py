@@ -38,6 +38,7 @@ from ..rundir import Run, load_run
 from . import steer as steering
 from .generate import Log, _cap_warnings, _check, _check_batch, _meter, _Piece, _Progress, _sample
 from .infill import read_piece
+from .particles import Particles
 from .sampling import Sampling, TokenRules
 
 
@@ -212,35 +213,15 @@ class _MelodyRules:
 
 
 # -- the particles ------------------------------------------------------------------------------
-class _Particles:
-    """Each candidate is ``size`` particles (pieces sampled side by side) that are resampled
-    every ``every`` melody notes by how likely the model found those notes after what each
-    particle wrote (the log-probability of each melody note's Pitch when it was due): the
-    model cannot look ahead to the melody, so the accompaniments that lead where the melody
-    goes are kept and the others dropped (a particle filter: the melody is the evidence).
-    A candidate whose particles are not all still going is no longer resampled."""
+class _MelodyFit(Particles):
+    """Particles resampled every ``every`` melody notes by how likely the model found those notes
+    after what each particle wrote (the log-probability of each melody note's Pitch when it was
+    due): the model cannot look ahead to the melody, so the accompaniments that lead where the
+    melody goes are kept (the melody is the evidence)."""
 
-    def __init__(self, size: int, every: int, rng: np.random.Generator) -> None:
-        self.size, self.every, self.rng, self.done = size, every, rng, {}
-
-    def __call__(self, batch: list, logits: torch.Tensor) -> list[int] | None:
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        for row, piece in enumerate(batch):
-            if len(piece.state[4]) == 2:  # the melody note's Pitch was just written
-                piece.scores.append(float(logp[row, piece.new[-1]]))
-        rows, changed = list(range(len(batch))), False
-        for group in {p.group for p in batch}:
-            members = [r for r, p in enumerate(batch) if p.group == group]
-            start = self.done.get(group, 0)
-            if len(members) < self.size or min(len(batch[r].scores) for r in members) < start + self.every:
-                continue
-            weights = np.array([sum(batch[r].scores[start:start + self.every]) for r in members])
-            chance = np.exp(weights - weights.max())
-            picks = self.rng.choice(len(members), size=len(members), p=chance / chance.sum())
-            for r, pick in zip(members, picks):
-                rows[r] = members[pick]
-            self.done[group], changed = start + self.every, True
-        return rows if changed else None
+    def observe(self, piece, logp: torch.Tensor) -> None:
+        if len(piece.state[4]) == 2:  # the melody note's Pitch was just written
+            piece.scores.append(float(logp[piece.new[-1]]))
 
 
 # -- the candidates ----------------------------------------------------------------------------
@@ -299,12 +280,13 @@ def accompany(run: Run | str | Path, melody: str | Path, num: int = 1, melody_tr
     pieces = [_Piece(rules, _meter(run, kinds, bars, "bars", [kinds.bar_id]), c, group=n // particles)
               for n, c in enumerate(np.repeat(context, particles, axis=0))]
     tracker = _Progress(num * bars, "bars", quiet, log, progress, per=particles)
+    fit = _MelodyFit(particles, every, rng) if particles > 1 else None
     try:
         _sample(run, np.repeat(context, particles, axis=0), pieces, sampling, gen, tracker,
-                _Particles(particles, every, rng) if particles > 1 else None)
+                fit)
     finally:
         tracker.close()
-    pieces = [max((p for p in pieces if p.group == g), key=lambda p: sum(p.scores)) for g in range(num)]
+    pieces = fit.best(pieces, num) if fit else pieces
     warnings = _cap_warnings([k for k, p in enumerate(pieces) if p.meter.capped], [p.meter.progress for p in pieces],
                              [p.new for p in pieces], "bars", "accompaniment")
     for line in warnings:

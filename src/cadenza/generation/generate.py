@@ -415,7 +415,7 @@ def _sample(run: Run, context: np.ndarray, pieces: list[_Piece], sampling: Sampl
         while True:
             batch = [pieces[k] for k in live]
             allowed, moves = _masks(batch, device)
-            # the tokenizer's tokens: an infill run's markers only where the rules allow them (cadenza.generation.infill)
+            # the tokenizer's tokens: a run's markers and density levels only where the rules allow them
             width = run.representation.vocab_size if allowed is None else allowed.shape[1]
             sampled, mass = sample_next(logits[:, -1, :width], sampling, allowed, gen, moves)
             for piece, token, m in zip(batch, sampled.tolist(), mass.tolist()):
@@ -483,7 +483,8 @@ def _cap_warnings(capped: list[int], reached: list[float], new: list, unit: str,
 def _contexts(run: Run, kinds: TokenKinds, num: int, length: float, unit: str, continued: Primer | None,
               steer: Steer | None, rng: np.random.Generator, log: Log) -> Callable[[int], np.ndarray]:
     """What ``n`` pieces continue, drawn anew at each call: the primer, or training windows
-    (in the asked key); their tempo tokens set to the asked tempo."""
+    (in the asked key, of about the asked density); their tempo tokens set to the asked tempo. ``num``: the rows of the
+    batch, checked against memory (pieces, each as its particles)."""
     tempo = steer.tempo if steer else None
     retempo = (lambda c: c) if tempo is None else (lambda c: steering.with_tempo(kinds, c, tempo))  # noqa: E731
     if continued:
@@ -495,9 +496,12 @@ def _contexts(run: Run, kinds: TokenKinds, num: int, length: float, unit: str, c
         return lambda n: np.repeat(ids[None, :], n, axis=0)
     width = min(run.config.seq_len, run.primers.shape[1]) if run.primers is not None else 0
     _check_batch(num, width, length, unit, "context")
-    keyed = steering.keyed_windows(run.representation, kinds, _training_windows(run), steer.key) \
-        if steer and steer.key else None
-    return lambda n: retempo(_window_context(run, kinds, n, rng, keyed))
+    windows = _training_windows(run)
+    if steer and steer.key:
+        windows = steering.keyed_windows(run.representation, kinds, windows, steer.key)
+    if steer and steer.density and kinds.bars is not None:
+        windows = steering.windows_near(kinds, windows, steer.density)
+    return lambda n: retempo(_window_context(run, kinds, n, rng, windows))
 
 
 @torch.no_grad()
@@ -533,19 +537,24 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     kinds = TokenKinds(rep)
     continued = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
-    contexts = _contexts(run, kinds, num, length, unit, continued, steer, rng, log)
-    rules = _rules(run, kinds, continued is not None, steer, constrained)
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
+    # with a density asked (and no form: its sections are copied, not resampled), particles
+    size = steering.DENSITY_PARTICLES if steer and steer.density and plan is None else 1
+    contexts = _contexts(run, kinds, num * size, length, unit, continued, steer, rng, log)
+    rules = _rules(run, kinds, continued is not None, steer, constrained)
 
     def draw(n: int) -> Generated:
         context = contexts(n)
+        rows = np.repeat(context, size, axis=0)
         pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c,
-                         _copier(plan, kinds, c)) for c in context]
-        tracker = _Progress(sum(p.meter.length for p in pieces), unit, quiet, log, progress)
+                         _copier(plan, kinds, c), group=k // size) for k, c in enumerate(rows)]
+        fit = steering.DensityFit(size, rng, kinds, steer.density) if size > 1 else None
+        tracker = _Progress(sum(p.meter.length for p in pieces) / size, unit, quiet, log, progress, per=size)
         try:
-            masked = _sample(run, context, pieces, sampling, gen, tracker)
+            masked = _sample(run, rows, pieces, sampling, gen, tracker, fit)
         finally:
             tracker.close()
+        pieces = fit.best(pieces, n) if fit else pieces
         return Generated(list(context), [steering.without_controls(p.new, kinds.size) for p in pieces], masked,
                          continued is not None, primer=continued, length=length, unit=unit,
                          capped=[k for k, p in enumerate(pieces) if p.meter.capped],

@@ -27,6 +27,7 @@ from ..data.representations.midi_tokens import TEMPO_RANGE
 from ..data.token_stats import TEMPO, TokenKinds
 from ..errors import CadenzaError
 from ..spec import Spec
+from .particles import Particles
 
 MODES = ("major", "minor")
 EXTRA_ROUNDS = 3          # rounds of redrawing the pieces whose key estimate misses ...
@@ -35,6 +36,8 @@ KEY_METHOD = "key"        # music21's standard key estimate
 CLEAR_MARGIN = 0.05       # windows whose key beats the runner-up's correlation by this start pieces
 TEMPO_SPEC = Spec(float, *TEMPO_RANGE)  # the tokenizers' tempo range, in bpm
 KEY_HELP = "a tonic and a mode, e.g. C:major, A:minor, F#:minor, Bb:major"
+DENSITY_PARTICLES = 4     # pieces sampled per candidate with a density asked, resampled at every bar ...
+SPREAD = 0.15             # ... by how near each bar's notes came to the target (log ratio; +-25%: 0.22)
 
 
 def parse_key(text: str):
@@ -157,6 +160,21 @@ def keyed_windows(rep, kinds: TokenKinds, windows: np.ndarray, asked: str) -> np
     return np.stack([w for w, c in zip(out, clear) if c] if any(clear) else out)
 
 
+def windows_near(kinds: TokenKinds, windows: np.ndarray, level: str) -> np.ndarray:
+    """The windows whose bars hold about the level's notes (the median of their closed bars
+    within +-25% of its target; else the quarter nearest it), so a piece starts from music of
+    that density and the model goes on in it."""
+    target, pitches = TARGETS[level], kinds.count("Pitch")
+    medians = []
+    for window in windows:
+        starts = np.flatnonzero(kinds.bars[window])
+        counts = np.add.reduceat(pitches[window], starts)[:-1] if len(starts) > 1 else []
+        medians.append(np.median(counts) if len(counts) else np.nan)
+    off = np.abs(np.log((np.nan_to_num(np.array(medians), nan=1e6) + 1) / (target + 1)))
+    near = off <= math.log(1.25)
+    return windows[near] if near.any() else windows[np.argsort(off)[:max(1, len(windows) // 4)]]
+
+
 def _single_tempos(kinds: TokenKinds) -> np.ndarray:
     """Which ids are one Tempo token and nothing else (not a BPE merge)."""
     return np.array([len(vs) == 1 and len(p) == 1 for vs, p in zip(kinds.values(TEMPO), kinds.parts)], dtype=bool)
@@ -217,6 +235,33 @@ class DensityRules:
 
     def redirect(self, state: tuple, allowed: np.ndarray):
         return None if state[1] else self.rules.redirect(state[0], allowed[:self.size])
+
+
+class DensityFit(Particles):
+    """Particles resampled at every bar by how near its notes came to the level's target: the
+    model trained with controls follows the level's token loosely, so of the bars it writes
+    the ones near the target are kept (log-weight ``-(log ratio)^2 / 2 SPREAD^2``, the ratio
+    of notes + 1 to target + 1). A piece's ``scores`` are its notes per bar, the last one open."""
+
+    def __init__(self, size: int, rng: np.random.Generator, kinds: TokenKinds, level: str) -> None:
+        super().__init__(size, 1, rng)
+        self.bars, self.pitches, self.target = kinds.bars > 0, kinds.count("Pitch"), TARGETS[level]
+
+    def observe(self, piece, logp) -> None:
+        token = piece.new[-1]
+        if not piece.scores:
+            piece.scores.append(0)
+        if token < len(self.bars):
+            if self.bars[token]:
+                piece.scores.append(0)
+            else:
+                piece.scores[-1] += int(self.pitches[token])
+
+    def judged(self, piece) -> int:
+        return max(0, len(piece.scores) - 1)
+
+    def weight(self, piece, k: int) -> float:
+        return -math.log((piece.scores[k] + 1) / (self.target + 1)) ** 2 / (2 * SPREAD ** 2)
 
 
 def without_controls(new, size: int) -> np.ndarray:
