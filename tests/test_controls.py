@@ -125,3 +125,24 @@ def test_density_refused_in_one_line(controls_run, tmp_path, capsys, monkeypatch
         err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]
         assert len(err) == 1 and said in err[0], err
         assert not out.exists() and not (tmp_path / "r" / "best.safetensors").exists()
+
+
+def test_density_particles_keep_the_bars_near_the_target(base):
+    """At a bar every particle of a candidate has closed, the particles are redrawn from those
+    whose bar came near the level's target; the best particle is the nearest over all bars."""
+    from types import SimpleNamespace
+
+    from cadenza.generation.steer import DensityFit
+
+    kinds = TokenKinds(base.representation)
+    fit = DensityFit(4, np.random.default_rng(0), kinds, "low")  # target 10 notes
+    bar, pitch = kinds.bar_id, int(np.flatnonzero(kinds.count("Pitch"))[0])
+    pieces = [SimpleNamespace(group=0, scores=[notes, 0], new=[pitch]) for notes in (10, 30, 11, 50)]
+    pieces.append(SimpleNamespace(group=1, scores=[40, 0, 0], new=[pitch]))  # a candidate of its own
+    rows = fit(pieces, torch.zeros(len(pieces), kinds.size))
+    assert [p.scores[1] for p in pieces[:4]] == [1, 1, 1, 1]  # the Pitch just written, counted in the open bar
+    assert rows is not None and set(rows[:4]) <= {0, 2} and rows[4] == 4
+    pieces[1].new, pieces[1].scores = [bar], [30, 1]  # a bar closed: a new one opens
+    fit.observe(pieces[1], None)
+    assert pieces[1].scores == [30, 1, 0]
+    assert fit.best(pieces[:4], 1)[0] is pieces[0]

@@ -130,8 +130,10 @@ def melody_notes(rep, kinds: TokenKinds, melody: Score) -> list[Due]:
 
 # -- the rules ----------------------------------------------------------------------------------
 class _MelodyRules:
-    """The run's rules, no Rest, and the melody's notes where they fall. A state is (the run's
-    rules' state, notes written, bar, position, tokens of the current melody note still to come)."""
+    """The run's rules, no Rest, and the melody's notes where they fall; the accompaniment under
+    the melody note to come, the notes of one position going up by pitch (as MidiTok writes
+    them). A state is (the run's rules' state, melody notes written, bar, position, tokens of
+    the current melody note still to come, the highest pitch written at this position)."""
 
     def __init__(self, rules: TokenRules, kinds: TokenKinds, due: list[Due]) -> None:
         self.rules, self.due, self.size = rules, due, kinds.size

@@ -36,7 +36,7 @@ KEY_METHOD = "key"        # music21's standard key estimate
 CLEAR_MARGIN = 0.05       # windows whose key beats the runner-up's correlation by this start pieces
 TEMPO_SPEC = Spec(float, *TEMPO_RANGE)  # the tokenizers' tempo range, in bpm
 KEY_HELP = "a tonic and a mode, e.g. C:major, A:minor, F#:minor, Bb:major"
-DENSITY_PARTICLES = 4     # pieces sampled per candidate with a density asked, resampled at every bar ...
+DENSITY_PARTICLES = 8     # pieces sampled per candidate with a density asked, resampled at every bar ...
 SPREAD = 0.15             # ... by how near each bar's notes came to the target (log ratio; +-25%: 0.22)
 
 
