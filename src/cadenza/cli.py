@@ -133,7 +133,8 @@ def _add_accompany(sub) -> None:
     p.add_argument("run_dir", type=Path, help="a trained run (REMI tokens), e.g. base")
     p.add_argument("melody", type=Path, help="a MIDI file: its one track with notes, or the track --melody-track names")
     p.add_argument("--melody-track", metavar="NAME",
-                   help="the melody's track in a file of several (its name, or its number from 1)")
+                   help="the melody's track in a file of several (its name, or its number from 1; "
+                        "default: the file's one track with notes)")
     _add_candidates(p)
 
 
