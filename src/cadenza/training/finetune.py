@@ -99,10 +99,10 @@ def load_start(model: torch.nn.Module, config, rep) -> None:
     from .. import models
 
     start = Config.load(resolve_run(config.init_from) / rundir.CONFIG)
-    for what, has in (("infill", has_markers), ("controls", has_controls)):
+    for what, has, tokens in (("infill", has_markers, "markers"), ("controls", has_controls, "density tokens")):
         if has(start) and not has(config):
             raise CadenzaError(f"--from {config.init_from} was trained with {what}; a fine-tune of it keeps "
-                               f"its tokens: give --{what} above 0 (its own: {getattr(start, what):g})")
+                               f"its {tokens}: give --{what} above 0 (its own: {getattr(start, what):g})")
     if extra_ids(start) == extra_ids(config):
         load_start_weights(model, config)
         return
