@@ -18,7 +18,6 @@ exactly ``length`` new bars.
 from __future__ import annotations
 
 import copy
-
 import math
 import sys
 import time
