@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from midifiles import random_piece, write_piece
+from midifiles import fine_tune_infill, random_piece, write_piece
 
 
 @pytest.fixture
@@ -51,22 +51,9 @@ POP909 = Path(os.environ.get("CADENZA_POP909_DATA") or Path(__file__).resolve().
 @pytest.fixture(scope="session")
 def infill_model(studio, tmp_path_factory) -> str:
     """A model of the studio trained for infill, ``infill`` in its runs folder: the shipped base
-    fine-tuned 2 steps on 4 POP909 songs as in tests/test_infill.py (seconds); skipped without them."""
-    from cadenza.cli import main
-
+    fine-tuned 2 steps on 4 POP909 songs (midifiles.fine_tune_infill, seconds); skipped without them."""
     songs = [POP909 / f"{n:03d}" / f"{n:03d}.mid" for n in (1, 2, 3, 4)]
     if not all(p.is_file() for p in songs):
         pytest.skip("POP909 files absent")
-    base = tmp_path_factory.mktemp("infill")
-    (base / "songs").mkdir()
-    for song in songs:
-        (base / "songs" / song.name).symlink_to(song)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(base / "cache"))
-    try:
-        assert main(["train", str(base / "songs"), "--run-dir", str(studio.runs / "infill"), "--from", "base",
-                     "--infill", "0.5", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
-                     "--threads", "1", "--workers", "1", "--quiet"]) == 0
-    finally:
-        mp.undo()
+    fine_tune_infill(songs, tmp_path_factory.mktemp("infill"), studio.runs / "infill")
     return "infill"

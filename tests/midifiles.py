@@ -7,12 +7,14 @@ from pathlib import Path
 from symusic import Note, Score, Track
 
 
-def write_piece(path: Path, events, tpq: int = 480, program: int = 0, drum: bool = False, tracks=None) -> Path:
+def write_piece(path: Path, events, tpq: int = 480, program: int = 0, drum: bool = False, tracks=None,
+                names=None) -> Path:
     """``events``: (time, duration, pitch, velocity) in ticks; ``tracks`` overrides with a list of
-    event lists (one track each)."""
+    event lists (one track each), named by ``names`` (default: each "Piano")."""
     score = Score(tpq)
-    for evs in tracks or [events]:
-        track = Track("Piano", program, drum)
+    lists = tracks or [events]
+    for evs, name in zip(lists, names or ["Piano"] * len(lists)):
+        track = Track(name, program, drum)
         for time, dur, pitch, vel in evs:
             track.notes.append(Note(time, dur, pitch, vel))
         score.tracks.append(track)
@@ -25,17 +27,11 @@ def write_melody(path: Path, bass: bool = False) -> Path:
     """8 bars of quarter notes climbing a C major scale, in a track named Melody (``bass``:
     and half notes under it in a second track, Bass)."""
     scale = [60, 62, 64, 65, 67, 69, 71, 72]
-    score = Score(480)
     parts = [("Melody", [(k * 480, 480, scale[k % 8], 80) for k in range(32)])]
     parts += [("Bass", [(k * 960, 960, 48 + scale[k % 8] % 12, 70) for k in range(16)])] if bass else []
-    for name, events in parts:
-        track = Track(name, 0, False)
-        for time, dur, pitch, vel in events:
-            track.notes.append(Note(time, dur, pitch, vel))
-        score.tracks.append(track)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    score.dump_midi(str(path))
-    return path
+    return write_piece(path, None, tracks=[events for _, events in parts], names=[name for name, _ in parts])
+
+
 
 
 def random_piece(rng: random.Random, n_onsets: int = 120, tpq: int = 480):
@@ -113,3 +109,24 @@ def train_tiny_run(base: Path, **changes) -> Path:
         else:
             os.environ["CADENZA_CACHE"] = before
     return base / "run"
+
+
+def fine_tune_infill(songs: list[Path], root: Path, run_dir: Path) -> Path:
+    """The shipped base fine-tuned 2 steps on ``songs`` with half its windows made FIM examples
+    (seconds), into ``run_dir``; ``root`` holds the songs' links and the data cache."""
+    import pytest
+
+    from cadenza.cli import main
+
+    (root / "songs").mkdir()
+    for song in songs:
+        (root / "songs" / song.name).symlink_to(song)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CADENZA_CACHE", str(root / "cache"))
+    try:
+        assert main(["train", str(root / "songs"), "--run-dir", str(run_dir), "--from", "base", "--infill", "0.5",
+                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--threads", "1",
+                     "--workers", "1", "--quiet"]) == 0
+    finally:
+        mp.undo()
+    return run_dir

@@ -19,6 +19,7 @@ from cadenza.data.dataset import TokenWindows
 from cadenza.generation.generate import generate
 from cadenza.rundir import load_run
 from cadenza.data.token_stats import TokenKinds
+from midifiles import fine_tune_infill
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 POP909 = Path(os.environ.get("CADENZA_POP909_DATA") or SHARED / "pop909")
@@ -30,18 +31,7 @@ pytestmark = pytest.mark.skipif(not all(p.is_file() for p in SONGS), reason="POP
 def infill_run(tmp_path_factory) -> Path:
     """The shipped base fine-tuned a few steps with half its windows made FIM examples."""
     base = tmp_path_factory.mktemp("infill")
-    (base / "songs").mkdir()
-    for song in SONGS:
-        (base / "songs" / song.name).symlink_to(song)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(base / "cache"))
-    try:
-        assert main(["train", str(base / "songs"), "--run-dir", str(base / "run"), "--from", "base", "--infill", "0.5",
-                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--threads", "1",
-                     "--workers", "1", "--quiet"]) == 0
-    finally:
-        mp.undo()
-    return base / "run"
+    return fine_tune_infill(SONGS, base, base / "run")
 
 
 @pytest.fixture

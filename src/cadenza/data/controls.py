@@ -49,13 +49,20 @@ def bin_of(notes: int | np.ndarray):
     return np.searchsorted(EDGES, notes, side="right")
 
 
+def closed_bars(window: np.ndarray, bars: np.ndarray, pitches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each bar of ``window`` starts (its Bar token) and the notes of each bar the window
+    closes (all but the last). ``bars``/``pitches``: per id, Bar and Pitch tokens in it."""
+    starts = np.flatnonzero(bars[window])
+    notes = np.add.reduceat(pitches[window], starts)[:-1] if len(starts) > 1 else np.zeros(0, dtype=np.int64)
+    return starts, notes
+
+
 def with_density(window: np.ndarray, bars: np.ndarray, pitches: np.ndarray, first: int) -> np.ndarray:
     """``window`` with the density token of each bar it closes after that bar's Bar token, the
-    length kept (the end gives way). ``bars``/``pitches``: per id, Bar and Pitch tokens in it."""
-    starts = np.flatnonzero(bars[window])
-    if len(starts) < 2:
+    length kept (the end gives way)."""
+    starts, notes = closed_bars(window, bars, pitches)
+    if not len(notes):
         return window
-    notes = np.add.reduceat(pitches[window], starts)[:-1]  # the last bar is not closed here
     pieces = [window[:starts[0] + 1]]
     for k, count in enumerate(notes):
         pieces += [[first + int(bin_of(count))], window[starts[k] + 1:starts[k + 1] + 1]]

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from symusic import KeySignature, Score, Tempo
 
-from ..data.controls import DENSITY_HELP, TARGETS, has_controls, level_token
+from ..data.controls import DENSITY_HELP, TARGETS, closed_bars, has_controls, level_token
 from ..data.layouts import model_vocab
 from ..data.representations.midi_tokens import TEMPO_RANGE
 from ..data.token_stats import TEMPO, TokenKinds
@@ -167,8 +167,7 @@ def windows_near(kinds: TokenKinds, windows: np.ndarray, level: str) -> np.ndarr
     target, pitches = TARGETS[level], kinds.count("Pitch")
     medians = []
     for window in windows:
-        starts = np.flatnonzero(kinds.bars[window])
-        counts = np.add.reduceat(pitches[window], starts)[:-1] if len(starts) > 1 else []
+        counts = closed_bars(window, kinds.bars, pitches)[1]
         medians.append(np.median(counts) if len(counts) else np.nan)
     off = np.abs(np.log((np.nan_to_num(np.array(medians), nan=1e6) + 1) / (target + 1)))
     near = off <= math.log(1.25)

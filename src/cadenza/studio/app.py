@@ -58,6 +58,14 @@ class Studio:
         self.trainings: dict[str, Training] = {}
         self._runs: dict[Path, tuple[float, object]] = {}
 
+    def model_path(self, body: dict) -> Path:
+        """The run of the model a request names (its ``model`` field)."""
+        return as_field("model", models.resolve, self.runs, body.get("model"))
+
+    @staticmethod
+    def model_config(path: Path) -> Config:
+        return as_field("model", Config.load, path / rundir.CONFIG)
+
     def run(self, path: Path):
         """A loaded run, cached until its best weights change (worker thread only)."""
         stamp = (path / "best.safetensors").stat().st_mtime
@@ -84,7 +92,7 @@ class Studio:
         """What would fail at once, refused before the job is queued: a piece that is not there,
         a model not trained for infill, a span outside the piece."""
         source = as_field("piece", self.pieces.midi, p["piece"])
-        if not has_markers(as_field("model", Config.load, path / rundir.CONFIG)):
+        if not has_markers(self.model_config(path)):
             raise CadenzaError(f"model {model_id} was not trained for infill: pick a model fine-tuned with infill "
                                f"(on the command line: cadenza train FOLDER --from {model_id} --infill 0.5)")
         with reworded(words(model_id, path, source, "the piece")):
@@ -197,12 +205,12 @@ async def api_generate(request: Request):
     studio: Studio = request.app.state.studio
     body, data, name = await read_body(request)
     params = generation_params(body)
-    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
+    path = await run_in_threadpool(studio.model_path, body)
     if data is not None:  # an uploaded prompt, taken as it comes
         params["prompt"] = await run_in_threadpool(as_field, "prompt", studio.pieces.add_upload, data, name)
     elif params["prompt"]:
         as_field("prompt", studio.pieces.folder, params["prompt"])
-    if params["steer"].density and not has_controls(as_field("model", Config.load, path / rundir.CONFIG)):
+    if params["steer"].density and not has_controls(studio.model_config(path)):
         raise FieldError("density", f"model {body['model']} was not trained with density controls: pick a model "
                          f"fine-tuned with them (on the command line: cadenza train FOLDER --from {body['model']} "
                          f"--controls 0.5)")
@@ -215,7 +223,7 @@ async def api_infill(request: Request):
     studio: Studio = request.app.state.studio
     body, _, _ = await read_body(request)
     params = infill_params(body)
-    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
+    path = await run_in_threadpool(studio.model_path, body)
     await run_in_threadpool(studio.infill_ready, body["model"], path, params)
     job = studio.worker.submit("infill", lambda job: studio.infilling(job, body["model"], path, params))
     return await answer(job, body)
@@ -226,7 +234,7 @@ async def api_accompany(request: Request):
     studio: Studio = request.app.state.studio
     body, data, name = await read_body(request)
     params = accompany_params(body)
-    path = await run_in_threadpool(as_field, "model", models.resolve, studio.runs, body.get("model"))
+    path = await run_in_threadpool(studio.model_path, body)
     if data is None:
         raise FieldError("melody", "upload the melody as a MIDI file (the form field 'file')")
     params["melody"] = await run_in_threadpool(as_field, "melody", studio.pieces.add_upload, data, name, False)
