@@ -30,7 +30,7 @@ DENSITY_HELP = "low, medium or high (about 10, 18 or 28 notes a bar)"
 
 
 def has_controls(config) -> bool:
-    return getattr(config, "controls", 0.0) > 0
+    return config.controls > 0
 
 
 def first_id(rep) -> int:
