@@ -59,6 +59,9 @@ def _add_train(sub) -> None:
     p.add_argument("--controls", type=float, metavar="SHARE",
                    help="teach density controls (generate --density): this share of the training windows carry a "
                         f"density token after each bar {dflt('controls')}")
+    p.add_argument("--lookahead", type=float, metavar="SHARE",
+                   help="teach melody lookahead (cadenza accompany): this share of the training windows give each "
+                        f"bar's top line before the bar {dflt('lookahead')}")
     p.add_argument("--patience", type=int,
                    help=f"stop after N evaluations without validation improvement (0: off) {dflt('patience')}")
     p.add_argument("--max-minutes", type=float,
@@ -255,7 +258,8 @@ def cmd_train(args) -> int:
 
     given = dict(epochs=args.epochs, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
                  val_fraction=args.val_fraction, transpose=args.transpose, tempo_stretch=args.tempo_stretch,
-                 infill=args.infill, controls=args.controls, max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+                 infill=args.infill, controls=args.controls, lookahead=args.lookahead,
+                 max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
                  steps_per_epoch=args.steps_per_epoch, seed=args.seed, compile=args.compile, threads=args.threads,
                  patience=args.patience, dropout=args.dropout, ema=args.ema)  # --patience 0: off
     overrides = {k: v for k, v in given.items() if v is not None}  # flags not given keep the preset's value

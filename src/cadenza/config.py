@@ -37,6 +37,8 @@ class Config:
                                   # the model has the marker tokens (cadenza.data.fim); 0: none, as before
     controls: float = 0.0         # share of training windows with a density token after each bar (generate
                                   # --density; cadenza.data.controls); 0: none, as before
+    lookahead: float = 0.0        # share of training windows with each bar's top line before it (accompany;
+                                  # cadenza.data.lookahead); 0: none, as before
     # optimisation
     optimizer: str = "adamw"      # adamw | rmsprop
     lr: float = 3e-3

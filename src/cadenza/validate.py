@@ -58,6 +58,7 @@ def config_specs() -> dict[str, Spec]:
         "seq_len": Spec(int, 2, 1 << 20), "val_fraction": Spec(float, 0, 1, hi_open=True),
         "transpose": Spec(int, 0, 127), "tempo_stretch": Spec(int, 0, 1024),
         "infill": Spec(float, 0, 1), "controls": Spec(float, 0, 1),
+        "lookahead": Spec(float, 0, 1),
         "optimizer": Spec({"adamw", "rmsprop"}), "lr": Spec(float, 0, 1e6, lo_open=True),
         "weight_decay": Spec(float, 0, 1e6), "warmup_steps": Spec(int, 0, BIG),
         "warmup_fraction": Spec(float, 0, 1), "schedule": Spec({"cosine", "constant"}),

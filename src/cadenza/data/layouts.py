@@ -1,10 +1,11 @@
 """The ids a run's model has after its tokenizer's, and the training windows laid out with
-them: density controls (:mod:`.controls`), then fill-in-the-middle (:mod:`.fim`).
+them: density controls (:mod:`.controls`), melody lookahead (:mod:`.lookahead`), then
+fill-in-the-middle (:mod:`.fim`).
 
-    [tokenizer's V ids] [SUF MID END] [LEVELS density ids]
+    [tokenizer's V ids] [SUF MID END] [LEVELS density ids] [TOP PLAY]
 
-The three markers come with infill, and with controls alone too, so a density id is the same
-in every run that has one; a run without either has the tokenizer's ids only.
+The ids before a run's last kind come with it, used or not, so an id is the same in every run
+that has it; a run with none of the three has the tokenizer's ids only.
 """
 from __future__ import annotations
 
@@ -14,18 +15,27 @@ import torch
 from ..errors import CadenzaError
 from .controls import LEVELS, ControlLayout, has_controls
 from .fim import IGNORED, MARKERS, InfillLayout, has_markers
+from .lookahead import MARKERS as LOOKAHEAD_MARKERS, LookaheadLayout, has_lookahead
 
 
 def extra_ids(config) -> int:
-    """How many ids a run's model has after its tokenizer's: the infill markers (also kept by a
-    run with controls alone, so the density ids never move) and the density tokens."""
-    return (MARKERS if has_markers(config) or has_controls(config) else 0) + (LEVELS if has_controls(config) else 0)
+    """How many ids a run's model has after its tokenizer's: the infill markers, the density
+    tokens and the lookahead markers, each kind also kept by a run with a later one only."""
+    kinds = (MARKERS, has_markers(config)), (LEVELS, has_controls(config)), \
+        (LOOKAHEAD_MARKERS, has_lookahead(config))
+    last = max((n for n, (_, has) in enumerate(kinds) if has), default=-1)
+    return sum(size for size, _ in kinds[:last + 1])
 
+
+def lookahead_id(rep) -> int:
+    """The id of a run's ``TOP`` marker (``PLAY`` follows it)."""
+    return rep.vocab_size + MARKERS + LEVELS
 
 
 def check_config(config) -> None:
-    """Before any work: a training with infill or controls has bar tokens to lay them out by."""
-    if has_markers(config) or has_controls(config):
+    """Before any work: a training with infill, controls or lookahead has the tokens to lay
+    them out by."""
+    if has_markers(config) or has_controls(config) or has_lookahead(config):
         from . import representations
 
         _layouts(representations.create(config.representation, **config.representation_options), config)
@@ -38,13 +48,13 @@ def model_vocab(config, rep) -> int:
 
 class LaidWindows:
     """Training windows (a :class:`~cadenza.data.dataset.TokenWindows`) laid out anew by each of
-    ``layouts`` in turn (density controls, then FIM), the targets they mark unscored; everything
+    ``layouts`` in turn (density controls, lookahead, then FIM), the targets they mark unscored; everything
     else (epochs, evaluation windows: plain) is the inner windows'. Drawn from the batch's own
     random generator after its augmentation, so a resumed training replays the same examples."""
 
     def __init__(self, inner, layouts: list) -> None:
         if not inner.every_position:
-            raise CadenzaError("--infill and --controls need a model trained on every position "
+            raise CadenzaError("--infill, --controls and --lookahead need a model trained on every position "
                                "(not the seed notebook's)")
         self.inner, self.layouts = inner, layouts
         self.unscored = np.array(sorted({i for lay in layouts for i in lay.unscored()}), dtype=np.int64)
@@ -65,11 +75,13 @@ class LaidWindows:
 
 
 def training_windows(windows, rep, config):
-    """``windows`` as they are without infill or controls, else :class:`LaidWindows` over them."""
+    """``windows`` as they are without infill, controls or lookahead, else :class:`LaidWindows`
+    over them."""
     layouts = _layouts(rep, config)
     return LaidWindows(windows, layouts) if layouts else windows
 
 
 def _layouts(rep, config) -> list:
     return ([ControlLayout(rep, config.controls)] if has_controls(config) else []) + \
+        ([LookaheadLayout(rep, config.lookahead, lookahead_id(rep))] if has_lookahead(config) else []) + \
         ([InfillLayout(rep, config.infill, extra_ids(config) - MARKERS)] if has_markers(config) else [])

@@ -32,6 +32,8 @@ from symusic import Score, Track
 
 from ..data.bars import bar_lines, bars_before, cut
 from ..data.corpus.reader import merge_piano
+from ..data.layouts import lookahead_id, model_vocab
+from ..data.lookahead import Note, Tables, block, has_lookahead, top_line
 from ..data.token_stats import TEMPO, TIMESIG, TokenKinds
 from ..errors import CadenzaError
 from ..rundir import Run, load_run
@@ -132,41 +134,53 @@ def melody_notes(rep, kinds: TokenKinds, melody: Score) -> list[Due]:
 class _MelodyRules:
     """The run's rules, no Rest, and the melody's notes where they fall; the accompaniment under
     the melody note to come, the notes of one position going up by pitch (as MidiTok writes
-    them). A state is (the run's rules' state, melody notes written, bar, position, tokens of
-    the current melody note still to come, the highest pitch written at this position)."""
+    them); with ``blocks`` (a run trained with lookahead) each bar's block after its Bar token.
+    A state is (the run's rules' state, melody notes written, bar, position, tokens of the
+    current melody note still to come, the highest pitch written at this position, tokens of
+    the bar's lookahead block still to come)."""
 
-    def __init__(self, rules: TokenRules, kinds: TokenKinds, due: list[Due]) -> None:
-        self.rules, self.due, self.size = rules, due, kinds.size
+    def __init__(self, rules: TokenRules, kinds: TokenKinds, due: list[Due], blocks: list[list[int]] = (),
+                 width: int | None = None) -> None:
+        self.rules, self.due, self.size, self.blocks = rules, due, kinds.size, blocks
+        self.width = width or kinds.size
         tables = _token_tables(kinds)
         self.pitch, self.position, self.bar = tables["pitch"], tables["position"], tables["bar"]
         self.free = ~tables["rest"]
 
     def start(self, context: np.ndarray) -> tuple:
-        return self.rules.start(context), 0, 0, -1, (), -1
+        return self.rules.start(context), 0, 0, -1, (), -1, self._block(0)
+
+    def _block(self, bar: int) -> tuple:
+        return tuple(self.blocks[bar]) if bar < len(self.blocks) else ()
 
     def advance(self, state: tuple, token: int) -> tuple:
-        inner, written, bar, position, coming, low = state
+        inner, written, bar, position, coming, low, ahead = state
+        if ahead:  # the lookahead block: read by the model, not the piece's music
+            return inner, written, bar, position, coming, low, ahead[1:]
         inner = self.rules.advance(inner, token)
         if coming:
-            return inner, written + (len(coming) == 1), bar, position, coming[1:], low
+            return inner, written + (len(coming) == 1), bar, position, coming[1:], low, ()
         if self.bar[token]:
-            return inner, written, bar + 1, -1, (), -1
+            return inner, written, bar + 1, -1, (), -1, self._block(bar + 1)
         if self.position[token] >= 0:
-            return inner, written, bar, int(self.position[token]), (), -1
+            return inner, written, bar, int(self.position[token]), (), -1, ()
         low = max(low, int(self.pitch[token]))
         if written < len(self.due) and self._at(self.due[written], bar, position) \
                 and token == self.due[written].ids[0]:
-            return inner, written, bar, position, self.due[written].ids[1:], low
-        return inner, written, bar, position, (), low
+            return inner, written, bar, position, self.due[written].ids[1:], low, ()
+        return inner, written, bar, position, (), low, ()
 
     @staticmethod
     def _at(note: Due, bar: int, position: int) -> bool:
         return (bar, position) == (note.bar, note.position)
 
     def _only(self, token: int) -> np.ndarray:
-        mask = np.zeros(self.size, dtype=bool)
+        mask = np.zeros(self.width, dtype=bool)
         mask[token] = True
         return mask
+
+    def _wide(self, mask: np.ndarray) -> np.ndarray:
+        return np.concatenate([mask, np.zeros(self.width - len(mask), dtype=bool)])
 
     def _next_step(self, note: Due, bar: int, position: int) -> int:
         """The token that brings the piece to the melody note soonest."""
@@ -175,9 +189,9 @@ class _MelodyRules:
         return note.ids[0] if position == note.position else note.position_id
 
     def allowed(self, state: tuple) -> np.ndarray:
-        inner, written, bar, position, coming, low = state
-        if coming:
-            return self._only(coming[0])
+        inner, written, bar, position, coming, low, ahead = state
+        if ahead or coming:
+            return self._only((ahead or coming)[0])
         mask = self.rules.allowed(inner) & self.free & ~((self.pitch >= 0) & (self.pitch <= low))  # up by pitch
         if written < len(self.due):
             note = self.due[written]
@@ -185,15 +199,18 @@ class _MelodyRules:
             if bar == note.bar:
                 mask = mask & ~self.bar & ~(self.position > note.position)
         if mask.any():
-            return mask
+            return self._wide(mask)
         if written < len(self.due):
             return self._only(self._next_step(self.due[written], bar, position))
-        return self.rules.allowed(inner)
+        return self._wide(self.rules.allowed(inner))
 
     def redirect(self, state: tuple, allowed: np.ndarray):
         """What would pass the due melody note (a Bar, a later Position, a higher pitch) goes
         to the token that reaches it."""
-        inner, written, bar, position, coming, _ = state
+        inner, written, bar, position, coming, _, ahead = state
+        allowed = allowed[:self.size]
+        if ahead:
+            return None
         if coming or written >= len(self.due) or bar != self.due[written].bar:
             return self.rules.redirect(inner, allowed)
         note = self.due[written]
@@ -205,13 +222,26 @@ class _MelodyRules:
         return past, np.full(len(past), target)
 
     def melody_tokens(self, context: np.ndarray, new) -> np.ndarray:
-        """Which of ``new`` are the melody's notes (their Pitch, Velocity and Duration)."""
+        """Which of ``new`` are the melody's notes (their Pitch, Velocity and Duration) or a
+        lookahead block's."""
         state, out = self.start(context), np.zeros(len(new), dtype=bool)
         for n, token in enumerate(new):
             state_after = self.advance(state, int(token))
-            out[n] = bool(state[4]) or bool(state_after[4])
+            out[n] = bool(state[6]) or bool(state[4]) or bool(state_after[4])
             state = state_after
         return out
+
+
+def lookahead_blocks(run: Run, due: list[Due], bars: int) -> list[list[int]]:
+    """Each bar's lookahead block of the melody's notes, for a run trained with lookahead
+    (:mod:`cadenza.data.lookahead`: the top line it learned from is the melody here); else none."""
+    if not has_lookahead(run.config):
+        return []
+    tables, top = Tables(run.representation), lookahead_id(run.representation)
+    notes = [[] for _ in range(bars)]
+    for d in due:
+        notes[d.bar].append(Note(d.position, d.pitch, int(tables.length[d.ids[2]]), (d.position_id, d.ids[0], d.ids[2])))
+    return [block(top_line(bar), top) for bar in notes]
 
 
 # -- the particles ------------------------------------------------------------------------------
@@ -278,7 +308,8 @@ def accompany(run: Run | str | Path, melody: str | Path, num: int = 1, melody_tr
     _check_batch(num * particles, context.shape[1], bars, "bars", "context")
     stats = run.token_stats or {}
     rules = _MelodyRules(TokenRules(run.representation.grammar(), kinds, stats.get("seen"), (),
-                                    _forced_globals(kinds, merged)), kinds, due)
+                                    _forced_globals(kinds, merged)), kinds, due, lookahead_blocks(run, due, bars),
+                         model_vocab(run.config, run.representation))
     pieces = [_Piece(rules, _meter(run, kinds, bars, "bars", [kinds.bar_id]), c, group=n // particles)
               for n, c in enumerate(np.repeat(context, particles, axis=0))]
     tracker = _Progress(num * bars, "bars", quiet, log, progress, per=particles)

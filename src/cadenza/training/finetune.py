@@ -15,6 +15,7 @@ from ..config import FINETUNE_SCHEDULE, Config
 from ..data.controls import has_controls
 from ..data.fim import grow_vocab, has_markers
 from ..data.layouts import extra_ids
+from ..data.lookahead import has_lookahead
 from ..errors import CadenzaError
 from ..files import check_regular
 from ..pretrained import resolve_run
@@ -94,12 +95,13 @@ def load_start_weights(model: torch.nn.Module, config: Config) -> None:
 
 def load_start(model: torch.nn.Module, config, rep) -> None:
     """A fine-tune's starting weights into ``model`` (:func:`load_start_weights`); when the
-    fine-tune adds ids after the tokenizer's (infill markers, density tokens), through a model of
+    fine-tune adds ids after the tokenizer's (infill markers, density tokens, lookahead markers), through a model of
     the start's vocabulary grown by :func:`cadenza.data.fim.grow_vocab`. A start keeps its ids."""
     from .. import models
 
     start = Config.load(resolve_run(config.init_from) / rundir.CONFIG)
-    for what, has, tokens in (("infill", has_markers, "markers"), ("controls", has_controls, "density tokens")):
+    for what, has, tokens in (("infill", has_markers, "markers"), ("controls", has_controls, "density tokens"),
+                              ("lookahead", has_lookahead, "lookahead markers")):
         if has(start) and not has(config):
             raise CadenzaError(f"--from {config.init_from} was trained with {what}; a fine-tune of it keeps "
                                f"its {tokens}: give --{what} above 0 (its own: {getattr(start, what):g})")
