@@ -132,17 +132,22 @@ def test_density_particles_keep_the_bars_near_the_target(base):
     whose bar came near the level's target; the best particle is the nearest over all bars."""
     from types import SimpleNamespace
 
-    from cadenza.generation.steer import DensityFit
+    from cadenza.generation.steer import BarFit
 
     kinds = TokenKinds(base.representation)
-    fit = DensityFit(4, np.random.default_rng(0), kinds, "low")  # target 10 notes
+    fit = BarFit(4, np.random.default_rng(0), kinds, Steer(density="low"))  # target 10 notes
     bar, pitch = kinds.bar_id, int(np.flatnonzero(kinds.count("Pitch"))[0])
-    pieces = [SimpleNamespace(group=0, scores=[notes, 0], new=[pitch]) for notes in (10, 30, 11, 50)]
-    pieces.append(SimpleNamespace(group=1, scores=[40, 0, 0], new=[pitch]))  # a candidate of its own
+
+    def bar_of(notes):  # a bar's notes by pitch class
+        return np.bincount(np.arange(notes) % 12, minlength=12).astype(float)
+
+    pieces = [SimpleNamespace(group=0, scores=[bar_of(n), bar_of(0)], new=[pitch]) for n in (10, 30, 11, 50)]
+    pieces.append(SimpleNamespace(group=1, scores=[bar_of(40), bar_of(0), bar_of(0)], new=[pitch]))  # a candidate
     rows = fit(pieces, torch.zeros(len(pieces), kinds.size))
-    assert [p.scores[1] for p in pieces[:4]] == [1, 1, 1, 1]  # the Pitch just written, counted in the open bar
+    assert [p.scores[1].sum() for p in pieces[:4]] == [1, 1, 1, 1]  # the Pitch just written, in the open bar
     assert rows is not None and set(rows[:4]) <= {0, 2} and rows[4] == 4
-    pieces[1].new, pieces[1].scores = [bar], [30, 1]  # a bar closed: a new one opens
+    pieces[1].new, pieces[1].scores = [bar], [bar_of(30), bar_of(1)]  # a bar closed: a new one opens
     fit.observe(pieces[1], None)
-    assert pieces[1].scores == [30, 1, 0]
+    assert [s.sum() for s in pieces[1].scores] == [30, 1, 0]
     assert fit.best(pieces[:4], 1)[0] is pieces[0]
+

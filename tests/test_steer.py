@@ -107,3 +107,26 @@ def test_bad_key_or_tempo_is_one_line_exit_2_and_nothing_written(tmp_path, capsy
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["primer.mid"]
+
+
+def test_key_particles_keep_the_pieces_in_the_asked_key(base):
+    """Asked A minor, the particles whose notes so far are A minor's (its tonic triad and the
+    leading tone G#) are kept over those that went to C major on the same white keys."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cadenza.generation.steer import BarFit
+
+    kinds = TokenKinds(base.representation)
+    fit = BarFit(4, np.random.default_rng(0), kinds, Steer(key="A:minor"))
+
+    def bar_of(classes):
+        return np.bincount(classes, minlength=12).astype(float)
+
+    a_minor, c_major = bar_of([9, 9, 0, 4, 4, 8, 11, 2, 9, 5]), bar_of([0, 0, 4, 7, 7, 2, 5, 11, 0, 9])
+    pieces = [SimpleNamespace(group=0, scores=[s, bar_of([])], new=[kinds.bar_id]) for s in
+              (c_major, a_minor, c_major, c_major)]
+    assert fit.weight(pieces[1], 0) > 0 > fit.weight(pieces[0], 0)
+    rows = fit(pieces, torch.zeros(len(pieces), kinds.size))
+    assert rows == [1, 1, 1, 1]

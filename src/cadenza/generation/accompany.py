@@ -5,9 +5,11 @@ the melody kept note for note. The pipeline::
     notes due  melody_notes    each melody note as the tokens the run writes it with: its bar,
                                its Position, its Pitch, Velocity and Duration
     context    _context        a piece's start; the melody's tempo and time signature kept in force
+    lookahead  lookahead_blocks with a run trained with lookahead, each bar's melody as a block
+                               the model reads before the bar (:mod:`cadenza.data.lookahead`)
     sampling   generate._sample the run's rules and :class:`_MelodyRules`: the model writes the
                                whole piano texture bar by bar, and each melody note where it falls;
-                               :class:`_Particles` keeps the accompaniments the melody fits
+                               :class:`_MelodyFit` keeps the accompaniments the melody fits
     output     to_scores       the melody's own track, unchanged, and the new notes (the melody's
                                tokens taken out) as an accompaniment track, on its tempo map
 
@@ -17,7 +19,9 @@ are its own tokens, forced where they fall, and the model writes everything else
 note's onset it may first write the notes under it (a position's notes go up by pitch, as in
 training); what it would do instead of reaching the melody note (move on in time, or write a
 note above it) goes to the melody note. It never writes a Rest: a rest can cross a bar line
-unseen, so time is followed by Bar and Position tokens alone.
+unseen, so time is followed by Bar and Position tokens alone. A run trained with lookahead
+learned to read each bar's top line before the bar; here the melody is that line, so the model
+knows where the melody goes for the whole bar it writes.
 """
 from __future__ import annotations
 

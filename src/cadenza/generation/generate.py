@@ -537,8 +537,8 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
     kinds = TokenKinds(rep)
     continued = read_primer(primer, primer_bars, rep.timeline) if primer is not None else None
     plan = _form_plan(run, kinds, form, length, unit, section_bars)
-    # with a density asked (and no form: its sections are copied, not resampled), particles
-    size = steering.DENSITY_PARTICLES if steer and steer.density and plan is None else 1
+    # with a density or a key asked (and no form: its sections are copied, not resampled), particles
+    size = steering.particles(steer) if plan is None else 1
     contexts = _contexts(run, kinds, num * size, length, unit, continued, steer, rng, log)
     rules = _rules(run, kinds, continued is not None, steer, constrained)
 
@@ -547,7 +547,7 @@ def generate(run: Run | str | Path, num: int = 1, length: float | None = None, u
         rows = np.repeat(context, size, axis=0)
         pieces = [_Piece(rules, _meter(run, kinds, length, unit, _decode_prefix(kinds, c)), c,
                          _copier(plan, kinds, c), group=k // size) for k, c in enumerate(rows)]
-        fit = steering.DensityFit(size, rng, kinds, steer.density) if size > 1 else None
+        fit = steering.BarFit(size, rng, kinds, steer) if size > 1 else None
         tracker = _Progress(sum(p.meter.length for p in pieces) / size, unit, quiet, log, progress, per=size)
         try:
             masked = _sample(run, rows, pieces, sampling, gen, tracker, fit)

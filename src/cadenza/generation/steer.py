@@ -6,8 +6,11 @@ other (the tempo lock of :class:`~cadenza.generation.sampling.TokenRules`).
 
 Key: the model was trained on transposed music and knows no key of its own. Each piece
 starts from a training window whose estimated mode is the asked one, transposed at the
-token level to the asked tonic, so the model continues music already in that key; every
-finished piece is checked with music21's key estimate (``analyze('key')``: the
+token level to the asked tonic, so the model continues music already in that key; each piece
+is :data:`KEY_PARTICLES` pieces sampled side by side and redrawn at every bar from those whose
+notes so far are most clearly in the asked key (:class:`BarFit`), so a piece that drifts to the
+relative major is dropped while it drifts; every finished piece is checked with music21's key
+estimate (``analyze('key')``: the
 Krumhansl-Schmuckler method with the Aarden-Essen profiles), the pieces that miss are drawn
 again (:data:`EXTRA_ROUNDS` rounds at most) and, still missing, kept with a warning.
 """
@@ -37,7 +40,9 @@ CLEAR_MARGIN = 0.05       # windows whose key beats the runner-up's correlation 
 TEMPO_SPEC = Spec(float, *TEMPO_RANGE)  # the tokenizers' tempo range, in bpm
 KEY_HELP = "a tonic and a mode, e.g. C:major, A:minor, F#:minor, Bb:major"
 DENSITY_PARTICLES = 8     # pieces sampled per candidate with a density asked, resampled at every bar ...
-SPREAD = 0.15             # ... by how near each bar's notes came to the target (log ratio; +-25%: 0.22)
+KEY_PARTICLES = 4         # ... with a key asked (no density), chosen on seed 1 of benchmarks/steer.py ...
+SPREAD = 0.15             # ... by how near each bar's notes came to the target (log ratio; +-25%: 0.22) ...
+KEY_SHARPNESS = 20.0      # ... and by the asked key's lead over the others in the piece so far
 
 
 def parse_key(text: str):
@@ -236,31 +241,72 @@ class DensityRules:
         return None if state[1] else self.rules.redirect(state[0], allowed[:self.size])
 
 
-class DensityFit(Particles):
-    """Particles resampled at every bar by how near its notes came to the level's target: the
-    model trained with controls follows the level's token loosely, so of the bars it writes
-    the ones near the target are kept (log-weight ``-(log ratio)^2 / 2 SPREAD^2``, the ratio
-    of notes + 1 to target + 1). A piece's ``scores`` are its notes per bar, the last one open."""
+class BarFit(Particles):
+    """Particles resampled at every bar by how near its notes came to the asked density's target
+    and how clearly the piece so far is in the asked key: the model trained with controls follows
+    the level's token loosely, and a piece started in a key may drift to another, so of the bars
+    written the ones that keep to what was asked are kept. Log-weights: ``-(log ratio)^2 / 2
+    SPREAD^2`` for the density (the ratio of notes + 1 to target + 1), and ``KEY_SHARPNESS``
+    times the margin by which the asked key's profile correlates with the pitch classes of the
+    piece so far better than any other key's (the Krumhansl-Schmuckler estimate with music21's
+    Aarden-Essen profiles). A piece's ``scores`` are its notes per bar by pitch class, the last
+    bar open."""
 
-    def __init__(self, size: int, rng: np.random.Generator, kinds: TokenKinds, level: str) -> None:
+    def __init__(self, size: int, rng: np.random.Generator, kinds: TokenKinds, steer: Steer) -> None:
         super().__init__(size, 1, rng)
-        self.bars, self.pitches, self.target = kinds.bars > 0, kinds.count("Pitch"), TARGETS[level]
+        self.bars, self.classes = kinds.bars > 0, _pitch_classes(kinds)
+        self.target = TARGETS[steer.density] if steer.density else None
+        self.profiles = _key_profiles(parse_key(steer.key)) if steer.key else None
 
     def observe(self, piece, logp) -> None:
         token = piece.new[-1]
         if not piece.scores:
-            piece.scores.append(0)
+            piece.scores.append(np.zeros(12))
         if token < len(self.bars):
             if self.bars[token]:
-                piece.scores.append(0)
+                piece.scores.append(np.zeros(12))
             else:
-                piece.scores[-1] += int(self.pitches[token])
+                piece.scores[-1] = piece.scores[-1] + self.classes[token]
 
     def judged(self, piece) -> int:
         return max(0, len(piece.scores) - 1)
 
     def weight(self, piece, k: int) -> float:
-        return -math.log((piece.scores[k] + 1) / (self.target + 1)) ** 2 / (2 * SPREAD ** 2)
+        weight = 0.0
+        if self.target is not None:
+            weight -= math.log((piece.scores[k].sum() + 1) / (self.target + 1)) ** 2 / (2 * SPREAD ** 2)
+        if self.profiles is not None:
+            so_far = np.sum(piece.scores[:k + 1], axis=0)
+            if so_far.std() > 0:
+                fit = np.corrcoef(self.profiles, so_far[None])[-1, :-1]  # each key's profile against the piece
+                weight += KEY_SHARPNESS * (fit[0] - fit[1:].max())
+        return weight
+
+
+def particles(steer: Steer | None) -> int:
+    """Pieces sampled per candidate: :data:`DENSITY_PARTICLES` with a density asked,
+    :data:`KEY_PARTICLES` with a key alone, else one."""
+    return DENSITY_PARTICLES if steer and steer.density else KEY_PARTICLES if steer and steer.key else 1
+
+
+def _pitch_classes(kinds: TokenKinds) -> np.ndarray:
+    """Per token, its notes by pitch class ``[tokens, 12]``."""
+    classes = np.zeros((kinds.size, 12))
+    for token, values in enumerate(kinds.values("Pitch")):
+        for v in values:
+            classes[token, int(v) % 12] += 1
+    return classes
+
+
+def _key_profiles(asked) -> np.ndarray:
+    """The 24 keys' Aarden-Essen profiles (music21's, as its ``analyze('key')`` weighs them), the
+    asked key's first: ``[24, 12]`` by pitch class."""
+    from music21.analysis.discrete import AardenEssen
+
+    weights = {mode: np.array(AardenEssen().getWeights(mode)) for mode in MODES}
+    first = MODES.index(asked.mode) * 12 + asked.tonic.pitchClass
+    keys = [np.roll(weights[mode], tonic) for mode in MODES for tonic in range(12)]
+    return np.array(keys[first:first + 1] + keys[:first] + keys[first + 1:])
 
 
 def without_controls(new, size: int) -> np.ndarray:
