@@ -57,3 +57,12 @@ def infill_model(studio, tmp_path_factory) -> str:
         pytest.skip("POP909 files absent")
     fine_tune_infill(songs, tmp_path_factory.mktemp("infill"), studio.runs / "infill")
     return "infill"
+
+
+@pytest.fixture(scope="session")
+def plain_run(tmp_path_factory) -> Path:
+    """A tiny REMI run trained without infill, density controls or lookahead (seconds): what the
+    commands that need them refuse."""
+    from midifiles import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("plain"))

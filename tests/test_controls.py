@@ -96,7 +96,8 @@ def controls_run(tmp_path_factory) -> Path:
 def test_a_grown_run_keeps_the_base_and_density_is_written_after_every_bar(base, controls_run):
     run = load_run(controls_run)
     rep, kinds = run.representation, TokenKinds(run.representation)
-    assert run.model.embed.num_embeddings == rep.vocab_size + fim.MARKERS + controls.LEVELS
+    assert run.model.embed.num_embeddings == layouts.model_vocab(run.config, rep) \
+        >= rep.vocab_size + fim.MARKERS + controls.LEVELS
     rules = _rules(run, kinds, False, Steer(density="high"))
     state = rules.start(np.array([kinds.bar_id]))
     asked = controls.level_token(rep, "high")
@@ -109,13 +110,14 @@ def test_a_grown_run_keeps_the_base_and_density_is_written_after_every_bar(base,
     assert all(len(new) and new.max() < kinds.size for new in result.new)  # the levels are not the music's
 
 
-def test_density_refused_in_one_line(controls_run, tmp_path, capsys, monkeypatch):
+def test_density_refused_in_one_line(controls_run, plain_run, tmp_path, capsys, monkeypatch):
     from midifiles import write_eighths_corpus
 
     monkeypatch.setenv("CADENZA_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "x.mid"
     songs = write_eighths_corpus(tmp_path / "songs", files=1)
-    for argv, said in ((["generate", "base", "-o", str(out), "--density", "high"], "trained with density controls"),
+    for argv, said in ((["generate", str(plain_run), "-o", str(out), "--density", "high"],
+                        "trained with density controls"),
                        (["generate", str(controls_run), "-o", str(out), "--density", "loud"], "unknown density"),
                        (["train", str(songs), "--from", str(controls_run), "--controls", "0",
                          "--run-dir", str(tmp_path / "r"), "--epochs", "1", "--steps-per-epoch", "1",

@@ -84,14 +84,14 @@ def test_a_bad_span_is_one_line_and_writes_nothing(infill_run, excerpt, tmp_path
 
 
 @pytest.mark.slow
-def test_a_piece_without_notes_and_a_run_without_infill_are_refused(infill_run, excerpt, tmp_path, capsys):
+def test_a_piece_without_notes_and_a_run_without_infill_are_refused(infill_run, plain_run, excerpt, tmp_path, capsys):
     empty = tmp_path / "empty.mid"
     score = Score(480)
     score.time_signatures.append(TimeSignature(0, 4, 4))
     score.dump_midi(str(empty))
     assert main(["infill", str(infill_run), str(empty), "--bars", "1-2", "-o", str(tmp_path / "a.mid")]) == 2
     assert "no notes" in capsys.readouterr().err
-    assert main(["infill", "base", str(excerpt), "--bars", "9-12", "-o", str(tmp_path / "b.mid")]) == 2
+    assert main(["infill", str(plain_run), str(excerpt), "--bars", "9-12", "-o", str(tmp_path / "b.mid")]) == 2
     err = capsys.readouterr().err
     assert "not trained for infill" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mid", "excerpt.mid"]

@@ -51,8 +51,7 @@ def test_each_closed_bar_reads_its_top_line_first(base):
     window = ids[200:1000]
     laid = with_lookahead(window, tables, top)
     assert len(laid) == len(window)
-    inside = np.cumsum(laid == top) - np.cumsum(np.concatenate([[0], laid[:-1] == top + 1]))
-    music = laid[inside == 0]
+    music = laid[lookahead.outside_blocks(laid, top)]
     assert np.array_equal(music, window[:len(music)])  # the music, in order, the end giving way
     bars = np.flatnonzero(tables.bar[window])
     opened = np.flatnonzero(laid == top)

@@ -358,11 +358,11 @@ def test_regenerate_bars_needs_an_infill_model(page):
     card.locator("input.last").fill("5")  # typed: the shade follows
     page.wait_for_function("Math.abs(document.querySelector('.candidate .selection').getBoundingClientRect().width"
                            f" - {3 / 8 * (box['width'] - 30)}) < 4")
-    page.locator(".model[data-id=base]").click()
+    page.locator(".model[data-id=tiny]").click()
     card.locator("button.regen-bars").click()
     error = card.locator(".section-error")
     error.wait_for()
-    assert error.inner_text().startswith("model base was not trained for infill: pick a model fine-tuned with infill")
+    assert error.inner_text().startswith("model tiny was not trained for infill: pick a model fine-tuned with infill")
     assert page.inner_text("#gen-status") == "not started" and page.is_enabled("#generate")
     card.locator("input.first").fill("")
     card.locator("button.regen-bars").click()  # a field of the card: its error beside it

@@ -66,6 +66,12 @@ def block(line: list[Note], top: int) -> list[int]:
     return [top, *(i for note in line for i in note.ids), top + 1]
 
 
+def outside_blocks(ids: np.ndarray, top: int) -> np.ndarray:
+    """Which of ``ids`` are the music's: not in a lookahead block (``TOP`` through ``PLAY``)."""
+    ids = np.asarray(ids)
+    return np.cumsum(ids == top) - np.cumsum(np.concatenate([[0], ids[:-1] == top + 1])) == 0
+
+
 class Tables:
     """Per token id of a run's tokenizer: its Position and Pitch value and its Duration in
     positions (-1: none), whether it opens a bar."""
