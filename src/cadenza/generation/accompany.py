@@ -256,7 +256,11 @@ class _MelodyFit(Particles):
     melody goes are kept (the melody is the evidence)."""
 
     def observe(self, piece, logp: torch.Tensor) -> None:
-        if len(piece.state[4]) == 2:  # the melody note's Pitch was just written
+        coming, ahead = piece.state[4], piece.state[6]
+        # the melody note's Pitch was just written, or a lookahead block's (TOP (Position Pitch
+        # Duration)* PLAY: after a Pitch, 3k + 2 tokens are left): with lookahead the model knows
+        # the bar's melody when it reaches its notes, and the evidence is how it foresaw the block
+        if len(coming) == 2 or len(ahead) % 3 == 2:
             piece.scores.append(float(logp[piece.new[-1]]))
 
 
