@@ -45,7 +45,7 @@ TARGET = HERE / "base"
 FP16_TOLERANCE = 0.01
 GEN_KEYS = ("gen_temperature", "gen_top_k", "gen_top_p", "gen_min_p", "gen_form", "gen_length")
 # a fine-tune scales these from the base preset's, however the shipped weights were last trained
-TRAIN_KEYS = ("lr", "warmup_fraction", "warmup_steps", "max_minutes", "patience", "init_from")
+TRAIN_KEYS = ("lr", "warmup_fraction", "warmup_steps", "max_minutes", "patience", "init_from", "ema")
 
 
 BENCHMARK_CHORALES = 40  # sorted(bach_chorales())[:40]: never in the base's data

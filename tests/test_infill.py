@@ -98,17 +98,18 @@ def test_a_piece_without_notes_and_a_run_without_infill_are_refused(infill_run, 
 
 
 @pytest.mark.slow
-def test_the_fine_tune_grows_the_markers_and_keeps_the_bases_rows_exactly(infill_run):
+def test_the_fine_tune_has_the_markers_and_growing_keeps_the_rows_exactly(infill_run):
     base, grown = load_run("base"), load_run(infill_run)
     assert Config.load(infill_run / "config.json").infill == 0.5
-    assert base.model.embed.num_embeddings == base.representation.vocab_size == 342
-    assert grown.model.embed.num_embeddings == 345 and grown.representation.vocab_size == 342
-    # growing itself: old rows exact, the new ones the mean row
-    big = type(base.model)(vocab_size=345, **base.config.model_options)
-    fim.grow_vocab(base.model, big)
-    old = base.model.embed.weight
-    assert torch.equal(big.embed.weight[:342], old) and torch.equal(big.out.bias[:342], base.model.out.bias)
-    assert torch.allclose(big.embed.weight[342:], old.mean(0, keepdim=True).expand(3, -1))
+    V = grown.representation.vocab_size
+    assert grown.model.embed.num_embeddings == layouts.model_vocab(grown.config, grown.representation) >= V + 3
+    # growing a model of the tokenizer's vocabulary alone: old rows exact, the new ones the mean row
+    small = type(base.model)(vocab_size=V, **base.config.model_options)
+    big = type(base.model)(vocab_size=V + 3, **base.config.model_options)
+    fim.grow_vocab(small, big)
+    old = small.embed.weight
+    assert torch.equal(big.embed.weight[:V], old) and torch.equal(big.out.bias[:V], small.out.bias)
+    assert torch.allclose(big.embed.weight[V:], old.mean(0, keepdim=True).expand(3, -1))
     assert big.out.weight is big.embed.weight  # tied weights stay tied
 
 
@@ -120,13 +121,17 @@ def test_a_fine_tune_of_an_infill_run_keeps_its_markers(infill_run, tmp_path, ca
     assert "keeps its markers" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_a_run_without_markers_has_the_tokenizers_vocabulary_and_samples_inside_it():
-    """The shipped base (no infill): its model's vocabulary is its tokenizer's, nothing is grown,
-    and what it samples are the tokenizer's tokens; generation's one new rule (no marker unless
-    the rules allow it) applies to runs that have markers only."""
+def test_a_run_without_markers_has_the_tokenizers_vocabulary_and_a_run_with_them_samples_inside_it(plain_run):
+    """A run trained without infill has its tokenizer's vocabulary, nothing grown; the shipped
+    base has the markers, the density tokens and the lookahead markers after it, and what it
+    samples without asking for them are the tokenizer's tokens."""
+    plain = load_run(plain_run)
+    assert not fim.has_markers(plain.config)
+    assert layouts.model_vocab(plain.config, plain.representation) == plain.representation.vocab_size \
+        == plain.model.embed.num_embeddings
     run = load_run("base")
-    assert not fim.has_markers(run.config)
-    assert layouts.model_vocab(run.config, run.representation) == run.representation.vocab_size == run.model.embed.num_embeddings
+    assert layouts.model_vocab(run.config, run.representation) == run.model.embed.num_embeddings \
+        > run.representation.vocab_size
     result = generate(run, num=2, length=64, unit="tokens", seed=11, quiet=True, log=lambda m: None)
     assert max(int(t) for new in result.new for t in new) < run.representation.vocab_size
 
