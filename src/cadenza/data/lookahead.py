@@ -12,8 +12,9 @@ In such a window each bar the window closes reads::
 
 the block listing the bar's top line: at each onset the highest note, where no earlier note of
 the top line still sounds above it (an accompaniment under a held melody note is not the top
-line) and within an octave of the bar's highest (where the melody rests, the bass is not it). ``TOP`` is not scored (where a block is laid is drawn at random); the block and ``PLAY``
-are, so the model can also plan a bar's top line itself. The length of the window is kept.
+line) and within an octave of the bar's highest (where the melody rests, the bass is not it).
+``TOP`` is not scored (where a block is laid is drawn at random); the block and ``PLAY`` are, so
+the model can also plan a bar's top line itself. The length of the window is kept.
 """
 from __future__ import annotations
 
