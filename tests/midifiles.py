@@ -114,19 +114,32 @@ def train_tiny_run(base: Path, **changes) -> Path:
 def fine_tune_infill(songs: list[Path], root: Path, run_dir: Path) -> Path:
     """The shipped base fine-tuned 2 steps on ``songs`` with half its windows made FIM examples
     (seconds), into ``run_dir``; ``root`` holds the songs' links and the data cache."""
+    (root / "songs").mkdir()
+    for song in songs:
+        (root / "songs" / song.name).symlink_to(song)
+    return fine_tune_base(root / "songs", root / "cache", run_dir, "--infill", "0.5", "--batch-size", "4",
+                          "--workers", "1")
+
+
+def fine_tune_eighths(root: Path, *flags: str) -> Path:
+    """The shipped base fine-tuned 2 steps with ``flags`` (e.g. ``--controls 1``) on four files
+    of the eighths corpus written under ``root``, into ``root/run`` (seconds)."""
+    write_eighths_corpus(root / "songs", files=4)
+    return fine_tune_base(root / "songs", root / "cache", root / "run", "--batch-size", "2", *flags)
+
+
+def fine_tune_base(songs: Path, cache: Path, run_dir: Path, *flags: str) -> Path:
+    """The shipped base fine-tuned 2 steps (one epoch, one thread) on the folder ``songs`` with
+    ``flags``, prepared in the data cache ``cache``, into ``run_dir``."""
     import pytest
 
     from cadenza.cli import main
 
-    (root / "songs").mkdir()
-    for song in songs:
-        (root / "songs" / song.name).symlink_to(song)
     mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(root / "cache"))
+    mp.setenv("CADENZA_CACHE", str(cache))
     try:
-        assert main(["train", str(root / "songs"), "--run-dir", str(run_dir), "--from", "base", "--infill", "0.5",
-                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--threads", "1",
-                     "--workers", "1", "--quiet"]) == 0
+        assert main(["train", str(songs), "--run-dir", str(run_dir), "--from", "base", *flags,
+                     "--epochs", "1", "--steps-per-epoch", "2", "--threads", "1", "--quiet"]) == 0
     finally:
         mp.undo()
     return run_dir

@@ -79,18 +79,9 @@ def test_laid_windows_score_no_density_token_and_compose_with_infill(base):
 @pytest.fixture(scope="module")
 def controls_run(tmp_path_factory) -> Path:
     """The shipped base fine-tuned two steps with density tokens in every window."""
-    from midifiles import write_eighths_corpus
+    from midifiles import fine_tune_eighths
 
-    root = tmp_path_factory.mktemp("controls")
-    write_eighths_corpus(root / "songs", files=4)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(root / "cache"))
-    try:
-        assert main(["train", str(root / "songs"), "--run-dir", str(root / "run"), "--from", "base", "--controls", "1",
-                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--threads", "1", "--quiet"]) == 0
-    finally:
-        mp.undo()
-    return root / "run"
+    return fine_tune_eighths(tmp_path_factory.mktemp("controls"), "--controls", "1")
 
 
 def test_a_grown_run_keeps_the_base_and_density_is_written_after_every_bar(base, controls_run):

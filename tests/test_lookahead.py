@@ -89,18 +89,9 @@ def test_laid_windows_read_the_top_marker_and_compose_with_controls_and_infill(b
 @pytest.fixture(scope="module")
 def lookahead_run(tmp_path_factory) -> Path:
     """The shipped base fine-tuned two steps with lookahead blocks in every window."""
-    from midifiles import write_eighths_corpus
+    from midifiles import fine_tune_eighths
 
-    root = tmp_path_factory.mktemp("lookahead")
-    write_eighths_corpus(root / "songs", files=4)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CADENZA_CACHE", str(root / "cache"))
-    try:
-        assert main(["train", str(root / "songs"), "--run-dir", str(root / "run"), "--from", "base", "--lookahead", "1",
-                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--threads", "1", "--quiet"]) == 0
-    finally:
-        mp.undo()
-    return root / "run"
+    return fine_tune_eighths(tmp_path_factory.mktemp("lookahead"), "--lookahead", "1")
 
 
 def test_accompany_reads_the_melody_ahead_and_keeps_it_out_of_the_piece(base, lookahead_run, tmp_path):

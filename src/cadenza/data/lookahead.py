@@ -86,11 +86,10 @@ class Tables:
             raise CadenzaError("--lookahead needs tokens that are single events (no BPE)")
         self.size = kinds.size
         self.bar = kinds.bars > 0
-        self.position = _numbers(kinds.values("Position"), int)
-        self.pitch = _numbers(kinds.values("Pitch"), int)
+        self.position, self.pitch = kinds.numbers("Position"), kinds.numbers("Pitch")
         # positions per beat: the finest grid of the durations (the short ones' resolution)
         per_beat = max(int(v.split(".")[2]) for vs in kinds.values("Duration") for v in vs)
-        self.length = _numbers(kinds.values("Duration"), lambda v: _positions(v, per_beat))
+        self.length = kinds.numbers("Duration", lambda v: _positions(v, per_beat))
 
     def bar_notes(self, tokens: np.ndarray) -> list[Note]:
         """The notes of one bar's tokens (after its Bar token), in the order written."""
@@ -106,10 +105,6 @@ class Tables:
                     notes.append(Note(int(self.position[position_id]), int(self.pitch[token]),
                                       int(self.length[duration]), (position_id, int(token), duration)))
         return notes
-
-
-def _numbers(values: list[tuple[str, ...]], read) -> np.ndarray:
-    return np.array([read(vs[0]) if len(vs) == 1 else -1 for vs in values], dtype=np.int64)
 
 
 def _positions(value: str, per_beat: int) -> int:

@@ -61,6 +61,12 @@ class TokenKinds:
             self._values[kind] = [tuple(v for k, v in p if k == kind) for p in self.parts]
         return self._values[kind]
 
+    def numbers(self, kind: str, read=int) -> np.ndarray:
+        """Per token that is one ``kind`` event alone, its value as ``read`` makes it a number;
+        -1 for every other token."""
+        return np.array([read(vs[0]) if len(vs) == 1 and len(p) == 1 else -1
+                         for vs, p in zip(self.values(kind), self.parts)], dtype=np.int64)
+
     def in_force(self, kind: str, ids) -> str | None:
         """The ``kind`` value in force after ``ids`` (a BOS starts a new piece), or None."""
         values = self.values(kind)

@@ -103,11 +103,7 @@ def read_melody(path: str | Path, melody_track: str | None = None) -> Score:
 
 def _token_tables(kinds: TokenKinds) -> dict[str, np.ndarray]:
     """Per token id: its Pitch and Position values (-1: none), whether it is a Bar or a Rest."""
-    def number(kind: str) -> np.ndarray:
-        return np.array([int(vs[0]) if len(vs) == 1 and len(p) == 1 else -1
-                         for vs, p in zip(kinds.values(kind), kinds.parts)], dtype=np.int64)
-
-    return {"pitch": number("Pitch"), "position": number("Position"),
+    return {"pitch": kinds.numbers("Pitch"), "position": kinds.numbers("Position"),
             "bar": kinds.count("Bar") > 0, "rest": kinds.count("Rest") > 0}
 
 
